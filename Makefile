@@ -1,0 +1,95 @@
+# lumen-sniff: every target does its own set-up, so `make run` and `make test`
+# work on a fresh Debian 12 machine (as root) with only git and make.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PY      := /usr/bin/python3
+VENV    := .venv
+VPY     := $(VENV)/bin/python
+STAMP   := $(VENV)/.stamp-$(shell cat pyproject.toml | md5sum | cut -c1-12)
+APT_STAMP := /var/lib/lumen-sniff-setup/apt-stamp-v1
+KREL    := $(shell uname -r)
+
+# Debian packages: bcc (python3-bpfcc is not on PyPI), kernel headers for bcc,
+# tshark for key-log decryption, and the real clients the integration tests drive.
+APT_PACKAGES := python3 python3-venv python3-dev python3-bpfcc bpfcc-tools \
+	linux-headers-amd64 tshark python3-seccomp nodejs curl ca-certificates gcc \
+	libpcap0.8 iproute2 procps
+
+.PHONY: help setup apt headers venv run test test-unit lint bench fixtures install-service clean
+
+help:
+	@echo "make run      start the daemon in the foreground (default db, loopback API)"
+	@echo "make test     run the whole test suite (unit + eBPF integration)"
+	@echo "make setup    install Debian packages, kernel headers link and .venv"
+	@echo "make bench    run the benchmarks in bench/"
+
+setup: apt headers venv
+
+apt: $(APT_STAMP)
+$(APT_STAMP):
+	@if [ "$$(id -u)" != 0 ]; then echo "make setup must run as root (apt-get, eBPF)"; exit 1; fi
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+	@mkdir -p $(dir $(APT_STAMP)) && touch $(APT_STAMP)
+
+# bcc compiles against /lib/modules/$(uname -r)/build. Where no package matches the
+# running kernel (these VMs), link Debian's generic headers: a uprobe program only
+# needs pt_regs and the helper definitions. A matching tree is never touched.
+headers: apt
+	@if [ -e /lib/modules/$(KREL)/build/include ]; then \
+	  echo "kernel headers for $(KREL): present"; \
+	else \
+	  hdr=$$(ls -d /usr/src/linux-headers-*-amd64 2>/dev/null | sort -V | tail -n1); \
+	  common=$$(ls -d /usr/src/linux-headers-*-common 2>/dev/null | sort -V | tail -n1); \
+	  if [ -z "$$hdr" ] || [ -z "$$common" ]; then echo "no kernel headers found under /usr/src"; exit 1; fi; \
+	  mkdir -p /lib/modules/$(KREL); \
+	  ln -sfn $$hdr /lib/modules/$(KREL)/build; ln -sfn $$common /lib/modules/$(KREL)/source; \
+	  echo "kernel headers for $(KREL): none match; linked build -> $$hdr, source -> $$common"; \
+	fi
+
+venv: $(STAMP)
+$(STAMP): pyproject.toml | apt
+	@test -x $(VPY) || $(PY) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q -e '.[test]'
+	@# bcc and seccomp come from Debian, not PyPI: expose just those two modules.
+	@site=$$($(VPY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
+	  ln -sfn /usr/lib/python3/dist-packages/bcc $$site/bcc; \
+	  for so in /usr/lib/python3/dist-packages/seccomp*.so; do ln -sfn $$so $$site/$$(basename $$so); done
+	$(VPY) -c 'import bcc, seccomp'
+	@rm -f $(VENV)/.stamp-* && touch $@
+
+run: setup
+	$(VENV)/bin/lumen-sniff run $(ARGS)
+
+# The whole suite. eBPF tests fail (never skip) under make test: LUMEN_REQUIRE_BPF=1.
+test: setup
+	LUMEN_REQUIRE_BPF=1 $(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test-unit: venv
+	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check lumen_sniff tests bench
+	$(VENV)/bin/mypy
+
+bench: setup
+	$(VPY) bench/pipeline.py
+	$(VPY) bench/store.py
+	$(VPY) bench/replay.py
+	$(VPY) bench/overhead.py
+
+fixtures: setup
+	$(VPY) -m tests.support.make_fixtures
+
+install-service: setup
+	$(VENV)/bin/lumen-sniff install-service
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,7 @@
+"""lumen-sniff: passive LLM API usage and cost monitor for Linux servers."""
+
+from __future__ import annotations
+
+__all__ = ["__version__"]
+
+__version__ = "0.1.0"

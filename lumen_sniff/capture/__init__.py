@@ -1,0 +1,1 @@
+"""Capture edges: everything that turns kernel records or packets into Chunks."""

@@ -1,0 +1,1 @@
+"""Pure pricing: genai-prices adapter and user overrides."""

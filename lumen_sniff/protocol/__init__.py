@@ -1,0 +1,1 @@
+"""Pure protocol decoding: bytes of one connection in, HTTP events out. No I/O."""

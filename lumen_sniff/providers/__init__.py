@@ -1,0 +1,1 @@
+"""Pure LLM API recognition and usage extraction. No I/O."""
