@@ -59,6 +59,8 @@ class Classification:
     """Model named by the request (path or body), if any."""
     stream: bool
     """The request asked for a streamed response."""
+    body_tenant: str | None = None
+    """End-user id the body names (OpenAI ``user``, Anthropic ``metadata.user_id``)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
