@@ -1,0 +1,388 @@
+"""TOML config file and command-line values → one validated :class:`Settings`.
+
+Config is validated values and nothing else: loading it creates no directory,
+opens no socket and reads no file but the config itself. Side effects belong to
+``Daemon.start()``.
+
+Every error names the file, the line (when the value can be found in the text)
+and the reason, e.g. ``/etc/lumen-sniff/config.toml:12: [api] listen: port must
+be 1-65535, got 70000``.
+
+Example file (every key optional)::
+
+    [api]
+    listen = "127.0.0.1:7437"
+    token = "change-me"            # required when listen is not loopback
+
+    [store]
+    db = "/var/lib/lumen-sniff/lumen.db"
+    retention_days = 90
+
+    [capture]
+    mode = "auto"                  # auto | bpf | pcap
+    pids = []                      # only these processes (eBPF)
+    comms = ["python3", "node"]    # only these process names (eBPF)
+    exes = []                      # only these executables (eBPF)
+    iface = "any"                  # pcap interface
+    ports = [11434, 8000, 8080, 1234, 4000]
+    bpf_filter = ""                # overrides ports when set
+    max_bytes_per_call = 1048576   # eBPF copy cap per SSL call
+
+    [providers.hosts]              # host (or host:port) → provider
+    "llm-gateway.internal" = "openai"
+
+    [tenants]
+    headers = ["x-tenant-id"]
+
+    [prices."my-finetune"]         # USD per million tokens
+    provider = "openai"            # optional
+    input = 3.0
+    output = 12.0
+    cache_read = 1.5               # optional, defaults to input
+    cache_write = 3.75             # optional, defaults to input
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from lumen_sniff.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_CONFIG_PATH",
+    "DEFAULT_DB_PATH",
+    "DEFAULT_PCAP_PORTS",
+    "DEFAULT_PORT",
+    "CaptureSettings",
+    "PriceOverride",
+    "Settings",
+    "is_loopback",
+    "load_settings",
+    "parse_listen",
+]
+
+DEFAULT_CONFIG_PATH = Path("/etc/lumen-sniff/config.toml")
+DEFAULT_DB_PATH = Path("/var/lib/lumen-sniff/lumen.db")
+DEFAULT_LISTEN_HOST = "127.0.0.1"
+DEFAULT_PORT = 7437
+"""Not used by common server software (unlike 8000, 8080, 9090, 9091, 9100, 9464)."""
+DEFAULT_PCAP_PORTS = (11434, 8000, 8080, 1234, 4000)
+"""Ollama, vLLM, llama.cpp, LM Studio, LiteLLM and other relays."""
+
+_CAPTURE_MODES = ("auto", "bpf", "pcap")
+_PRICE_KEYS = ("input", "output", "cache_read", "cache_write")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PriceOverride:
+    """A user price for one model, in USD per million tokens."""
+
+    model: str
+    """Model name it applies to."""
+    provider: str | None
+    """Provider it applies to; None for any."""
+    input_mtok: Decimal
+    """Uncached input price."""
+    output_mtok: Decimal
+    """Output price (reasoning included)."""
+    cache_read_mtok: Decimal
+    """Cache read price (defaults to the input price)."""
+    cache_write_mtok: Decimal
+    """Cache write price (defaults to the input price)."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CaptureSettings:
+    """What to capture and how."""
+
+    mode: str = "auto"
+    """"auto" (eBPF for TLS plus pcap for plaintext ports), "bpf" or "pcap"."""
+    pids: tuple[int, ...] = ()
+    """Only these processes (eBPF); empty for all."""
+    comms: tuple[str, ...] = ()
+    """Only these process names (eBPF); empty for all."""
+    exes: tuple[str, ...] = ()
+    """Only these executables (eBPF); empty for all."""
+    iface: str = "any"
+    """Interface for plaintext capture."""
+    ports: tuple[int, ...] = DEFAULT_PCAP_PORTS
+    """Plaintext LLM server ports for packet capture."""
+    bpf_filter: str = ""
+    """A libpcap filter expression that replaces ``ports`` when set."""
+    max_bytes_per_call: int = 1 << 20
+    """eBPF copy cap per SSL call; the rest is counted as lost."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Settings:
+    """Everything the daemon and the CLI need, validated."""
+
+    listen_host: str = DEFAULT_LISTEN_HOST
+    """API bind address."""
+    listen_port: int = DEFAULT_PORT
+    """API port."""
+    token: str | None = None
+    """Bearer token for the API; required for a non-loopback bind."""
+    db_path: Path = DEFAULT_DB_PATH
+    """SQLite database file."""
+    retention_days: int = 90
+    """Events older than this are pruned; 0 keeps everything."""
+    capture: CaptureSettings = field(default_factory=CaptureSettings)
+    """Capture settings."""
+    hosts: Mapping[str, str] = field(default_factory=dict)
+    """Extra API hosts → provider."""
+    tenant_headers: tuple[str, ...] = ("x-tenant-id",)
+    """Request headers that name the tenant, lower case."""
+    prices: tuple[PriceOverride, ...] = ()
+    """User price overrides."""
+    config_path: Path | None = None
+    """The file these settings came from, if any."""
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        """Return a copy with command-line values applied (None values ignored)."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and "localhost"."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """Parse ``HOST:PORT``, ``[V6]:PORT``, ``HOST`` or ``:PORT``.
+
+    Raises:
+        ConfigError: on a malformed value or a port outside 1-65535.
+    """
+    host, port_text = DEFAULT_LISTEN_HOST, str(DEFAULT_PORT)
+    match = re.fullmatch(r"\[([0-9a-fA-F:.]+)\](?::(\d*))?|([^:\[\]]*)(?::(\d*))?", value.strip())
+    if not match or not value.strip():
+        raise ConfigError(f"listen: expected HOST:PORT, got {value!r}")
+    host = match.group(1) or match.group(3) or host
+    port_text = match.group(2) or match.group(4) or port_text
+    port = int(port_text)
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"listen: port must be 1-65535, got {port}")
+    return host, port
+
+
+def load_settings(path: Path | None, *, required: bool = False) -> Settings:
+    """Load and validate a TOML config file.
+
+    Args:
+        path: The file; None (or a missing default file when not ``required``)
+            gives the defaults.
+        required: Raise when the file does not exist (an explicit ``--config``).
+
+    Raises:
+        ConfigError: naming the file, the line and the reason.
+    """
+    if path is None:
+        return Settings()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if required:
+            raise ConfigError(f"{path}: no such config file") from None
+        return Settings()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc}") from exc
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line = re.search(r"at line (\d+)", str(exc))
+        where = f"{path}:{line.group(1)}" if line else str(path)
+        raise ConfigError(f"{where}: invalid TOML: {exc}") from exc
+    return _Validator(path, text).settings(doc)
+
+
+class _Validator:
+    """Turns a parsed TOML document into Settings, locating bad values by line."""
+
+    def __init__(self, path: Path, text: str) -> None:
+        self._path = path
+        self._lines = text.splitlines()
+
+    def settings(self, doc: dict[str, Any]) -> Settings:
+        self._only(doc, "", ("api", "store", "capture", "providers", "tenants", "prices"))
+        api = self._table(doc, "api", ("listen", "token"))
+        store = self._table(doc, "store", ("db", "retention_days"))
+        cap = self._table(doc, "capture", tuple(CaptureSettings.__dataclass_fields__))
+        providers = self._table(doc, "providers", ("hosts",))
+        tenants = self._table(doc, "tenants", ("headers",))
+        host, port = DEFAULT_LISTEN_HOST, DEFAULT_PORT
+        if "listen" in api:
+            try:
+                host, port = parse_listen(self._str(api, "api", "listen"))
+            except ConfigError as exc:
+                raise self._error("api", "listen", str(exc).removeprefix("listen: ")) from None
+        token = self._str(api, "api", "token") if "token" in api else None
+        if token == "":
+            token = None
+        retention = self._int(store, "store", "retention_days", default=90, minimum=0)
+        db = Path(self._str(store, "store", "db")) if "db" in store else DEFAULT_DB_PATH
+        return Settings(
+            listen_host=host,
+            listen_port=port,
+            token=token,
+            db_path=db,
+            retention_days=retention,
+            capture=self._capture(cap),
+            hosts=self._hosts(providers.get("hosts", {})),
+            tenant_headers=tuple(
+                h.lower() for h in self._strs(tenants, "tenants", "headers", ("x-tenant-id",))
+            ),
+            prices=self._prices(doc.get("prices", {})),
+            config_path=self._path,
+        )
+
+    def _capture(self, cap: dict[str, Any]) -> CaptureSettings:
+        mode = self._str(cap, "capture", "mode") if "mode" in cap else "auto"
+        if mode not in _CAPTURE_MODES:
+            raise self._error("capture", "mode", f"must be one of {', '.join(_CAPTURE_MODES)}")
+        ports = tuple(self._ints(cap, "capture", "ports", DEFAULT_PCAP_PORTS))
+        if any(not 1 <= p <= 65535 for p in ports):
+            raise self._error("capture", "ports", "ports must be 1-65535")
+        return CaptureSettings(
+            mode=mode,
+            pids=tuple(self._ints(cap, "capture", "pids", ())),
+            comms=tuple(self._strs(cap, "capture", "comms", ())),
+            exes=tuple(self._strs(cap, "capture", "exes", ())),
+            iface=self._str(cap, "capture", "iface") if "iface" in cap else "any",
+            ports=ports,
+            bpf_filter=self._str(cap, "capture", "bpf_filter") if "bpf_filter" in cap else "",
+            max_bytes_per_call=self._int(
+                cap, "capture", "max_bytes_per_call", default=1 << 20, minimum=1
+            ),
+        )
+
+    def _hosts(self, raw: Any) -> dict[str, str]:
+        if not isinstance(raw, dict):
+            raise self._error("providers", "hosts", "must be a table of host = provider")
+        out: dict[str, str] = {}
+        for host, provider in raw.items():
+            if not isinstance(provider, str) or not provider:
+                raise self._error("providers.hosts", host, "provider must be a non-empty string")
+            out[host.lower()] = provider
+        return out
+
+    def _prices(self, raw: Any) -> tuple[PriceOverride, ...]:
+        if not isinstance(raw, dict):
+            raise self._error("", "prices", 'must be tables like [prices."model"]')
+        out = []
+        for model, entry in raw.items():
+            table = f'prices."{model}"'
+            if not isinstance(entry, dict):
+                raise self._error("prices", model, "must be a table of per-million prices")
+            self._only(entry, table, ("provider", *_PRICE_KEYS))
+            for key in ("input", "output"):
+                if key not in entry:
+                    raise self._error(table, model, f"missing {key!r} (USD per million tokens)")
+            values = {k: self._money(entry, table, k) for k in _PRICE_KEYS if k in entry}
+            provider = entry.get("provider")
+            if provider is not None and not isinstance(provider, str):
+                raise self._error(table, "provider", "must be a string")
+            out.append(
+                PriceOverride(
+                    model=model,
+                    provider=provider,
+                    input_mtok=values["input"],
+                    output_mtok=values["output"],
+                    cache_read_mtok=values.get("cache_read", values["input"]),
+                    cache_write_mtok=values.get("cache_write", values["input"]),
+                )
+            )
+        return tuple(out)
+
+    # ------------------------------------------------------------ typed getters
+
+    def _table(self, doc: dict[str, Any], name: str, allowed: tuple[str, ...]) -> dict[str, Any]:
+        value = doc.get(name, {})
+        if not isinstance(value, dict):
+            raise self._error("", name, "must be a table")
+        self._only(value, name, allowed)
+        return value
+
+    def _only(self, table: dict[str, Any], name: str, allowed: tuple[str, ...]) -> None:
+        for key in table:
+            if key not in allowed:
+                where = f"[{name}] " if name else ""
+                raise self._error(
+                    name, key, f"unknown key {where}{key!r}; expected one of {', '.join(allowed)}"
+                )
+
+    def _str(self, table: dict[str, Any], name: str, key: str) -> str:
+        value = table[key]
+        if not isinstance(value, str):
+            raise self._error(name, key, f"must be a string, got {type(value).__name__}")
+        return value
+
+    def _int(self, table: dict[str, Any], name: str, key: str, *, default: int, minimum: int) -> int:
+        value = table.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self._error(name, key, f"must be an integer, got {value!r}")
+        if value < minimum:
+            raise self._error(name, key, f"must be >= {minimum}, got {value}")
+        return value
+
+    def _ints(self, table: dict[str, Any], name: str, key: str, default: tuple[int, ...]) -> list[int]:
+        value = table.get(key, list(default))
+        if not isinstance(value, list) or any(
+            isinstance(v, bool) or not isinstance(v, int) for v in value
+        ):
+            raise self._error(name, key, "must be a list of integers")
+        return value
+
+    def _strs(self, table: dict[str, Any], name: str, key: str, default: tuple[str, ...]) -> list[str]:
+        value = table.get(key, list(default))
+        if not isinstance(value, list) or any(not isinstance(v, str) for v in value):
+            raise self._error(name, key, "must be a list of strings")
+        return value
+
+    def _money(self, table: dict[str, Any], name: str, key: str) -> Decimal:
+        value = table[key]
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise self._error(name, key, "must be a number (USD per million tokens)")
+        try:
+            money = Decimal(str(value))
+        except InvalidOperation:
+            raise self._error(name, key, f"not a number: {value!r}") from None
+        if money < 0 or not money.is_finite():
+            raise self._error(name, key, f"must be a finite number >= 0, got {value!r}")
+        return money
+
+    def _error(self, table: str, key: str, reason: str) -> ConfigError:
+        line = self._line_of(table, key)
+        where = f"{self._path}:{line}" if line else str(self._path)
+        label = f"[{table}] {key}" if table else key
+        return ConfigError(f"{where}: {label}: {reason}")
+
+    def _line_of(self, table: str, key: str) -> int | None:
+        """Best-effort line of ``key`` inside ``[table]`` (tomllib keeps no positions)."""
+        in_table = table == ""
+        header = re.compile(r"^\s*\[+\s*(.+?)\s*\]+\s*(#.*)?$")
+        key_re = re.compile(rf'^\s*"?{re.escape(key)}"?\s*=')
+        for number, text in enumerate(self._lines, start=1):
+            head = header.match(text)
+            if head:
+                name = head.group(1).replace('"', "").replace(" ", "")
+                wanted = table.replace('"', "").replace(" ", "")
+                in_table = name == wanted or (table == "" and name == key)
+                if in_table and table == "" and name == key:
+                    return number
+                continue
+            if in_table and key_re.match(text):
+                return number
+        return None
