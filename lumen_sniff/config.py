@@ -329,15 +329,19 @@ class _Validator:
             raise self._error(name, key, f"must be a string, got {type(value).__name__}")
         return value
 
-    def _int(self, table: dict[str, Any], name: str, key: str, *, default: int, minimum: int) -> int:
+    def _int(
+        self, table: dict[str, Any], name: str, key: str, *, default: int, minimum: int
+    ) -> int:
         value = table.get(key, default)
         if isinstance(value, bool) or not isinstance(value, int):
             raise self._error(name, key, f"must be an integer, got {value!r}")
         if value < minimum:
             raise self._error(name, key, f"must be >= {minimum}, got {value}")
-        return value
+        return int(value)
 
-    def _ints(self, table: dict[str, Any], name: str, key: str, default: tuple[int, ...]) -> list[int]:
+    def _ints(
+        self, table: dict[str, Any], name: str, key: str, default: tuple[int, ...]
+    ) -> list[int]:
         value = table.get(key, list(default))
         if not isinstance(value, list) or any(
             isinstance(v, bool) or not isinstance(v, int) for v in value
@@ -345,7 +349,9 @@ class _Validator:
             raise self._error(name, key, "must be a list of integers")
         return value
 
-    def _strs(self, table: dict[str, Any], name: str, key: str, default: tuple[str, ...]) -> list[str]:
+    def _strs(
+        self, table: dict[str, Any], name: str, key: str, default: tuple[str, ...]
+    ) -> list[str]:
         value = table.get(key, list(default))
         if not isinstance(value, list) or any(not isinstance(v, str) for v in value):
             raise self._error(name, key, "must be a list of strings")

@@ -82,14 +82,23 @@ output = "12.5"
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ('[api]\nlisten = "127.0.0.1:70000"\n', r"config.toml:2: \[api\] listen: port must be 1-65535"),
-        ('[store]\nretention_days = -1\n', r"config.toml:2: \[store\] retention_days: must be >= 0"),
+        (
+            '[api]\nlisten = "127.0.0.1:70000"\n',
+            r"config.toml:2: \[api\] listen: port must be 1-65535",
+        ),
+        (
+            "[store]\nretention_days = -1\n",
+            r"config.toml:2: \[store\] retention_days: must be >= 0",
+        ),
         ('[capture]\n\nmode = "magic"\n', r"config.toml:3: \[capture\] mode: must be one of"),
         ("[api]\nlisten = 5\n", r"config.toml:2: \[api\] listen: must be a string"),
         ("[api]\nbogus = 1\n", r"config.toml:2: \[api\] bogus: unknown key"),
         ("[api\n", r"config.toml:1: invalid TOML"),
         ('[prices."m"]\ninput = 1\n', r"missing 'output'"),
-        ('[prices."m"]\ninput = -1\noutput = 1\n', r"config.toml:2: \[prices.\"m\"\] input: must be a finite"),
+        (
+            '[prices."m"]\ninput = -1\noutput = 1\n',
+            r"config.toml:2: \[prices.\"m\"\] input: must be a finite",
+        ),
         ("[capture]\nports = [0]\n", r"config.toml:2: \[capture\] ports"),
     ],
 )
@@ -120,4 +129,8 @@ def test_parse_listen_rejects(value: str) -> None:
 def test_is_loopback() -> None:
     assert is_loopback("127.0.0.1") and is_loopback("127.1.2.3") and is_loopback("::1")
     assert is_loopback("localhost")
-    assert not is_loopback("0.0.0.0") and not is_loopback("10.0.0.5") and not is_loopback("example.com")
+    assert (
+        not is_loopback("0.0.0.0")
+        and not is_loopback("10.0.0.5")
+        and not is_loopback("example.com")
+    )
