@@ -12,7 +12,17 @@ __all__ = ["main"]
 
 # (module, attribute) of each subcommand; imported lazily so that a missing
 # optional backend (bcc, scapy) only breaks the command that needs it.
-_COMMANDS: tuple[tuple[str, str], ...] = (("lumen_sniff.cli.replay", "replay"),)
+_COMMANDS: tuple[tuple[str, str], ...] = (
+    ("lumen_sniff.cli.run", "run"),
+    ("lumen_sniff.cli.replay", "replay"),
+    ("lumen_sniff.cli.top", "top"),
+    ("lumen_sniff.cli.report", "report"),
+    ("lumen_sniff.cli.report", "events"),
+    ("lumen_sniff.cli.report", "lap"),
+    ("lumen_sniff.cli.pricing", "pricing"),
+    ("lumen_sniff.cli.doctor", "doctor"),
+    ("lumen_sniff.cli.service", "install_service"),
+)
 
 
 @click.group()

@@ -1,0 +1,200 @@
+"""``lumen-sniff doctor``: check the eBPF machinery and say how to fix each failure.
+
+Checks, in order: kernel version, BTF, kernel headers for bcc, tracefs, whether
+bcc imports, whether a BPF program loads, whether a uprobe attaches, and which
+TLS libraries the running processes use and whether each can be hooked.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+__all__ = ["Check", "doctor", "run_checks"]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Check:
+    """The outcome of one check."""
+
+    name: str
+    """What was checked."""
+    ok: bool
+    """Whether it passed."""
+    detail: str
+    """What was found."""
+    fix: str = ""
+    """How to fix a failure."""
+
+
+def _kernel() -> Check:
+    release = platform.release()
+    major, minor = (int(x) for x in release.split(".")[:2])
+    ok = (major, minor) >= (5, 8)
+    return Check(
+        name="kernel",
+        ok=ok,
+        detail=release,
+        fix="" if ok else "ring buffers and CAP_BPF need Linux 5.8 or newer",
+    )
+
+
+def _btf() -> Check:
+    ok = Path("/sys/kernel/btf/vmlinux").exists()
+    return Check(
+        name="BTF",
+        ok=ok,
+        detail="/sys/kernel/btf/vmlinux" if ok else "missing",
+        fix="" if ok else "boot a kernel built with CONFIG_DEBUG_INFO_BTF=y",
+    )
+
+
+def _headers() -> Check:
+    build = Path("/lib/modules") / platform.release() / "build"
+    if not build.exists():
+        return Check(
+            name="kernel headers",
+            ok=False,
+            detail=f"{build} missing",
+            fix="run `make setup` (installs linux-headers and links them for bcc)",
+        )
+    target = os.path.realpath(build)
+    matched = platform.release().split("-")[0] in target
+    detail = target if matched else f"{target} (generic headers linked: enough for uprobes)"
+    return Check(name="kernel headers", ok=True, detail=detail)
+
+
+def _tracefs() -> Check:
+    ok = Path("/sys/kernel/tracing/uprobe_events").exists()
+    return Check(
+        name="tracefs",
+        ok=ok,
+        detail="/sys/kernel/tracing" if ok else "not mounted",
+        fix=""
+        if ok
+        else "mount -t tracefs nodev /sys/kernel/tracing "
+        "(lumen-sniff mounts it itself when it starts)",
+    )
+
+
+def _bcc_import() -> Check:
+    try:
+        import bcc  # noqa: F401
+    except ImportError as exc:
+        return Check(
+            name="bcc import",
+            ok=False,
+            detail=str(exc),
+            fix="apt-get install python3-bpfcc, then `make setup` to link it into .venv",
+        )
+    return Check(name="bcc import", ok=True, detail="bcc (python3-bpfcc)")
+
+
+def _libssl() -> str | None:
+    for line in Path("/proc/self/maps").read_text().splitlines():
+        if "libssl.so" in line:
+            return line.split()[-1]
+    for candidate in (
+        "/usr/lib/x86_64-linux-gnu/libssl.so.3",
+        "/usr/lib/aarch64-linux-gnu/libssl.so.3",
+    ):
+        if Path(candidate).exists():
+            return candidate
+    return None
+
+
+def _load_and_attach() -> list[Check]:
+    try:
+        from bcc import BPF
+    except ImportError:
+        return [Check(name="BPF load", ok=False, detail="bcc missing", fix="see bcc import")]
+    try:
+        program = BPF(text="int probe(void *ctx) { return 0; }")
+    except Exception as exc:  # bcc raises bare Exception on compile/load failure
+        return [
+            Check(
+                name="BPF load",
+                ok=False,
+                detail=str(exc)[:200],
+                fix="run as root; check kernel headers (make setup) and CAP_BPF",
+            )
+        ]
+    checks = [Check(name="BPF load", ok=True, detail="a test program compiled and loaded")]
+    lib = _libssl()
+    if lib is None:
+        checks.append(
+            Check(
+                name="uprobe attach",
+                ok=False,
+                detail="no libssl.so found",
+                fix="apt-get install libssl3",
+            )
+        )
+        return checks
+    try:
+        program.attach_uprobe(name=lib, sym="SSL_write", fn_name="probe")
+        program.detach_uprobe(name=lib, sym="SSL_write")
+        checks.append(Check(name="uprobe attach", ok=True, detail=f"{lib}:SSL_write"))
+    except Exception as exc:
+        checks.append(
+            Check(
+                name="uprobe attach",
+                ok=False,
+                detail=str(exc)[:200],
+                fix="run as root with CAP_BPF/CAP_PERFMON; mount tracefs",
+            )
+        )
+    finally:
+        program.cleanup()
+    return checks
+
+
+def _tls_libraries() -> list[Check]:
+    try:
+        from lumen_sniff.capture.targets import discover_targets
+    except ImportError:
+        return []
+    checks = []
+    for target in discover_targets():
+        detail = f"{len(target.pids)} process(es): " + ", ".join(sorted(target.comms)[:5])
+        checks.append(
+            Check(
+                name=f"TLS: {target.path}",
+                ok=target.hookable,
+                detail=detail if target.hookable else f"{detail}; {target.why_not}",
+                fix="" if target.hookable else target.why_not,
+            )
+        )
+    return checks
+
+
+def run_checks() -> list[Check]:
+    """Run every check; nothing here changes the system."""
+    checks: list[Check] = []
+    simple: tuple[Callable[[], Check], ...] = (_kernel, _btf, _headers, _tracefs, _bcc_import)
+    for func in simple:
+        checks.append(func())
+    checks.extend(_load_and_attach())
+    checks.extend(_tls_libraries())
+    return checks
+
+
+@click.command()
+def doctor() -> None:
+    """Check kernel, BTF, headers, bcc, BPF load, uprobe attach and TLS libraries."""
+    if os.geteuid() != 0:
+        click.echo("note: not root — BPF load and uprobe checks will fail; run with sudo", err=True)
+    checks = run_checks()
+    table = Table("check", "", "found", "fix")
+    for c in checks:
+        table.add_row(c.name, "[green]ok[/]" if c.ok else "[red]FAIL[/]", c.detail, c.fix)
+    Console().print(table)
+    if not all(c.ok for c in checks if not c.name.startswith("TLS: ")):
+        raise SystemExit(1)
