@@ -52,6 +52,9 @@ headers: apt
 	  ln -sfn $$hdr /lib/modules/$(KREL)/build; ln -sfn $$common /lib/modules/$(KREL)/source; \
 	  echo "kernel headers for $(KREL): none match; linked build -> $$hdr, source -> $$common"; \
 	fi
+	@# bcc detaches uprobes through tracefs; minimal systems do not mount it.
+	@mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing || \
+	  echo "warning: could not mount tracefs at /sys/kernel/tracing"
 
 venv: $(STAMP)
 $(STAMP): pyproject.toml | apt

@@ -152,7 +152,17 @@ def _load_and_attach() -> list[Check]:
             )
         )
     finally:
-        program.cleanup()
+        try:
+            program.cleanup()
+        except Exception as exc:  # bcc's detach fails when tracefs is not mounted
+            checks.append(
+                Check(
+                    name="uprobe detach",
+                    ok=False,
+                    detail=str(exc)[:200],
+                    fix="mount -t tracefs nodev /sys/kernel/tracing",
+                )
+            )
     return checks
 
 
