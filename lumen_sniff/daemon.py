@@ -1,0 +1,303 @@
+"""The daemon: the only place that wires threads, queues and the event loop.
+
+Threads and data flow::
+
+    capture thread(s)            asyncio loop (this module)
+    ┌───────────────┐  Chunk   ┌──────────────────────────────────────────────┐
+    │ bcc ring buf  │─queue──▶ │ _pump: Pipeline.feed ─▶ UsageEvent ─▶ writer │──▶ SQLite
+    │ scapy sniffer │─queue──▶ │        IgnoreConnection ─▶ capture.ignore    │
+    └───────────────┘          │ uvicorn (FastAPI) reads the store            │
+                               └──────────────────────────────────────────────┘
+
+Each capture backend owns a bounded ``queue.Queue`` and counts what it cannot
+enqueue. The pump drains those queues in batches and yields to the loop every
+few milliseconds, so the API stays responsive under load.
+
+Shutdown (SIGTERM/SIGINT): stop capture, drain what is queued through the
+pipeline, close the pipeline (open exchanges end as incomplete events), flush
+the writer, close the store, stop the API. Nothing already captured is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import queue
+import secrets
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+from lumen_sniff import __version__
+from lumen_sniff.config import Settings, is_loopback
+from lumen_sniff.errors import CaptureError, ConfigError
+from lumen_sniff.model import Chunk, IgnoreConnection, UsageEvent
+
+__all__ = ["Capture", "Daemon", "key_salt"]
+
+log = logging.getLogger("lumen_sniff.daemon")
+
+_BATCH = 2048
+"""Chunks handled before the pump yields to the loop."""
+_IDLE_S = 0.01
+"""Pump sleep when every queue is empty."""
+
+
+class Capture(Protocol):
+    """What the daemon needs of a capture backend."""
+
+    chunks: queue.Queue[Chunk]
+
+    def start(self) -> None:
+        """Attach and start producing Chunks."""
+
+    def stop(self) -> None:
+        """Stop producing; queued Chunks stay in ``chunks``."""
+
+    def status(self) -> dict[str, Any]:
+        """Counters and attachment state for /api/status."""
+
+
+def key_salt(state_dir: Path) -> bytes:
+    """Load the API-key fingerprint salt, creating it (0600) on first use.
+
+    A stable salt keeps fingerprints comparable across restarts; a per-host
+    random one keeps them useless to anyone holding a copy of the database alone.
+    """
+    path = state_dir / "key-salt"
+    try:
+        data = path.read_bytes()
+        if len(data) >= 16:
+            return data
+    except FileNotFoundError:
+        pass
+    data = secrets.token_bytes(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    return data
+
+
+class Daemon:
+    """Capture → pipeline → store, plus the API, in one process."""
+
+    def __init__(self, settings: Settings) -> None:
+        if not is_loopback(settings.listen_host) and not settings.token:
+            raise ConfigError(
+                f"refusing to listen on {settings.listen_host}:{settings.listen_port} "
+                "without an API token: set [api] token in the config "
+                "(or listen on 127.0.0.1)"
+            )
+        self.settings = settings
+        self._captures: list[Capture] = []
+        self._capture_errors: dict[str, str] = {}
+        self._stopping = asyncio.Event()
+        self._ready = False
+        self._started_s = time.time()
+        self._pump_stats = {"chunks": 0, "events": 0, "ignored_connections": 0}
+        self._pipeline: Any = None
+        self._store: Any = None
+        self._writer: Any = None
+        self._server: Any = None
+
+    # ------------------------------------------------------------------ start
+
+    async def start(self) -> None:
+        """Open the store, start capture and the API. Raises on fatal errors."""
+        from lumen_sniff.pipeline import Pipeline
+        from lumen_sniff.store import open_store
+
+        state_dir = self.settings.db_path.parent
+        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(state_dir, 0o700)
+        self._store = await open_store(
+            self.settings.db_path, retention_days=self.settings.retention_days
+        )
+        self._writer = self._store.writer
+        self._pipeline = Pipeline(self._pipeline_settings(key_salt(state_dir)))
+        self._start_captures()
+        await self._start_api()
+        self._ready = bool(self._captures)
+        log.info(
+            "lumen-sniff %s: capture %s, db %s, API http://%s:%d",
+            __version__,
+            ", ".join(type(c).__name__ for c in self._captures) or "none",
+            self.settings.db_path,
+            self.settings.listen_host,
+            self.settings.listen_port,
+        )
+
+    def _pipeline_settings(self, salt: bytes) -> Any:
+        from lumen_sniff.pipeline import PipelineSettings
+
+        return PipelineSettings(
+            hosts=dict(self.settings.hosts),
+            tenant_headers=self.settings.tenant_headers,
+            key_salt=salt,
+            price_overrides=self.settings.prices,
+        )
+
+    def _start_captures(self) -> None:
+        mode = self.settings.capture.mode
+        if mode in ("auto", "bpf"):
+            self._try_start("bpf", self._make_bpf, required=mode == "bpf")
+        if mode in ("auto", "pcap"):
+            self._try_start("pcap", self._make_sniffer, required=mode == "pcap")
+        if not self._captures:
+            raise CaptureError(
+                "no capture backend could start: "
+                + "; ".join(f"{k}: {v}" for k, v in self._capture_errors.items())
+            )
+
+    def _try_start(self, name: str, factory: Any, *, required: bool) -> None:
+        try:
+            capture = factory()
+            capture.start()
+        except (CaptureError, OSError, ImportError) as exc:
+            if required:
+                raise CaptureError(f"{name} capture: {exc}") from exc
+            self._capture_errors[name] = str(exc)
+            log.warning("%s capture unavailable, continuing without it: %s", name, exc)
+            return
+        self._captures.append(capture)
+
+    def _make_bpf(self) -> Capture:
+        from lumen_sniff.capture.bpf import BpfCapture, BpfSettings
+
+        cap = self.settings.capture
+        capture: Capture = BpfCapture(
+            BpfSettings(
+                pids=cap.pids,
+                comms=cap.comms,
+                exes=cap.exes,
+                max_bytes_per_call=cap.max_bytes_per_call,
+                exclude_pids=(os.getpid(),),
+            )
+        )
+        return capture
+
+    def _make_sniffer(self) -> Capture:
+        from lumen_sniff.capture.sniffer import Sniffer
+
+        cap = self.settings.capture
+        sniffer: Capture = Sniffer(
+            iface=cap.iface, ports=cap.ports, bpf_filter=cap.bpf_filter or None
+        )
+        return sniffer
+
+    async def _start_api(self) -> None:
+        import uvicorn
+
+        from lumen_sniff.api import create_app
+
+        app = create_app(self._store, status=self.status, token=self.settings.token)
+        config = uvicorn.Config(
+            app,
+            host=self.settings.listen_host,
+            port=self.settings.listen_port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+        )
+        self._server = _QuietServer(config)
+        self._api_task = asyncio.create_task(self._server.serve(), name="api")
+        while not self._server.started:
+            if self._api_task.done():
+                self._api_task.result()  # raises the bind error
+                raise OSError(f"API could not listen on {self.settings.listen_port}")
+            await asyncio.sleep(0.02)
+
+    # ------------------------------------------------------------------- run
+
+    async def serve(self) -> None:
+        """Run until SIGTERM/SIGINT, then shut down without losing events."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stopping.set)
+        await self.start()
+        pump = asyncio.create_task(self._pump(), name="pipeline")
+        await self._stopping.wait()
+        log.info("stopping: flushing pending events")
+        for capture in self._captures:
+            capture.stop()
+        await pump
+        self._emit(self._pipeline.close())
+        await self._store.close()
+        self._server.should_exit = True
+        await self._api_task
+        log.info("stopped; %d events stored this run", self._pump_stats["events"])
+
+    async def _pump(self) -> None:
+        """Move Chunks from the capture queues through the pipeline to the writer."""
+        while True:
+            moved = 0
+            for capture in self._captures:
+                for chunk in _drain(capture.chunks, _BATCH):
+                    moved += 1
+                    self._emit(self._pipeline.feed(chunk))
+            self._pump_stats["chunks"] += moved
+            if moved == 0:
+                if self._stopping.is_set():
+                    return
+                await asyncio.sleep(_IDLE_S)
+            else:
+                await asyncio.sleep(0)
+
+    def _emit(self, outputs: list[Any]) -> None:
+        for out in outputs:
+            if isinstance(out, UsageEvent):
+                self._pump_stats["events"] += 1
+                self._writer.submit(out)
+            elif isinstance(out, IgnoreConnection):
+                self._pump_stats["ignored_connections"] += 1
+                for capture in self._captures:
+                    ignore = getattr(capture, "ignore", None)
+                    if ignore is not None and out.conn.source == getattr(capture, "source", "bpf"):
+                        ignore(out.conn)
+
+    # ---------------------------------------------------------------- status
+
+    def status(self) -> dict[str, Any]:
+        """The capture half of /api/status (the store adds its own part)."""
+        backends = {type(c).__name__: c.status() for c in self._captures}
+        dropped: dict[str, int] = {}
+        for backend in backends.values():
+            for reason, count in backend.get("dropped", {}).items():
+                dropped[reason] = dropped.get(reason, 0) + count
+        return {
+            "ready": self._ready,
+            "version": __version__,
+            "mode": self.settings.capture.mode,
+            "uptime_s": round(time.time() - self._started_s, 1),
+            "backends": backends,
+            "unavailable": dict(self._capture_errors),
+            "pipeline": dict(self._pipeline.stats) if self._pipeline else {},
+            "pump": dict(self._pump_stats),
+            "dropped": dropped,
+        }
+
+
+def _drain(chunks: queue.Queue[Chunk], limit: int) -> Iterator[Chunk]:
+    for _ in range(limit):
+        try:
+            yield chunks.get_nowait()
+        except queue.Empty:
+            return
+
+
+class _QuietServer:
+    """uvicorn.Server without its own signal handling: the daemon owns SIGTERM."""
+
+    def __new__(cls, config: Any) -> Any:
+        import uvicorn
+
+        class _Server(uvicorn.Server):
+            @contextlib.contextmanager
+            def capture_signals(self) -> Iterator[None]:
+                yield
+
+        return _Server(config)
