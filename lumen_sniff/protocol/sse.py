@@ -1,0 +1,243 @@
+"""Incremental Server-Sent Events framer, to the WHATWG HTML "event stream" rules.
+
+Strategy
+--------
+The spec describes a line parser over a decoded text stream. We keep the same
+state (data buffer, event type buffer, last-event-id buffer, retry) but work on
+bytes and whole lines, because the hot path must frame tens of MB/s:
+
+* Line endings: CRLF, LF and CR all end a line. Each piece is normalised to LF
+  with two C-speed ``replace`` calls. A CR at the very end of a piece has
+  already ended its line, so a LF at the start of the next piece is dropped
+  (``_skip_lf``): "\\r" | "\\n" is one line end, not two.
+* A UTF-8 BOM is stripped only at the start of the stream, even when it
+  arrives one byte at a time (``_head`` holds up to 2 bytes until it is known).
+* Complete lines come from one ``split``; the unfinished tail waits in
+  ``_partial``.
+* Fields: ``event``, ``data`` (joined with LF), ``id`` (ignored when it holds
+  NUL; persists across events as the spec says), ``retry`` (ASCII digits only).
+  A line starting with ``:`` is a comment. Unknown fields are ignored. A blank
+  line dispatches the event if at least one ``data`` line was seen.
+* ``data`` stays bytes (the UTF-8 the server sent): JSON parsers take bytes,
+  and decoding every delta would waste time. ``event`` and ``id`` are decoded
+  with replacement characters, as the spec's decoder would.
+* Bounded memory: one event's data, or one line, may hold at most
+  ``max_event_bytes``. Past that the event is marked ``oversize`` and its data
+  dropped (counted in ``oversize_bytes``) instead of being buffered.
+* End of stream: the spec discards an event that has no closing blank line.
+  ``close()`` returns it anyway, flagged ``complete=False``, so a caller that
+  wants to salvage a cut stream can, and a strict caller can ignore it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["DEFAULT_MAX_EVENT_BYTES", "SseEvent", "SseParser"]
+
+DEFAULT_MAX_EVENT_BYTES = 4 << 20
+"""Default cap on one event's data (and on one line): 4 MiB."""
+
+_BOM = b"\xef\xbb\xbf"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SseEvent:
+    """One dispatched event."""
+
+    event: str
+    """Event type; "message" when the stream named none."""
+    data: bytes
+    """The data lines joined with LF, as UTF-8 bytes; empty when oversize."""
+    last_event_id: str = ""
+    """The last event ID buffer at dispatch time."""
+    oversize: bool = False
+    """The data exceeded the cap and was dropped."""
+    complete: bool = True
+    """False for an event cut off by the end of the stream (no blank line)."""
+
+
+class SseParser:
+    """Frame a byte stream into :class:`SseEvent` records; never raises."""
+
+    __slots__ = (
+        "_data",
+        "_event",
+        "_head",
+        "_id",
+        "_max",
+        "_oversize",
+        "_partial",
+        "_size",
+        "_skip_lf",
+        "_skip_line",
+        "_started",
+        "oversize_bytes",
+        "oversize_count",
+        "retry_ms",
+    )
+
+    def __init__(self, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
+        """Create a parser.
+
+        Args:
+            max_event_bytes: Cap on one event's data and on one line.
+        """
+        self._max = max_event_bytes
+        self._head = b""
+        self._started = False
+        self._skip_lf = False
+        self._skip_line = False
+        self._partial = b""
+        self._data: list[bytes] = []
+        self._size = 0
+        self._oversize = False
+        self._event = ""
+        self._id = ""
+        self.retry_ms: int | None = None
+        """Reconnection time the stream asked for, in milliseconds."""
+        self.oversize_count = 0
+        """Events whose data was dropped for exceeding the cap."""
+        self.oversize_bytes = 0
+        """Bytes dropped from oversize events and lines."""
+
+    @property
+    def last_event_id(self) -> str:
+        """The last event ID buffer."""
+        return self._id
+
+    def feed(self, data: bytes) -> list[SseEvent]:
+        """Consume the next bytes of the stream.
+
+        Args:
+            data: Any piece of the stream, of any length.
+
+        Returns:
+            The events completed by these bytes, in order.
+        """
+        if not self._started:
+            data = self._head + data
+            if len(data) < len(_BOM) and _BOM.startswith(data):
+                self._head = data
+                return []
+            self._started = True
+            self._head = b""
+            if data.startswith(_BOM):
+                data = data[len(_BOM) :]
+        if not data:
+            return []
+        if self._skip_lf:
+            self._skip_lf = False
+            if data[0] == 0x0A:
+                data = data[1:]
+                if not data:
+                    return []
+        if b"\r" in data:
+            self._skip_lf = data[-1] == 0x0D
+            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        if b"\n" not in data:
+            self._grow_partial(data)
+            return []
+        lines = (self._partial + data).split(b"\n") if self._partial else data.split(b"\n")
+        self._partial = b""
+        tail = lines.pop()
+        if self._skip_line:
+            self._skip_line = False
+            self.oversize_bytes += len(lines[0])
+            del lines[0]
+        out: list[SseEvent] = []
+        for line in lines:
+            self._line(line, out)
+        self._grow_partial(tail)
+        return out
+
+    def close(self) -> list[SseEvent]:
+        """End of stream: return the unterminated event, if any, as incomplete.
+
+        Returns:
+            At most one event with ``complete=False``; the spec would discard it.
+        """
+        out: list[SseEvent] = []
+        if not self._started and self._head:
+            # A stream shorter than a BOM that only looked like its start.
+            self._started = True
+            head, self._head = self._head, b""
+            out.extend(self.feed(head))
+        if self._partial and not self._skip_line:
+            self._line(self._partial, out)
+        self._partial = b""
+        self._skip_line = False
+        if self._data or self._oversize:
+            out.append(self._make(complete=False))
+        self._reset_event()
+        return out
+
+    # ------------------------------------------------------------------ helpers
+
+    def _grow_partial(self, piece: bytes) -> None:
+        if self._skip_line:
+            self.oversize_bytes += len(piece)
+            return
+        if not piece:
+            return
+        self._partial = self._partial + piece if self._partial else piece
+        if len(self._partial) > self._max:
+            # A single line longer than the cap: drop it (and so its event's data).
+            self.oversize_bytes += len(self._partial)
+            self._partial = b""
+            self._skip_line = True
+            self._oversize = True
+            self._data.clear()
+
+    def _line(self, line: bytes, out: list[SseEvent]) -> None:
+        if not line:
+            if self._data or self._oversize:
+                out.append(self._make(complete=True))
+            self._reset_event()
+            return
+        if line[0] == 0x3A:  # ':' comment
+            return
+        name, _, value = line.partition(b":")
+        if value[:1] == b" ":
+            value = value[1:]
+        if name == b"data":
+            if self._oversize:
+                self.oversize_bytes += len(value)
+                return
+            self._size += len(value) + 1
+            if self._size > self._max:
+                self.oversize_bytes += self._size
+                self._oversize = True
+                self._data.clear()
+                return
+            self._data.append(value)
+        elif name == b"event":
+            self._event = value.decode("utf-8", "replace")
+        elif name == b"id":
+            if b"\x00" not in value:
+                self._id = value.decode("utf-8", "replace")
+        elif name == b"retry":
+            if value.isdigit():
+                self.retry_ms = int(value)
+
+    def _make(self, *, complete: bool) -> SseEvent:
+        if self._oversize:
+            self.oversize_count += 1
+            data = b""
+        elif len(self._data) == 1:
+            data = self._data[0]
+        else:
+            data = b"\n".join(self._data)
+        return SseEvent(
+            event=self._event or "message",
+            data=data,
+            last_event_id=self._id,
+            oversize=self._oversize,
+            complete=complete,
+        )
+
+    def _reset_event(self) -> None:
+        self._data.clear()
+        self._size = 0
+        self._oversize = False
+        self._event = ""
