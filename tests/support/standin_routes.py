@@ -1,0 +1,31 @@
+"""Route table of the stand-in: request path to the pure function that answers it."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+
+from tests.support import standin_openai as openai
+from tests.support.standin_wire import DATE, Reply, StandinRequest, build_reply
+
+__all__ = ["ROUTES", "answer"]
+
+Route = Callable[[StandinRequest], Reply]
+
+ROUTES: tuple[tuple[str, re.Pattern[str], Route], ...] = (
+    ("POST", re.compile(r"/v1/chat/completions"), openai.chat_completions),
+    ("POST", re.compile(r"/v1/responses"), openai.responses),
+    ("POST", re.compile(r"/v1/embeddings"), openai.embeddings),
+)
+"""(method, full-match path pattern, handler), first match wins."""
+
+
+def answer(req: StandinRequest) -> Reply:
+    """Answer ``req`` in its API's wire format (a JSON 404 for unknown routes)."""
+    for method, pattern, route in ROUTES:
+        if req.method == method and pattern.fullmatch(req.path):
+            return route(req)
+    body = json.dumps({"error": {"message": f"no stand-in route for {req.method} {req.path}"}})
+    return build_reply(404, [("Content-Type", "application/json"), ("Date", DATE),
+                             ("Content-Length", "<cl>")], [body.encode()], chunked=False)
