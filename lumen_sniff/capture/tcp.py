@@ -193,6 +193,7 @@ class TcpReassembler:
             if flags & SYN and not flags & ACK:
                 old = flow.halves.get(sender)
                 if old is not None and old.isn is not None and old.isn != seg.seq:
+                    self._flows[key] = flow
                     self._finish(key, flow, out, "closed_reused")  # port reuse
                     flow = None
         if flow is None:
