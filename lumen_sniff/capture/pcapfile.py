@@ -1,0 +1,188 @@
+"""Capture files (pcap and pcapng) as a stream of raw frames, damage reported.
+
+scapy's raw readers (``RawPcapReader`` / ``RawPcapNgReader``) do the record
+framing; no scapy layer ever dissects a packet. What this module adds:
+
+* the file type is judged from the magic, with a clear error for anything else;
+* frames come with their link type (per interface in pcapng) and a UNIX
+  nanosecond timestamp, whatever the file's resolution;
+* scapy's packet size cap (65535, less than a loopback frame) is lifted;
+* damage is never mistaken for the end of the file. scapy ends iteration
+  quietly on a cut or corrupt record, so after the last good packet the rest of
+  the file must be whole records (checked here), else :class:`ReplayError`
+  is raised, after every good frame before the damage has been yielded.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import Any, BinaryIO, NamedTuple
+
+from lumen_sniff.errors import ReplayError
+
+__all__ = ["CaptureFile", "Frame"]
+
+_PCAP_MAGICS = {
+    b"\xd4\xc3\xb2\xa1": False,  # little-endian, microseconds
+    b"\xa1\xb2\xc3\xd4": False,  # big-endian, microseconds
+    b"\x4d\x3c\xb2\xa1": True,  # little-endian, nanoseconds
+    b"\xa1\xb2\x3c\x4d": True,  # big-endian, nanoseconds
+}
+_PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
+_MAX_CAPLEN = 1 << 28
+"""Larger records are corruption, not packets (libpcap caps snaplen at 256 KiB)."""
+
+
+class Frame(NamedTuple):
+    """One captured frame. A tuple, not a dataclass: one is made per packet."""
+
+    linktype: int
+    """LINKTYPE_* of the interface it was captured on."""
+    ts_ns: int
+    """Capture time, UNIX nanoseconds."""
+    data: bytes
+    """The frame as captured, link header first."""
+    wire_len: int
+    """Length on the wire (more than ``len(data)`` when the snap length cut it)."""
+
+
+class CaptureFile:
+    """An open pcap or pcapng file. Iterate it for :class:`Frame` records."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        """Open ``path`` and read its file header.
+
+        Raises:
+            ReplayError: unreadable, empty, not a capture file, or a bad header.
+        """
+        self.path = Path(path)
+        self.frames_read = 0
+        """Frames yielded so far."""
+        try:
+            self._file: BinaryIO = open(self.path, "rb")  # noqa: SIM115 - closed in close()
+            self._size = os.fstat(self._file.fileno()).st_size
+        except OSError as exc:
+            raise ReplayError(f"{self.path}: cannot read: {exc.strerror or exc}") from exc
+        magic = self._file.read(4)
+        if magic in _PCAP_MAGICS:
+            self.format = "pcap"
+            reader_cls: Any = _scapy_reader("RawPcapReader")
+        elif magic == _PCAPNG_MAGIC:
+            self.format = "pcapng"
+            reader_cls = _scapy_reader("RawPcapNgReader")
+        else:
+            self._file.close()
+            what = "empty file" if not magic else f"file starts with {magic.hex()}"
+            if magic[:2] == b"\x1f\x8b":
+                what = "gzip-compressed (gunzip it first)"
+            raise ReplayError(f"{self.path}: not a pcap or pcapng capture ({what})")
+        self._nano = _PCAP_MAGICS.get(magic, False)
+        try:
+            # The constructor expects the magic already read from ``fdesc``.
+            self._reader: Any = reader_cls.__new__(reader_cls)
+            reader_cls.__init__(self._reader, str(self.path), self._file, magic)
+        except Exception as exc:  # scapy raises Scapy_Exception, EOFError, struct.error
+            self._file.close()
+            raise ReplayError(f"{self.path}: bad {self.format} header: {exc}") from exc
+
+    def __enter__(self) -> CaptureFile:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the file."""
+        self._file.close()
+
+    def __iter__(self) -> Iterator[Frame]:
+        """Yield every frame; raise ReplayError at the first damaged record."""
+        if self.format == "pcap":
+            return self._iter_pcap()
+        return self._iter_pcapng()
+
+    def _iter_pcap(self) -> Iterator[Frame]:
+        read = self._reader._read_packet
+        tell = self._file.tell
+        linktype = self._reader.linktype
+        scale = 1 if self._nano else 1000
+        good_end = tell()
+        while True:
+            try:
+                data, meta = read(_MAX_CAPLEN)
+            except EOFError:
+                break
+            except Exception as exc:
+                raise self._damage(good_end, str(exc)) from exc
+            if len(data) != meta.caplen:
+                raise self._damage(good_end, f"record of {meta.caplen} bytes cut short")
+            good_end = tell()
+            self.frames_read += 1
+            yield Frame(linktype, meta.sec * 1_000_000_000 + meta.usec * scale, data, meta.wirelen)
+        if good_end != self._size:
+            raise self._damage(good_end, "cut inside a record header")
+
+    def _iter_pcapng(self) -> Iterator[Frame]:
+        read = self._reader._read_packet
+        tell = self._file.tell
+        good_end = tell()
+        last_ts = 0
+        while True:
+            try:
+                data, meta = read(_MAX_CAPLEN)
+            except EOFError:
+                break
+            except Exception as exc:
+                raise self._damage(good_end, str(exc)) from exc
+            good_end = tell()
+            if meta.tshigh is not None:
+                ticks = meta.tshigh << 32 | meta.tslow
+                resol = meta.tsresol
+                last_ts = ticks * (10**9 // resol) if 10**9 % resol == 0 else ticks * 10**9 // resol
+            self.frames_read += 1
+            yield Frame(meta.linktype, last_ts, data, meta.wirelen)
+        problem = self._check_pcapng_tail(good_end)
+        if problem:
+            raise self._damage(good_end, problem)
+
+    def _check_pcapng_tail(self, start: int) -> str:
+        """Walk whole blocks from ``start`` to the end; describe the first bad one."""
+        endian = self._reader.endian
+        self._file.seek(start)
+        position = start
+        while position < self._size:
+            head = self._file.read(8)
+            if len(head) < 8:
+                return "cut inside a block header"
+            block_type, length = struct.unpack(endian + "II", head)
+            if block_type == 0x0A0D0D0A:
+                endian = "<" if self._file.read(4) == b"\x4d\x3c\x2b\x1a" else ">"
+                length = struct.unpack(endian + "I", head[4:])[0]
+            if length < 12 or length % 4 or position + length > self._size:
+                return f"bad block length {length}"
+            self._file.seek(position + length - 4)
+            if struct.unpack(endian + "I", self._file.read(4))[0] != length:
+                return "block trailer does not match its length"
+            position += length
+        return ""
+
+    def _damage(self, offset: int, what: str) -> ReplayError:
+        return ReplayError(
+            f"{self.path}: damaged {self.format} after {self.frames_read} packets "
+            f"(byte {offset} of {self._size}): {what}"
+        )
+
+
+def _scapy_reader(name: str) -> Any:
+    from scapy import utils
+
+    return getattr(utils, name)

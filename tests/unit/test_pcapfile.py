@@ -1,0 +1,114 @@
+"""Capture file reading: formats, timestamps, link types and damage."""
+
+from __future__ import annotations
+
+import re
+import struct
+from pathlib import Path
+
+import pytest
+
+from lumen_sniff.capture.pcapfile import CaptureFile, Frame
+from lumen_sniff.errors import ReplayError
+from tests.support.make_pcaps import write_pcap, write_pcapng
+
+FRAMES = [(1_700_000_000_123_456_789, b"a" * 60), (1_700_000_001_000_000_001, b"b" * 70_000)]
+
+
+def read_all(path: Path) -> list[Frame]:
+    with CaptureFile(path) as capture:
+        return list(capture)
+
+
+def read_until_error(path: Path) -> tuple[list[Frame], str]:
+    got: list[Frame] = []
+    with pytest.raises(ReplayError) as info, CaptureFile(path) as capture:
+        for frame in capture:
+            got.append(frame)
+    return got, str(info.value)
+
+
+def test_pcap_nanosecond(tmp_path: Path) -> None:
+    path = tmp_path / "n.pcap"
+    write_pcap(path, 113, FRAMES)
+    # The 70000-byte frame is larger than scapy's default cap: it must survive whole.
+    assert read_all(path) == [
+        Frame(113, 1_700_000_000_123_456_789, b"a" * 60, 60),
+        Frame(113, 1_700_000_001_000_000_001, b"b" * 70_000, 70_000),
+    ]
+
+
+def test_pcap_microsecond(tmp_path: Path) -> None:
+    path = tmp_path / "u.pcap"
+    write_pcap(path, 1, FRAMES, nano=False)
+    assert [(f.linktype, f.ts_ns) for f in read_all(path)] == [
+        (1, 1_700_000_000_123_456_000),
+        (1, 1_700_000_001_000_000_000),
+    ]
+
+
+def test_pcapng_link_type_per_interface(tmp_path: Path) -> None:
+    path = tmp_path / "x.pcapng"
+    write_pcapng(path, [1, 276], [(1, FRAMES[0][0], b"x" * 41), (0, FRAMES[1][0], b"y" * 3)])
+    assert read_all(path) == [
+        Frame(276, FRAMES[0][0], b"x" * 41, 41),
+        Frame(1, FRAMES[1][0], b"y" * 3, 3),
+    ]
+
+
+@pytest.mark.parametrize("keep", [24 + 76 + 5, 24 + 76 + 16 + 100, 24 + 76 + 16 + 70_000 - 1])
+def test_truncated_pcap_yields_good_frames_then_fails(tmp_path: Path, keep: int) -> None:
+    path = tmp_path / "t.pcap"
+    write_pcap(path, 1, FRAMES)
+    path.write_bytes(path.read_bytes()[:keep])
+    got, message = read_until_error(path)
+    assert [f.data for f in got] == [b"a" * 60]
+    assert f"{path}: damaged pcap after 1 packets (byte 100 of {keep})" in message
+
+
+def test_pcapng_with_a_cut_last_block(tmp_path: Path) -> None:
+    path = tmp_path / "t.pcapng"
+    write_pcapng(path, [1], [(0, 1, b"x" * 40), (0, 2, b"y" * 40)])
+    path.write_bytes(path.read_bytes()[:-10])
+    got, message = read_until_error(path)
+    assert [f.data for f in got] == [b"x" * 40]
+    assert "damaged pcapng after 1 packets" in message
+
+
+def test_pcapng_with_garbage_after_good_blocks(tmp_path: Path) -> None:
+    path = tmp_path / "g.pcapng"
+    write_pcapng(path, [1], [(0, 1, b"x" * 40)])
+    path.write_bytes(path.read_bytes() + struct.pack("<II", 6, 4) + bytes(20))
+    got, message = read_until_error(path)
+    assert [f.data for f in got] == [b"x" * 40]
+    assert "bad block length 4" in message
+
+
+def test_pcapng_trailing_statistics_block_is_fine(tmp_path: Path) -> None:
+    path = tmp_path / "s.pcapng"
+    write_pcapng(path, [1], [(0, 1, b"x" * 40)])
+    isb = struct.pack("<IIIII", 5, 24, 0, 0, 0) + struct.pack("<I", 24)
+    path.write_bytes(path.read_bytes() + isb)
+    assert [f.data for f in read_all(path)] == [b"x" * 40]
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"", "not a pcap or pcapng capture (empty file)"),
+        (b"GET / HTTP/1.1\r\n", "not a pcap or pcapng capture (file starts with 47455420)"),
+        (b"\x1f\x8b\x08\x00rest", "gzip-compressed"),
+        (b"\xd4\xc3\xb2\xa1\x02\x00", "bad pcap header"),
+        (b"\x0a\x0d\x0d\x0a\x1c\x00\x00\x00\x00\x00", "bad pcapng header"),
+    ],
+)
+def test_wrong_file_types(tmp_path: Path, content: bytes, expected: str) -> None:
+    path = tmp_path / "bad.pcap"
+    path.write_bytes(content)
+    with pytest.raises(ReplayError, match=re.escape(expected)):
+        CaptureFile(path)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ReplayError, match="cannot read: No such file or directory"):
+        CaptureFile(tmp_path / "nope.pcap")
