@@ -1,0 +1,65 @@
+"""Retention: delete events and rollups older than N days, a slice at a time.
+
+The cut-off is rounded down to a whole hour so that a rollup hour is either
+kept whole or deleted whole, together with the events it sums: summaries stay
+equal to the sum of the raw events that are still there. Events go in slices
+of :data:`SLICE_ROWS`, one short transaction each, so a large first prune
+never stalls the writer for long.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiosqlite
+
+from lumen_sniff.store.rows import HOUR_NS
+
+__all__ = ["SLICE_ROWS", "cutoff_ns", "prune"]
+
+SLICE_ROWS = 20_000
+"""Events deleted per transaction."""
+
+_DAY_NS = 24 * HOUR_NS
+
+
+def cutoff_ns(now_ns: int, retention_days: int) -> int:
+    """Oldest start time kept: ``now - days``, rounded down to the hour."""
+    edge = now_ns - retention_days * _DAY_NS
+    return edge - edge % HOUR_NS
+
+
+async def prune(conn: aiosqlite.Connection, lock: asyncio.Lock, before_ns: int) -> int:
+    """Delete events started before ``before_ns`` and rollup hours before it.
+
+    Args:
+        conn: The write connection (autocommit mode).
+        lock: The write lock shared with the writer.
+        before_ns: Hour-aligned cut-off (see :func:`cutoff_ns`).
+
+    Returns:
+        Events deleted.
+    """
+    if before_ns % HOUR_NS:
+        raise ValueError("retention cut-off must be hour-aligned")
+    deleted = 0
+    while True:
+        async with lock:
+            await conn.execute("BEGIN IMMEDIATE")
+            try:
+                cur = await conn.execute(
+                    "DELETE FROM events WHERE seq IN "
+                    "(SELECT seq FROM events WHERE started_ns < ? LIMIT ?)",
+                    (before_ns, SLICE_ROWS),
+                )
+                count = cur.rowcount
+                if count < SLICE_ROWS:
+                    await conn.execute("DELETE FROM rollups WHERE bucket_ns < ?", (before_ns,))
+                await conn.execute("COMMIT")
+            except BaseException:
+                await conn.execute("ROLLBACK")
+                raise
+        deleted += count
+        if count < SLICE_ROWS:
+            return deleted
+        await asyncio.sleep(0)

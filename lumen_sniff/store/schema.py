@@ -1,0 +1,122 @@
+"""The database schema as an ordered list of migrations.
+
+``schema_version`` holds one row: the number of migrations applied. Opening a
+database applies the missing ones, each in its own transaction, so a crash
+mid-upgrade leaves the previous version intact. A database from a newer
+lumen-sniff (more migrations than this one knows) is refused, not guessed at.
+
+Tables:
+
+* ``events``: one row per UsageEvent. Money is kept twice: ``cost_usd`` is the
+  exact Decimal text (what the event said), ``cost_pusd`` the same in integer
+  pico-dollars so SQL sums are exact (exact for any price with at most six
+  decimals per million tokens; sums stay exact up to about $9.2 million per
+  query). ``error``, ``priced`` and ``estimated`` are 0/1 flags computed once at
+  insert so every query counts them the same way.
+* ``rollups``: hourly sums per dimension, kept in the same transaction as the
+  inserts. ``dim`` is ``total`` (one row per hour, ``value`` = '') or one of
+  :data:`GROUP_DIMS`, whose value (NULL stored as '') is the group. One table
+  per dimension, rather than one row per combination of all six, keeps the
+  row count bounded by the distinct values of each dimension.
+* ``laps``: named time ranges started from the CLI.
+"""
+
+from __future__ import annotations
+
+__all__ = ["GROUP_DIMS", "MIGRATIONS", "ROLLUP_SUMS", "SCHEMA_VERSION"]
+
+GROUP_DIMS: tuple[str, ...] = ("provider", "model", "process", "api_key_id", "tenant", "container")
+"""Event columns that /api/usage can group by (each has its own rollups)."""
+
+ROLLUP_SUMS: tuple[str, ...] = (
+    "requests",
+    "errors",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "cost_pusd",
+    "priced",
+    "unpriced",
+    "estimated",
+)
+"""The summed columns of ``rollups``, in order."""
+
+_V1 = """
+CREATE TABLE events (
+    seq                INTEGER PRIMARY KEY,
+    id                 TEXT NOT NULL,
+    started_ns         INTEGER NOT NULL,
+    started_at         TEXT NOT NULL,
+    provider           TEXT NOT NULL,
+    api                TEXT NOT NULL,
+    model              TEXT,
+    stream             INTEGER NOT NULL,
+    status             INTEGER NOT NULL,
+    input_tokens       INTEGER NOT NULL,
+    output_tokens      INTEGER NOT NULL,
+    cache_read_tokens  INTEGER NOT NULL,
+    cache_write_tokens INTEGER NOT NULL,
+    reasoning_tokens   INTEGER NOT NULL,
+    cost_usd           TEXT,
+    cost_pusd          INTEGER,
+    usage_source       TEXT NOT NULL,
+    pid                INTEGER,
+    process            TEXT,
+    duration_ms        REAL,
+    ttft_ms            REAL,
+    api_key_id         TEXT,
+    tenant             TEXT,
+    host               TEXT NOT NULL,
+    path               TEXT NOT NULL,
+    complete           INTEGER NOT NULL,
+    error_type         TEXT,
+    price_source       TEXT,
+    provider_cost_usd  TEXT,
+    exe                TEXT,
+    container          TEXT,
+    unit               TEXT,
+    extra              TEXT,
+    error              INTEGER NOT NULL,
+    priced             INTEGER NOT NULL,
+    estimated          INTEGER NOT NULL
+);
+CREATE INDEX events_time ON events (started_ns);
+CREATE INDEX events_model ON events (model, started_ns);
+CREATE INDEX events_provider ON events (provider, started_ns);
+CREATE INDEX events_process ON events (process, started_ns);
+CREATE INDEX events_key ON events (api_key_id, started_ns);
+CREATE INDEX events_tenant ON events (tenant, started_ns);
+
+CREATE TABLE rollups (
+    dim                TEXT NOT NULL,
+    bucket_ns          INTEGER NOT NULL,
+    value              TEXT NOT NULL,
+    requests           INTEGER NOT NULL,
+    errors             INTEGER NOT NULL,
+    input_tokens       INTEGER NOT NULL,
+    output_tokens      INTEGER NOT NULL,
+    cache_read_tokens  INTEGER NOT NULL,
+    cache_write_tokens INTEGER NOT NULL,
+    reasoning_tokens   INTEGER NOT NULL,
+    cost_pusd          INTEGER NOT NULL,
+    priced             INTEGER NOT NULL,
+    unpriced           INTEGER NOT NULL,
+    estimated          INTEGER NOT NULL,
+    PRIMARY KEY (dim, bucket_ns, value)
+) WITHOUT ROWID;
+
+CREATE TABLE laps (
+    id         INTEGER PRIMARY KEY,
+    name       TEXT NOT NULL,
+    started_ns INTEGER NOT NULL,
+    ended_ns   INTEGER
+);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1,)
+"""SQL scripts; migration ``i`` takes the schema from version ``i`` to ``i + 1``."""
+
+SCHEMA_VERSION = len(MIGRATIONS)
+"""The version this code writes."""
