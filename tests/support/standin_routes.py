@@ -6,6 +6,9 @@ import json
 import re
 from collections.abc import Callable
 
+from tests.support import standin_anthropic as anthropic
+from tests.support import standin_gemini as gemini
+from tests.support import standin_ollama as ollama
 from tests.support import standin_openai as openai
 from tests.support.standin_wire import DATE, Reply, StandinRequest, build_reply
 
@@ -17,6 +20,11 @@ ROUTES: tuple[tuple[str, re.Pattern[str], Route], ...] = (
     ("POST", re.compile(r"/v1/chat/completions"), openai.chat_completions),
     ("POST", re.compile(r"/v1/responses"), openai.responses),
     ("POST", re.compile(r"/v1/embeddings"), openai.embeddings),
+    ("POST", re.compile(r"/v1/messages"), anthropic.messages),
+    ("POST", re.compile(r"/v1beta/models/[^/:]+:(generateContent|streamGenerateContent"
+                        r"|batchEmbedContents)"), gemini.models),
+    ("POST", re.compile(r"/api/chat"), ollama.chat),
+    ("POST", re.compile(r"/api/generate"), ollama.generate),
 )
 """(method, full-match path pattern, handler), first match wins."""
 
