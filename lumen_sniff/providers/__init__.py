@@ -1,1 +1,22 @@
-"""Pure LLM API recognition and usage extraction. No I/O."""
+"""Pure LLM API recognition and usage extraction. No I/O.
+
+``classify`` recognises an exchange as an LLM API call; ``new_extractor``
+returns the reader of its response body. See :mod:`lumen_sniff.providers.base`
+for the contract and :mod:`lumen_sniff.providers.registry` for the rules.
+"""
+
+from __future__ import annotations
+
+from lumen_sniff.providers.base import Classification, Extraction, RequestInfo, UsageExtractor
+from lumen_sniff.providers.hosts import provider_for_host
+from lumen_sniff.providers.registry import classify, new_extractor
+
+__all__ = [
+    "Classification",
+    "Extraction",
+    "RequestInfo",
+    "UsageExtractor",
+    "classify",
+    "new_extractor",
+    "provider_for_host",
+]

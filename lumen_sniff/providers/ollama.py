@@ -1,0 +1,71 @@
+"""Ollama's native API: /api/chat, /api/generate, /api/embed.
+
+Usage is on the final object only, the one with ``"done": true`` (the last
+NDJSON line of a stream, or the single JSON of a non-stream call):
+``prompt_eval_count`` → input, ``eval_count`` → output. /api/embed reports
+``prompt_eval_count`` on its single object. Ollama has no cache or reasoning
+counts. Only the ``done: true`` line (and error lines) are parsed.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from lumen_sniff.providers._json import INVALID, as_int, dig, first_string, parse
+from lumen_sniff.providers.errors import envelope_error_type
+from lumen_sniff.providers.reader import Reader, carries_text, text_chars
+
+__all__ = ["OllamaReader"]
+
+_DONE = re.compile(rb'"done"\s*:\s*true')
+_ERROR = re.compile(rb'"error"\s*:')
+_COUNT = re.compile(rb'"(prompt_eval_count|eval_count)"\s*:\s*(\d{1,12})')
+
+
+class OllamaReader(Reader):
+    """Ollama native chat / generate / embed."""
+
+    __slots__ = ()
+
+    def record(self, event: str, data: bytes) -> None:
+        t = self.t
+        t.records += 1
+        if _DONE.search(data) is None and _ERROR.search(data) is None:
+            if carries_text(data):
+                t.deltas += 1
+            if t.model is None:
+                t.model = first_string(data, b'"model"')
+            return
+        doc = parse(data)
+        if doc is INVALID or not isinstance(doc, dict):
+            t.bad_json += 1
+            return
+        self.document(doc)
+
+    def document(self, doc: Any) -> None:
+        t = self.t
+        if not isinstance(doc, dict):
+            return
+        if "error" in doc:
+            t.error_type = envelope_error_type(doc)
+            t.failed = True
+            return
+        model = doc.get("model")
+        if isinstance(model, str):
+            t.model = model
+        t.out_chars += text_chars(dig(doc, "message", "content")) + text_chars(doc.get("response"))
+        if doc.get("done") is True or "prompt_eval_count" in doc or "eval_count" in doc:
+            t.input = as_int(doc.get("prompt_eval_count"))
+            t.output = as_int(doc.get("eval_count"))
+            t.reported = True
+            t.final = True
+            t.ended = True
+
+    def salvage(self, head: bytes, tail: bytes) -> None:
+        counts = {m.group(1): int(m.group(2)) for m in _COUNT.finditer(tail)}
+        if counts:
+            self.document({"done": True, **{k.decode(): v for k, v in counts.items()}})
+            self.t.ended = False
+        if self.t.model is None:
+            self.t.model = first_string(head, b'"model"')
