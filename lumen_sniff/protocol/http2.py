@@ -1,0 +1,496 @@
+"""Passive HTTP/2: both directions of one connection in, HttpEvents out.
+
+Strategy
+--------
+Each direction is a byte-level state machine (a ``_Side``) fed chunks of any
+size; the table ``Http2Parser._handlers`` maps each state to its handler:
+
+=========  ==========================================  ==========================
+state      consumes                                    then
+=========  ==========================================  ==========================
+PREFACE    the 24-byte client preface (request side)   HEAD; mismatch: SYNC
+HEAD       a 9-byte frame header                       DATA_PAD, DATA, BODY, SKIP
+DATA_PAD   the pad-length byte of a padded DATA        DATA
+DATA       payload, streamed out as BodyData           SKIP (padding) or HEAD
+BODY       a whole frame we read (HEADERS, SETTINGS…)  HEAD, after handling it
+SKIP       bytes we ignore (padding, PING, unknown…)   HEAD
+SYNC       a loss: scan for a confirmed frame header   HEAD (replaying the rest)
+=========  ==========================================  ==========================
+
+DATA is the hot path: it is never buffered, only sliced from a memoryview, and
+the BodyData of one message within one call are merged. Only one frame's body
+(at most 256 KiB of header block, 64 KiB of other frames) is ever buffered.
+
+A sniffer is not an endpoint: nothing is refused for breaking flow control,
+SETTINGS acknowledgement or stream-state rules. What cannot be known is
+reported: a gap or a mid-connection start sends the side to SYNC (its open
+messages end ``complete=False, reason="desync"``, its HPACK table is
+forgotten); a header block that fails to decode gives ``Desync(reason="hpack")``
+and its stream's DATA is counted and dropped, never guessed. Streams are
+tracked until both messages end (at most ``MAX_STREAMS``; the oldest is evicted).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from hyperframe.exceptions import HyperframeError
+from hyperframe.frame import (
+    Frame,
+    GoAwayFrame,
+    HeadersFrame,
+    PushPromiseFrame,
+    RstStreamFrame,
+    SettingsFrame,
+)
+
+from lumen_sniff.model import (
+    ConnClosed,
+    ConnKey,
+    Desync,
+    HttpEvent,
+    ProcessInfo,
+    Role,
+)
+from lumen_sniff.protocol.h2frame import (
+    CONTINUATION,
+    DATA,
+    DEFAULT_MAX_FRAME,
+    FLAG_ACK,
+    FLAG_END_HEADERS,
+    FLAG_END_STREAM,
+    FLAG_PADDED,
+    FRAME_HEADER,
+    GOAWAY,
+    HEADERS,
+    LARGEST_FRAME,
+    PREFACE,
+    PUSH_PROMISE,
+    RST_STREAM,
+    SETTINGS,
+    find_boundary,
+)
+from lumen_sniff.protocol.h2streams import Message, StreamTable
+from lumen_sniff.protocol.hpackstate import HeaderDecoder
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = ["BLOCK_CAP_BYTES", "Http2Parser"]
+
+BLOCK_CAP_BYTES = 256 * 1024
+"""Largest header block (HEADERS + CONTINUATION) kept for decoding."""
+_OTHER_CAP_BYTES = 64 * 1024
+"""Largest SETTINGS / RST_STREAM / GOAWAY body read; larger ones are skipped."""
+
+_PREFACE, _HEAD, _DATA_PAD, _DATA, _BODY, _SKIP, _SYNC = range(7)
+_READ_TYPES = (HEADERS, PUSH_PROMISE, CONTINUATION, SETTINGS, RST_STREAM, GOAWAY)
+
+
+class _Side:
+    """One direction's framing state."""
+
+    __slots__ = (
+        "block", "block_end_stream", "block_lost", "block_push", "block_reason", "block_sid",
+        "block_ts", "buf", "end_stream", "flags", "frame_ts", "ftype", "hpack", "max_frame_bytes",
+        "pad", "preface_pos", "remaining", "replay", "role", "sid", "skipped", "state", "target",
+    )
+
+    def __init__(self, role: Role, state: int) -> None:
+        self.role = role
+        self.state = state
+        self.buf = bytearray()
+        """Partial frame header, partial BODY, or the bytes being scanned in SYNC."""
+        self.remaining = 0
+        """Bytes left in the current state (DATA payload, BODY, SKIP)."""
+        self.pad = 0
+        self.ftype = self.flags = self.sid = 0
+        self.frame_ts = 0
+        self.end_stream = False
+        self.target: Message | None = None
+        """The message the current DATA frame feeds."""
+        self.hpack = HeaderDecoder()
+        self.max_frame_bytes = DEFAULT_MAX_FRAME
+        """Largest frame the receiver announced it accepts (used to resync)."""
+        self.block = bytearray()
+        self.block_sid: int | None = None
+        """Stream of the header block in progress; None when there is none."""
+        self.block_end_stream = self.block_push = False
+        self.block_reason = ""
+        """Why the block in progress is being discarded ("" = it is kept)."""
+        self.block_lost = 0
+        self.block_ts = 0
+        self.preface_pos = 0
+        self.skipped = 0
+        """Bytes ruled out while in SYNC, not yet reported."""
+        self.replay: bytes | None = None
+        """Bytes to parse again after SYNC found a boundary."""
+
+
+class Http2Parser:
+    """One HTTP/2 connection seen from outside: implements ``ConnectionParser``."""
+
+    def __init__(self, conn: ConnKey, process: ProcessInfo | None = None,
+                 peer: tuple[str, int] | None = None, *, mid_stream: bool = False) -> None:
+        """Start parsing a connection.
+
+        Args:
+            conn: the connection's key, copied into every event.
+            process: the owning process, copied into RequestHeads.
+            peer: the remote address, copied into RequestHeads.
+            mid_stream: capture began after the connection did: both sides
+                start by looking for a frame boundary, HPACK history unknown.
+        """
+        self._conn = conn
+        self._mid_stream = mid_stream
+        self._streams = StreamTable(conn, process, peer)
+        self._closed = False
+        self._sides = (_Side(Role.REQUEST, _PREFACE),
+                       _Side(Role.RESPONSE, _SYNC if mid_stream else _HEAD))
+        if mid_stream:
+            for side in self._sides:
+                side.hpack.allow_any_table_size()
+        self._handlers: tuple[Callable[[_Side, memoryview, int, int], int], ...] = (
+            self._on_preface, self._on_head, self._on_data_pad, self._on_data, self._on_body,
+            self._on_skip, self._on_sync,
+        )
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes held for partial frames, header blocks and resynchronisation."""
+        return sum(len(s.buf) + len(s.block) for s in self._sides)
+
+    @property
+    def tracked_streams(self) -> int:
+        """Streams whose messages have not all ended."""
+        return len(self._streams)
+
+    # ------------------------------------------------------------------ contract
+
+    def data(self, role: Role, ts_ns: int, data: bytes) -> list[HttpEvent]:
+        """Consume the next bytes sent by ``role``'s side; return the events they complete."""
+        if self._closed or not data:
+            return []
+        side = self._sides[role]
+        handlers = self._handlers
+        view = memoryview(data)
+        while True:
+            pos, end = 0, len(view)
+            while pos < end:
+                pos = handlers[side.state](side, view, pos, ts_ns)
+            if side.replay is None:
+                break
+            view, side.replay = memoryview(side.replay), None
+        return self._streams.take()
+
+    def gap(self, role: Role, ts_ns: int, lost_bytes: int) -> list[HttpEvent]:
+        """``lost_bytes`` of ``role``'s side were never captured."""
+        if self._closed or lost_bytes <= 0:
+            return []
+        side = self._sides[role]
+        state = side.state
+        in_data = state in (_DATA_PAD, _DATA)
+        frame_left = side.remaining
+        if state == _DATA:
+            frame_left += side.pad
+        elif state == _BODY:
+            frame_left -= len(side.buf)
+        framed = state in (_DATA_PAD, _DATA, _BODY, _SKIP) and lost_bytes <= frame_left
+        self._streams.emit(Desync(conn=self._conn, stream=side.sid if in_data or
+                                  state == _BODY else None, ts_ns=ts_ns, reason="gap",
+                                  lost_bytes=lost_bytes))
+        if not framed:
+            self._enter_sync(side, ts_ns)
+            return self._streams.take()
+        # The loss ends inside the current frame: framing survives, its content does not.
+        if in_data:
+            self._streams.cut(side.target, ts_ns, "desync")
+            if side.end_stream:
+                self._streams.end_stream(side.role, side.sid, ts_ns)
+        elif state == _BODY:
+            side.buf.clear()
+            if side.ftype in (HEADERS, PUSH_PROMISE, CONTINUATION):
+                self._discard_block(side, side.remaining, ts_ns, "hpack")
+        self._skip(side, frame_left - lost_bytes)
+        return self._streams.take()
+
+    def close(self, ts_ns: int) -> list[HttpEvent]:
+        """The connection ended: end open messages as incomplete, emit ConnClosed."""
+        if self._closed:
+            return []
+        self._closed = True
+        for side in self._sides:
+            lost = len(side.buf) + side.skipped
+            if lost:
+                reason = "resync" if side.state == _SYNC else "truncated"
+                self._streams.emit(Desync(conn=self._conn, stream=None, ts_ns=ts_ns,
+                                          reason=reason, lost_bytes=lost))
+            if side.block_sid is not None:
+                self._break_block(side, ts_ns)
+        self._streams.close_all(ts_ns)
+        self._streams.emit(ConnClosed(conn=self._conn, ts_ns=ts_ns))
+        return self._streams.take()
+
+    # -------------------------------------------------------------- state handlers
+
+    def _on_preface(self, side: _Side, view: memoryview, pos: int, ts: int) -> int:
+        want = PREFACE[side.preface_pos:]
+        take = min(len(want), len(view) - pos)
+        if view[pos:pos + take] == want[:take]:
+            side.preface_pos += take
+            if side.preface_pos == len(PREFACE):
+                side.state = _HEAD
+            return pos + take
+        if not self._mid_stream:
+            self._streams.emit(Desync(conn=self._conn, stream=None, ts_ns=ts, reason="preface"))
+        side.skipped += side.preface_pos
+        self._enter_sync(side, ts)
+        return pos
+
+    def _on_head(self, side: _Side, view: memoryview, pos: int, ts: int) -> int:
+        buf = side.buf
+        if not buf:
+            side.frame_ts = ts
+            if len(view) - pos >= 9:
+                hi, lo, ftype, flags, sid = FRAME_HEADER.unpack_from(view, pos)
+                self._begin(side, (hi << 8) | lo, ftype, flags, sid & 0x7FFF_FFFF, ts)
+                return pos + 9
+        take = min(9 - len(buf), len(view) - pos)
+        buf += view[pos:pos + take]
+        if len(buf) == 9:
+            hi, lo, ftype, flags, sid = FRAME_HEADER.unpack_from(buf)
+            buf.clear()
+            self._begin(side, (hi << 8) | lo, ftype, flags, sid & 0x7FFF_FFFF, ts)
+        return pos + take
+
+    def _on_data_pad(self, side: _Side, view: memoryview, pos: int, ts: int) -> int:
+        pad = view[pos]
+        payload = side.remaining - 1 - pad
+        if payload < 0:
+            self._streams.emit(Desync(conn=self._conn, stream=side.sid, ts_ns=ts,
+                                      reason="frame", lost_bytes=side.remaining))
+            self._streams.cut(side.target, ts, "desync")
+            self._skip(side, side.remaining - 1)
+            return pos + 1
+        side.pad, side.remaining, side.state = pad, payload, _DATA
+        if not payload:
+            self._end_data(side, ts)
+        return pos + 1
+
+    def _on_data(self, side: _Side, view: memoryview, pos: int, ts: int) -> int:
+        take = min(side.remaining, len(view) - pos)
+        target = side.target
+        if target is not None:
+            self._streams.body(target, view[pos:pos + take], ts)
+        side.remaining -= take
+        if not side.remaining:
+            self._end_data(side, ts)
+        return pos + take
+
+    def _on_body(self, side: _Side, view: memoryview, pos: int, ts: int) -> int:
+        avail = len(view) - pos
+        if not side.buf and avail >= side.remaining:
+            end = pos + side.remaining
+            body = view[pos:end]
+        else:
+            end = pos + min(side.remaining - len(side.buf), avail)
+            side.buf += view[pos:end]
+            if len(side.buf) < side.remaining:
+                return end
+            body = memoryview(bytes(side.buf))
+            side.buf.clear()
+        side.state = _HEAD
+        self._read_frame(side, body, ts)
+        return end
+
+    def _on_skip(self, side: _Side, view: memoryview, pos: int, ts: int) -> int:
+        take = min(side.remaining, len(view) - pos)
+        side.remaining -= take
+        if not side.remaining:
+            side.state = _HEAD
+        return pos + take
+
+    def _on_sync(self, side: _Side, view: memoryview, pos: int, ts: int) -> int:
+        buf = side.buf
+        buf += view[pos:]
+        found_at, found = find_boundary(buf, 0, side.role, side.max_frame_bytes)
+        if found:
+            side.replay = bytes(buf[found_at:])
+            buf.clear()
+            side.state = _HEAD
+            lost, side.skipped = side.skipped + found_at, 0
+            if lost:
+                self._streams.emit(Desync(conn=self._conn, stream=None, ts_ns=ts,
+                                          reason="resync", lost_bytes=lost))
+        elif found_at:
+            del buf[:found_at]
+            side.skipped += found_at
+        return len(view)
+
+    # ------------------------------------------------------------------- frames
+
+    def _begin(self, side: _Side, length: int, ftype: int, flags: int, sid: int, ts: int) -> None:
+        side.ftype, side.flags, side.sid = ftype, flags, sid
+        if side.block_sid is not None and (ftype != CONTINUATION or sid != side.block_sid):
+            self._break_block(side, ts)
+        if ftype == DATA:
+            side.target = self._streams.data_target(side.role, sid, ts)
+            side.end_stream = bool(flags & FLAG_END_STREAM)
+            side.pad, side.remaining = 0, length
+            if flags & FLAG_PADDED and length:
+                side.state = _DATA_PAD
+            elif flags & FLAG_PADDED:
+                self._streams.cut(side.target, ts, "desync")
+                self._streams.emit(Desync(conn=self._conn, stream=sid, ts_ns=ts, reason="frame"))
+                side.state = _HEAD
+            else:
+                side.state = _DATA
+                if not length:
+                    self._end_data(side, ts)
+        elif ftype in (HEADERS, PUSH_PROMISE, CONTINUATION):
+            if ftype == CONTINUATION and side.block_sid is None:
+                # Its HEADERS was lost: the table updates in it are unknown.
+                side.hpack.lose_state()
+                self._streams.emit(Desync(conn=self._conn, stream=sid, ts_ns=ts, reason="hpack",
+                                          lost_bytes=length))
+                self._skip(side, length)
+            elif side.block_reason:
+                self._skip(side, length)
+                self._discard_block(side, length, ts, side.block_reason)
+            elif (len(side.block) if ftype == CONTINUATION else 0) + length > BLOCK_CAP_BYTES:
+                self._skip(side, length)
+                self._discard_block(side, length, ts, "too_large")
+            else:
+                self._read(side, length, ts)
+        elif ftype in _READ_TYPES and length <= _OTHER_CAP_BYTES:
+            self._read(side, length, ts)
+        else:
+            self._skip(side, length)
+
+    def _read(self, side: _Side, length: int, ts: int) -> None:
+        if length:
+            side.state, side.remaining = _BODY, length
+        else:
+            side.state = _HEAD
+            self._read_frame(side, memoryview(b""), ts)
+
+    def _skip(self, side: _Side, length: int) -> None:
+        side.state, side.remaining = (_SKIP, length) if length > 0 else (_HEAD, 0)
+
+    def _end_data(self, side: _Side, ts: int) -> None:
+        self._skip(side, side.pad)
+        self._streams.settle(side.target, ts)
+        if side.end_stream:
+            self._streams.end_stream(side.role, side.sid, ts)
+
+    def _read_frame(self, side: _Side, body: memoryview, ts: int) -> None:
+        ftype, flags, sid = side.ftype, side.flags, side.sid
+        frame: Frame
+        try:
+            if ftype == HEADERS:
+                frame = HeadersFrame(sid)
+                frame.parse_flags(flags)
+                frame.parse_body(body)
+                self._fragment(side, frame.data, ts, push=False)
+            elif ftype == PUSH_PROMISE:
+                frame = PushPromiseFrame(sid)
+                frame.parse_flags(flags)
+                frame.parse_body(body)
+                self._fragment(side, frame.data, ts, push=True)
+            elif ftype == CONTINUATION:
+                self._fragment(side, body.tobytes(), ts, push=False)
+            elif ftype == SETTINGS:
+                if not flags & FLAG_ACK:
+                    frame = SettingsFrame(0)
+                    frame.parse_body(body)
+                    self._settings(side, frame.settings)
+            elif ftype == RST_STREAM:
+                frame = RstStreamFrame(sid)
+                frame.parse_body(body)
+                self._streams.reset(sid, ts)
+            elif ftype == GOAWAY:
+                frame = GoAwayFrame(0)
+                frame.parse_body(body)
+                if side.role is Role.RESPONSE:
+                    self._streams.goaway(frame.last_stream_id, ts)
+        except (HyperframeError, ValueError, IndexError):
+            # A malformed frame: an endpoint would kill the connection; we
+            # report it, and a lost header fragment makes the table unknown.
+            if ftype in (HEADERS, PUSH_PROMISE):
+                self._discard_block(side, len(body), ts, "frame")
+            else:
+                self._streams.emit(Desync(conn=self._conn, stream=sid or None, ts_ns=ts,
+                                          reason="frame", lost_bytes=len(body)))
+
+    def _settings(self, side: _Side, settings: dict[int, int]) -> None:
+        other = self._sides[1 - side.role]
+        for key, value in settings.items():
+            if key == SettingsFrame.HEADER_TABLE_SIZE:
+                other.hpack.announce_table_size(value)
+            elif key == SettingsFrame.MAX_FRAME_SIZE and other.max_frame_bytes < value:
+                other.max_frame_bytes = min(value, LARGEST_FRAME)
+
+    # -------------------------------------------------------------- header blocks
+
+    def _fragment(self, side: _Side, fragment: bytes, ts: int, *, push: bool) -> None:
+        if side.block_sid is None:
+            side.block_sid, side.block_ts, side.block_push = side.sid, side.frame_ts, push
+            side.block_end_stream = not push and bool(side.flags & FLAG_END_STREAM)
+        side.block += fragment
+        if side.flags & FLAG_END_HEADERS:
+            sid, block, push = side.block_sid, bytes(side.block), side.block_push
+            end_stream, head_ts = side.block_end_stream, side.block_ts
+            side.block_sid = None
+            side.block.clear()
+            fields = side.hpack.decode(block)
+            if fields is None:
+                self._streams.emit(Desync(conn=self._conn, stream=sid, ts_ns=ts, reason="hpack",
+                                          lost_bytes=len(block)))
+                if not push:
+                    self._streams.lost_head(side.role, sid, end_stream, ts, "hpack")
+            elif not push:
+                # A promised request is the server's, not the client's: not reported.
+                self._streams.headers(side.role, sid, fields, end_stream, head_ts, ts)
+
+    def _discard_block(self, side: _Side, lost: int, ts: int, reason: str) -> None:
+        """Drop the header block in progress (plus ``lost`` bytes of its current frame)."""
+        if side.block_sid is None or not side.block_reason:
+            if side.block_sid is None:
+                side.block_sid, side.block_ts = side.sid, side.frame_ts
+                side.block_push = side.ftype == PUSH_PROMISE
+                side.block_end_stream = not side.block_push and bool(side.flags & FLAG_END_STREAM)
+            side.block_reason = reason
+            side.block_lost = len(side.block)
+            side.block.clear()
+        side.block_lost += lost
+        if side.flags & FLAG_END_HEADERS:
+            self._break_block(side, ts)
+
+    def _break_block(self, side: _Side, ts: int) -> None:
+        """The header block in progress is lost: report it, forget the table."""
+        sid = side.block_sid
+        if sid is None:
+            return
+        reason = side.block_reason or "hpack"
+        lost = side.block_lost if side.block_reason else len(side.block)
+        side.block_sid, side.block_reason, side.block_lost = None, "", 0
+        side.block.clear()
+        side.hpack.lose_state()
+        self._streams.emit(Desync(conn=self._conn, stream=sid, ts_ns=ts, reason=reason,
+                                  lost_bytes=lost))
+        if not side.block_push:
+            self._streams.lost_head(side.role, sid, side.block_end_stream, ts, reason)
+
+    # --------------------------------------------------------------------- loss
+
+    def _enter_sync(self, side: _Side, ts: int) -> None:
+        """Lose this side's place: what was in flight is gone, the table unknown."""
+        side.skipped += len(side.buf)
+        side.buf.clear()
+        if side.block_sid is not None:
+            self._break_block(side, ts)
+        side.hpack.lose_state()
+        # SETTINGS from this side may have been lost too.
+        self._sides[1 - side.role].hpack.allow_any_table_size()
+        self._streams.cut_role(side.role, ts, "desync")
+        side.target, side.state, side.remaining, side.pad = None, _SYNC, 0, 0
