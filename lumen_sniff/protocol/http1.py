@@ -1,0 +1,621 @@
+"""HTTP/1.x for a passive observer: both directions of one connection, bytes in, events out.
+
+Strategy. Each direction is a :class:`_Side` driven by a small state table:
+
+    HEAD ──head──▶ LENGTH | CHUNK_SIZE | UNTIL_CLOSE | (no body) ──▶ HEAD
+    CHUNK_SIZE ─n>0─▶ CHUNK_DATA ─▶ CHUNK_CRLF ─▶ CHUNK_SIZE
+    CHUNK_SIZE ─0──▶ TRAILERS ─blank line─▶ HEAD
+    any ──bad bytes / gap──▶ LOST ──next plausible start line──▶ HEAD
+    HEAD ──after 101 / CONNECT 2xx──▶ UPGRADED (nothing is parsed again)
+
+Body bytes are sliced out of the caller's bytes and emitted at once, decoded;
+only a head, a chunk-size line, trailers or a resync line in progress are
+buffered, each under a cap. Searches remember where they stopped, so data that
+arrives a byte at a time costs no re-scan.
+
+An observer cannot refuse bytes, so nothing here raises. When the framing is
+lost (capture began mid-message, bytes were never copied, garbage) the side
+goes LOST, skips to the next line that reads as a request line (request side)
+or a status line (response side), and then reports one :class:`Desync` whose
+``lost_bytes`` counts all it skipped. A gap inside an identity Content-Length
+body keeps the framing: it is counted and the message ends incomplete.
+
+Pairing: requests take exchange numbers 1, 2, 3… in order; final responses are
+matched to the oldest unanswered request (pipelining). A response whose request
+was never seen takes a fresh number. When a request head falls into a gap, a
+placeholder keeps the later pairs aligned.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from dataclasses import dataclass
+
+from lumen_sniff.model import (
+    BodyData,
+    ConnClosed,
+    ConnKey,
+    Desync,
+    Headers,
+    HttpEvent,
+    MessageEnd,
+    ProcessInfo,
+    RequestHead,
+    ResponseHead,
+    Role,
+)
+from lumen_sniff.protocol.decoding import ContentDecoder, make_decoder
+
+__all__ = ["MAX_HEAD_BYTES", "REQUEST_LINE", "STATUS_LINE", "Http1Parser"]
+
+MAX_HEAD_BYTES = 64 * 1024
+"""A header (or trailer) section longer than this is a desync."""
+_MAX_LINE_BYTES = 8192  # longer than any line the two patterns below can match
+_MAX_CHUNK_LINE_BYTES = 4096
+
+REQUEST_LINE = re.compile(
+    rb"([A-Z][A-Z_-]{0,19})[ \t]{1,8}([^\s]{1,8000})[ \t]{1,8}HTTP/1\.([01])[ \t]{0,8}\r?\n"
+)
+"""A plausible request line, LF included."""
+STATUS_LINE = re.compile(rb"HTTP/1\.([01])[ \t]{1,8}([0-9]{3})(?:[ \t][^\r\n]{0,1000})?\r?\n")
+"""A plausible status line, LF included."""
+_START = (REQUEST_LINE, STATUS_LINE)  # indexed by Role
+_HEX = re.compile(rb"[0-9a-fA-F]{1,15}")
+_NO_CODING = frozenset({"", "identity", "chunked"})
+
+_HEAD, _LENGTH, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_CRLF = range(5)
+_TRAILERS, _UNTIL_CLOSE, _LOST, _UPGRADED = range(5, 9)
+
+
+@dataclass(slots=True)
+class _Head:
+    """What a parsed head says, framing included."""
+
+    headers: Headers
+    version: str
+    method: str = ""
+    target: str = ""
+    status: int = 0
+    authority: str = ""
+    length: int | None = None
+    chunked: bool = False
+    bad_framing: bool = False
+    codings: str = ""
+
+
+@dataclass(slots=True)
+class _Msg:
+    """The message a side is inside of."""
+
+    stream: int
+    decoder: ContentDecoder | None
+    damage: str = ""  # why it can no longer end complete
+
+
+@dataclass(slots=True)
+class _Side:
+    """Parse state of one direction."""
+
+    role: Role
+    state: int = _HEAD
+    buf: bytearray | None = None
+    scan: int = 0  # where the next search in ``buf`` starts
+    remaining: int = 0  # body or chunk bytes still due
+    msg: _Msg | None = None
+    head_ts: int = 0
+    fresh: bool = True  # no head yet: a bad start means capture began mid-stream
+    line_ok: bool = True  # LOST: ``buf[0]`` begins a line
+    lost_reason: str = ""
+    lost_bytes: int = 0
+    seen_cr: bool = False
+    trailer_bytes: int = 0
+
+
+class Http1Parser:
+    """One HTTP/1.x connection, both directions (see the module docstring).
+
+    Implements :class:`lumen_sniff.protocol.base.ConnectionParser`. A 101 response
+    is reported as a ResponseHead plus a complete MessageEnd: it is the final
+    answer of its exchange, after which the connection stops being HTTP.
+
+    Args:
+        conn: The connection's key, copied into every event.
+        process: Owner of the connection, copied into request heads.
+        peer: Remote address, copied into request heads.
+    """
+
+    def __init__(
+        self,
+        conn: ConnKey,
+        process: ProcessInfo | None = None,
+        peer: tuple[str, int] | None = None,
+    ) -> None:
+        self._conn = conn
+        self._process = process
+        self._peer = peer
+        self._sides = (_Side(Role.REQUEST), _Side(Role.RESPONSE))
+        self._pending: deque[tuple[int, str]] = deque()  # (stream, method) not yet answered
+        self._next_stream = 1
+        self._upgraded = False
+        self._closed = False
+        self.has_synced = False
+        """True once a message head was parsed on either side."""
+
+    @property
+    def unsynced_bytes(self) -> int:
+        """Bytes skipped so far by sides that have not yet found a first head."""
+        return sum(s.lost_bytes + len(s.buf or b"") for s in self._sides if s.fresh)
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes held for a head, chunk line or resync in progress (bounded by the caps)."""
+        return sum(len(s.buf or b"") for s in self._sides)
+
+    # ------------------------------------------------------------ ConnectionParser
+
+    def data(self, role: Role, ts_ns: int, data: bytes) -> list[HttpEvent]:
+        """Consume the next bytes sent by ``role``'s side."""
+        out: list[HttpEvent] = []
+        if data and not self._closed:
+            self._consume(self._sides[role], ts_ns, data, out)
+        return out
+
+    def gap(self, role: Role, ts_ns: int, lost_bytes: int) -> list[HttpEvent]:
+        """``lost_bytes`` of ``role``'s side were never captured."""
+        out: list[HttpEvent] = []
+        if lost_bytes <= 0 or self._closed:
+            return out
+        side = self._sides[role]
+        state, msg = side.state, side.msg
+        if state == _LENGTH and msg is not None and msg.decoder is None:
+            # Identity body of known length: the framing survives the hole.
+            hole = min(lost_bytes, side.remaining)
+            out.append(self._desync(msg.stream, ts_ns, "gap", hole))
+            msg.damage = msg.damage or "gap"
+            side.remaining -= hole
+            if side.remaining == 0:
+                self._end(side, ts_ns, out)
+            if lost_bytes > hole:
+                self._lose(side, ts_ns, "gap", out, skipped=lost_bytes - hole)
+        elif state == _UNTIL_CLOSE and msg is not None and msg.decoder is None:
+            out.append(self._desync(msg.stream, ts_ns, "gap", lost_bytes))
+            msg.damage = msg.damage or "gap"
+        elif state == _UPGRADED or (state == _HEAD and self._upgraded):
+            out.append(self._desync(None, ts_ns, "upgrade", lost_bytes))
+        else:
+            if state == _HEAD and side.role is Role.REQUEST:
+                # A request head fell (at least partly) into the hole: keep a seat
+                # for its response so later pairs stay aligned.
+                self._pending.append((self._new_stream(), ""))
+            self._lose(side, ts_ns, "gap", out, skipped=lost_bytes)
+        return out
+
+    def close(self, ts_ns: int) -> list[HttpEvent]:
+        """The connection ended: end open messages, report leftovers, emit ConnClosed."""
+        out: list[HttpEvent] = []
+        if self._closed:
+            return out
+        self._closed = True
+        for side in self._sides:
+            if side.msg is not None:
+                self._end(side, ts_ns, out, "" if side.state == _UNTIL_CLOSE else "closed")
+            if side.state == _LOST:
+                side.lost_bytes += len(side.buf or b"")
+                out.append(self._desync(None, ts_ns, side.lost_reason, side.lost_bytes))
+            elif side.buf:
+                out.append(self._desync(None, ts_ns, "closed", len(side.buf)))
+            side.buf = None
+        out.append(ConnClosed(conn=self._conn, ts_ns=ts_ns))
+        return out
+
+    # ------------------------------------------------------------------ the loop
+
+    def _consume(self, side: _Side, ts: int, data: bytes, out: list[HttpEvent]) -> None:
+        """Run ``side``'s state table over ``data``; body slices become BodyData."""
+        pos, n = 0, len(data)
+        view = memoryview(data)
+        parts: list[bytes | memoryview] = []  # body of side.msg seen in this call
+        while pos < n:
+            st = side.state
+            if st in (_LENGTH, _CHUNK_DATA):
+                take = min(side.remaining, n - pos)
+                self._body(side, view[pos : pos + take], parts)
+                pos += take
+                side.remaining -= take
+                if side.remaining == 0:
+                    if st == _CHUNK_DATA:
+                        side.state, side.seen_cr = _CHUNK_CRLF, False
+                    else:
+                        self._flush(side, ts, parts, out)
+                        self._end(side, ts, out)
+            elif st == _UNTIL_CLOSE:
+                self._body(side, view[pos:], parts)
+                pos = n
+            elif st == _CHUNK_CRLF:
+                b = data[pos]
+                if b == 10:
+                    side.state = _CHUNK_SIZE
+                    pos += 1
+                elif b == 13 and not side.seen_cr:
+                    side.seen_cr = True
+                    pos += 1
+                else:
+                    self._flush(side, ts, parts, out)
+                    self._lose(side, ts, "bad_chunk", out)
+            elif st in (_CHUNK_SIZE, _TRAILERS):
+                line, pos = self._take_line(side, data, pos)
+                if line is None:
+                    cap = _MAX_CHUNK_LINE_BYTES if st == _CHUNK_SIZE else MAX_HEAD_BYTES
+                    if len(side.buf or b"") > cap:
+                        self._flush(side, ts, parts, out)
+                        self._lose(side, ts, "bad_chunk", out, line_ok=False)
+                elif st == _CHUNK_SIZE:
+                    size = _chunk_size(line)
+                    if size is None:
+                        self._flush(side, ts, parts, out)
+                        self._lose(side, ts, "bad_chunk", out, skipped=len(line) + 1)
+                    elif size:
+                        side.state, side.remaining = _CHUNK_DATA, size
+                    else:
+                        side.state, side.trailer_bytes = _TRAILERS, 0
+                else:
+                    side.trailer_bytes += len(line) + 1
+                    if line.strip(b"\r") == b"":
+                        self._flush(side, ts, parts, out)
+                        self._end(side, ts, out)
+                    elif side.trailer_bytes > MAX_HEAD_BYTES:
+                        self._flush(side, ts, parts, out)
+                        self._lose(side, ts, "head_too_large", out, skipped=side.trailer_bytes)
+            elif st == _HEAD:
+                self._flush(side, ts, parts, out)
+                if self._upgraded:
+                    side.state = _UPGRADED
+                    continue
+                data, pos = self._head(side, ts, data, pos, out)
+                n, view = len(data), memoryview(data)
+            elif st == _LOST:
+                data, pos = self._resync(side, ts, data, pos, out)
+                n, view = len(data), memoryview(data)
+            else:  # _UPGRADED
+                out.append(self._desync(None, ts, "upgrade", n - pos))
+                pos = n
+        self._flush(side, ts, parts, out)
+
+    def _body(self, side: _Side, piece: memoryview, parts: list[bytes | memoryview]) -> None:
+        msg = side.msg
+        if msg is None or not piece:
+            return
+        if msg.decoder is None:
+            parts.append(piece)
+        else:
+            decoded = msg.decoder.decode(bytes(piece))
+            if decoded:
+                parts.append(decoded)
+
+    def _flush(
+        self, side: _Side, ts: int, parts: list[bytes | memoryview], out: list[HttpEvent]
+    ) -> None:
+        """Emit the body gathered in this call as one BodyData (plus a decode Desync)."""
+        msg = side.msg
+        if msg is None:
+            parts.clear()
+            return
+        if parts:
+            body = b"".join(parts)
+            parts.clear()
+            out.append(
+                BodyData(conn=self._conn, stream=msg.stream, role=side.role, ts_ns=ts, data=body)
+            )
+        self._check_decoder(msg, ts, out)
+
+    def _check_decoder(self, msg: _Msg, ts: int, out: list[HttpEvent]) -> None:
+        if msg.decoder is not None and msg.decoder.error is not None and not msg.damage:
+            msg.damage = "decode_error"
+            out.append(self._desync(msg.stream, ts, "decode_error", 0))
+
+    def _end(self, side: _Side, ts: int, out: list[HttpEvent], reason: str = "") -> None:
+        """End ``side``'s open message: complete unless damaged or given a ``reason``."""
+        msg = side.msg
+        side.state = _HEAD
+        if msg is None:
+            return
+        side.msg = None
+        if msg.decoder is not None:
+            tail = msg.decoder.flush()
+            if tail:
+                out.append(
+                    BodyData(
+                        conn=self._conn, stream=msg.stream, role=side.role, ts_ns=ts, data=tail
+                    )
+                )
+            if not reason:
+                self._check_decoder(msg, ts, out)
+        why = reason or msg.damage
+        out.append(
+            MessageEnd(
+                conn=self._conn,
+                stream=msg.stream,
+                role=side.role,
+                ts_ns=ts,
+                complete=not why,
+                reason=why,
+            )
+        )
+
+    def _desync(self, stream: int | None, ts: int, reason: str, lost: int) -> Desync:
+        return Desync(conn=self._conn, stream=stream, ts_ns=ts, reason=reason, lost_bytes=lost)
+
+    # --------------------------------------------------------------------- heads
+
+    def _head(
+        self, side: _Side, ts: int, data: bytes, pos: int, out: list[HttpEvent]
+    ) -> tuple[bytes, int]:
+        """HEAD state: find a whole head and act on it; return the bytes left to run."""
+        buf = side.buf
+        if not buf:
+            n = len(data)
+            while pos < n and data[pos] in b"\r\n":  # stray CRLFs between messages
+                pos += 1
+            if pos == n:
+                return data, pos
+            side.head_ts = ts
+            end = _find_head_end(data, pos)
+            if end >= 0:
+                if not self._on_head(side, data[pos:end], out):
+                    return data, pos  # resync scans from the bad line
+                return data, end
+            side.buf = buf = bytearray(data[pos:])
+        else:
+            buf += data[pos:] if pos else data
+            end = _find_head_end(buf, side.scan)
+            if end >= 0:
+                block, rest = bytes(buf[:end]), bytes(buf[end:])
+                side.buf = None
+                if not self._on_head(side, block, out):
+                    return block + rest, 0
+                return rest, 0
+        # Incomplete. Give up at once on a first line that cannot be a start line.
+        nl = buf.find(b"\n")
+        if (nl < 0 and len(buf) > _MAX_LINE_BYTES) or (
+            nl >= 0 and _START[side.role].match(buf) is None
+        ):
+            side.buf = None
+            self._lose(side, ts, "resync" if side.fresh else "bad_head", out)
+            return bytes(buf), 0
+        if len(buf) > MAX_HEAD_BYTES:
+            self._lose(side, ts, "head_too_large", out, line_ok=False)
+        else:
+            side.scan = max(0, len(buf) - 2)  # a terminator is at most 3 bytes
+        return b"", 0
+
+    def _on_head(self, side: _Side, block: bytes, out: list[HttpEvent]) -> bool:
+        """Act on a whole head; False (and LOST) when its first line is no start line."""
+        head = _parse_head(side.role, block)
+        if head is None:
+            self._lose(side, side.head_ts, "resync" if side.fresh else "bad_head", out)
+            return False
+        side.fresh = False
+        self.has_synced = True
+        if side.role is Role.REQUEST:
+            stream = self._new_stream()
+            self._pending.append((stream, head.method))
+            out.append(
+                RequestHead(
+                    conn=self._conn,
+                    stream=stream,
+                    ts_ns=side.head_ts,
+                    method=head.method,
+                    target=head.target,
+                    authority=head.authority,
+                    headers=head.headers,
+                    http_version=head.version,
+                    process=self._process,
+                    peer=self._peer,
+                )
+            )
+            if head.length is None and not head.chunked:
+                head.length = 0  # a request without framing has no body
+        else:
+            status = head.status
+            if 100 <= status < 200 and status != 101:
+                return True  # interim (100 Continue, 103 Early Hints): not the answer
+            stream, method = self._pending.popleft() if self._pending else (self._new_stream(), "")
+            out.append(
+                ResponseHead(
+                    conn=self._conn,
+                    stream=stream,
+                    ts_ns=side.head_ts,
+                    status=status,
+                    headers=head.headers,
+                    http_version=head.version,
+                )
+            )
+            if status == 101 or (method == "CONNECT" and 200 <= status < 300):
+                self._upgraded = True
+                head.length, head.chunked, head.bad_framing = 0, False, False
+            elif method == "HEAD" or status in (204, 304):
+                head.length, head.chunked, head.bad_framing = 0, False, False
+        side.msg = _Msg(stream, make_decoder(head.codings) if head.codings else None)
+        if head.bad_framing:
+            self._lose(side, side.head_ts, "bad_framing", out)
+        elif head.chunked:
+            side.state = _CHUNK_SIZE
+        elif head.length is None:
+            side.state = _UNTIL_CLOSE
+        elif head.length:
+            side.state, side.remaining = _LENGTH, head.length
+        else:
+            self._end(side, side.head_ts, out)
+        return True
+
+    def _new_stream(self) -> int:
+        stream = self._next_stream
+        self._next_stream += 1
+        return stream
+
+    # ---------------------------------------------------------- losing the place
+
+    def _lose(
+        self,
+        side: _Side,
+        ts: int,
+        reason: str,
+        out: list[HttpEvent],
+        *,
+        skipped: int = 0,
+        line_ok: bool = True,
+    ) -> None:
+        """Enter (or stay in) LOST: end the open message, count what is skipped.
+
+        Bytes still in ``side.buf`` are dropped and counted; callers that want them
+        scanned again take them out first.
+        """
+        if side.msg is not None:
+            self._end(side, ts, out, "gap" if reason == "gap" else "desync")
+        if side.state != _LOST:
+            side.state, side.lost_reason = _LOST, reason
+        side.lost_bytes += skipped + len(side.buf or b"")
+        side.buf = None
+        side.scan, side.line_ok = 0, line_ok
+
+    def _resync(
+        self, side: _Side, ts: int, data: bytes, pos: int, out: list[HttpEvent]
+    ) -> tuple[bytes, int]:
+        """LOST state: skip to the next plausible start line; return the bytes left to run."""
+        buf = side.buf
+        if buf is None:
+            side.buf = buf = bytearray()
+        buf += data[pos:] if pos else data
+        pattern = _START[side.role]
+        while True:
+            if not side.line_ok:
+                nl = buf.find(b"\n")
+                self._skip(side, len(buf) if nl < 0 else nl + 1)
+                if nl < 0:
+                    return b"", 0
+                side.line_ok, side.scan = True, 0
+            hit = buf.find(b"HTTP/1.", side.scan)
+            if hit < 0:
+                self._skip(side, buf.rfind(b"\n") + 1)  # keep only the last, partial line
+                side.scan = max(0, len(buf) - 6)
+                break
+            start = buf.rfind(b"\n", 0, hit) + 1
+            eol = buf.find(b"\n", hit)
+            if eol < 0:
+                self._skip(side, start)
+                side.scan = hit - start  # look at this line again when it is whole
+                break
+            m = pattern.match(buf, start)
+            if m is not None and m.end() == eol + 1:
+                self._skip(side, start)
+                side.buf = None
+                if side.fresh:
+                    side.fresh = False
+                out.append(self._desync(None, ts, side.lost_reason, side.lost_bytes))
+                side.lost_bytes, side.state = 0, _HEAD
+                return bytes(buf), 0
+            side.scan = hit + 1
+        if len(buf) > _MAX_LINE_BYTES:  # too long to hold a start line
+            self._skip(side, len(buf))
+            side.line_ok = False
+        return b"", 0
+
+    def _skip(self, side: _Side, count: int) -> None:
+        if count > 0 and side.buf is not None:
+            del side.buf[:count]
+            side.lost_bytes += count
+
+    def _take_line(self, side: _Side, data: bytes, pos: int) -> tuple[bytes | None, int]:
+        """The next LF-terminated line (LF dropped), or None with the rest buffered."""
+        nl = data.find(b"\n", pos)
+        if nl < 0:
+            if side.buf is None:
+                side.buf = bytearray()
+            side.buf += data[pos:]
+            return None, len(data)
+        line = data[pos:nl]
+        if side.buf:
+            line = bytes(side.buf) + line
+        side.buf = None
+        return line, nl + 1
+
+
+# ------------------------------------------------------------------ head parsing
+
+
+def _find_head_end(buf: bytes | bytearray, start: int) -> int:
+    """Index just past the blank line ending a head, or -1. Bare LFs are tolerated."""
+    crlf = buf.find(b"\n\r\n", start)
+    lf = buf.find(b"\n\n", start, crlf + 2 if crlf >= 0 else len(buf))
+    if lf >= 0:
+        return lf + 2
+    return crlf + 3 if crlf >= 0 else -1
+
+
+def _parse_head(role: Role, block: bytes) -> _Head | None:
+    """Parse a whole head (start line to blank line); None when the start line is not one."""
+    m = _START[role].match(block)
+    if m is None:
+        return None
+    headers: list[tuple[str, str]] = []
+    for raw in block[m.end() :].decode("latin-1").split("\n"):
+        line = raw.rstrip()
+        if not line:
+            continue
+        if line[0] in " \t":  # obsolete line folding: continues the previous value
+            if headers:
+                name, value = headers[-1]
+                headers[-1] = (name, f"{value} {line.strip()}".strip())
+            continue
+        name, sep, value = line.partition(":")
+        name = name.strip().lower()
+        if sep and name:
+            headers.append((name, value.strip()))
+    if role is Role.REQUEST:
+        method, target = m.group(1).decode("ascii"), m.group(2).decode("latin-1")
+        head = _Head(
+            headers=tuple(headers), version="1." + chr(m.group(3)[0]), method=method, target=target
+        )
+    else:
+        head = _Head(
+            headers=tuple(headers), version="1." + chr(m.group(1)[0]), status=int(m.group(2))
+        )
+    _read_framing(head)
+    return head
+
+
+def _read_framing(head: _Head) -> None:
+    lengths: set[str] = set()
+    transfer: list[str] = []
+    content: list[str] = []
+    for name, value in head.headers:
+        if name == "content-length":
+            lengths.update(v.strip() for v in value.split(","))
+        elif name == "transfer-encoding":
+            transfer += [t.strip().lower() for t in value.split(",")]
+        elif name == "content-encoding":
+            content += [t.strip().lower() for t in value.split(",")]
+        elif name == "host" and not head.authority:
+            head.authority = value.lower()
+    if not head.authority and "://" in head.target:  # absolute-form (proxy) target
+        head.authority = head.target.split("://", 1)[1].split("/", 1)[0].lower()
+    transfer = [t for t in transfer if t]
+    if transfer:
+        head.chunked = transfer[-1] == "chunked"
+        # A request must end in chunked to be framed (RFC 9112 §6.3); a response
+        # that does not is read until close.
+        head.bad_framing = not head.chunked and head.method != ""
+    elif lengths:
+        value = lengths.pop() if len(lengths) == 1 else ""
+        if value.isdigit() and value.isascii():
+            head.length = int(value)
+        else:
+            head.bad_framing = True
+    codings = [c for c in content + transfer if c not in _NO_CODING]
+    head.codings = ", ".join(codings)
+
+
+def _chunk_size(line: bytes) -> int | None:
+    size = line.split(b";", 1)[0].strip()
+    return int(size, 16) if _HEX.fullmatch(size) else None

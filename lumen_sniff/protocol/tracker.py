@@ -1,0 +1,371 @@
+"""Connection tracker: Chunks of many connections in, HTTP events out.
+
+Strategy. One :class:`_Conn` per ConnKey, kept in least-recently-used order and
+capped at ``max_connections`` (the oldest is evicted: its open messages end
+incomplete with reason "evicted"). For each chunk the tracker:
+
+1. puts the bytes in stream order: a jump forward in ``offset`` is a gap, bytes
+   already seen are trimmed, pure duplicates dropped; ``lost_bytes`` becomes a
+   gap after the data, and ``closed`` closes the connection;
+2. until the protocol is known, holds the first few bytes of each direction
+   (at most the 24 of the HTTP/2 preface) and classifies them:
+
+   ========================================  ===========================================
+   first bytes                               parser
+   ========================================  ===========================================
+   ``PRI * HTTP/2.0\\r\\n\\r\\nSM\\r\\n\\r\\n``  Http2Parser
+   ``METHOD `` or ``HTTP/1.``                 Http1Parser
+   a plausible HTTP/2 frame header           Http2Parser(mid_stream=True)
+   other text                                Http1Parser, probing: it skips to the
+                                             next head, and the connection is
+                                             "not_http" if none comes in 64 KiB
+   binary                                    Desync "not_http"
+   ========================================  ===========================================
+
+   A request line or preface seen on INGRESS (or a status line on EGRESS) means
+   the observed process is the server: the roles swap and
+   :meth:`ConnectionTracker.is_server_side` says so;
+3. hands the bytes to the parser with the Role of their direction.
+
+Every byte not parsed is counted in :attr:`ConnectionTracker.stats`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections import OrderedDict
+
+from lumen_sniff.model import (
+    Chunk,
+    ConnKey,
+    Desync,
+    Direction,
+    HttpEvent,
+    MessageEnd,
+    ProcessInfo,
+    Role,
+)
+from lumen_sniff.protocol.base import ConnectionParser
+from lumen_sniff.protocol.http1 import Http1Parser
+
+__all__ = ["H2_PREFACE", "PROBE_LIMIT_BYTES", "ConnectionTracker"]
+
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+"""The HTTP/2 client connection preface (RFC 9113 §3.4)."""
+PROBE_LIMIT_BYTES = 64 * 1024
+"""Text that has not shown an HTTP/1 head after this many bytes is "not_http"."""
+
+_REQUEST_START = re.compile(rb"[A-Z][A-Z_-]{0,19}[ \t]")
+_REQUEST_PREFIX = re.compile(rb"[A-Z][A-Z_-]{0,19}")
+_BINARY = re.compile(rb"[\x00-\x08\x0e-\x1f\x7f]")
+# Frame types DATA..CONTINUATION: (needs stream 0, needs a stream, fixed length or -1).
+_H2_FRAMES = {
+    0x0: (False, True, -1),  # DATA
+    0x1: (False, True, -1),  # HEADERS
+    0x2: (False, True, 5),  # PRIORITY
+    0x3: (False, True, 4),  # RST_STREAM
+    0x4: (True, False, -1),  # SETTINGS
+    0x5: (False, True, -1),  # PUSH_PROMISE
+    0x6: (True, False, 8),  # PING
+    0x7: (True, False, -1),  # GOAWAY
+    0x8: (False, False, 4),  # WINDOW_UPDATE
+    0x9: (False, True, -1),  # CONTINUATION
+}
+_H2_MAX_FRAME_BYTES = 1 << 20  # servers may raise SETTINGS_MAX_FRAME_SIZE; 1 MiB is generous
+_H1, _H2, _H2_MID, _TEXT, _BINARY_KIND = "h1_request", "h2", "h2_mid", "text", "binary"
+_H1_RESPONSE = "h1_response"
+
+
+class _Conn:
+    """What the tracker knows about one connection."""
+
+    __slots__ = ("expected", "parser", "peer", "probe", "process", "request_dir", "server_side")
+
+    def __init__(self, process: ProcessInfo | None, peer: tuple[str, int] | None) -> None:
+        self.expected: list[int | None] = [None, None]  # next offset, per Direction
+        self.parser: ConnectionParser | None = None
+        self.probe: list[tuple[Direction, int, bytes]] = []  # bytes held before classifying
+        self.process = process
+        self.peer = peer
+        self.request_dir = Direction.EGRESS
+        self.server_side = False
+
+
+class ConnectionTracker:
+    """Routes Chunks to per-connection HTTP parsers (see the module docstring).
+
+    Args:
+        max_connections: Connections tracked at once; past it the least recently
+            used one is evicted.
+    """
+
+    def __init__(self, max_connections: int = 4096) -> None:
+        self._max = max(1, max_connections)
+        self._conns: OrderedDict[ConnKey, _Conn] = OrderedDict()
+        self._ignored: OrderedDict[ConnKey, None] = OrderedDict()
+        self._last_ts = 0
+        self.stats: dict[str, int] = dict.fromkeys(
+            (
+                "chunks",
+                "bytes.egress",
+                "bytes.ingress",
+                "gaps",
+                "lost_bytes",
+                "duplicate_bytes",
+                "evictions",
+                "ignored_bytes",
+                "connections",
+            ),
+            0,
+        )
+        """Counters: bytes per direction, gaps and lost bytes, ``desync.<reason>``…"""
+
+    def feed(self, chunk: Chunk) -> list[HttpEvent]:
+        """Process one Chunk.
+
+        Args:
+            chunk: Bytes of one direction of one connection, in any order.
+
+        Returns:
+            The HTTP events the chunk completed, in order.
+        """
+        stats = self.stats
+        key, data, ts = chunk.conn, chunk.data, chunk.ts_ns
+        self._last_ts = max(self._last_ts, ts)
+        stats["chunks"] += 1
+        if key in self._ignored:
+            stats["ignored_bytes"] += len(data) + chunk.lost_bytes
+            if chunk.closed:
+                del self._ignored[key]
+            return []
+        stats["bytes.egress" if chunk.direction is Direction.EGRESS else "bytes.ingress"] += len(
+            data
+        )
+        out: list[HttpEvent] = []
+        conn = self._conns.get(key)
+        if conn is None:
+            if len(self._conns) >= self._max:
+                self._evict(ts, out)
+            conn = self._conns[key] = _Conn(chunk.process, chunk.peer)
+            stats["connections"] += 1
+        else:
+            self._conns.move_to_end(key)
+        before, data, after = self._order(conn, chunk)
+        if before:
+            self._gap(key, conn, chunk.direction, ts, before, out)
+        if data:
+            self._data(key, conn, chunk.direction, ts, data, out)
+        if after:
+            self._gap(key, conn, chunk.direction, ts, after, out)
+        if chunk.closed and key in self._conns:
+            self._finish(key, ts, out)
+        self._count(out)
+        return out
+
+    def ignore(self, conn: ConnKey) -> None:
+        """Drop ``conn``'s state; its later chunks are counted as ignored bytes."""
+        self._conns.pop(conn, None)
+        self._ignored[conn] = None
+        self._ignored.move_to_end(conn)
+        while len(self._ignored) > 4 * self._max:
+            self._ignored.popitem(last=False)
+
+    def close(self) -> list[HttpEvent]:
+        """Close every connection (end of capture); returns their last events."""
+        out: list[HttpEvent] = []
+        for key in list(self._conns):
+            self._finish(key, self._last_ts, out)
+        self._count(out)
+        return out
+
+    def is_server_side(self, conn: ConnKey) -> bool:
+        """True when the observed endpoint of ``conn`` is its server (requests came in)."""
+        state = self._conns.get(conn)
+        return state is not None and state.server_side
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes held across all connections (probes plus parser buffers)."""
+        total = 0
+        for conn in self._conns.values():
+            total += sum(len(b) for _, _, b in conn.probe)
+            total += getattr(conn.parser, "buffered_bytes", 0)
+        return total
+
+    # ------------------------------------------------------------------ internals
+
+    def _order(self, conn: _Conn, chunk: Chunk) -> tuple[int, bytes, int]:
+        """(gap before, new data, gap after) of ``chunk`` in its direction's stream."""
+        d = chunk.direction
+        expected = conn.expected[d]
+        start, data, lost = chunk.offset, chunk.data, chunk.lost_bytes
+        end = start + len(data) + lost
+        if expected is None:
+            expected = start
+        if end <= expected and (data or lost):
+            self.stats["duplicate_bytes"] += len(data)
+            return 0, b"", 0
+        before = max(0, start - expected)
+        if start < expected:
+            overlap = expected - start
+            self.stats["duplicate_bytes"] += min(overlap, len(data))
+            if overlap >= len(data):  # only part of the lost tail is new
+                lost, data = end - expected, b""
+            else:
+                data = data[overlap:]
+        conn.expected[d] = max(end, expected)
+        return before, data, lost
+
+    def _gap(
+        self, key: ConnKey, conn: _Conn, d: Direction, ts: int, lost: int, out: list[HttpEvent]
+    ) -> None:
+        self.stats["gaps"] += 1
+        self.stats["lost_bytes"] += lost
+        if conn.parser is None:
+            # Not classified yet: held bytes of this direction are cut off from
+            # what follows, so they go too; the next bytes are classified afresh.
+            held = sum(len(b) for dd, _, b in conn.probe if dd == d)
+            if held:
+                self.stats["lost_bytes"] += held
+                conn.probe = [p for p in conn.probe if p[0] != d]
+            return
+        role = Role.REQUEST if d == conn.request_dir else Role.RESPONSE
+        out += conn.parser.gap(role, ts, lost)
+
+    def _data(
+        self, key: ConnKey, conn: _Conn, d: Direction, ts: int, data: bytes, out: list[HttpEvent]
+    ) -> None:
+        parser = conn.parser
+        if parser is None:
+            conn.probe.append((d, ts, data))
+            held = b"".join(b for dd, _, b in conn.probe if dd == d)
+            kind = _classify(held)
+            if kind is None:
+                return
+            parser = self._start(key, conn, d, kind, ts, out)
+            if parser is None:
+                return
+            probe, conn.probe = conn.probe, []
+            for pd, pts, pdata in probe:
+                role = Role.REQUEST if pd == conn.request_dir else Role.RESPONSE
+                out += parser.data(role, pts, pdata)
+        else:
+            role = Role.REQUEST if d == conn.request_dir else Role.RESPONSE
+            out += parser.data(role, ts, data)
+        if (
+            isinstance(parser, Http1Parser)
+            and not parser.has_synced
+            and parser.unsynced_bytes > PROBE_LIMIT_BYTES
+        ):
+            out.append(
+                Desync(
+                    conn=key,
+                    stream=None,
+                    ts_ns=ts,
+                    reason="not_http",
+                    lost_bytes=parser.unsynced_bytes,
+                )
+            )
+            self.ignore(key)
+
+    def _start(
+        self, key: ConnKey, conn: _Conn, d: Direction, kind: str, ts: int, out: list[HttpEvent]
+    ) -> ConnectionParser | None:
+        """Build the parser ``kind`` calls for, or give up on the connection."""
+        if kind == _BINARY_KIND:
+            held = sum(len(b) for _, _, b in conn.probe)
+            out.append(Desync(conn=key, stream=None, ts_ns=ts, reason="not_http", lost_bytes=held))
+            self.ignore(key)
+            return None
+        swap = (kind in (_H1, _H2) and d is Direction.INGRESS) or (
+            kind == _H1_RESPONSE and d is Direction.EGRESS
+        )
+        conn.server_side = swap
+        conn.request_dir = Direction.INGRESS if swap else Direction.EGRESS
+        if kind in (_H2, _H2_MID):
+            try:
+                from lumen_sniff.protocol.http2 import Http2Parser
+            except ImportError:
+                held = sum(len(b) for _, _, b in conn.probe)
+                out.append(
+                    Desync(
+                        conn=key, stream=None, ts_ns=ts, reason="h2_unavailable", lost_bytes=held
+                    )
+                )
+                self.ignore(key)
+                return None
+            parser: ConnectionParser = Http2Parser(
+                key, conn.process, conn.peer, mid_stream=kind == _H2_MID
+            )
+        else:
+            parser = Http1Parser(key, conn.process, conn.peer)
+        conn.parser = parser
+        return parser
+
+    def _finish(
+        self, key: ConnKey, ts: int, out: list[HttpEvent], *, evicted: bool = False
+    ) -> None:
+        conn = self._conns.pop(key)
+        if conn.parser is None:
+            held = sum(len(b) for _, _, b in conn.probe)
+            if held:
+                out.append(
+                    Desync(conn=key, stream=None, ts_ns=ts, reason="too_short", lost_bytes=held)
+                )
+            return
+        events = conn.parser.close(ts)
+        if evicted:
+            events = [
+                dataclasses.replace(e, complete=False, reason="evicted")
+                if isinstance(e, MessageEnd)
+                else e
+                for e in events
+            ]
+        out += events
+
+    def _evict(self, ts: int, out: list[HttpEvent]) -> None:
+        key = next(iter(self._conns))
+        self.stats["evictions"] += 1
+        self._finish(key, ts, out, evicted=True)
+
+    def _count(self, out: list[HttpEvent]) -> None:
+        stats = self.stats
+        for event in out:
+            if type(event) is Desync:
+                name = "desync." + event.reason
+                stats[name] = stats.get(name, 0) + 1
+                stats["desync_lost_bytes"] = stats.get("desync_lost_bytes", 0) + event.lost_bytes
+
+
+def _classify(held: bytes) -> str | None:
+    """What the first bytes of a direction are; None while more are needed to tell."""
+    head = held[:24]
+    if H2_PREFACE.startswith(head):
+        return _H2 if len(head) == 24 else None
+    if _REQUEST_START.match(held):
+        return _H1
+    if held.startswith(b"HTTP/1."):
+        return _H1_RESPONSE
+    if b"HTTP/1.".startswith(held[:7]) or _REQUEST_PREFIX.fullmatch(held[:21]):
+        return None  # could still become a start line
+    if len(held) < 9:
+        return None
+    if _plausible_frame(held):
+        return _H2_MID
+    return _BINARY_KIND if _BINARY.search(held, 0, 256) else _TEXT
+
+
+def _plausible_frame(b: bytes) -> bool:
+    """Whether ``b`` starts with a frame header an HTTP/2 peer could send."""
+    length = int.from_bytes(b[0:3], "big")
+    kind = _H2_FRAMES.get(b[3])
+    stream = int.from_bytes(b[5:9], "big")
+    if kind is None or length > _H2_MAX_FRAME_BYTES or stream >> 31:
+        return False
+    zero_only, nonzero_only, fixed = kind
+    if (zero_only and stream) or (nonzero_only and not stream):
+        return False
+    if fixed >= 0 and length != fixed:
+        return False
+    return not (b[3] == 0x4 and length % 6)
