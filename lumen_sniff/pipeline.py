@@ -1,0 +1,158 @@
+"""The pure pipeline: Chunks in, costed and attributed UsageEvents out.
+
+::
+
+    Chunk ─▶ ConnectionTracker ─HttpEvent─▶ ExchangeAssembler ─▶ UsageEvent
+                   ▲                          (classify, extract,  IgnoreConnection
+                   └──── ignore(conn) ◀────── price, attribute)
+
+No I/O and no clock: time comes from the Chunk timestamps, so the same Chunks
+always give the same events (ids included). An :class:`IgnoreConnection` is
+both returned (the capture backend can stop copying the connection in the
+kernel) and applied to the tracker at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from lumen_sniff.exchange import ClassifyFn, ExchangeAssembler, ExtractorFactory
+from lumen_sniff.model import Chunk, ConnKey, HttpEvent, IgnoreConnection, PipelineOutput
+from lumen_sniff.pricing.overrides import ModelPrice, PriceOverrideLike, overrides_from
+from lumen_sniff.providers.attribution import DEFAULT_TENANT_HEADERS
+
+__all__ = ["DEFAULT_REQUEST_BODY_CAP_BYTES", "Pipeline", "PipelineSettings"]
+
+DEFAULT_REQUEST_BODY_CAP_BYTES = 4 << 20
+"""Request body bytes kept for classification (4 MiB); the size is always counted."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PipelineSettings:
+    """Validated settings of the pure pipeline (no side effects)."""
+
+    hosts: Mapping[str, str] = field(default_factory=dict)
+    """Extra API hosts (``host``, ``host:port``, ``*.domain``) → provider."""
+    tenant_headers: tuple[str, ...] = DEFAULT_TENANT_HEADERS
+    """Request headers naming the tenant, in priority order."""
+    key_salt: bytes = b""
+    """Per-installation salt of API-key fingerprints."""
+    price_overrides: Mapping[str, ModelPrice] | Iterable[PriceOverrideLike] = ()
+    """``{model: ModelPrice}``, or config ``PriceOverride`` entries."""
+    request_body_cap_bytes: int = DEFAULT_REQUEST_BODY_CAP_BYTES
+    """Request body bytes kept per exchange for classification."""
+    max_connections: int = 4096
+    """Connections tracked at once (tracker and assembler)."""
+    max_open_exchanges: int = 256
+    """Open exchanges (HTTP/2 streams) kept per connection."""
+    count_server_side: bool = False
+    """Also count calls a TLS-terminating relay on this host received (they are
+    normally seen again on its outbound connection, so counting both doubles)."""
+
+    def model_prices(self) -> dict[str, ModelPrice]:
+        """The overrides as the ``{model: ModelPrice}`` mapping the Pricer takes."""
+        overrides = self.price_overrides
+        if isinstance(overrides, Mapping):
+            return dict(overrides)
+        return overrides_from(overrides)
+
+
+class _Tracker(Protocol):
+    stats: dict[str, int]
+
+    def feed(self, chunk: Chunk) -> list[HttpEvent]: ...
+
+    def close(self) -> list[HttpEvent]: ...
+
+    def ignore(self, conn: ConnKey) -> None: ...
+
+    def is_server_side(self, conn: ConnKey) -> bool: ...
+
+
+class Pipeline:
+    """Chunks of any number of connections → UsageEvents and IgnoreConnections.
+
+    Args:
+        settings: Pipeline settings.
+        tracker: Connection tracker to use (tests); a new
+            ``ConnectionTracker(max_connections=…)`` when None.
+        classify: ``providers.classify`` unless given (tests).
+        new_extractor: ``providers.new_extractor`` unless given (tests).
+    """
+
+    def __init__(
+        self,
+        settings: PipelineSettings,
+        *,
+        tracker: _Tracker | None = None,
+        classify: ClassifyFn | None = None,
+        new_extractor: ExtractorFactory | None = None,
+    ) -> None:
+        if tracker is None:
+            from lumen_sniff.protocol.tracker import ConnectionTracker
+
+            tracker = ConnectionTracker(max_connections=settings.max_connections)
+        if classify is None or new_extractor is None:
+            from lumen_sniff import providers
+
+            classify = classify or providers.classify
+            new_extractor = new_extractor or providers.new_extractor
+        self.settings = settings
+        self._tracker = tracker
+        self._assembler = ExchangeAssembler(
+            settings,
+            classify=classify,
+            new_extractor=new_extractor,
+            is_server_side=tracker.is_server_side,
+        )
+
+    def feed(self, chunk: Chunk) -> list[PipelineOutput]:
+        """Process one Chunk.
+
+        Args:
+            chunk: Bytes of one direction of one connection.
+
+        Returns:
+            Finished UsageEvents and IgnoreConnection requests, in order.
+        """
+        events = self._tracker.feed(chunk)
+        if not events:
+            return []
+        return self._handle(events)
+
+    def close(self) -> list[PipelineOutput]:
+        """End of capture: every open exchange ends as an incomplete event.
+
+        Returns:
+            The last UsageEvents.
+        """
+        out = self._handle(self._tracker.close())
+        out.extend(self._assembler.close())
+        return out
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Counters: the tracker's (bytes, gaps, ``desync.<reason>``…) plus
+        ``exchanges`` (requests seen), ``llm_exchanges``, ``events``,
+        ``unpriced``, ``estimated``, ``incomplete``, ``desyncs``,
+        ``ignored_connections`` (and ``ignored.<reason>``),
+        ``request_body_truncated``, ``exchanges_dropped``, ``provider_errors``
+        and ``price_errors``."""
+        merged = dict(self._tracker.stats)
+        merged.update(self._assembler.stats)
+        merged.update(self._assembler.pricer.stats)
+        return merged
+
+    def _handle(self, events: list[HttpEvent]) -> list[PipelineOutput]:
+        handle = self._assembler.handle
+        out: list[PipelineOutput] = []
+        for event in events:
+            produced = handle(event)
+            if produced:
+                for item in produced:
+                    if type(item) is IgnoreConnection:
+                        self._tracker.ignore(item.conn)
+                out.extend(produced)
+        return out
