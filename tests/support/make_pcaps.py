@@ -15,20 +15,46 @@ streaming and not. Then it replays every capture with ``lumen-sniff replay
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
+import signal
 import struct
+import subprocess
+import sys
+import tempfile
+import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 __all__ = [
+    "CAPTURES",
     "Conversation",
     "frame",
     "ipv4_tcp",
     "ipv6_tcp",
+    "main",
     "write_pcap",
     "write_pcapng",
 ]
 
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
+
+CAPTURES: dict[str, dict[str, Any]] = {
+    "plain.pcap": {
+        "tls": False,
+        "scenarios": ["ollama_chat", "ollama_chat_stream", "ollama_generate_stream",
+                      "llamacpp_chat_stream", "plain_openai_chat"],
+    },
+    "tls.pcapng": {
+        "tls": True,
+        "scenarios": ["openai_chat", "openai_chat_stream_usage", "openai_responses_stream",
+                      "anthropic_stream_cache_read", "gemini_generate_cached",
+                      "httpx_h2_chat_stream", "curl_h2_chat", "node_fetch_chat_stream"],
+    },
+}
+"""Fixture captures: file name → stand-in mode and the client scenarios run in order."""
 
 
 def _tcp(sport: int, dport: int, seq: int, ack: int, flags: int, payload: bytes) -> bytes:
@@ -180,3 +206,78 @@ def write_pcapng(
             high, low = ts_ns >> 32, ts_ns & 0xFFFFFFFF
             head = struct.pack("<IIIII", iface, high, low, len(data), len(data))
             f.write(_block(6, head + data))
+
+
+# ------------------------------------------------------------------ recording
+
+_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _record(name: str, spec: dict[str, Any], out: Path, work: Path) -> dict[str, Any]:
+    tls = spec["tls"]
+    standin = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.standin", "--tls" if tls else "--plain",
+         "--port", "0", "--ca-dir", str(work)],
+        stdout=subprocess.PIPE, text=True, cwd=_ROOT,
+    )  # fmt: skip
+    assert standin.stdout is not None
+    ready = json.loads(standin.stdout.readline())
+    port, ca, base_url = ready["port"], ready["ca"], ready["base_url"]
+    capture = out / name
+    keylog = out / (name.split(".")[0] + ".keys")
+    keylog.unlink(missing_ok=True)
+    dumpcap = subprocess.Popen(
+        ["dumpcap", "-q", "-i", "lo", "-f", f"tcp port {port}", "-w", str(capture),
+         *(["-P"] if name.endswith(".pcap") else [])],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    time.sleep(1.5)  # dumpcap is listening
+    env = {**os.environ, "PYTHONPATH": str(_ROOT)}
+    if tls:
+        env["SSLKEYLOGFILE"] = str(keylog)
+        env["NODE_OPTIONS"] = f"--tls-keylog={keylog}"
+    calls = []
+    try:
+        for scenario in spec["scenarios"]:
+            command = [sys.executable, "-m", "tests.support.clients", scenario,
+                       "--base-url", base_url, *(["--ca", ca] if ca else [])]  # fmt: skip
+            done = subprocess.run(command, env=env, cwd=_ROOT, capture_output=True, text=True,
+                                  timeout=120, check=True)  # fmt: skip
+            result = json.loads(done.stdout.strip().splitlines()[-1])
+            calls.append({k: result.get(k) for k in
+                          ("scenario", "client", "model", "status", "stream", "http_version",
+                           "usage", "error", "calls")})  # fmt: skip
+            time.sleep(0.2)
+        time.sleep(1.0)
+    finally:
+        dumpcap.send_signal(signal.SIGINT)
+        dumpcap.wait(10)
+        standin.send_signal(signal.SIGINT)
+        standin.wait(10)
+    replay = subprocess.run(
+        [str(Path(sys.executable).parent / "lumen-sniff"), "replay", str(capture), "--json",
+         *(["--keylog", str(keylog)] if tls else [])],
+        cwd=_ROOT, capture_output=True, text=True, timeout=300, check=True,
+    )  # fmt: skip
+    events = [json.loads(line) for line in replay.stdout.splitlines() if line.strip()]
+    return {"keylog": keylog.name if tls else None, "clients": calls, "events": events}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Record every capture in :data:`CAPTURES` and write ``expected.json``."""
+    parser = argparse.ArgumentParser(prog="python -m tests.support.make_pcaps")
+    parser.add_argument("--out", type=Path, default=_ROOT / "fixtures" / "pcap")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    expected = {}
+    with tempfile.TemporaryDirectory() as work:
+        for name, spec in CAPTURES.items():
+            expected[name] = _record(name, spec, args.out, Path(work))
+            print(f"{name}: {len(expected[name]['events'])} events", file=sys.stderr)
+    text = json.dumps(expected, indent=1, sort_keys=True) + "\n"
+    (args.out / "expected.json").write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
