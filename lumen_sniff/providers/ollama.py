@@ -66,6 +66,5 @@ class OllamaReader(Reader):
         counts = {m.group(1): int(m.group(2)) for m in _COUNT.finditer(tail)}
         if counts:
             self.document({"done": True, **{k.decode(): v for k, v in counts.items()}})
-            self.t.ended = False
         if self.t.model is None:
             self.t.model = first_string(head, b'"model"')

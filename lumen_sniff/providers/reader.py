@@ -92,13 +92,12 @@ class Reader:
         usage = find_object(tail, self.usage_key)
         if usage is None:
             usage = find_object(head, self.usage_key)
-        model = first_string(head, self.model_key)
+        model = first_string(head, self.model_key) or first_string(tail, self.model_key)
         if usage is not None:
             doc: dict[str, Any] = {self.usage_key.strip(b'"').decode(): usage}
             if model is not None:
                 doc[self.model_key.strip(b'"').decode()] = model
             self.document(doc)
-            self.t.ended = False
         elif model is not None and self.t.model is None:
             self.t.model = model
 
