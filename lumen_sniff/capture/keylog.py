@@ -60,6 +60,7 @@ _FIELDS = (
     "tls.handshake.type",
     "tls.handshake.random",
     "tls.record.content_type",
+    "tls.record.opaque_type",
     "data.data",
 )
 _APP_DATA = "23"
@@ -179,9 +180,8 @@ class TlsDecryptor:
     def _line(self, cols: list[str]) -> Iterator[Chunk]:
         if len(cols) < len(_FIELDS) or not cols[1]:
             return
-        ts, stream_text, ip4s, ip6s, sport, ip4d, ip6d, dport, types, randoms, ctypes, data = cols[
-            : len(_FIELDS)
-        ]
+        ts, stream_text, ip4s, ip6s, sport, ip4d, ip6d, dport = cols[:8]
+        types, randoms, ctypes, opaque_types, data = cols[8 : len(_FIELDS)]
         stream = int(stream_text)
         session = self.sessions.get(stream)
         if session is None:
@@ -197,7 +197,10 @@ class TlsDecryptor:
         if session.client is None:
             # Handshake not captured: the higher port is the client's.
             session.client, session.server = (src, dst) if src[1] > dst[1] else (dst, src)
-        session.app_records += ctypes.split(",").count(_APP_DATA)
+        # TLS 1.3 shows records it cannot decrypt only by their outer (opaque) type.
+        session.app_records += max(
+            ctypes.split(",").count(_APP_DATA), opaque_types.split(",").count(_APP_DATA)
+        )
         if not data:
             return
         direction = Direction.EGRESS if src == session.client else Direction.INGRESS

@@ -168,6 +168,7 @@ def _print_summary(events: list[UsageEvent], report: Any) -> None:
         cost = "unpriced" if row[6] is None else f"{row[6]:.6f}"
         table.add_row(provider, model, *(str(v) for v in row[:6]), cost)
     console = Console()
+    console.width = max(console.width, 132)  # never cut model names in pipes and logs
     console.print(table)
     tcp = report.tcp
     skipped = sum(report.skipped_frames.values())
