@@ -39,6 +39,8 @@ DEFAULT_MAX_EVENT_BYTES = 4 << 20
 """Default cap on one event's data (and on one line): 4 MiB."""
 
 _BOM = b"\xef\xbb\xbf"
+_EVENT_NAMES: dict[bytes, str] = {}
+"""Decoded ``event: X`` lines; APIs use a handful of names (bounded)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -146,8 +148,32 @@ class SseParser:
             self.oversize_bytes += len(lines[0])
             del lines[0]
         out: list[SseEvent] = []
+        parts = self._data
         for line in lines:
-            self._line(line, out)
+            # Fast paths for the two lines every event has; the rest go to _line.
+            if not line:
+                if parts or self._oversize:
+                    out.append(self._make(complete=True))
+                    parts.clear()
+                    self._size = 0
+                    self._oversize = False
+                self._event = ""
+            elif line[:6] == b"data: " and not self._oversize:
+                size = self._size + len(line) - 5
+                if size > self._max:
+                    self._line(line, out)
+                else:
+                    self._size = size
+                    parts.append(line[6:])
+            elif line[:7] == b"event: ":
+                name = _EVENT_NAMES.get(line)
+                if name is None:
+                    name = line[7:].decode("utf-8", "replace")
+                    if len(_EVENT_NAMES) < 256:
+                        _EVENT_NAMES[line] = name
+                self._event = name
+            else:
+                self._line(line, out)
         self._grow_partial(tail)
         return out
 
