@@ -172,6 +172,20 @@ class ExchangeAssembler:
         """The pricer in use."""
         return self._pricer
 
+    @property
+    def open_exchanges(self) -> int:
+        """Exchanges being assembled, across all connections."""
+        return sum(len(exchanges) for exchanges in self._conns.values())
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Request body bytes held by open exchanges (for classification and estimates)."""
+        total = 0
+        for exchanges in self._conns.values():
+            for ex in exchanges.values():
+                total += ex.body_kept if ex.request is None else len(ex.request.body)
+        return total
+
     def handle(self, event: HttpEvent) -> list[PipelineOutput]:
         """Consume one HTTP event.
 
@@ -227,6 +241,8 @@ class ExchangeAssembler:
         if ev.role is Role.REQUEST:
             size = len(ev.data)
             ex.body_size += size
+            if ex.classified:
+                return []  # classified early (the response came first): body no longer needed
             room = self._settings.request_body_cap_bytes - ex.body_kept
             if room > 0:
                 piece = ev.data if size <= room else ev.data[:room]

@@ -145,6 +145,17 @@ class Pipeline:
         merged.update(self._assembler.pricer.stats)
         return merged
 
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes held in memory: the tracker's buffers plus kept request bodies."""
+        held = getattr(self._tracker, "buffered_bytes", 0)
+        return int(held) + self._assembler.buffered_bytes
+
+    @property
+    def open_exchanges(self) -> int:
+        """Exchanges being assembled."""
+        return self._assembler.open_exchanges
+
     def _handle(self, events: list[HttpEvent]) -> list[PipelineOutput]:
         handle = self._assembler.handle
         out: list[PipelineOutput] = []
