@@ -78,7 +78,7 @@ def provider_for_host(host: str, extra: Mapping[str, str] | None = None) -> str 
                 name = name[: name.find("]") + 1]
             elif name.count(":") == 1:
                 name = name.partition(":")[0]
-            if name == host:
+            if name.strip("[]") == host.strip("[]"):
                 return provider
             if name.startswith("*.") and host.endswith(name[1:]):
                 return provider

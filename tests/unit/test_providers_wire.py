@@ -8,18 +8,23 @@ must give the same Extraction.
 
 from __future__ import annotations
 
+import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lumen_sniff.model import Headers, UsageSource
 from lumen_sniff.providers import Extraction, RequestInfo, classify, new_extractor
 from tests.conftest import require_or_skip
 
-WIRE = Path(__file__).resolve().parents[3] / "shared" / "wire"
+WIRE = Path(
+    os.environ.get("LUMEN_WIRE_DIR") or Path(__file__).resolve().parents[3] / "shared" / "wire"
+)
 
 OPENAI_HDRS = (("authorization", "Bearer sk-test"), ("content-type", "application/json"))
 ANTHROPIC_HDRS = (("x-api-key", "sk-ant-test"), ("anthropic-version", "2023-06-01"))
@@ -476,3 +481,22 @@ def test_cut_gemini_stream_keeps_last_usage_but_estimated() -> None:
         75,
     )
     assert got.complete is False
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    case=st.sampled_from([c for c in CASES if c.stream]),
+    cuts=st.lists(st.integers(min_value=0, max_value=30_000), max_size=20),
+)
+def test_stream_files_any_split_points(case: Case, cuts: list[int]) -> None:
+    status, headers, body = load(case.file)
+    req = request(case.url, case.body, case.headers)
+    cls = classify(req)
+    assert cls is not None
+    ex = new_extractor(cls, req, status, headers)
+    prev = 0
+    for cut in sorted({min(c, len(body)) for c in cuts}):
+        ex.feed(body[prev:cut])
+        prev = cut
+    ex.feed(body[prev:])
+    assert ex.finish(complete=True) == run(req, case.file)
