@@ -1,0 +1,363 @@
+// SPDX-License-Identifier: Apache-2.0
+/* lumen.bpf.c: copy TLS plaintext from SSL_write/SSL_read into a ring buffer.
+ *
+ * Strategy:
+ *  - Entry probes save (SSL*, buf, size_t *len) keyed by thread id; the return
+ *    probe learns the byte count (the return value, or what the _ex calls
+ *    store through their size_t pointer) and copies that many bytes. An entry that finds a slot already
+ *    taken belongs to a nested call (one SSL function calling another): the
+ *    outer call keeps the slot and only its own return consumes it, so no byte
+ *    is counted twice.
+ *  - Connections are keyed by (tgid, SSL*). A per-connection LRU entry holds the
+ *    next byte offset of each direction, so user space sees gaps as offset jumps.
+ *  - A call is copied in LUMEN_CHUNK_BYTES records up to LUMEN_CAP_BYTES; what
+ *    is not copied is reported on the record (lost_bytes) and in the drop
+ *    counters, by reason. Nothing is dropped without a count.
+ *  - Connections user space judged not to be LLM traffic sit in lumen_ignored:
+ *    the entry probe bails after that one lookup and the return probe after its
+ *    one lookup of the (absent) call slot.
+ *  - User space is woken per batch (LUMEN_WAKEUP_RECORDS records or
+ *    LUMEN_WAKEUP_BYTES bytes per CPU), never per record; its poll timeout
+ *    bounds the latency of a quiet trickle.
+ *  - Process events (exec, executable file mappings, exit) drive target
+ *    discovery and state release in user space.
+ *
+ * Settings come as -D defines from lumen_sniff/capture/bpf.py.
+ */
+#include <uapi/linux/ptrace.h>
+#include <uapi/linux/mman.h>
+
+#include "lumen.h"
+
+#ifndef LUMEN_CAP_BYTES
+#define LUMEN_CAP_BYTES (1 << 20)
+#endif
+#ifndef LUMEN_MAX_CHUNKS
+#define LUMEN_MAX_CHUNKS ((LUMEN_CAP_BYTES + LUMEN_CHUNK_BYTES - 1) / LUMEN_CHUNK_BYTES)
+#endif
+#ifndef LUMEN_RINGBUF_PAGES
+#define LUMEN_RINGBUF_PAGES 4096
+#endif
+#ifndef LUMEN_WAKEUP_RECORDS
+#define LUMEN_WAKEUP_RECORDS 64
+#endif
+#ifndef LUMEN_WAKEUP_BYTES
+#define LUMEN_WAKEUP_BYTES (256 * 1024)
+#endif
+#ifndef LUMEN_MAX_CONNS
+#define LUMEN_MAX_CONNS 65536
+#endif
+#ifndef LUMEN_MAX_THREADS
+#define LUMEN_MAX_THREADS 16384
+#endif
+#ifndef LUMEN_MAX_PIDS
+#define LUMEN_MAX_PIDS 16384
+#endif
+
+#define FN_WRITE 1
+#define FN_WRITE_EX 2
+#define FN_READ 3
+#define FN_READ_EX 4
+
+/* Arguments of an SSL call in flight, saved at entry. */
+struct lumen_call {
+	u64 ssl;
+	u64 buf;
+	u64 len_ptr; /* size_t *written / *readbytes of the _ex calls */
+	u32 fn;
+	u32 pad;
+};
+
+struct lumen_offsets {
+	u64 next[2]; /* next byte offset, per direction */
+};
+
+struct lumen_wake {
+	u64 records;
+	u64 bytes;
+};
+
+struct lumen_scratch {
+	struct lumen_record hdr;
+	u8 data[LUMEN_CHUNK_BYTES];
+};
+
+BPF_RINGBUF_OUTPUT(lumen_events, LUMEN_RINGBUF_PAGES);
+BPF_PERCPU_ARRAY(lumen_scratch_map, struct lumen_scratch, 1);
+BPF_PERCPU_ARRAY(lumen_wake_map, struct lumen_wake, 1);
+BPF_PERCPU_ARRAY(lumen_drops, struct lumen_drop, LUMEN_DROP_REASONS);
+BPF_HASH(lumen_calls, u64, struct lumen_call, LUMEN_MAX_THREADS);
+BPF_TABLE("lru_hash", struct lumen_conn, struct lumen_offsets, lumen_offsets, LUMEN_MAX_CONNS);
+BPF_TABLE("lru_hash", struct lumen_conn, u8, lumen_ignored, LUMEN_MAX_CONNS);
+BPF_TABLE("lru_hash", u32, u8, lumen_skip, LUMEN_MAX_PIDS);
+
+static __always_inline void count_drop(u32 reason, u64 bytes)
+{
+	struct lumen_drop *d = lumen_drops.lookup(&reason);
+	if (d) {
+		d->records += 1;
+		d->bytes += bytes;
+	}
+}
+
+/* Batch wake-ups: most records are written with BPF_RB_NO_WAKEUP. */
+static __always_inline u64 wake_flags(u64 size)
+{
+	int zero = 0;
+	struct lumen_wake *w = lumen_wake_map.lookup(&zero);
+	if (!w)
+		return 0;
+	w->records += 1;
+	w->bytes += size;
+	if (w->records >= LUMEN_WAKEUP_RECORDS || w->bytes >= LUMEN_WAKEUP_BYTES) {
+		w->records = 0;
+		w->bytes = 0;
+		return BPF_RB_FORCE_WAKEUP;
+	}
+	return BPF_RB_NO_WAKEUP;
+}
+
+static __always_inline void fill_header(struct lumen_record *h, u8 kind, u64 id)
+{
+	h->ts_ns = bpf_ktime_get_ns();
+	h->ssl = 0;
+	h->offset = 0;
+	h->lost_bytes = 0;
+	h->cgroup_id = bpf_get_current_cgroup_id();
+	h->pid = id >> 32;
+	h->tid = (u32)id;
+	h->uid = (u32)bpf_get_current_uid_gid();
+	h->data_len = 0;
+	h->kind = kind;
+	h->direction = 0;
+#if defined(LUMEN_TASK_GROUP_LEADER_OFF) && defined(LUMEN_TASK_COMM_OFF)
+	/* The leader's comm, not the thread's: offsets come from the running
+	 * kernel's BTF because the compile-time headers may be another version. */
+	void *task = (void *)bpf_get_current_task();
+	void *leader = 0;
+	if (bpf_probe_read_kernel(&leader, sizeof(leader), task + LUMEN_TASK_GROUP_LEADER_OFF) ||
+	    !leader ||
+	    bpf_probe_read_kernel(h->comm, sizeof(h->comm), leader + LUMEN_TASK_COMM_OFF))
+		bpf_get_current_comm(h->comm, sizeof(h->comm));
+#else
+	bpf_get_current_comm(h->comm, sizeof(h->comm));
+#endif
+}
+
+static __always_inline int enter(struct pt_regs *ctx, u32 fn)
+{
+#ifdef LUMEN_EMPTY_PROBES
+	return 0;
+#endif
+	u64 id = bpf_get_current_pid_tgid();
+	struct lumen_conn conn = {};
+	conn.pid = id >> 32;
+	conn.ssl = PT_REGS_PARM1(ctx);
+	if (lumen_ignored.lookup(&conn))
+		return 0;
+	if (lumen_skip.lookup(&conn.pid))
+		return 0;
+	struct lumen_call call = {};
+	call.ssl = conn.ssl;
+	call.buf = PT_REGS_PARM2(ctx);
+	call.fn = fn;
+	if (fn == FN_WRITE_EX || fn == FN_READ_EX)
+		call.len_ptr = PT_REGS_PARM4(ctx);
+	lumen_calls.insert(&id, &call);
+	return 0;
+}
+
+static __always_inline int emit_data(struct lumen_call *c, u32 dir, u64 n, u64 id)
+{
+	int zero = 0;
+	struct lumen_scratch *s = lumen_scratch_map.lookup(&zero);
+	if (!s)
+		return 0;
+	struct lumen_conn conn = {};
+	conn.pid = id >> 32;
+	conn.ssl = c->ssl;
+	struct lumen_offsets fresh = {};
+	lumen_offsets.insert(&conn, &fresh);
+	struct lumen_offsets *o = lumen_offsets.lookup(&conn);
+	if (!o)
+		return 0;
+	u64 base;
+	if (dir == LUMEN_DIR_EGRESS) {
+		base = o->next[0];
+		o->next[0] = base + n;
+	} else {
+		base = o->next[1];
+		o->next[1] = base + n;
+	}
+
+	fill_header(&s->hdr, LUMEN_KIND_DATA, id);
+	s->hdr.ssl = c->ssl;
+	s->hdr.direction = dir;
+	u64 copied = n < LUMEN_CAP_BYTES ? n : LUMEN_CAP_BYTES;
+	u64 buf = c->buf;
+	/* Whole chunks in the loop, the last (partial or whole) piece after it: the
+	 * loop body has one size and few branches, which keeps verification linear. */
+	u64 full = copied / LUMEN_CHUNK_BYTES;
+	u64 rest = copied - full * LUMEN_CHUNK_BYTES;
+	if (rest == 0 && full > 0) {
+		full -= 1;
+		rest = LUMEN_CHUNK_BYTES;
+	}
+	u64 flags = wake_flags(copied + (full + 1) * sizeof(s->hdr));
+	u64 rb_failed_chunks = 0;
+	u64 rb_failed_bytes = 0;
+	u64 pos = 0;
+	s->hdr.lost_bytes = 0;
+	s->hdr.data_len = LUMEN_CHUNK_BYTES;
+	for (u32 i = 0; i < LUMEN_MAX_CHUNKS; i++) {
+		if (i >= full)
+			break;
+		pos = (u64)i * LUMEN_CHUNK_BYTES;
+		s->hdr.offset = base + pos;
+		if (bpf_probe_read_user(s->data, LUMEN_CHUNK_BYTES, (void *)(buf + pos)))
+			goto read_failed;
+		/* Branch-free failure count (negative errno → 1): a branch here would
+		 * double the verifier's paths at every iteration. */
+		long rc = lumen_events.ringbuf_output(s, sizeof(*s), flags);
+		rb_failed_chunks += ((u64)rc) >> 63;
+	}
+	rb_failed_bytes = rb_failed_chunks * LUMEN_CHUNK_BYTES;
+	pos = full * LUMEN_CHUNK_BYTES;
+	s->hdr.offset = base + pos;
+	s->hdr.lost_bytes = n - copied;
+	if (n > copied)
+		count_drop(LUMEN_DROP_CAP_EXCEEDED, n - copied);
+	u32 len = rest;
+	if (len > LUMEN_CHUNK_BYTES)
+		return 0; /* unreachable; bounds len for the verifier */
+	if (bpf_probe_read_user(s->data, len, (void *)(buf + pos)))
+		goto read_failed;
+	s->hdr.data_len = len;
+	if (lumen_events.ringbuf_output(s, sizeof(s->hdr) + len, flags))
+		rb_failed_bytes += len + n - copied;
+	if (rb_failed_bytes)
+		count_drop(LUMEN_DROP_RINGBUF_FULL, rb_failed_bytes);
+	return 0;
+
+read_failed:
+	/* Report the rest of the call as lost on an empty record. */
+	rb_failed_bytes = rb_failed_chunks * LUMEN_CHUNK_BYTES;
+	count_drop(LUMEN_DROP_READ_FAILED, n - pos);
+	s->hdr.data_len = 0;
+	s->hdr.offset = base + pos;
+	s->hdr.lost_bytes = n - pos;
+	if (lumen_events.ringbuf_output(&s->hdr, sizeof(s->hdr), flags))
+		count_drop(LUMEN_DROP_RINGBUF_FULL, 0);
+	if (rb_failed_bytes)
+		count_drop(LUMEN_DROP_RINGBUF_FULL, rb_failed_bytes);
+	return 0;
+}
+
+static __always_inline int leave(struct pt_regs *ctx, u32 fn)
+{
+#ifdef LUMEN_EMPTY_PROBES
+	return 0;
+#endif
+	u64 id = bpf_get_current_pid_tgid();
+	struct lumen_call *slot = lumen_calls.lookup(&id);
+	if (!slot)
+		return 0;
+	if (slot->fn != fn)
+		return 0; /* a nested call returning: the outer call owns the slot */
+	struct lumen_call c = *slot;
+	lumen_calls.delete(&id);
+
+	u64 n = 0;
+	if (fn == FN_WRITE_EX || fn == FN_READ_EX) {
+		if ((int)PT_REGS_RC(ctx) != 1)
+			return 0;
+		size_t done = 0;
+		if (bpf_probe_read_user(&done, sizeof(done), (void *)c.len_ptr)) {
+			count_drop(LUMEN_DROP_READ_FAILED, 0);
+			return 0;
+		}
+		n = done;
+	} else {
+		int rc = (int)PT_REGS_RC(ctx);
+		if (rc <= 0)
+			return 0;
+		n = rc;
+	}
+	u32 dir = (fn == FN_WRITE || fn == FN_WRITE_EX) ? LUMEN_DIR_EGRESS : LUMEN_DIR_INGRESS;
+	return emit_data(&c, dir, n, id);
+}
+
+int lumen_enter_ssl_write(struct pt_regs *ctx) { return enter(ctx, FN_WRITE); }
+int lumen_leave_ssl_write(struct pt_regs *ctx) { return leave(ctx, FN_WRITE); }
+int lumen_enter_ssl_write_ex(struct pt_regs *ctx) { return enter(ctx, FN_WRITE_EX); }
+int lumen_leave_ssl_write_ex(struct pt_regs *ctx) { return leave(ctx, FN_WRITE_EX); }
+int lumen_enter_ssl_read(struct pt_regs *ctx) { return enter(ctx, FN_READ); }
+int lumen_leave_ssl_read(struct pt_regs *ctx) { return leave(ctx, FN_READ); }
+int lumen_enter_ssl_read_ex(struct pt_regs *ctx) { return enter(ctx, FN_READ_EX); }
+int lumen_leave_ssl_read_ex(struct pt_regs *ctx) { return leave(ctx, FN_READ_EX); }
+
+/* SSL_free: say "closed" for a connection that carried data, release its state. */
+int lumen_enter_ssl_free(struct pt_regs *ctx)
+{
+#ifdef LUMEN_EMPTY_PROBES
+	return 0;
+#endif
+	u64 id = bpf_get_current_pid_tgid();
+	struct lumen_conn conn = {};
+	conn.pid = id >> 32;
+	conn.ssl = PT_REGS_PARM1(ctx);
+	if (lumen_ignored.lookup(&conn)) {
+		lumen_ignored.delete(&conn);
+		lumen_offsets.delete(&conn);
+		return 0;
+	}
+	struct lumen_offsets *o = lumen_offsets.lookup(&conn);
+	if (!o)
+		return 0;
+	struct lumen_record h = {};
+	fill_header(&h, LUMEN_KIND_CLOSE, id);
+	h.ssl = conn.ssl;
+	h.offset = o->next[0];
+	lumen_offsets.delete(&conn);
+	if (lumen_events.ringbuf_output(&h, sizeof(h), wake_flags(sizeof(h))))
+		count_drop(LUMEN_DROP_RINGBUF_FULL, 0);
+	return 0;
+}
+
+static __always_inline void emit_process(u8 kind, u64 flags)
+{
+	struct lumen_record h = {};
+	fill_header(&h, kind, bpf_get_current_pid_tgid());
+	if (lumen_events.ringbuf_output(&h, sizeof(h), flags))
+		count_drop(LUMEN_DROP_RINGBUF_FULL, 0);
+}
+
+/* A new program: user space looks for libssl and SSL_write in its maps. */
+TRACEPOINT_PROBE(sched, sched_process_exec)
+{
+	u32 pid = bpf_get_current_pid_tgid() >> 32;
+	lumen_skip.delete(&pid); /* filters by comm/exe are judged again */
+	emit_process(LUMEN_KIND_EXEC, BPF_RB_FORCE_WAKEUP);
+	return 0;
+}
+
+/* An executable file mapping (dlopen of a TLS library, e.g. Python's lazy
+ * `import ssl`): user space rescans the process. */
+TRACEPOINT_PROBE(syscalls, sys_enter_mmap)
+{
+	if (!(args->prot & PROT_EXEC) || (long)args->fd < 0)
+		return 0;
+	emit_process(LUMEN_KIND_MMAP, BPF_RB_FORCE_WAKEUP);
+	return 0;
+}
+
+/* The whole process is gone: user space closes its connections. */
+TRACEPOINT_PROBE(sched, sched_process_exit)
+{
+	if (!args->group_dead)
+		return 0;
+	u32 pid = bpf_get_current_pid_tgid() >> 32;
+	lumen_skip.delete(&pid);
+	emit_process(LUMEN_KIND_EXIT, 0);
+	return 0;
+}

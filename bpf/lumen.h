@@ -1,0 +1,67 @@
+/* lumen.h: the one contract between the BPF program and user space.
+ *
+ * lumen_sniff/capture/records.py mirrors struct lumen_record with ctypes and
+ * tests/unit/test_bpf_layout.py checks size and offsets against this file,
+ * compiled for real. Not packed: every field is naturally aligned.
+ *
+ * Settings arrive as -D defines from the loader (lumen_sniff/capture/bpf.py);
+ * the defaults below only serve the layout test and a hand compile.
+ */
+#ifndef LUMEN_H
+#define LUMEN_H
+
+#include <linux/types.h>
+
+#ifndef LUMEN_CHUNK_BYTES
+#define LUMEN_CHUNK_BYTES 16384 /* payload bytes per record */
+#endif
+
+#define LUMEN_COMM_LEN 16
+
+/* struct lumen_record.kind */
+#define LUMEN_KIND_DATA 0  /* plaintext from SSL_write/SSL_read */
+#define LUMEN_KIND_CLOSE 1 /* SSL_free on a connection that carried data */
+#define LUMEN_KIND_EXEC 2  /* sched_process_exec: rescan this pid's maps */
+#define LUMEN_KIND_MMAP 3  /* executable file mapping (dlopen): rescan this pid */
+#define LUMEN_KIND_EXIT 4  /* process leader exited: its connections are gone */
+
+/* struct lumen_record.direction (same values as model.Direction) */
+#define LUMEN_DIR_EGRESS 0  /* SSL_write, SSL_write_ex */
+#define LUMEN_DIR_INGRESS 1 /* SSL_read, SSL_read_ex */
+
+/* Index into the drop counters array (bpf table "drops"). */
+#define LUMEN_DROP_RINGBUF_FULL 0 /* bpf_ringbuf_output failed */
+#define LUMEN_DROP_CAP_EXCEEDED 1 /* bytes past the per-call cap */
+#define LUMEN_DROP_READ_FAILED 2  /* bpf_probe_read_user failed */
+#define LUMEN_DROP_REASONS 3
+
+struct lumen_drop {
+	__u64 records; /* records (or calls) affected */
+	__u64 bytes;   /* payload bytes not delivered */
+};
+
+/* Header of every ring-buffer record; data_len payload bytes follow it. */
+struct lumen_record {
+	__u64 ts_ns;      /* bpf_ktime_get_ns (CLOCK_MONOTONIC); user space makes it wall clock */
+	__u64 ssl;        /* the SSL* (0 for process records) */
+	__u64 offset;     /* position of data[0] in this direction's byte stream */
+	__u64 lost_bytes; /* bytes of the same call after data that were not copied */
+	__u64 cgroup_id;  /* bpf_get_current_cgroup_id */
+	__u32 pid;        /* tgid */
+	__u32 tid;        /* thread id */
+	__u32 uid;        /* real uid */
+	__u32 data_len;   /* payload bytes following this header */
+	__u8 kind;        /* LUMEN_KIND_* */
+	__u8 direction;   /* LUMEN_DIR_* */
+	__u8 pad[6];
+	char comm[LUMEN_COMM_LEN]; /* comm of the process leader, NUL padded */
+};
+
+/* Connection key in the offsets and ignored maps: (tgid, SSL*). */
+struct lumen_conn {
+	__u32 pid;
+	__u32 pad;
+	__u64 ssl;
+};
+
+#endif /* LUMEN_H */

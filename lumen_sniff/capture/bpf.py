@@ -1,0 +1,469 @@
+"""eBPF capture: compile ``bpf/lumen.bpf.c`` with bcc, hook TLS libraries, make Chunks.
+
+Threads:
+
+- the *poll* thread drains the ring buffer (woken per batch by the BPF program,
+  or by its poll timeout) and turns records into Chunks on the bounded
+  :attr:`BpfCapture.chunks` queue; a full queue is a counted drop;
+- the *discovery* thread rescans processes that exec'd or mapped an executable
+  file (dlopen) and hooks new TLS libraries and executables.
+
+Probe attachment is a data table (:data:`PROBES`); settings reach the C program
+as ``-D`` defines only. bcc is imported lazily: without it, :meth:`BpfCapture.start`
+raises :class:`lumen_sniff.errors.BpfUnavailable` with the reason.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import queue
+import subprocess
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from lumen_sniff.capture.btf import member_offsets_bytes
+from lumen_sniff.capture.procinfo import ProcCache
+from lumen_sniff.capture.records import (
+    DROP_REASONS,
+    HEADER_PATH,
+    HEADER_SIZE,
+    Kind,
+    Record,
+    conn_struct,
+    decode,
+    to_chunk,
+)
+from lumen_sniff.capture.targets import Discovery, Rescans, Target
+from lumen_sniff.errors import BpfUnavailable, ConfigError
+from lumen_sniff.model import Chunk, ConnKey, Direction
+
+__all__ = ["PROBES", "SOURCE_PATH", "BpfCapture", "BpfSettings", "Probe"]
+
+log = logging.getLogger("lumen_sniff.capture.bpf")
+
+SOURCE_PATH = HEADER_PATH.parent / "lumen.bpf.c"
+"""The BPF C program."""
+
+TRACEFS = Path("/sys/kernel/tracing")
+
+_MAX_CHUNKS_PER_CALL = 256
+"""Upper bound on max_bytes_per_call / chunk_bytes: keeps verification small."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Probe:
+    """One uprobe: a library function and the BPF function that handles it."""
+
+    sym: str
+    """Function in the TLS library."""
+    fn_name: str
+    """BPF function in lumen.bpf.c."""
+    ret: bool
+    """A uretprobe (on return) rather than a uprobe (on entry)."""
+
+
+PROBES: tuple[Probe, ...] = (
+    Probe(sym="SSL_write", fn_name="lumen_enter_ssl_write", ret=False),
+    Probe(sym="SSL_write", fn_name="lumen_leave_ssl_write", ret=True),
+    Probe(sym="SSL_write_ex", fn_name="lumen_enter_ssl_write_ex", ret=False),
+    Probe(sym="SSL_write_ex", fn_name="lumen_leave_ssl_write_ex", ret=True),
+    Probe(sym="SSL_read", fn_name="lumen_enter_ssl_read", ret=False),
+    Probe(sym="SSL_read", fn_name="lumen_leave_ssl_read", ret=True),
+    Probe(sym="SSL_read_ex", fn_name="lumen_enter_ssl_read_ex", ret=False),
+    Probe(sym="SSL_read_ex", fn_name="lumen_leave_ssl_read_ex", ret=True),
+    Probe(sym="SSL_free", fn_name="lumen_enter_ssl_free", ret=False),
+)
+"""Every uprobe, attached to each target that defines ``sym``."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BpfSettings:
+    """What the eBPF capture hooks and how much it copies."""
+
+    pids: tuple[int, ...] = ()
+    """Only these processes; empty for all."""
+    comms: tuple[str, ...] = ()
+    """Only processes with these (leader) names; empty for all."""
+    exes: tuple[str, ...] = ()
+    """Only these executables; empty for all."""
+    exclude_pids: tuple[int, ...] = ()
+    """Never these processes (the daemon itself)."""
+    max_bytes_per_call: int = 1 << 20
+    """Bytes copied per SSL call at most; the rest is counted as lost."""
+    chunk_bytes: int = 16384
+    """Payload bytes per ring-buffer record."""
+    ring_bytes: int = 16 << 20
+    """Ring buffer size (a power of two, at least a page)."""
+    queue_size: int = 65536
+    """Capacity of the Chunk queue."""
+    wakeup_records: int = 64
+    """Records per CPU between wake-ups of user space."""
+    wakeup_bytes: int = 256 << 10
+    """Bytes per CPU between wake-ups of user space."""
+    poll_timeout_ms: int = 20
+    """Longest a record waits in the ring when no wake-up comes."""
+    system_libraries: bool = True
+    """Hook the system's libssl at start even if no process maps it yet."""
+    empty_probes: bool = False
+    """Attach probes that return at once (the benchmark's floor)."""
+
+    def validate(self) -> None:
+        """Raise ConfigError on values the BPF program cannot take."""
+        page = os.sysconf("SC_PAGE_SIZE")
+        if not 64 <= self.chunk_bytes <= 30 << 10:
+            raise ConfigError(f"chunk_bytes must be 64..30720, got {self.chunk_bytes}")
+        if self.max_bytes_per_call < 1:
+            raise ConfigError("max_bytes_per_call must be positive")
+        if -(-self.max_bytes_per_call // self.chunk_bytes) > _MAX_CHUNKS_PER_CALL:
+            raise ConfigError(
+                f"max_bytes_per_call may be at most {_MAX_CHUNKS_PER_CALL} x chunk_bytes "
+                f"({_MAX_CHUNKS_PER_CALL * self.chunk_bytes})"
+            )
+        if self.ring_bytes < page or self.ring_bytes & (self.ring_bytes - 1):
+            raise ConfigError(f"ring_bytes must be a power of two >= {page}")
+        if self.queue_size < 1 or self.poll_timeout_ms < 1 or self.wakeup_records < 1:
+            raise ConfigError("queue_size, poll_timeout_ms and wakeup_records must be positive")
+
+
+def _task_offsets() -> dict[str, int]:
+    try:
+        return member_offsets_bytes("task_struct", ("group_leader", "comm"))
+    except (OSError, KeyError, ValueError) as exc:
+        # Without BTF the thread's own comm is used; procinfo fills the leader's.
+        log.warning("no kernel BTF for task_struct (%s): comm is the thread's", exc)
+        return {}
+
+
+def _mount_tracefs() -> None:
+    # bcc detaches uprobes through tracefs; minimal systems do not mount it, and
+    # without it every detach at exit fails ("open(.../uprobe_events)").
+    if (TRACEFS / "uprobe_events").exists():
+        return
+    proc = subprocess.run(
+        ["mount", "-t", "tracefs", "nodev", str(TRACEFS)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        log.warning("could not mount tracefs at %s: %s", TRACEFS, proc.stderr.strip())
+
+
+class BpfCapture:
+    """Uprobes on SSL_read/SSL_write in every TLS library → bounded queue of Chunks."""
+
+    source = "bpf"
+    """ConnKey.source of the Chunks this backend makes."""
+
+    def __init__(self, settings: BpfSettings | None = None) -> None:
+        self.settings = settings or BpfSettings()
+        self.settings.validate()
+        self.chunks: queue.Queue[Chunk] = queue.Queue(maxsize=self.settings.queue_size)
+        self._bpf: Any = None
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._procs = ProcCache()
+        self._discovery = Discovery(exclude_pids=self.settings.exclude_pids)
+        self._rescans = Rescans()
+        self._attached: dict[str, list[str]] = {}
+        self._attach_errors: dict[str, str] = {}
+        self._wall_offset_ns = time.time_ns() - time.monotonic_ns()
+        self._wanted: dict[int, bool] = {}
+        self._conns: dict[tuple[int, int], list[int]] = {}
+        self._counters = {"records": 0, "bytes": 0, "chunks": 0, "closed": 0}
+        self._counters.update({"process_events": 0, "filtered_records": 0, "bad_records": 0})
+        self._counters.update({"ignored_connections": 0, "queue_full": 0})
+        self._queue_full_bytes = 0
+        self._callback: Any = None
+
+    # ---------------------------------------------------------------- source
+
+    def render_source(self) -> tuple[str, list[str]]:
+        """The C program and the cflags it is compiled with (for ``--dump-bpf``)."""
+        s = self.settings
+        chunks = -(-s.max_bytes_per_call // s.chunk_bytes)
+        page = os.sysconf("SC_PAGE_SIZE")
+        cflags = [
+            f"-I{HEADER_PATH.parent}",
+            f"-DLUMEN_CHUNK_BYTES={s.chunk_bytes}",
+            f"-DLUMEN_CAP_BYTES={s.max_bytes_per_call}",
+            f"-DLUMEN_MAX_CHUNKS={chunks}",
+            f"-DLUMEN_RINGBUF_PAGES={max(1, s.ring_bytes // page)}",
+            f"-DLUMEN_WAKEUP_RECORDS={s.wakeup_records}",
+            f"-DLUMEN_WAKEUP_BYTES={s.wakeup_bytes}",
+        ]
+        offsets = _task_offsets()
+        if offsets:
+            cflags.append(f"-DLUMEN_TASK_GROUP_LEADER_OFF={offsets['group_leader']}")
+            cflags.append(f"-DLUMEN_TASK_COMM_OFF={offsets['comm']}")
+        if s.empty_probes:
+            cflags.append("-DLUMEN_EMPTY_PROBES=1")
+        return SOURCE_PATH.read_text(), cflags
+
+    # ----------------------------------------------------------------- start
+
+    def start(self) -> None:
+        """Compile, attach to every TLS library and executable found, start the threads.
+
+        Raises:
+            BpfUnavailable: not root, bcc missing, or the program does not load.
+        """
+        if os.geteuid() != 0:
+            raise BpfUnavailable("eBPF capture needs root (CAP_BPF and CAP_PERFMON)")
+        try:
+            import bcc
+        except ImportError as exc:
+            raise BpfUnavailable(
+                f"bcc is not importable ({exc}): install python3-bpfcc (make setup)"
+            ) from exc
+        _mount_tracefs()
+        text, cflags = self.render_source()
+        try:
+            self._bpf = bcc.BPF(text=text.encode(), cflags=cflags)
+        except Exception as exc:  # bcc raises bare Exception on compile/load errors
+            raise BpfUnavailable(
+                f"the BPF program did not compile or load: {exc} "
+                "(kernel headers? run `lumen-sniff doctor`)"
+            ) from exc
+        skip = self._bpf["lumen_skip"]
+        for pid in {*self.settings.exclude_pids, os.getpid()}:
+            skip[ctypes.c_uint32(pid)] = ctypes.c_uint8(1)
+        self._callback = self._on_record
+        self._bpf["lumen_events"].open_ring_buffer(self._callback)
+        targets = self._discovery.scan_all() if self.settings.system_libraries else []
+        if not self.settings.system_libraries:
+            for entry in os.listdir("/proc"):
+                if entry.isdigit():
+                    targets.extend(self._discovery.scan_pid(int(entry)))
+        for target in targets:
+            self._attach(target)
+        for name, fn in (
+            ("lumen-bpf-poll", self._poll_loop),
+            ("lumen-bpf-discovery", self._scan_loop),
+        ):
+            thread = threading.Thread(target=fn, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        log.info("eBPF capture: %d files hooked", len(self._attached))
+
+    def _attach(self, target: Target) -> None:
+        done: list[str] = []
+        try:
+            for probe in PROBES:
+                if probe.sym not in target.symbols:
+                    continue
+                attach = self._bpf.attach_uretprobe if probe.ret else self._bpf.attach_uprobe
+                attach(
+                    name=target.path.encode(),
+                    sym=probe.sym.encode(),
+                    fn_name=probe.fn_name.encode(),
+                )
+                done.append(f"{probe.sym}{':ret' if probe.ret else ''}")
+        except Exception as exc:  # bcc raises bare Exception
+            self._attach_errors[target.path] = str(exc)
+            log.warning("could not hook %s: %s", target.path, exc)
+        with self._lock:
+            self._attached[target.path] = done
+
+    # ------------------------------------------------------------- threads
+
+    def _poll_loop(self) -> None:
+        timeout = self.settings.poll_timeout_ms
+        last_clock = time.monotonic()
+        while not self._stop.is_set():
+            self._bpf.ring_buffer_poll(timeout)
+            # Records written with BPF_RB_NO_WAKEUP do not wake epoll: take them too.
+            self._bpf.ring_buffer_consume()
+            now = time.monotonic()
+            if now - last_clock > 1.0:
+                # Follow NTP steps: CLOCK_MONOTONIC → wall clock.
+                self._wall_offset_ns = time.time_ns() - time.monotonic_ns()
+                last_clock = now
+        self._bpf.ring_buffer_consume()
+
+    def _scan_loop(self) -> None:
+        while not self._stop.is_set():
+            due = self._rescans.next_due(timeout_s=0.1)
+            if due is None:
+                continue
+            pid, forget = due
+            if forget:
+                self._discovery.forget_pid(pid)
+                continue
+            for target in self._discovery.scan_pid(pid):
+                self._attach(target)
+
+    def _on_record(self, _ctx: Any, data: Any, size: int) -> int:
+        try:
+            record = decode(ctypes.string_at(data, size))
+            if record is None:
+                self._counters["bad_records"] += 1
+            elif record.kind in (Kind.DATA, Kind.CLOSE):
+                self._on_conn_record(record)
+            else:
+                self._on_process_record(record)
+        except Exception:  # never let an exception unwind into bcc's C callback
+            log.exception("ring buffer record handling failed")
+        return 0
+
+    def _on_process_record(self, record: Record) -> None:
+        self._counters["process_events"] += 1
+        pid = record.pid
+        if record.kind is Kind.EXEC:
+            self._procs.forget(pid)
+            self._wanted.pop(pid, None)
+            self._rescans.add(pid, delays_s=(0.0, 0.1))
+        elif record.kind is Kind.MMAP:
+            # The tracepoint fires at syscall entry; the mapping exists a moment later.
+            self._rescans.add(pid, delays_s=(0.005, 0.1))
+        elif record.kind is Kind.EXIT:
+            self._procs.forget(pid)
+            self._wanted.pop(pid, None)
+            self._rescans.add(pid, delays_s=(0.0,), forget=True)
+            for key in [k for k in self._conns if k[0] == pid]:
+                offsets = self._conns.pop(key)
+                self._put(
+                    Chunk(
+                        conn=ConnKey(source="bpf", pid=pid, handle=key[1]),
+                        direction=Direction.EGRESS,
+                        offset=offsets[0],
+                        ts_ns=record.ts_ns + self._wall_offset_ns,
+                        data=b"",
+                        closed=True,
+                    ),
+                    0,
+                )
+
+    def _is_wanted(self, record: Record) -> bool:
+        wanted = self._wanted.get(record.pid)
+        if wanted is not None:
+            return wanted
+        s = self.settings
+        info = self._procs.lookup(pid=record.pid, comm=record.comm)
+        wanted = (
+            (not s.pids or record.pid in s.pids)
+            and (not s.comms or info.comm in s.comms)
+            and (not s.exes or info.exe in s.exes)
+        )
+        if len(self._wanted) > 65536:
+            self._wanted.clear()
+        self._wanted[record.pid] = wanted
+        if not wanted and self._bpf is not None:
+            # From now on the probes bail out in the kernel for this process.
+            self._bpf["lumen_skip"][ctypes.c_uint32(record.pid)] = ctypes.c_uint8(1)
+        return wanted
+
+    def _on_conn_record(self, record: Record) -> None:
+        self._counters["records"] += 1
+        if not self._is_wanted(record):
+            self._counters["filtered_records"] += 1
+            return
+        key = (record.pid, record.ssl)
+        if record.kind is Kind.CLOSE:
+            self._conns.pop(key, None)
+            self._counters["closed"] += 1
+        else:
+            self._counters["bytes"] += len(record.data)
+            offsets = self._conns.get(key)
+            if offsets is None:
+                if len(self._conns) >= 65536:
+                    self._conns.pop(next(iter(self._conns)))
+                offsets = self._conns[key] = [0, 0]
+            offsets[record.direction] = record.offset + len(record.data) + record.lost_bytes
+        process = self._procs.lookup(
+            pid=record.pid,
+            tid=record.tid,
+            comm=record.comm,
+            uid=record.uid,
+            cgroup_id=record.cgroup_id,
+        )
+        chunk = to_chunk(record, wall_offset_ns=self._wall_offset_ns, process=process)
+        self._put(chunk, len(record.data) + record.lost_bytes)
+
+    def _put(self, chunk: Chunk, size: int) -> None:
+        try:
+            self.chunks.put_nowait(chunk)
+            self._counters["chunks"] += 1
+        except queue.Full:
+            self._counters["queue_full"] += 1
+            self._queue_full_bytes += size
+
+    # ------------------------------------------------------------ control
+
+    def ignore(self, conn: ConnKey) -> None:
+        """Stop copying a connection: its probes bail out in the kernel from now on."""
+        if self._bpf is None or conn.source != self.source:
+            return
+        self._bpf["lumen_ignored"][conn_struct(conn)] = ctypes.c_uint8(1)
+        self._conns.pop((conn.pid, conn.handle), None)
+        self._counters["ignored_connections"] += 1
+
+    def stop(self) -> None:
+        """Stop the threads and detach every probe; queued Chunks stay in ``chunks``."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._threads.clear()
+        if self._bpf is not None:
+            try:
+                self._bpf.cleanup()
+            except Exception as exc:  # bcc raises bare Exception
+                log.warning("detaching probes: %s", exc)
+            self._bpf = None
+
+    # ------------------------------------------------------------- status
+
+    def drops(self) -> dict[str, dict[str, int]]:
+        """Drops by reason: ``{"ringbuf_full": {"records": n, "bytes": n}, ...}``."""
+        out = {reason: {"records": 0, "bytes": 0} for reason in (*DROP_REASONS, "queue_full")}
+        if self._bpf is not None:
+            table = self._bpf["lumen_drops"]
+            for index, reason in enumerate(DROP_REASONS):
+                for cpu_value in table[ctypes.c_int(index)]:
+                    out[reason]["records"] += cpu_value.records
+                    out[reason]["bytes"] += cpu_value.bytes
+        out["queue_full"] = {
+            "records": self._counters["queue_full"],
+            "bytes": self._queue_full_bytes,
+        }
+        return out
+
+    def status(self) -> dict[str, Any]:
+        """Hooked files with the pids using them, counters, drops by reason, settings."""
+        with self._lock:
+            attached = dict(self._attached)
+        hooked = []
+        skipped = []
+        for target in list(self._discovery.files.values()):
+            pids = sorted(p for p in list(target.pids) if os.path.exists(f"/proc/{p}"))
+            if target.path in attached:
+                hooked.append(
+                    {
+                        "path": target.path,
+                        "kind": target.kind,
+                        "probes": attached[target.path],
+                        "pids": pids,
+                        "error": self._attach_errors.get(target.path, ""),
+                    }
+                )
+            elif target.skipped in ("go",) or target.symbols:
+                skipped.append({"path": target.path, "reason": target.skipped, "pids": pids})
+        drops = self.drops()
+        return {
+            "source": self.source,
+            "running": self._bpf is not None and not self._stop.is_set(),
+            "hooked": hooked,
+            "skipped": skipped,
+            "counters": dict(self._counters),
+            "dropped": {reason: d["records"] for reason, d in drops.items()},
+            "dropped_bytes": {reason: d["bytes"] for reason, d in drops.items()},
+            "queue_depth": self.chunks.qsize(),
+            "settings": asdict(self.settings),
+            "record_header_bytes": HEADER_SIZE,
+        }

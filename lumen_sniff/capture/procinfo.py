@@ -1,0 +1,141 @@
+"""pid → who it is: leader comm, executable, container id, systemd unit.
+
+Read from /proc once per process and cached (bounded LRU). The cache entry of
+a pid is dropped when it execs or exits, so a reused pid never inherits an old
+name. The cgroup parsing is pure and tested on plain strings.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+from lumen_sniff.model import ProcessInfo
+
+__all__ = ["ProcCache", "container_id", "systemd_unit"]
+
+# Container runtimes name the cgroup after the container id (64 hex digits):
+# docker-<id>.scope, cri-containerd-<id>.scope, crio-<id>.scope, libpod-<id>.scope,
+# /docker/<id>, /kubepods/.../<id>.
+_CONTAINER_RE = re.compile(r"(?:^|[/-])([0-9a-f]{64})(?:\.scope)?(?:/|$)")
+_UNIT_RE = re.compile(r"^[\w@:.\\-]+\.(?:service|scope)$")
+
+
+def container_id(cgroup_path: str) -> str | None:
+    """The container id named by a cgroup path, if any.
+
+    Args:
+        cgroup_path: e.g. ``/system.slice/docker-<64 hex>.scope``.
+
+    Returns:
+        The 64-hex-digit id, or None.
+    """
+    matches = _CONTAINER_RE.findall(cgroup_path)
+    return matches[-1] if matches else None
+
+
+def systemd_unit(cgroup_path: str) -> str | None:
+    """The systemd service (or scope) a cgroup path belongs to, if any.
+
+    The innermost ``.service`` wins; a ``.scope`` counts only when no service
+    encloses it and it is not a container's scope.
+
+    Args:
+        cgroup_path: e.g. ``/system.slice/nginx.service``.
+
+    Returns:
+        The unit name, or None.
+    """
+    parts = [p for p in cgroup_path.split("/") if p]
+    services = [p for p in parts if p.endswith(".service") and _UNIT_RE.match(p)]
+    if services:
+        return services[-1]
+    scopes = [p for p in parts if p.endswith(".scope") and _UNIT_RE.match(p)]
+    if scopes and container_id(scopes[-1]) is None:
+        return scopes[-1]
+    return None
+
+
+def _cgroup_v2_path(text: str) -> str:
+    for line in text.splitlines():
+        if line.startswith("0::"):
+            return line[3:]
+    return ""
+
+
+class ProcCache:
+    """Bounded, thread-safe cache of :class:`ProcessInfo` static parts per pid."""
+
+    def __init__(self, *, max_entries: int = 4096, proc: Path = Path("/proc")) -> None:
+        self._max = max_entries
+        self._proc = proc
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[int, tuple[str, str | None, str | None, str | None]] = (
+            OrderedDict()
+        )
+
+    def _read(self, pid: int, comm_hint: str) -> tuple[str, str | None, str | None, str | None]:
+        base = self._proc / str(pid)
+        try:
+            comm = (base / "comm").read_text().rstrip("\n")
+        except OSError:
+            comm = comm_hint
+        try:
+            exe: str | None = os.readlink(base / "exe")
+        except OSError:
+            exe = None
+        try:
+            cgroup = _cgroup_v2_path((base / "cgroup").read_text())
+        except OSError:
+            cgroup = ""
+        return comm, exe, container_id(cgroup), systemd_unit(cgroup)
+
+    def lookup(
+        self, *, pid: int, tid: int = 0, comm: str = "", uid: int = 0, cgroup_id: int = 0
+    ) -> ProcessInfo:
+        """Process metadata for ``pid``, reading /proc on first sight.
+
+        Args:
+            pid: The tgid.
+            tid: The thread that made the call.
+            comm: The leader comm the kernel reported (preferred to /proc's, which
+                may already belong to another program after an exec).
+            uid: Real uid from the kernel.
+            cgroup_id: cgroup id from the kernel.
+
+        Returns:
+            The ProcessInfo.
+        """
+        with self._lock:
+            entry = self._entries.get(pid)
+            if entry is not None:
+                self._entries.move_to_end(pid)
+        if entry is None:
+            entry = self._read(pid, comm)
+            with self._lock:
+                self._entries[pid] = entry
+                while len(self._entries) > self._max:
+                    self._entries.popitem(last=False)
+        cached_comm, exe, container, unit = entry
+        return ProcessInfo(
+            pid=pid,
+            tid=tid,
+            comm=comm or cached_comm,
+            uid=uid,
+            cgroup_id=cgroup_id,
+            exe=exe,
+            container=container,
+            unit=unit,
+        )
+
+    def forget(self, pid: int) -> None:
+        """Drop ``pid``'s entry (it exec'd or exited)."""
+        with self._lock:
+            self._entries.pop(pid, None)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
