@@ -104,6 +104,4 @@ class HostRouter:
             known = self._known[host] = provider_for_host(host, self.hosts) is not None
         if known:
             return True
-        return path.startswith(LLM_PATH_PREFIXES) or any(
-            part in path for part in _LLM_PATH_PARTS
-        )
+        return path.startswith(LLM_PATH_PREFIXES) or any(part in path for part in _LLM_PATH_PARTS)

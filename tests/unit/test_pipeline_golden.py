@@ -15,6 +15,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import hmac
+import itertools
 import json
 import random
 import zlib
@@ -460,7 +461,7 @@ def split_chunks(chunks: list[Chunk], cuts: random.Random | None) -> list[Chunk]
         else:
             inner = sorted(cuts.sample(range(1, len(data)), min(len(data) - 1, cuts.randint(0, 8))))
             bounds = [0, *inner, len(data)]
-        for a, b in zip(bounds, bounds[1:], strict=False):
+        for a, b in itertools.pairwise(bounds):
             out.append(replace(chunk, offset=chunk.offset + a, data=data[a:b],
                                closed=chunk.closed and b == len(data)))
     return out
