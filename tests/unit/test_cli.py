@@ -109,3 +109,20 @@ def test_key_salt_is_created_private_and_stable(tmp_path: Path) -> None:
     assert len(first) == 32
     assert (tmp_path / "key-salt").stat().st_mode & 0o777 == 0o600
     assert key_salt(tmp_path) == first
+
+
+def test_pricing_command_shows_rates_and_unpriced(tmp_path: Path) -> None:
+    ok = CliRunner().invoke(main, ["pricing", "gpt-4o-mini", "--provider", "openai", "--json"])
+    assert ok.exit_code == 0, ok.output
+    assert '"input": 0.15' in ok.output and '"output": 0.6' in ok.output
+    config = tmp_path / "c.toml"
+    config.write_text('[prices."house-model"]\ninput = 2\noutput = 8\ncache_read = 0.5\n')
+    custom = CliRunner().invoke(main, ["pricing", "house-model", "--config", str(config)])
+    assert custom.exit_code == 0, custom.output
+    assert "override" in custom.output
+    assert "  input            2.0000" in custom.output
+    assert "  cache_read       0.5000" in custom.output
+    assert "  cache_write      2.0000" in custom.output
+    missing = CliRunner().invoke(main, ["pricing", "no-such-model-xyz"])
+    assert missing.exit_code == 1
+    assert "unpriced" in missing.output
