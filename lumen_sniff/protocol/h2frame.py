@@ -119,7 +119,8 @@ def plausible_length(buf: bytes | bytearray | memoryview, pos: int, role: Role,
     return length
 
 
-def find_boundary(buf: bytearray, start: int, role: Role, max_frame_bytes: int) -> tuple[int, bool]:
+def find_boundary(buf: bytearray, start: int, role: Role, max_frame_bytes: int, *,
+                  at_end: bool = False) -> tuple[int, bool]:
     """Scan ``buf`` from ``start`` for a frame header confirmed by the next one.
 
     Args:
@@ -127,6 +128,8 @@ def find_boundary(buf: bytearray, start: int, role: Role, max_frame_bytes: int) 
         start: the first position not yet ruled out.
         role: the side that sent the bytes.
         max_frame_bytes: the largest frame length the receiver accepts.
+        at_end: no more bytes will come (the connection closed): a frame that
+            ends exactly where the bytes end is confirmed by that.
 
     Returns:
         ``(pos, True)`` when a confirmed header starts at ``pos``; otherwise
@@ -148,7 +151,7 @@ def find_boundary(buf: bytearray, start: int, role: Role, max_frame_bytes: int) 
         if length >= 0:
             following = pos + 9 + length
             if following + 9 > end:
-                return pos, False
+                return pos, at_end and following == end
             if plausible_length(buf, following, role, max_frame_bytes) >= 0:
                 return pos, True
         pos += 1

@@ -171,17 +171,18 @@ class Http2Parser:
         """Consume the next bytes sent by ``role``'s side; return the events they complete."""
         if self._closed or not data:
             return []
-        side = self._sides[role]
+        self._run(self._sides[role], memoryview(data), ts_ns)
+        return self._streams.take()
+
+    def _run(self, side: _Side, view: memoryview, ts: int) -> None:
         handlers = self._handlers
-        view = memoryview(data)
         while True:
             pos, end = 0, len(view)
             while pos < end:
-                pos = handlers[side.state](side, view, pos, ts_ns)
+                pos = handlers[side.state](side, view, pos, ts)
             if side.replay is None:
-                break
+                return
             view, side.replay = memoryview(side.replay), None
-        return self._streams.take()
 
     def gap(self, role: Role, ts_ns: int, lost_bytes: int) -> list[HttpEvent]:
         """``lost_bytes`` of ``role``'s side were never captured."""
@@ -196,8 +197,8 @@ class Http2Parser:
         elif state == _BODY:
             frame_left -= len(side.buf)
         framed = state in (_DATA_PAD, _DATA, _BODY, _SKIP) and lost_bytes <= frame_left
-        self._streams.emit(Desync(conn=self._conn, stream=side.sid if in_data or
-                                  state == _BODY else None, ts_ns=ts_ns, reason="gap",
+        stream = side.sid if framed and (in_data or state == _BODY) else None
+        self._streams.emit(Desync(conn=self._conn, stream=stream, ts_ns=ts_ns, reason="gap",
                                   lost_bytes=lost_bytes))
         if not framed:
             self._enter_sync(side, ts_ns)
@@ -205,12 +206,20 @@ class Http2Parser:
         # The loss ends inside the current frame: framing survives, its content does not.
         if in_data:
             self._streams.cut(side.target, ts_ns, "desync")
+            if state == _DATA and lost_bytes <= side.remaining:
+                # The rest of the payload still arrives: counted as dropped.
+                side.remaining -= lost_bytes
+                if not side.remaining:
+                    self._end_data(side, ts_ns)
+                return self._streams.take()
             if side.end_stream:
                 self._streams.end_stream(side.role, side.sid, ts_ns)
         elif state == _BODY:
             side.buf.clear()
             if side.ftype in (HEADERS, PUSH_PROMISE, CONTINUATION):
                 self._discard_block(side, side.remaining, ts_ns, "hpack")
+            elif side.ftype == SETTINGS:
+                self._sides[1 - role].hpack.allow_any_table_size()
         self._skip(side, frame_left - lost_bytes)
         return self._streams.take()
 
@@ -220,6 +229,11 @@ class Http2Parser:
             return []
         self._closed = True
         for side in self._sides:
+            if side.state == _SYNC and side.buf:
+                # A last frame that ends exactly where the capture ends is taken.
+                self._sync(side, ts_ns, at_end=True)
+                if side.replay is not None:
+                    self._run(side, memoryview(b""), ts_ns)
             lost = len(side.buf) + side.skipped
             if lost:
                 reason = "resync" if side.state == _SYNC else "truncated"
@@ -311,9 +325,13 @@ class Http2Parser:
         return pos + take
 
     def _on_sync(self, side: _Side, view: memoryview, pos: int, ts: int) -> int:
+        side.buf += view[pos:]
+        self._sync(side, ts, at_end=False)
+        return len(view)
+
+    def _sync(self, side: _Side, ts: int, *, at_end: bool) -> None:
         buf = side.buf
-        buf += view[pos:]
-        found_at, found = find_boundary(buf, 0, side.role, side.max_frame_bytes)
+        found_at, found = find_boundary(buf, 0, side.role, side.max_frame_bytes, at_end=at_end)
         if found:
             side.replay = bytes(buf[found_at:])
             buf.clear()
@@ -325,7 +343,6 @@ class Http2Parser:
         elif found_at:
             del buf[:found_at]
             side.skipped += found_at
-        return len(view)
 
     # ------------------------------------------------------------------- frames
 
