@@ -16,6 +16,7 @@ raises :class:`lumen_sniff.errors.BpfUnavailable` with the reason.
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
 import os
 import queue
@@ -130,6 +131,7 @@ class BpfSettings:
             raise ConfigError("queue_size, poll_timeout_ms and wakeup_records must be positive")
 
 
+@functools.cache
 def _task_offsets() -> dict[str, int]:
     try:
         return member_offsets_bytes("task_struct", ("group_leader", "comm"))

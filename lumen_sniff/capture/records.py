@@ -19,7 +19,10 @@ from lumen_sniff.model import Chunk, ConnKey, Direction, ProcessInfo
 __all__ = [
     "COMM_LEN",
     "DROP_REASONS",
+    "HEADER_SIZE",
     "HEADER_PATH",
+    "ConnStruct",
+    "DropStruct",
     "Kind",
     "Record",
     "RecordHeader",

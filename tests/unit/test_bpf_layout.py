@@ -1,0 +1,130 @@
+"""The ctypes mirror matches bpf/lumen.h as a C compiler lays it out; the probe table
+names functions that exist in the C program; settings reach it as -D defines."""
+
+from __future__ import annotations
+
+import ctypes
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from lumen_sniff.capture.bpf import PROBES, SOURCE_PATH, BpfCapture, BpfSettings
+from lumen_sniff.capture.records import (
+    DROP_REASONS,
+    HEADER_PATH,
+    ConnStruct,
+    DropStruct,
+    Kind,
+    RecordHeader,
+)
+from lumen_sniff.errors import ConfigError
+from lumen_sniff.model import Direction
+from tests.conftest import require_or_skip
+
+_STRUCTS = {
+    "lumen_record": RecordHeader,
+    "lumen_conn": ConnStruct,
+    "lumen_drop": DropStruct,
+}
+
+
+def _c_layout(tmp_path: Path) -> dict[str, int]:
+    """Compile a program that prints sizeof/offsetof of every mirrored field."""
+    lines = []
+    for c_name, mirror in _STRUCTS.items():
+        lines.append(f'printf("{c_name}.__size__ %zu\\n", sizeof(struct {c_name}));')
+        for field_name, *_ in mirror._fields_:
+            lines.append(
+                f'printf("{c_name}.{field_name} %zu\\n", offsetof(struct {c_name}, {field_name}));'
+            )
+    consts = [
+        "LUMEN_COMM_LEN",
+        "LUMEN_KIND_DATA",
+        "LUMEN_KIND_CLOSE",
+        "LUMEN_KIND_EXEC",
+        "LUMEN_KIND_MMAP",
+        "LUMEN_KIND_EXIT",
+        "LUMEN_DIR_EGRESS",
+        "LUMEN_DIR_INGRESS",
+        "LUMEN_DROP_RINGBUF_FULL",
+        "LUMEN_DROP_CAP_EXCEEDED",
+        "LUMEN_DROP_READ_FAILED",
+        "LUMEN_DROP_REASONS",
+    ]
+    lines += [f'printf("{c} %d\\n", (int){c});' for c in consts]
+    src = tmp_path / "layout.c"
+    src.write_text(
+        "#include <stddef.h>\n#include <stdio.h>\n"
+        f'#include "{HEADER_PATH}"\n'
+        "int main(void) {\n" + "\n".join(lines) + "\nreturn 0;\n}\n"
+    )
+    exe = tmp_path / "layout"
+    subprocess.run(["gcc", "-Wall", "-Werror", "-o", str(exe), str(src)], check=True)
+    out = subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout
+    return {name: int(value) for name, value in (line.split() for line in out.splitlines())}
+
+
+def test_ctypes_mirror_matches_compiled_header(tmp_path: Path) -> None:
+    require_or_skip(shutil.which("gcc") is not None, "gcc is needed to compile bpf/lumen.h")
+    layout = _c_layout(tmp_path)
+    for c_name, mirror in _STRUCTS.items():
+        assert layout[f"{c_name}.__size__"] == ctypes.sizeof(mirror), c_name
+        for field_name, *_ in mirror._fields_:
+            offset = getattr(mirror, field_name).offset
+            assert layout[f"{c_name}.{field_name}"] == offset, f"{c_name}.{field_name}"
+    assert ctypes.sizeof(RecordHeader) == 80
+    assert layout["LUMEN_COMM_LEN"] == 16
+    assert [layout[f"LUMEN_KIND_{k.name}"] for k in Kind] == [k.value for k in Kind]
+    assert layout["LUMEN_DIR_EGRESS"] == Direction.EGRESS
+    assert layout["LUMEN_DIR_INGRESS"] == Direction.INGRESS
+    assert layout["LUMEN_DROP_REASONS"] == len(DROP_REASONS)
+    for index, reason in enumerate(DROP_REASONS):
+        assert layout[f"LUMEN_DROP_{reason.upper()}"] == index
+
+
+def test_every_probe_function_exists_in_the_c_program() -> None:
+    source = SOURCE_PATH.read_text()
+    defined = set(re.findall(r"^int (\w+)\(struct pt_regs \*ctx\)", source, re.MULTILINE))
+    assert {p.fn_name for p in PROBES} == defined
+    for probe in PROBES:
+        # Entry probes are named enter, return probes leave: a swapped row would
+        # read return values from argument registers.
+        assert ("_leave_" in probe.fn_name) == probe.ret, probe
+        assert probe.fn_name.endswith(probe.sym.lower()), probe
+
+
+def test_settings_reach_the_program_as_defines_only() -> None:
+    settings = BpfSettings(
+        max_bytes_per_call=300_000, chunk_bytes=8192, ring_bytes=1 << 22, empty_probes=True
+    )
+    text, cflags = BpfCapture(settings).render_source()
+    assert text == SOURCE_PATH.read_text()
+    assert "-DLUMEN_CHUNK_BYTES=8192" in cflags
+    assert "-DLUMEN_CAP_BYTES=300000" in cflags
+    assert "-DLUMEN_MAX_CHUNKS=37" in cflags  # ceil(300000 / 8192)
+    assert "-DLUMEN_RINGBUF_PAGES=1024" in cflags
+    assert "-DLUMEN_EMPTY_PROBES=1" in cflags
+    assert f"-I{HEADER_PATH.parent}" in cflags
+    # Every define the loader passes is one the C program reads.
+    for flag in cflags:
+        if flag.startswith("-D"):
+            name = flag[2:].split("=")[0]
+            assert name in text or name in HEADER_PATH.read_text(), name
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"chunk_bytes": 32768},
+        {"max_bytes_per_call": 0},
+        {"max_bytes_per_call": 257 * 16384},
+        {"ring_bytes": 3 << 20},
+        {"queue_size": 0},
+    ],
+)
+def test_settings_out_of_range_are_refused(bad: dict[str, int]) -> None:
+    with pytest.raises(ConfigError):
+        BpfSettings(**bad).validate()
