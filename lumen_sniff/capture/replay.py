@@ -5,7 +5,8 @@ Data flow, all in the calling thread::
     CaptureFile ─Frame─▶ parse_frame ─Segment─▶ TcpReassembler ─Chunk─┐
     TlsDecryptor (tshark + key log) ──────────────────────── Chunk ────┼─▶ pipeline ─▶ on_event
                                                                        ┘
-Plaintext flows come from our own reassembly; TLS flows, when a key log is
+Plaintext flows come from our own reassembly (optionally split across forked
+workers by flow); TLS flows, when a key log is
 given, come decrypted from tshark (their raw, encrypted flows are judged
 "not HTTP" by the pipeline and ignored). The pipeline is the same object the
 daemon uses, so a capture replayed gives the events the daemon would have
@@ -15,12 +16,13 @@ still flushed through the pipeline and reported, and ``error`` says what broke.
 
 from __future__ import annotations
 
+import multiprocessing
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from lumen_sniff.capture.keylog import TlsDecryptor, TlsSession
 from lumen_sniff.capture.packets import parse_frame
@@ -74,20 +76,32 @@ class ReplayReport:
 
 def replay_file(
     path: Path,
-    pipeline: ChunkPipeline,
+    make_pipeline: Callable[[], ChunkPipeline],
     on_event: Callable[[UsageEvent], None],
     *,
     keylog: Path | None = None,
     reassembly: ReassemblySettings | None = None,
+    jobs: int = 1,
 ) -> ReplayReport:
-    """Replay ``path`` through ``pipeline``, calling ``on_event`` for each event.
+    """Replay ``path`` through fresh pipelines; hand each event to ``on_event``.
+
+    Events are delivered at the end, ordered by start time then id, so the
+    output does not depend on ``jobs``.
+
+    With ``jobs`` > 1 the file is read by that many forked workers. Each one
+    reads, parses and reassembles every frame, so flow numbers (and event ids)
+    are the same as with one job, but only runs the pipeline on its share of
+    the flows (``handle % jobs``); it tells its reassembler to ignore the
+    others after their first Chunk, so their bytes cost little. Key-log
+    decryption runs in the calling process.
 
     Args:
         path: a pcap or pcapng file.
-        pipeline: a fresh pipeline; it is closed at the end.
-        on_event: receives each UsageEvent as soon as it is finished.
+        make_pipeline: builds one pipeline (called once per job, plus once for TLS).
+        on_event: receives each UsageEvent.
         keylog: an SSLKEYLOGFILE to decrypt TLS sessions with (needs tshark).
         reassembly: TCP limits (``source`` is forced to "replay").
+        jobs: worker processes for the plaintext pass.
 
     Returns:
         The report; ``report.error`` is set when the file was damaged.
@@ -97,23 +111,64 @@ def replay_file(
         KeylogError: the key log cannot be read, or tshark is missing.
     """
     started = time.perf_counter()
-    report = ReplayReport(path=path)
     decryptor = TlsDecryptor(path, keylog) if keylog is not None else None
-    settings = reassembly or ReassemblySettings()
-    reasm = TcpReassembler(
-        ReassemblySettings(
-            source="replay",
-            max_flows=settings.max_flows,
-            max_pending_bytes=settings.max_pending_bytes,
-            max_pending_pieces=settings.max_pending_pieces,
-            idle_timeout_ns=settings.idle_timeout_ns,
-        )
-    )
+    CaptureFile(path).close()  # a file that cannot be opened fails here, in this process
+    jobs = max(1, jobs)
+    if jobs == 1:
+        parts = [_scan(path, make_pipeline, reassembly, 0, 1)]
+    else:
+        parts = _scan_in_workers(path, make_pipeline, reassembly, jobs)
+    report, events = parts[0]
+    for other, more in parts[1:]:
+        events += more
+        report.chunks += other.chunks
+        report.ignored_connections += other.ignored_connections
+        for name in ("gap_bytes", "retransmit_bytes", "overlap_bytes", "snaplen_bytes"):
+            report.tcp[name] += other.tcp[name]
+    report.events = len(events)
+    if decryptor is not None:
+        pipeline = make_pipeline()
+        for chunk in decryptor:
+            report.chunks += 1
+            events += _events(pipeline.feed(chunk), report)
+        events += _events(pipeline.close(), report)
+        report.tls_sessions = len(decryptor.sessions)
+        report.tls_missing_keys = decryptor.missing_keys
+        if decryptor.tshark_error and report.error is None:
+            report.error = f"tshark: {decryptor.tshark_error}"
+    events.sort(key=lambda e: (e.started_ns, e.id))
+    report.events = len(events)
+    for event in events:
+        on_event(event)
+    report.elapsed_s = time.perf_counter() - started
+    return report
+
+
+def _scan(
+    path: Path,
+    make_pipeline: Callable[[], ChunkPipeline],
+    reassembly: ReassemblySettings | None,
+    part: int,
+    parts: int,
+) -> tuple[ReplayReport, list[UsageEvent]]:
+    """The plaintext pass: frames → reassembly → pipeline, for flows ``handle % parts == part``."""
+    report = ReplayReport(path=path)
+    events: list[UsageEvent] = []
+    pipeline = make_pipeline()
+    reasm = TcpReassembler(replace(reassembly or ReassemblySettings(), source="replay"))
 
     def push(chunks: list[Chunk]) -> None:
-        report.chunks += len(chunks)
         for chunk in chunks:
-            _deliver(pipeline.feed(chunk), reasm, report, on_event)
+            if chunk.conn.handle % parts != part:
+                reasm.ignore(chunk.conn)  # another worker's flow
+                continue
+            report.chunks += 1
+            for out in pipeline.feed(chunk):
+                if isinstance(out, IgnoreConnection):
+                    report.ignored_connections += 1
+                    reasm.ignore(out.conn)
+                else:
+                    events.append(out)
 
     capture = CaptureFile(path)
     report.format = capture.format
@@ -133,28 +188,63 @@ def replay_file(
     report.frames = capture.frames_read
     push(reasm.close())
     report.tcp = reasm.stats
-    if decryptor is not None:
-        for chunk in decryptor:
-            push([chunk])
-        report.tls_sessions = len(decryptor.sessions)
-        report.tls_missing_keys = decryptor.missing_keys
-        if decryptor.tshark_error and report.error is None:
-            report.error = f"tshark: {decryptor.tshark_error}"
-    _deliver(pipeline.close(), reasm, report, on_event)
-    report.elapsed_s = time.perf_counter() - started
-    return report
+    events += _events(pipeline.close(), report)
+    return report, events
 
 
-def _deliver(
-    outputs: list[PipelineOutput],
-    reasm: TcpReassembler,
-    report: ReplayReport,
-    on_event: Callable[[UsageEvent], None],
+def _scan_in_workers(
+    path: Path,
+    make_pipeline: Callable[[], ChunkPipeline],
+    reassembly: ReassemblySettings | None,
+    jobs: int,
+) -> list[tuple[ReplayReport, list[UsageEvent]]]:
+    # fork, not spawn: the pipeline factory is a closure and need not pickle.
+    context = multiprocessing.get_context("fork")
+    pipes = []
+    workers = []
+    for part in range(jobs):
+        receiver, sender = context.Pipe(duplex=False)
+        worker = context.Process(
+            target=_worker, args=(sender, path, make_pipeline, reassembly, part, jobs)
+        )
+        worker.start()
+        sender.close()
+        pipes.append(receiver)
+        workers.append(worker)
+    results = []
+    for receiver, worker in zip(pipes, workers, strict=True):
+        try:
+            result = receiver.recv()
+        except EOFError:
+            result = None
+        worker.join()
+        if not isinstance(result, tuple):
+            raise ReplayError(f"{path}: replay worker failed: {result or worker.exitcode}")
+        results.append(result)
+    return results
+
+
+def _worker(
+    sender: Any,
+    path: Path,
+    make_pipeline: Callable[[], ChunkPipeline],
+    reassembly: ReassemblySettings | None,
+    part: int,
+    parts: int,
 ) -> None:
+    try:
+        sender.send(_scan(path, make_pipeline, reassembly, part, parts))
+    except BaseException as exc:  # reported by the parent, which raises ReplayError
+        sender.send(f"{type(exc).__name__}: {exc}")
+    finally:
+        sender.close()
+
+
+def _events(outputs: list[PipelineOutput], report: ReplayReport) -> list[UsageEvent]:
+    events = []
     for out in outputs:
         if isinstance(out, IgnoreConnection):
             report.ignored_connections += 1
-            reasm.ignore(out.conn)
         else:
-            report.events += 1
-            on_event(out)
+            events.append(out)
+    return events

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from collections import defaultdict
 from decimal import Decimal
@@ -27,6 +28,8 @@ __all__ = ["REPLAY_SALT", "replay"]
 REPLAY_SALT = b"lumen-sniff replay"
 """Key-fingerprint salt without --db: fingerprints compare across replays only."""
 _STORE_BATCH = 5000
+_PARALLEL_BYTES = 32 << 20
+"""Captures larger than this are replayed by several processes by default."""
 
 
 @click.command()
@@ -52,12 +55,20 @@ _STORE_BATCH = 5000
     default=None,
     help="TOML config for provider hosts, tenant headers and price overrides.",
 )
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Worker processes; 0 picks one per CPU (at most 4) for captures over 32 MB.",
+)
 def replay(
     capture: Path,
     keylog: Path | None,
     as_json: bool,
     db_path: Path | None,
     config_path: Path | None,
+    jobs: int,
 ) -> None:
     """Replay CAPTURE (pcap or pcapng) and report the LLM calls in it."""
     from lumen_sniff.capture.replay import replay_file
@@ -72,8 +83,10 @@ def replay(
             events.append(event)
 
     try:
-        pipeline = _make_pipeline(config_path, db_path)
-        report = replay_file(capture, pipeline, on_event, keylog=keylog)
+        make_pipeline = _pipeline_factory(config_path, db_path)
+        report = replay_file(
+            capture, make_pipeline, on_event, keylog=keylog, jobs=jobs or _auto_jobs(capture)
+        )
     except LumenError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
@@ -98,7 +111,15 @@ def replay(
         sys.exit(1)
 
 
-def _make_pipeline(config_path: Path | None, db_path: Path | None) -> Any:
+def _auto_jobs(capture: Path) -> int:
+    try:
+        big = capture.stat().st_size > _PARALLEL_BYTES
+    except OSError:
+        return 1  # replay_file reports the error
+    return min(4, os.cpu_count() or 1) if big else 1
+
+
+def _pipeline_factory(config_path: Path | None, db_path: Path | None) -> Any:
     from lumen_sniff.config import Settings, load_settings
     from lumen_sniff.pipeline import Pipeline, PipelineSettings
 
@@ -109,14 +130,13 @@ def _make_pipeline(config_path: Path | None, db_path: Path | None) -> Any:
 
         db_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         salt = key_salt(db_path.parent)  # the daemon's, so fingerprints match its events
-    return Pipeline(
-        PipelineSettings(
-            hosts=dict(settings.hosts),
-            tenant_headers=settings.tenant_headers,
-            key_salt=salt,
-            price_overrides=settings.prices,
-        )
+    pipeline_settings = PipelineSettings(
+        hosts=dict(settings.hosts),
+        tenant_headers=settings.tenant_headers,
+        key_salt=salt,
+        price_overrides=settings.prices,
     )
+    return lambda: Pipeline(pipeline_settings)
 
 
 def _print_json(event: UsageEvent) -> None:

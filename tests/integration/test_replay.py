@@ -221,3 +221,9 @@ def test_pcapng_input(tmp_path: Path) -> None:
     assert [(e["model"], e["output_tokens"]) for e in events] == [
         ("llama3.2", OLLAMA["output_tokens"])
     ]
+
+
+def test_parallel_jobs_give_the_same_events() -> None:
+    code, events, stderr = run(str(FIXTURES / "plain.pcap"), "--json", "--jobs", "3")
+    assert (code, stderr) == (0, "")
+    assert events == EXPECTED["plain.pcap"]["events"]
