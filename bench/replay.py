@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.support.make_pcaps import Conversation, frame  # noqa: E402
+from tests.support.make_pcaps import Conversation, frame
 
 CACHE = Path("/tmp/lumen-sniff-bench")
 LINKTYPE = 1
@@ -86,9 +86,9 @@ def build(path: Path, exchanges: int, tokens: int) -> None:
         started = 0
         while started < exchanges or active:
             while started < exchanges and len(active) < PARALLEL:
-                conv = Conversation(client=(f"10.1.{started // 250 % 250}.{started % 250 + 1}",
-                                            40000 + started % 20000),
-                                    server=("10.0.0.2", 8080), client_isn=started * 7919)  # fmt: skip
+                client = (f"10.1.{started // 250 % 250}.{started % 250 + 1}",
+                          40000 + started % 20000)  # fmt: skip
+                conv = Conversation(client, ("10.0.0.2", 8080), client_isn=started * 7919)
                 steps = [conv.handshake(), conv.send("c", _request(started))]
                 steps += [conv.send("s", part) for part in _response_parts(started, tokens)]
                 steps += [conv.fin("c") + conv.fin("s")]
