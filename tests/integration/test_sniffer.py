@@ -101,3 +101,25 @@ def test_bad_interface_is_a_capture_error() -> None:
     require_or_skip(_libpcap_ok(), "libpcap is not installed")
     with pytest.raises(CaptureError, match="no-such-if0"):
         Sniffer("no-such-if0", (11434,)).start()
+
+
+def test_live_capture_through_the_pipeline_gives_the_reported_usage(
+    standin: StandinServer,
+) -> None:
+    from lumen_sniff.pipeline import Pipeline, PipelineSettings
+
+    sniffer = Sniffer("lo", (standin.port,))
+    sniffer.start()
+    try:
+        time.sleep(0.2)
+        answer = json.loads(_post(standin.port))
+        time.sleep(0.3)
+    finally:
+        sniffer.stop()
+    pipeline = Pipeline(PipelineSettings())
+    outputs = [out for chunk in _drain(sniffer.chunks) for out in pipeline.feed(chunk)]
+    events = [out for out in outputs + pipeline.close() if hasattr(out, "input_tokens")]
+    assert [(e.provider, e.model, e.input_tokens, e.output_tokens, e.usage_source.value)
+            for e in events] == [
+        ("ollama", answer["model"], answer["prompt_eval_count"], answer["eval_count"], "reported")
+    ]  # fmt: skip
