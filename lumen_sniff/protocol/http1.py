@@ -53,6 +53,9 @@ MAX_HEAD_BYTES = 64 * 1024
 """A header (or trailer) section longer than this is a desync."""
 _MAX_LINE_BYTES = 8192  # longer than any line the two patterns below can match
 _MAX_CHUNK_LINE_BYTES = 4096
+_BEFORE_HIT = 8040  # most bytes from a request line's start to its "HTTP/1."
+_AFTER_HIT = 1030  # most bytes from "HTTP/1." to the end of a status line
+_PEEK = 300  # bytes looked at to tell whether a header field follows
 
 REQUEST_LINE = re.compile(
     rb"([A-Z][A-Z_-]{0,19})[ \t]{1,8}([^\s]{1,8000})[ \t]{1,8}HTTP/1\.([01])[ \t]{0,8}\r?\n"
@@ -62,6 +65,8 @@ STATUS_LINE = re.compile(rb"HTTP/1\.([01])[ \t]{1,8}([0-9]{3})(?:[ \t][^\r\n]{0,
 """A plausible status line, LF included."""
 _START = (REQUEST_LINE, STATUS_LINE)  # indexed by Role
 _HEX = re.compile(rb"[0-9a-fA-F]{1,15}")
+_FIELD = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+[ \t]*:")
+_FIELD_PREFIX = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]*[ \t]*")
 _NO_CODING = frozenset({"", "identity", "chunked"})
 
 _HEAD, _LENGTH, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_CRLF = range(5)
@@ -138,6 +143,7 @@ class Http1Parser:
         self._pending: deque[tuple[int, str]] = deque()  # (stream, method) not yet answered
         self._next_stream = 1
         self._upgraded = False
+        self._upgrade_reported = False
         self._closed = False
         self.has_synced = False
         """True once a message head was parsed on either side."""
@@ -182,7 +188,8 @@ class Http1Parser:
             out.append(self._desync(msg.stream, ts_ns, "gap", lost_bytes))
             msg.damage = msg.damage or "gap"
         elif state == _UPGRADED or (state == _HEAD and self._upgraded):
-            out.append(self._desync(None, ts_ns, "upgrade", lost_bytes))
+            side.state = _UPGRADED
+            self._after_upgrade(side, ts_ns, lost_bytes, out)
         else:
             if state == _HEAD and side.role is Role.REQUEST:
                 # A request head fell (at least partly) into the hole: keep a seat
@@ -203,6 +210,8 @@ class Http1Parser:
             if side.state == _LOST:
                 side.lost_bytes += len(side.buf or b"")
                 out.append(self._desync(None, ts_ns, side.lost_reason, side.lost_bytes))
+            elif side.state == _UPGRADED and side.lost_bytes:
+                out.append(self._desync(None, ts_ns, "upgrade", side.lost_bytes))
             elif side.buf:
                 out.append(self._desync(None, ts_ns, "closed", len(side.buf)))
             side.buf = None
@@ -246,10 +255,20 @@ class Http1Parser:
             elif st in (_CHUNK_SIZE, _TRAILERS):
                 line, pos = self._take_line(side, data, pos)
                 if line is None:
-                    cap = _MAX_CHUNK_LINE_BYTES if st == _CHUNK_SIZE else MAX_HEAD_BYTES
-                    if len(side.buf or b"") > cap:
+                    held = len(side.buf or b"")
+                    if st == _CHUNK_SIZE and held > _MAX_CHUNK_LINE_BYTES:
                         self._flush(side, ts, parts, out)
                         self._lose(side, ts, "bad_chunk", out, line_ok=False)
+                    elif st == _TRAILERS and side.trailer_bytes + held > MAX_HEAD_BYTES:
+                        self._flush(side, ts, parts, out)
+                        self._lose(
+                            side,
+                            ts,
+                            "head_too_large",
+                            out,
+                            skipped=side.trailer_bytes,
+                            line_ok=False,
+                        )
                 elif st == _CHUNK_SIZE:
                     size = _chunk_size(line)
                     if size is None:
@@ -278,7 +297,7 @@ class Http1Parser:
                 data, pos = self._resync(side, ts, data, pos, out)
                 n, view = len(data), memoryview(data)
             else:  # _UPGRADED
-                out.append(self._desync(None, ts, "upgrade", n - pos))
+                self._after_upgrade(side, ts, n - pos, out)
                 pos = n
         self._flush(side, ts, parts, out)
 
@@ -343,6 +362,13 @@ class Http1Parser:
             )
         )
 
+    def _after_upgrade(self, side: _Side, ts: int, count: int, out: list[HttpEvent]) -> None:
+        """Bytes after an upgrade: flag the first (lost 0), total them up for close()."""
+        if not self._upgrade_reported:
+            self._upgrade_reported = True
+            out.append(self._desync(None, ts, "upgrade", 0))
+        side.lost_bytes += count
+
     def _desync(self, stream: int | None, ts: int, reason: str, lost: int) -> Desync:
         return Desync(conn=self._conn, stream=stream, ts_ns=ts, reason=reason, lost_bytes=lost)
 
@@ -362,6 +388,8 @@ class Http1Parser:
             side.head_ts = ts
             end = _find_head_end(data, pos)
             if end >= 0:
+                if end - pos > MAX_HEAD_BYTES and _START[side.role].match(data, pos):
+                    return self._too_large(side, ts, data, pos, out)
                 if not self._on_head(side, data[pos:end], out):
                     return data, pos  # resync scans from the bad line
                 return data, end
@@ -370,8 +398,10 @@ class Http1Parser:
             buf += data[pos:] if pos else data
             end = _find_head_end(buf, side.scan)
             if end >= 0:
-                block, rest = bytes(buf[:end]), bytes(buf[end:])
                 side.buf = None
+                if end > MAX_HEAD_BYTES and _START[side.role].match(buf):
+                    return self._too_large(side, ts, bytes(buf), 0, out)
+                block, rest = bytes(buf[:end]), bytes(buf[end:])
                 if not self._on_head(side, block, out):
                     return block + rest, 0
                 return rest, 0
@@ -384,10 +414,21 @@ class Http1Parser:
             self._lose(side, ts, "resync" if side.fresh else "bad_head", out)
             return bytes(buf), 0
         if len(buf) > MAX_HEAD_BYTES:
-            self._lose(side, ts, "head_too_large", out, line_ok=False)
-        else:
-            side.scan = max(0, len(buf) - 2)  # a terminator is at most 3 bytes
+            side.buf = None
+            return self._too_large(side, ts, bytes(buf), 0, out)
+        side.scan = max(0, len(buf) - 2)  # a terminator is at most 3 bytes
         return b"", 0
+
+    def _too_large(
+        self, side: _Side, ts: int, data: bytes, pos: int, out: list[HttpEvent]
+    ) -> tuple[bytes, int]:
+        """Skip exactly the cap's worth of an oversized head, then resync at a later line.
+
+        Cutting at a fixed point (not where the bytes happened to be split) keeps
+        the outcome the same however the stream was chunked.
+        """
+        self._lose(side, ts, "head_too_large", out, skipped=MAX_HEAD_BYTES, line_ok=False)
+        return data, pos + MAX_HEAD_BYTES
 
     def _on_head(self, side: _Side, block: bytes, out: list[HttpEvent]) -> bool:
         """Act on a whole head; False (and LOST) when its first line is no start line."""
@@ -482,48 +523,62 @@ class Http1Parser:
     def _resync(
         self, side: _Side, ts: int, data: bytes, pos: int, out: list[HttpEvent]
     ) -> tuple[bytes, int]:
-        """LOST state: skip to the next plausible start line; return the bytes left to run."""
+        """LOST state: skip to the next plausible start line; return the bytes left to run.
+
+        Every start line holds "HTTP/1.", so the scan looks for that, then tests the
+        line around it. A body rarely ends in a newline, so a start line may begin
+        mid-line; it then must be followed by a header field, which keeps text that
+        merely quotes a status line inside a body from passing for a head. Only the
+        tail that could still hold the start of a start line is kept.
+        """
         buf = side.buf
         if buf is None:
             side.buf = buf = bytearray()
         buf += data[pos:] if pos else data
+        request = side.role is Role.REQUEST
         pattern = _START[side.role]
         while True:
-            if not side.line_ok:
-                nl = buf.find(b"\n")
-                self._skip(side, len(buf) if nl < 0 else nl + 1)
-                if nl < 0:
-                    return b"", 0
-                side.line_ok, side.scan = True, 0
             hit = buf.find(b"HTTP/1.", side.scan)
             if hit < 0:
-                self._skip(side, buf.rfind(b"\n") + 1)  # keep only the last, partial line
+                self._skip(side, max(buf.rfind(b"\n") + 1, len(buf) - _BEFORE_HIT))
                 side.scan = max(0, len(buf) - 6)
-                break
-            start = buf.rfind(b"\n", 0, hit) + 1
-            eol = buf.find(b"\n", hit)
+                return b"", 0
+            first = max(buf.rfind(b"\n", 0, hit) + 1, hit - _BEFORE_HIT) if request else hit
+            eol = buf.find(b"\n", hit, hit + _AFTER_HIT)
             if eol < 0:
-                self._skip(side, start)
-                side.scan = hit - start  # look at this line again when it is whole
-                break
-            m = pattern.match(buf, start)
-            if m is not None and m.end() == eol + 1:
-                self._skip(side, start)
-                side.buf = None
-                if side.fresh:
-                    side.fresh = False
-                out.append(self._desync(None, ts, side.lost_reason, side.lost_bytes))
-                side.lost_bytes, side.state = 0, _HEAD
-                return bytes(buf), 0
-            side.scan = hit + 1
-        if len(buf) > _MAX_LINE_BYTES:  # too long to hold a start line
-            self._skip(side, len(buf))
-            side.line_ok = False
-        return b"", 0
+                if len(buf) - hit >= _AFTER_HIT:  # too long a line to be a start line
+                    side.scan = hit + 1
+                    continue
+                self._skip(side, first)
+                side.scan = hit - first  # look again when the line is whole
+                return b"", 0
+            # [first, eol] holds a single LF, at eol: a match is the whole rest of the line.
+            m = pattern.search(buf, first, eol + 1) if request else pattern.match(buf, hit, eol + 1)
+            if m is None:
+                side.scan = hit + 1
+                continue
+            start = m.start()
+            if not (buf[start - 1] == 10 if start else side.line_ok):
+                verdict = _header_follows(buf, eol + 1)
+                if verdict is None:
+                    self._skip(side, start)
+                    side.scan = hit - start
+                    return b"", 0
+                if not verdict:
+                    side.scan = hit + 1
+                    continue
+            self._skip(side, start)
+            side.buf, side.fresh = None, False
+            out.append(self._desync(None, ts, side.lost_reason, side.lost_bytes))
+            side.lost_bytes, side.state = 0, _HEAD
+            return bytes(buf), 0
 
     def _skip(self, side: _Side, count: int) -> None:
-        if count > 0 and side.buf is not None:
-            del side.buf[:count]
+        """Drop ``count`` bytes from the front of a LOST buffer, counting them."""
+        buf = side.buf
+        if count > 0 and buf is not None:
+            side.line_ok = buf[count - 1] == 10
+            del buf[:count]
             side.lost_bytes += count
 
     def _take_line(self, side: _Side, data: bytes, pos: int) -> tuple[bytes | None, int]:
@@ -614,6 +669,16 @@ def _read_framing(head: _Head) -> None:
             head.bad_framing = True
     codings = [c for c in content + transfer if c not in _NO_CODING]
     head.codings = ", ".join(codings)
+
+
+def _header_follows(buf: bytearray, at: int) -> bool | None:
+    """Whether a header field line starts at ``buf[at]``; None while too few bytes are in."""
+    rest = bytes(buf[at : at + _PEEK])
+    if _FIELD.match(rest):
+        return True
+    if len(rest) < _PEEK and _FIELD_PREFIX.fullmatch(rest):
+        return None
+    return False
 
 
 def _chunk_size(line: bytes) -> int | None:

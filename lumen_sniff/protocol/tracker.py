@@ -156,10 +156,14 @@ class ConnectionTracker:
             self._gap(key, conn, chunk.direction, ts, before, out)
         if data:
             self._data(key, conn, chunk.direction, ts, data, out)
-        if after:
-            self._gap(key, conn, chunk.direction, ts, after, out)
-        if chunk.closed and key in self._conns:
-            self._finish(key, ts, out)
+        if key not in self._conns:  # judged not HTTP just now
+            if chunk.closed:
+                self._ignored.pop(key, None)
+        else:
+            if after:
+                self._gap(key, conn, chunk.direction, ts, after, out)
+            if chunk.closed:
+                self._finish(key, ts, out)
         self._count(out)
         return out
 
