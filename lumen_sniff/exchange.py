@@ -33,6 +33,7 @@ Time only comes from event timestamps; no clock is read.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 from collections.abc import Callable, Mapping
@@ -57,7 +58,7 @@ from lumen_sniff.model import (
     UsageSource,
 )
 from lumen_sniff.pricing.prices import Pricer
-from lumen_sniff.providers.attribution import api_key_id, tenant_of
+from lumen_sniff.providers.attribution import KeyFingerprinter, tenant_of
 from lumen_sniff.providers.base import Classification, Extraction, RequestInfo, UsageExtractor
 from lumen_sniff.routing import HostRouter
 
@@ -139,6 +140,7 @@ class ExchangeAssembler:
         self._pricer = pricer if pricer is not None else Pricer(settings.model_prices())
         self._router = HostRouter(settings.hosts)
         self._tenant_headers = tuple(h.lower() for h in settings.tenant_headers)
+        self._key_id = KeyFingerprinter(settings.key_salt)
         self._conns: dict[ConnKey, dict[int, _Exchange]] = {}
         self._ignored: dict[ConnKey, None] = {}
         self.stats: dict[str, int] = dict.fromkeys(
@@ -195,7 +197,7 @@ class ExchangeAssembler:
         Returns:
             Finished UsageEvents and IgnoreConnection requests, in order.
         """
-        if event.conn in self._ignored:
+        if self._ignored and event.conn in self._ignored:
             if type(event) is ConnClosed:
                 del self._ignored[event.conn]
             return []
@@ -451,7 +453,7 @@ class ExchangeAssembler:
             process=(proc.comm or None) if proc is not None else None,
             duration_ms=_ms(end_ns - started) if response_ts is not None else None,
             ttft_ms=_ms(response_ts - started) if response_ts is not None else None,
-            api_key_id=api_key_id(request.headers, request.query, self._settings.key_salt),
+            api_key_id=self._key_id(request.headers, request.query),
             tenant=tenant_of(request.headers, self._tenant_headers, cls.body_tenant),
             host=request.host,
             path=request.path,
@@ -491,7 +493,13 @@ def iso_utc(ts_ns: int) -> str:
         The timestamp text (integer arithmetic: no float rounding).
     """
     seconds, rest = divmod(max(ts_ns, 0), 1_000_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{rest // 1000:06d}Z"
+    return f"{_iso_seconds(seconds)}.{rest // 1000:06d}Z"
+
+
+@functools.lru_cache(maxsize=1024)
+def _iso_seconds(seconds: int) -> str:
+    # Memoised: events arrive in time order, so the same second repeats.
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
 
 
 def _ms(delta_ns: int) -> float:

@@ -96,6 +96,8 @@ class _Rates:
     output: _Rate
     cache_read: _Rate
     cache_write: _Rate
+    flat: tuple[Decimal, Decimal, Decimal, Decimal] | None
+    """The four rates when none is tiered (the common case: no per-call work)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +106,8 @@ class _Found:
 
     provider: gp_types.Provider
     model: gp_types.ModelInfo
+    rates: _Rates | None
+    """Fast-path rates when the model has one undated price set."""
 
 
 class Pricer:
@@ -146,7 +150,16 @@ class Pricer:
         found = self._lookup(provider, model)
         if found is None:
             return _UNPRICED
-        usage = _clamped(usage)
+        inp, out = usage.input_tokens, usage.output_tokens
+        read, write = usage.cache_read_tokens, usage.cache_write_tokens
+        if read < 0 or write < 0 or out < 0 or read + write > inp:
+            usage = _clamped(usage)
+            inp, out = usage.input_tokens, usage.output_tokens
+            read, write = usage.cache_read_tokens, usage.cache_write_tokens
+        if found.rates is not None:
+            return PriceResult(
+                cost_usd=_cost(found.rates, inp, out, read, write), source=GENAI_PRICES_SOURCE
+            )
         try:
             prices = found.model.prices
             if isinstance(prices, gp_types.ModelPrice):
@@ -157,7 +170,9 @@ class Pricer:
                 model_price = found.model.get_prices(when)
             rates = self._fast_rates(model_price)
             if rates is not None:
-                return PriceResult(cost_usd=_cost(rates, usage), source=GENAI_PRICES_SOURCE)
+                return PriceResult(
+                    cost_usd=_cost(rates, inp, out, read, write), source=GENAI_PRICES_SOURCE
+                )
             calc = found.model.calc_price(
                 _gp_usage(usage), found.provider, genai_request_timestamp=when or _datetime(at_ns)
             )
@@ -199,7 +214,12 @@ class Pricer:
                 )
             except LookupError:
                 continue
-            return _Found(provider=found_provider, model=found_model)
+            prices = found_model.prices
+            return _Found(
+                provider=found_provider,
+                model=found_model,
+                rates=self._fast_rates(prices) if isinstance(prices, gp_types.ModelPrice) else None,
+            )
         return None
 
     def _fast_rates(self, model_price: gp_types.ModelPrice) -> _Rates | None:
@@ -227,23 +247,35 @@ def _plain_rates(model_price: gp_types.ModelPrice) -> _Rates | None:
     output = picked["output_mtok"]
     read = picked["cache_read_mtok"]
     write = picked["cache_write_mtok"]
-    return _Rates(
-        input=base,
-        output=Decimal(0) if output is None else output,
-        cache_read=base if read is None else read,
-        cache_write=base if write is None else write,
-    )
+    r_in: _Rate = base
+    r_out: _Rate = Decimal(0) if output is None else output
+    r_read: _Rate = base if read is None else read
+    r_write: _Rate = base if write is None else write
+    flat = None
+    if (
+        isinstance(r_in, Decimal)
+        and isinstance(r_out, Decimal)
+        and isinstance(r_read, Decimal)
+        and isinstance(r_write, Decimal)
+    ):
+        flat = (r_in, r_out, r_read, r_write)
+    return _Rates(input=r_in, output=r_out, cache_read=r_read, cache_write=r_write, flat=flat)
 
 
-def _cost(rates: _Rates, usage: Usage) -> Decimal:
-    inp = usage.input_tokens
-    uncached = inp - usage.cache_read_tokens - usage.cache_write_tokens
-    total = (
-        uncached * _tier(rates.input, inp)
-        + usage.cache_read_tokens * _tier(rates.cache_read, inp)
-        + usage.cache_write_tokens * _tier(rates.cache_write, inp)
-        + usage.output_tokens * _tier(rates.output, inp)
-    )
+def _cost(rates: _Rates, inp: int, out: int, read: int, write: int) -> Decimal:
+    flat = rates.flat
+    if flat is None:
+        flat = (
+            _tier(rates.input, inp),
+            _tier(rates.output, inp),
+            _tier(rates.cache_read, inp),
+            _tier(rates.cache_write, inp),
+        )
+    total = (inp - read - write) * flat[0] + out * flat[1]
+    if read:
+        total += read * flat[2]
+    if write:
+        total += write * flat[3]
     return total / _PER_MTOK
 
 

@@ -18,7 +18,13 @@ from urllib.parse import parse_qsl
 
 from lumen_sniff.model import Headers
 
-__all__ = ["API_KEY_HEADERS", "DEFAULT_TENANT_HEADERS", "api_key_id", "tenant_of"]
+__all__ = [
+    "API_KEY_HEADERS",
+    "DEFAULT_TENANT_HEADERS",
+    "KeyFingerprinter",
+    "api_key_id",
+    "tenant_of",
+]
 
 API_KEY_HEADERS = ("authorization", "x-api-key", "x-goog-api-key", "api-key")
 """Request headers that carry API keys: OpenAI/Anthropic-JS/most (Bearer),
@@ -31,6 +37,32 @@ _HASH_HEX = 12
 _SUFFIX_MIN_KEY_LEN = 12
 _TENANT_MAX = 128
 _KEY_MAX = 4096
+_KEY_HEADERS = frozenset(API_KEY_HEADERS)
+
+
+class KeyFingerprinter:
+    """:func:`api_key_id` with the salted HMAC key schedule done once.
+
+    Args:
+        salt: Per-installation secret salt.
+    """
+
+    __slots__ = ("_base",)
+
+    def __init__(self, salt: bytes) -> None:
+        self._base = hmac.new(salt, digestmod=hashlib.sha256)
+
+    def __call__(self, headers: Headers, query: str) -> str | None:
+        """The fingerprint of the request's API key; see :func:`api_key_id`."""
+        key = _raw_key(headers, query)
+        if not key:
+            return None
+        mac = self._base.copy()
+        mac.update(key.encode("utf-8", "surrogateescape"))
+        fingerprint = "k_" + mac.hexdigest()[:_HASH_HEX]
+        if len(key) >= _SUFFIX_MIN_KEY_LEN:
+            return f"{fingerprint}…{key[-4:]}"
+        return fingerprint
 
 
 def api_key_id(headers: Headers, query: str, salt: bytes) -> str | None:
@@ -44,14 +76,7 @@ def api_key_id(headers: Headers, query: str, salt: bytes) -> str | None:
     Returns:
         ``"k_<12 hex>…<last 4>"`` (or ``"k_<12 hex>"`` for short keys), or None.
     """
-    key = _raw_key(headers, query)
-    if not key:
-        return None
-    digest = hmac.new(salt, key.encode("utf-8", "surrogateescape"), hashlib.sha256).hexdigest()
-    fingerprint = "k_" + digest[:_HASH_HEX]
-    if len(key) >= _SUFFIX_MIN_KEY_LEN:
-        return f"{fingerprint}…{key[-4:]}"
-    return fingerprint
+    return KeyFingerprinter(salt)(headers, query)
 
 
 def tenant_of(
@@ -82,7 +107,7 @@ def tenant_of(
 
 def _raw_key(headers: Headers, query: str) -> str | None:
     for field, value in headers:
-        if field in API_KEY_HEADERS:
+        if field in _KEY_HEADERS:
             if field == "authorization":
                 scheme, _, token = value.strip().partition(" ")
                 if scheme.lower() != "bearer":

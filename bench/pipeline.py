@@ -1,0 +1,240 @@
+"""Benchmark the pure pipeline on one core: MB/s and exchanges/s.
+
+Usage: ``.venv/bin/python bench/pipeline.py [--scale 1.0] [--profile sse|small|gzip]``
+
+Scenarios (all Chunks are built before the clock starts):
+
+- ``sse``: OpenAI chat and Anthropic messages streams, thousands of deltas each,
+  chunked transfer coding, one server write per SSE event (as the APIs flush).
+- ``small``: small non-streaming JSON exchanges on keep-alive connections.
+- ``gzip``: gzip + chunked JSON responses (pretty-printed, ~40 KB decoded)
+  and a gzip SSE stream.
+
+Targets: ≥ 50 MB/s for SSE and ≥ 5,000 small exchanges/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gzip
+import json
+import os
+import pstats
+import sys
+import time
+import zlib
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from lumen_sniff.model import Chunk, ConnKey, Direction, ProcessInfo, UsageEvent  # noqa: E402
+from lumen_sniff.pipeline import Pipeline, PipelineSettings  # noqa: E402
+
+T0 = 1_795_441_565_000_000_000
+PROC = ProcessInfo(pid=4242, comm="python3")
+_KEY = "sk-proj-bench0123456789abcdefghijklmnop"
+
+
+def _request(host: str, target: str, body: dict[str, object], extra: str = "") -> bytes:
+    data = json.dumps(body, separators=(",", ":")).encode()
+    head = (
+        f"POST {target} HTTP/1.1\r\nHost: {host}\r\nAccept-Encoding: gzip, deflate\r\n"
+        f"Connection: keep-alive\r\nAuthorization: Bearer {_KEY}\r\nAccept: application/json\r\n"
+        f"Content-Type: application/json\r\nUser-Agent: OpenAI/Python 2.54.0\r\n{extra}"
+        f"Content-Length: {len(data)}\r\n\r\n"
+    )
+    return head.encode() + data
+
+
+def _chunked(pieces: list[bytes]) -> list[bytes]:
+    return [b"%x\r\n%s\r\n" % (len(p), p) for p in pieces if p] + [b"0\r\n\r\n"]
+
+
+class _Builder:
+    """Chunks of many connections, offsets kept per direction."""
+
+    def __init__(self) -> None:
+        self.chunks: list[Chunk] = []
+        self.offsets: dict[tuple[int, Direction], int] = {}
+        self.ts = T0
+        self.ingress_bytes = 0
+        self.total_bytes = 0
+
+    def add(self, handle: int, direction: Direction, data: bytes) -> None:
+        key = (handle, direction)
+        offset = self.offsets.get(key, 0)
+        self.offsets[key] = offset + len(data)
+        self.ts += 1000
+        conn = ConnKey(source="bpf", pid=4242, handle=handle)
+        self.chunks.append(
+            Chunk(conn=conn, direction=direction, offset=offset, ts_ns=self.ts, data=data,
+                  process=PROC)
+        )
+        self.total_bytes += len(data)
+        if direction is Direction.INGRESS:
+            self.ingress_bytes += len(data)
+
+    def exchange(self, handle: int, request: bytes, head: bytes, writes: list[bytes]) -> None:
+        self.add(handle, Direction.EGRESS, request)
+        self.add(handle, Direction.INGRESS, head)
+        for w in writes:
+            self.add(handle, Direction.INGRESS, w)
+
+
+_SSE_HEAD = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\n"
+             b"Transfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n")
+
+
+def _openai_sse(deltas: int) -> list[bytes]:
+    events = []
+    for i in range(deltas):
+        chunk = {"id": "chatcmpl-BENCH", "object": "chat.completion.chunk", "created": 1,
+                 "model": "gpt-4o-mini-2024-07-18", "service_tier": "default",
+                 "system_fingerprint": "fp_0392822090",
+                 "choices": [{"index": 0, "delta": {"content": f" word{i}"}, "logprobs": None,
+                              "finish_reason": None}],
+                 "usage": None, "obfuscation": "aBcD3"}
+        events.append(b"data: " + json.dumps(chunk, separators=(",", ":")).encode() + b"\n\n")
+    final = {"id": "chatcmpl-BENCH", "object": "chat.completion.chunk", "created": 1,
+             "model": "gpt-4o-mini-2024-07-18", "choices": [],
+             "usage": {"prompt_tokens": 87, "completion_tokens": deltas,
+                       "total_tokens": 87 + deltas}}
+    events.append(b"data: " + json.dumps(final, separators=(",", ":")).encode() + b"\n\n")
+    events.append(b"data: [DONE]\n\n")
+    return events
+
+
+def _anthropic_sse(deltas: int) -> list[bytes]:
+    def ev(name: str, obj: dict[str, object]) -> bytes:
+        return b"event: " + name.encode() + b"\ndata: " + json.dumps(
+            obj, separators=(",", ":")).encode() + b"\n\n"
+
+    start = {"type": "message_start", "message": {
+        "model": "claude-sonnet-4-5-20250929", "id": "msg_01BENCH", "type": "message",
+        "role": "assistant", "content": [], "stop_reason": None,
+        "usage": {"input_tokens": 17, "cache_creation_input_tokens": 0,
+                  "cache_read_input_tokens": 0, "output_tokens": 1}}}
+    events = [ev("message_start", start),
+              ev("content_block_start", {"type": "content_block_start", "index": 0,
+                                         "content_block": {"type": "text", "text": ""}})]
+    for i in range(deltas):
+        events.append(ev("content_block_delta", {
+            "type": "content_block_delta", "index": 0,
+            "delta": {"type": "text_delta", "text": f" pelican name number {i}"}}))
+    events.append(ev("content_block_stop", {"type": "content_block_stop", "index": 0}))
+    events.append(ev("message_delta", {"type": "message_delta",
+                                       "delta": {"stop_reason": "end_turn"},
+                                       "usage": {"output_tokens": deltas}}))
+    events.append(ev("message_stop", {"type": "message_stop"}))
+    return events
+
+
+def build_sse(scale: float) -> _Builder:
+    b = _Builder()
+    streams = max(2, int(10 * scale))
+    for n in range(streams):
+        if n % 2 == 0:
+            req = _request("api.openai.com", "/v1/chat/completions",
+                           {"model": "gpt-4o-mini", "stream": True,
+                            "stream_options": {"include_usage": True},
+                            "messages": [{"role": "user", "content": "hi"}]})
+            b.exchange(n, req, _SSE_HEAD, _chunked(_openai_sse(4000)))
+        else:
+            req = _request("api.anthropic.com", "/v1/messages",
+                           {"model": "claude-sonnet-4-5", "max_tokens": 8192, "stream": True,
+                            "messages": [{"role": "user", "content": "hi"}]},
+                           "anthropic-version: 2023-06-01\r\n")
+            b.exchange(n, req, _SSE_HEAD, _chunked(_anthropic_sse(4000)))
+    return b
+
+
+def build_small(scale: float) -> _Builder:
+    b = _Builder()
+    body = json.dumps({
+        "id": "chatcmpl-BENCH", "object": "chat.completion", "created": 1,
+        "model": "gpt-4o-mini-2024-07-18",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello!",
+                                             "refusal": None}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12,
+                  "prompt_tokens_details": {"cached_tokens": 0}},
+    }).encode()
+    head = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\nConnection: keep-alive\r\n\r\n" % len(body))
+    req = _request("api.openai.com", "/v1/chat/completions",
+                   {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]})
+    for i in range(int(20000 * scale)):
+        b.exchange(i % 64, req, head + body, [])
+    return b
+
+
+def build_gzip(scale: float) -> _Builder:
+    b = _Builder()
+    doc = {"id": "chatcmpl-BENCH", "object": "chat.completion", "created": 1,
+           "model": "gpt-4o-mini-2024-07-18",
+           "choices": [{"index": 0, "message": {"role": "assistant",
+                                                "content": "lorem ipsum dolor " * 2000},
+                        "finish_reason": "stop"}],
+           "usage": {"prompt_tokens": 1149, "completion_tokens": 353, "total_tokens": 1502,
+                     "prompt_tokens_details": {"cached_tokens": 1024}}}
+    blob = gzip.compress(json.dumps(doc, indent=2).encode(), mtime=0)
+    head = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n")
+    req = _request("api.openai.com", "/v1/chat/completions",
+                   {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]})
+    for i in range(int(2000 * scale)):
+        pieces = [blob[j : j + 1024] for j in range(0, len(blob), 1024)]
+        b.exchange(i % 32, req, head, _chunked(pieces))
+    comp = zlib.compressobj(wbits=31)
+    events = [comp.compress(e) + comp.flush(zlib.Z_SYNC_FLUSH) for e in _anthropic_sse(4000)]
+    events[-1] += comp.flush()
+    req = _request("api.anthropic.com", "/v1/messages",
+                   {"model": "claude-sonnet-4-5", "max_tokens": 8192, "stream": True,
+                    "messages": [{"role": "user", "content": "hi"}]})
+    sse_gzip_head = _SSE_HEAD.replace(b"Connection:", b"Content-Encoding: gzip\r\nConnection:")
+    for n in range(max(1, int(4 * scale))):
+        b.exchange(100 + n, req, sse_gzip_head, _chunked(events))
+    return b
+
+
+def run(builder: _Builder) -> tuple[float, int]:
+    pipeline = Pipeline(PipelineSettings(key_salt=b"bench"))
+    events = 0
+    start = time.perf_counter()
+    for chunk in builder.chunks:
+        for out in pipeline.feed(chunk):
+            events += type(out) is UsageEvent
+    for out in pipeline.close():
+        events += type(out) is UsageEvent
+    return time.perf_counter() - start, events
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=float, default=1.0, help="workload size factor")
+    parser.add_argument("--profile", choices=("sse", "small", "gzip"), help="cProfile one")
+    args = parser.parse_args()
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core
+    builders = {"sse": build_sse, "small": build_small, "gzip": build_gzip}
+    if args.profile:
+        builder = builders[args.profile](args.scale)
+        prof = cProfile.Profile()
+        prof.enable()
+        run(builder)
+        prof.disable()
+        pstats.Stats(prof).sort_stats("tottime").print_stats(25)
+        return
+    print(f"{'scenario':<8} {'exchanges':>9} {'MB fed':>8} {'seconds':>8} {'MB/s':>8} "
+          f"{'exch/s':>9}")
+    for name, build in builders.items():
+        builder = build(args.scale)
+        run(build(min(args.scale, 0.1)))  # warm caches (pricing lookups, imports)
+        seconds, events = run(builder)
+        mb = builder.total_bytes / 1e6
+        print(f"{name:<8} {events:>9} {mb:>8.1f} {seconds:>8.2f} {mb / seconds:>8.1f} "
+              f"{events / seconds:>9.0f}")
+
+
+if __name__ == "__main__":
+    main()
