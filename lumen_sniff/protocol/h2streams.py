@@ -103,10 +103,7 @@ class StreamTable:
         self._pending_msg = None
 
     def body(self, msg: Message, chunk: memoryview, ts: int) -> None:
-        """DATA payload bytes for ``msg``: emitted when it is open, else counted."""
-        if not msg.open:
-            msg.dropped_bytes += len(chunk)
-            return
+        """DATA payload bytes for open ``msg`` (decoded, merged, emitted)."""
         data = chunk.tobytes()
         decoder = msg.decoder
         if decoder is not None:
@@ -201,6 +198,14 @@ class StreamTable:
         if msg is None:
             msg = msgs[role] = Message(sid, role, open_=False, drop_reason="no_head")
         return msg
+
+    def promise(self, sid: int, ts: int) -> None:
+        """PUSH_PROMISE reserved ``sid``: a server-made exchange, counted, not reported."""
+        msgs = self._stream(sid, ts)
+        for role in Role:
+            if msgs[role] is None:
+                msg = msgs[role] = Message(sid, role, open_=False, drop_reason="push")
+                msg.finished = role is Role.REQUEST
 
     def end_stream(self, role: Role, sid: int, ts: int) -> None:
         """END_STREAM from ``role`` on ``sid``."""

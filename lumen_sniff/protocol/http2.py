@@ -52,12 +52,12 @@ from lumen_sniff.model import (
     ProcessInfo,
     Role,
 )
+from lumen_sniff.protocol.h2blocks import BLOCK_CAP_BYTES, HeaderBlocks
 from lumen_sniff.protocol.h2frame import (
     CONTINUATION,
     DATA,
     DEFAULT_MAX_FRAME,
     FLAG_ACK,
-    FLAG_END_HEADERS,
     FLAG_END_STREAM,
     FLAG_PADDED,
     FRAME_HEADER,
@@ -71,15 +71,12 @@ from lumen_sniff.protocol.h2frame import (
     find_boundary,
 )
 from lumen_sniff.protocol.h2streams import Message, StreamTable
-from lumen_sniff.protocol.hpackstate import HeaderDecoder
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
 __all__ = ["BLOCK_CAP_BYTES", "Http2Parser"]
 
-BLOCK_CAP_BYTES = 256 * 1024
-"""Largest header block (HEADERS + CONTINUATION) kept for decoding."""
 _OTHER_CAP_BYTES = 64 * 1024
 """Largest SETTINGS / RST_STREAM / GOAWAY body read; larger ones are skipped."""
 
@@ -91,14 +88,15 @@ class _Side:
     """One direction's framing state."""
 
     __slots__ = (
-        "block", "block_end_stream", "block_lost", "block_push", "block_reason", "block_sid",
-        "block_ts", "buf", "end_stream", "flags", "frame_ts", "ftype", "hpack", "max_frame_bytes",
+        "blocks", "buf", "counting", "end_stream", "flags", "frame_ts", "ftype", "max_frame_bytes",
         "pad", "preface_pos", "remaining", "replay", "role", "sid", "skipped", "state", "target",
     )
 
-    def __init__(self, role: Role, state: int) -> None:
+    def __init__(self, role: Role, state: int, blocks: HeaderBlocks) -> None:
         self.role = role
         self.state = state
+        self.blocks = blocks
+        """Header block assembly and this direction's HPACK decoder."""
         self.buf = bytearray()
         """Partial frame header, partial BODY, or the bytes being scanned in SYNC."""
         self.remaining = 0
@@ -109,17 +107,13 @@ class _Side:
         self.end_stream = False
         self.target: Message | None = None
         """The message the current DATA frame feeds."""
-        self.hpack = HeaderDecoder()
+        self.counting = False
+        """The current DATA frame's payload is counted as dropped, not emitted.
+
+        Decided when the frame starts (or the loss happens), never by where a
+        chunk ends, so the counts do not depend on chunking."""
         self.max_frame_bytes = DEFAULT_MAX_FRAME
         """Largest frame the receiver announced it accepts (used to resync)."""
-        self.block = bytearray()
-        self.block_sid: int | None = None
-        """Stream of the header block in progress; None when there is none."""
-        self.block_end_stream = self.block_push = False
-        self.block_reason = ""
-        """Why the block in progress is being discarded ("" = it is kept)."""
-        self.block_lost = 0
-        self.block_ts = 0
         self.preface_pos = 0
         self.skipped = 0
         """Bytes ruled out while in SYNC, not yet reported."""
@@ -145,11 +139,14 @@ class Http2Parser:
         self._mid_stream = mid_stream
         self._streams = StreamTable(conn, process, peer)
         self._closed = False
-        self._sides = (_Side(Role.REQUEST, _PREFACE),
-                       _Side(Role.RESPONSE, _SYNC if mid_stream else _HEAD))
+        streams = self._streams
+        self._sides = (
+            _Side(Role.REQUEST, _PREFACE, HeaderBlocks(conn, Role.REQUEST, streams)),
+            _Side(Role.RESPONSE, _SYNC if mid_stream else _HEAD,
+                  HeaderBlocks(conn, Role.RESPONSE, streams)))
         if mid_stream:
             for side in self._sides:
-                side.hpack.allow_any_table_size()
+                side.blocks.hpack.allow_any_table_size()
         self._handlers: tuple[Callable[[_Side, memoryview, int, int], int], ...] = (
             self._on_preface, self._on_head, self._on_data_pad, self._on_data, self._on_body,
             self._on_skip, self._on_sync,
@@ -158,7 +155,7 @@ class Http2Parser:
     @property
     def buffered_bytes(self) -> int:
         """Bytes held for partial frames, header blocks and resynchronisation."""
-        return sum(len(s.buf) + len(s.block) for s in self._sides)
+        return sum(len(s.buf) + s.blocks.buffered_bytes for s in self._sides)
 
     @property
     def tracked_streams(self) -> int:
@@ -197,7 +194,7 @@ class Http2Parser:
         elif state == _BODY:
             frame_left -= len(side.buf)
         framed = state in (_DATA_PAD, _DATA, _BODY, _SKIP) and lost_bytes <= frame_left
-        stream = side.sid if framed and (in_data or state == _BODY) else None
+        stream = (side.sid or None) if framed and (in_data or state == _BODY) else None
         self._streams.emit(Desync(conn=self._conn, stream=stream, ts_ns=ts_ns, reason="gap",
                                   lost_bytes=lost_bytes))
         if not framed:
@@ -206,6 +203,7 @@ class Http2Parser:
         # The loss ends inside the current frame: framing survives, its content does not.
         if in_data:
             self._streams.cut(side.target, ts_ns, "desync")
+            side.counting = True
             if state == _DATA and lost_bytes <= side.remaining:
                 # The rest of the payload still arrives: counted as dropped.
                 side.remaining -= lost_bytes
@@ -217,9 +215,9 @@ class Http2Parser:
         elif state == _BODY:
             side.buf.clear()
             if side.ftype in (HEADERS, PUSH_PROMISE, CONTINUATION):
-                self._discard_block(side, side.remaining, ts_ns, "hpack")
+                self._discard(side, side.remaining, ts_ns, "hpack")
             elif side.ftype == SETTINGS:
-                self._sides[1 - role].hpack.allow_any_table_size()
+                self._sides[1 - role].blocks.hpack.allow_any_table_size()
         self._skip(side, frame_left - lost_bytes)
         return self._streams.take()
 
@@ -239,8 +237,7 @@ class Http2Parser:
                 reason = "resync" if side.state == _SYNC else "truncated"
                 self._streams.emit(Desync(conn=self._conn, stream=None, ts_ns=ts_ns,
                                           reason=reason, lost_bytes=lost))
-            if side.block_sid is not None:
-                self._break_block(side, ts_ns)
+            side.blocks.abandon(ts_ns)
         self._streams.close_all(ts_ns)
         self._streams.emit(ConnClosed(conn=self._conn, ts_ns=ts_ns))
         return self._streams.take()
@@ -294,7 +291,10 @@ class Http2Parser:
     def _on_data(self, side: _Side, view: memoryview, pos: int, ts: int) -> int:
         take = min(side.remaining, len(view) - pos)
         target = side.target
-        if target is not None:
+        if side.counting:
+            if target is not None:
+                target.dropped_bytes += take
+        elif target is not None and target.open:
             self._streams.body(target, view[pos:pos + take], ts)
         side.remaining -= take
         if not side.remaining:
@@ -348,10 +348,12 @@ class Http2Parser:
 
     def _begin(self, side: _Side, length: int, ftype: int, flags: int, sid: int, ts: int) -> None:
         side.ftype, side.flags, side.sid = ftype, flags, sid
-        if side.block_sid is not None and (ftype != CONTINUATION or sid != side.block_sid):
-            self._break_block(side, ts)
+        blocks = side.blocks
+        if blocks.sid is not None and (ftype != CONTINUATION or sid != blocks.sid):
+            blocks.abandon(ts)
         if ftype == DATA:
             side.target = self._streams.data_target(side.role, sid, ts)
+            side.counting = not side.target.open
             side.end_stream = bool(flags & FLAG_END_STREAM)
             side.pad, side.remaining = 0, length
             if flags & FLAG_PADDED and length:
@@ -365,18 +367,15 @@ class Http2Parser:
                 if not length:
                     self._end_data(side, ts)
         elif ftype in (HEADERS, PUSH_PROMISE, CONTINUATION):
-            if ftype == CONTINUATION and side.block_sid is None:
-                # Its HEADERS was lost: the table updates in it are unknown.
-                side.hpack.lose_state()
-                self._streams.emit(Desync(conn=self._conn, stream=sid, ts_ns=ts, reason="hpack",
-                                          lost_bytes=length))
+            if ftype == CONTINUATION and blocks.sid is None:
                 self._skip(side, length)
-            elif side.block_reason:
+                blocks.stray(sid, length, ts)
+            elif blocks.discarding:
                 self._skip(side, length)
-                self._discard_block(side, length, ts, side.block_reason)
-            elif (len(side.block) if ftype == CONTINUATION else 0) + length > BLOCK_CAP_BYTES:
+                self._discard(side, length, ts, "")
+            elif not blocks.fits(length):
                 self._skip(side, length)
-                self._discard_block(side, length, ts, "too_large")
+                self._discard(side, length, ts, "too_large")
             else:
                 self._read(side, length, ts)
         elif ftype in _READ_TYPES and length <= _OTHER_CAP_BYTES:
@@ -408,14 +407,15 @@ class Http2Parser:
                 frame = HeadersFrame(sid)
                 frame.parse_flags(flags)
                 frame.parse_body(body)
-                self._fragment(side, frame.data, ts, push=False)
+                side.blocks.fragment(sid, flags, side.frame_ts, frame.data, ts, push=False)
             elif ftype == PUSH_PROMISE:
                 frame = PushPromiseFrame(sid)
                 frame.parse_flags(flags)
                 frame.parse_body(body)
-                self._fragment(side, frame.data, ts, push=True)
+                self._streams.promise(frame.promised_stream_id, ts)
+                side.blocks.fragment(sid, flags, side.frame_ts, frame.data, ts, push=True)
             elif ftype == CONTINUATION:
-                self._fragment(side, body.tobytes(), ts, push=False)
+                side.blocks.fragment(sid, flags, side.frame_ts, body.tobytes(), ts, push=False)
             elif ftype == SETTINGS:
                 if not flags & FLAG_ACK:
                     frame = SettingsFrame(0)
@@ -434,7 +434,7 @@ class Http2Parser:
             # A malformed frame: an endpoint would kill the connection; we
             # report it, and a lost header fragment makes the table unknown.
             if ftype in (HEADERS, PUSH_PROMISE):
-                self._discard_block(side, len(body), ts, "frame")
+                self._discard(side, len(body), ts, "frame")
             else:
                 self._streams.emit(Desync(conn=self._conn, stream=sid or None, ts_ns=ts,
                                           reason="frame", lost_bytes=len(body)))
@@ -443,60 +443,13 @@ class Http2Parser:
         other = self._sides[1 - side.role]
         for key, value in settings.items():
             if key == SettingsFrame.HEADER_TABLE_SIZE:
-                other.hpack.announce_table_size(value)
+                other.blocks.hpack.announce_table_size(value)
             elif key == SettingsFrame.MAX_FRAME_SIZE and other.max_frame_bytes < value:
                 other.max_frame_bytes = min(value, LARGEST_FRAME)
 
-    # -------------------------------------------------------------- header blocks
-
-    def _fragment(self, side: _Side, fragment: bytes, ts: int, *, push: bool) -> None:
-        if side.block_sid is None:
-            side.block_sid, side.block_ts, side.block_push = side.sid, side.frame_ts, push
-            side.block_end_stream = not push and bool(side.flags & FLAG_END_STREAM)
-        side.block += fragment
-        if side.flags & FLAG_END_HEADERS:
-            sid, block, push = side.block_sid, bytes(side.block), side.block_push
-            end_stream, head_ts = side.block_end_stream, side.block_ts
-            side.block_sid = None
-            side.block.clear()
-            fields = side.hpack.decode(block)
-            if fields is None:
-                self._streams.emit(Desync(conn=self._conn, stream=sid, ts_ns=ts, reason="hpack",
-                                          lost_bytes=len(block)))
-                if not push:
-                    self._streams.lost_head(side.role, sid, end_stream, ts, "hpack")
-            elif not push:
-                # A promised request is the server's, not the client's: not reported.
-                self._streams.headers(side.role, sid, fields, end_stream, head_ts, ts)
-
-    def _discard_block(self, side: _Side, lost: int, ts: int, reason: str) -> None:
-        """Drop the header block in progress (plus ``lost`` bytes of its current frame)."""
-        if side.block_sid is None or not side.block_reason:
-            if side.block_sid is None:
-                side.block_sid, side.block_ts = side.sid, side.frame_ts
-                side.block_push = side.ftype == PUSH_PROMISE
-                side.block_end_stream = not side.block_push and bool(side.flags & FLAG_END_STREAM)
-            side.block_reason = reason
-            side.block_lost = len(side.block)
-            side.block.clear()
-        side.block_lost += lost
-        if side.flags & FLAG_END_HEADERS:
-            self._break_block(side, ts)
-
-    def _break_block(self, side: _Side, ts: int) -> None:
-        """The header block in progress is lost: report it, forget the table."""
-        sid = side.block_sid
-        if sid is None:
-            return
-        reason = side.block_reason or "hpack"
-        lost = side.block_lost if side.block_reason else len(side.block)
-        side.block_sid, side.block_reason, side.block_lost = None, "", 0
-        side.block.clear()
-        side.hpack.lose_state()
-        self._streams.emit(Desync(conn=self._conn, stream=sid, ts_ns=ts, reason=reason,
-                                  lost_bytes=lost))
-        if not side.block_push:
-            self._streams.lost_head(side.role, sid, side.block_end_stream, ts, reason)
+    def _discard(self, side: _Side, lost: int, ts: int, reason: str) -> None:
+        side.blocks.discard(side.sid, side.flags, side.frame_ts, lost, ts, reason,
+                            push=side.ftype == PUSH_PROMISE)
 
     # --------------------------------------------------------------------- loss
 
@@ -504,10 +457,9 @@ class Http2Parser:
         """Lose this side's place: what was in flight is gone, the table unknown."""
         side.skipped += len(side.buf)
         side.buf.clear()
-        if side.block_sid is not None:
-            self._break_block(side, ts)
-        side.hpack.lose_state()
+        side.blocks.abandon(ts)
+        side.blocks.hpack.lose_state()
         # SETTINGS from this side may have been lost too.
-        self._sides[1 - side.role].hpack.allow_any_table_size()
+        self._sides[1 - side.role].blocks.hpack.allow_any_table_size()
         self._streams.cut_role(side.role, ts, "desync")
         side.target, side.state, side.remaining, side.pad = None, _SYNC, 0, 0

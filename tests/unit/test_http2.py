@@ -789,3 +789,192 @@ def test_find_boundary_respects_max_frame(max_frame: int) -> None:
     big = frame(DataFrame(1, data=b"z" * 20_000)) + frame(PingFrame(0, opaque_data=b"1" * 8))
     pos, found = find_boundary(bytearray(big), 0, RESP, max_frame)
     assert (pos == 0 and found) == (max_frame > 20_000)
+
+
+# ------------------------------------------------ every state x every input
+
+
+def _req_head() -> bytes:
+    return frame(HeadersFrame(1, data=hpack.Encoder().encode(request_headers("/st"))),
+                 end_headers=True)
+
+
+REQ1 = ("req", 1, "POST", "/st", "api.openai.com", ())
+_DATA10 = frame(DataFrame(1, data=b"abcdefghij"))
+_PADDED10 = DataFrame(1, data=b"abcde", pad_length=4)
+_PADDED10.flags.add("PADDED")
+_SETTINGS12 = frame(SettingsFrame(0, settings={1: 4096, 5: 16_384}))
+_PING = frame(PingFrame(0, opaque_data=b"12345678"))
+
+# state -> (mid_stream, request-side bytes that leave the parser in it)
+STATES: dict[str, tuple[bool, bytes]] = {
+    "preface": (False, PREFACE[:10]),
+    "head": (False, PREFACE + _req_head()),
+    "head_partial": (False, PREFACE + _req_head() + _DATA10[:4]),
+    "data_pad": (False, PREFACE + _req_head() + _PADDED10.serialize()[:9]),
+    "data": (False, PREFACE + _req_head() + _DATA10[:12]),
+    "body": (False, PREFACE + _req_head() + _SETTINGS12[:15]),
+    "skip": (False, PREFACE + _req_head() + _PING[:11]),
+    "sync": (True, b"xyz"),
+}
+BIG_GAP = 10**6
+END_DESYNC = ("end", 1, REQ, False, "desync")
+END_CLOSED = ("end", 1, REQ, False, "closed")
+CLOSED = ("closed",)
+
+# (state, input) -> events after reaching the state ("data" has emitted b"abc").
+TABLE: dict[tuple[str, str], list[tuple[Any, ...]]] = {
+    ("preface", "gap1"): [("desync", None, "gap", 1), CLOSED],
+    ("head", "gap1"): [REQ1, ("desync", None, "gap", 1), END_DESYNC, CLOSED],
+    ("head_partial", "gap1"): [REQ1, ("desync", None, "gap", 1), END_DESYNC,
+                               ("desync", None, "resync", 4), CLOSED],
+    ("data_pad", "gap1"): [REQ1, ("desync", 1, "gap", 1), END_DESYNC, CLOSED],
+    ("data", "gap1"): [REQ1, ("desync", 1, "gap", 1), END_DESYNC, CLOSED],
+    ("body", "gap1"): [REQ1, ("desync", None, "gap", 1), END_CLOSED, CLOSED],
+    ("skip", "gap1"): [REQ1, ("desync", None, "gap", 1), END_CLOSED, CLOSED],
+    ("sync", "gap1"): [("desync", None, "gap", 1), ("desync", None, "resync", 3), CLOSED],
+    ("preface", "gap_big"): [("desync", None, "gap", BIG_GAP), CLOSED],
+    ("head", "gap_big"): [REQ1, ("desync", None, "gap", BIG_GAP), END_DESYNC, CLOSED],
+    ("head_partial", "gap_big"): [REQ1, ("desync", None, "gap", BIG_GAP), END_DESYNC,
+                                  ("desync", None, "resync", 4), CLOSED],
+    ("data_pad", "gap_big"): [REQ1, ("desync", None, "gap", BIG_GAP), END_DESYNC, CLOSED],
+    ("data", "gap_big"): [REQ1, ("desync", None, "gap", BIG_GAP), END_DESYNC, CLOSED],
+    ("body", "gap_big"): [REQ1, ("desync", None, "gap", BIG_GAP), END_DESYNC,
+                          ("desync", None, "resync", 6), CLOSED],
+    ("skip", "gap_big"): [REQ1, ("desync", None, "gap", BIG_GAP), END_DESYNC, CLOSED],
+    ("sync", "gap_big"): [("desync", None, "gap", BIG_GAP), ("desync", None, "resync", 3),
+                          CLOSED],
+    ("preface", "close"): [CLOSED],
+    ("head", "close"): [REQ1, END_CLOSED, CLOSED],
+    ("head_partial", "close"): [REQ1, ("desync", None, "truncated", 4), END_CLOSED, CLOSED],
+    ("data_pad", "close"): [REQ1, END_CLOSED, CLOSED],
+    ("data", "close"): [REQ1, END_CLOSED, CLOSED],
+    ("body", "close"): [REQ1, ("desync", None, "truncated", 6), END_CLOSED, CLOSED],
+    ("skip", "close"): [REQ1, END_CLOSED, CLOSED],
+    ("sync", "close"): [("desync", None, "resync", 3), CLOSED],
+    # The rest of the frame, then a DATA frame that ends stream 1.
+    ("preface", "rest"): [CLOSED],
+    ("head", "rest"): [REQ1, ("end", 1, REQ, True, ""), CLOSED],
+    ("head_partial", "rest"): [REQ1, ("end", 1, REQ, True, ""), CLOSED],
+    ("data_pad", "rest"): [REQ1, ("end", 1, REQ, True, ""), CLOSED],
+    ("data", "rest"): [REQ1, ("end", 1, REQ, True, ""), CLOSED],
+    ("body", "rest"): [REQ1, ("end", 1, REQ, True, ""), CLOSED],
+    ("skip", "rest"): [REQ1, ("end", 1, REQ, True, ""), CLOSED],
+    ("sync", "rest"): [("desync", None, "resync", 3), CLOSED],
+}
+_REST = {"preface": PREFACE[10:], "head": b"", "head_partial": _DATA10[4:],
+         "data_pad": _PADDED10.serialize()[9:], "data": _DATA10[12:], "body": _SETTINGS12[15:],
+         "skip": _PING[11:], "sync": b""}
+
+
+@pytest.mark.parametrize(("state", "action"), sorted(TABLE))
+def test_every_state_and_input(state: str, action: str) -> None:
+    mid_stream, prefix = STATES[state]
+    parser = Http2Parser(CONN, mid_stream=mid_stream)
+    events = parser.data(REQ, 1, prefix)
+    if action == "gap1":
+        events += parser.gap(REQ, 2, 1)
+    elif action == "gap_big":
+        events += parser.gap(REQ, 2, BIG_GAP)
+    elif action == "rest":
+        ending = frame(DataFrame(1, data=b""), end_stream=True)
+        events += parser.data(REQ, 2, _REST[state] + (ending if state != "preface" else b""))
+    events += parser.close(3)
+    assert shape(events) == TABLE[state, action]
+    body = {("data", "rest"): b"abcdefghij", ("head_partial", "rest"): b"abcdefghij",
+            ("data_pad", "rest"): b"abcde"}.get((state, action), b"abc" if state == "data" else b"")
+    assert bodies(events).get((1, REQ), b"") == body
+
+
+# ------------------------------------------------------- content, push, sizes
+
+
+def _exchange(response_headers: list[tuple[str, str]], *data_frames: bytes) -> Segments:
+    client = frame(HeadersFrame(1, data=hpack.Encoder().encode(request_headers("/c"))),
+                   end_headers=True, end_stream=True)
+    server = frame(HeadersFrame(1, data=hpack.Encoder().encode(response_headers)),
+                   end_headers=True)
+    return [(REQ, PREFACE + client), (RESP, server + b"".join(data_frames))]
+
+
+def test_corrupt_gzip_ends_the_message_and_counts_the_rest() -> None:
+    bad = gzip.compress(b"hello")[:10] + b"\xff" * 10  # BTYPE=11: invalid deflate block
+    segments = _exchange([(":status", "200"), ("content-encoding", "gzip")],
+                         frame(DataFrame(1, data=bad)),
+                         frame(DataFrame(1, data=b"more!"), end_stream=True))
+    for split in (lambda d: [d], bytewise):
+        events = feed(segments, split)
+        assert shape(events) == [("req", 1, "POST", "/c", "api.openai.com", ()),
+                                 ("end", 1, REQ, True, ""),
+                                 ("resp", 1, 200, (("content-encoding", "gzip"),)),
+                                 ("desync", 1, "decoding", 0),
+                                 ("end", 1, RESP, False, "decoding"),
+                                 ("desync", 1, "decoding", 5), CLOSED]
+        assert bodies(events) == {}
+
+
+def test_unsupported_encoding_is_reported_at_once() -> None:
+    events = feed(_exchange([(":status", "200"), ("content-encoding", "compress")],
+                            frame(DataFrame(1, data=b"LZW..."), end_stream=True)))
+    assert shape(events)[2:] == [("resp", 1, 200, (("content-encoding", "compress"),)),
+                                 ("desync", 1, "decoding", 0),
+                                 ("end", 1, RESP, False, "decoding"),
+                                 ("desync", 1, "decoding", 6), CLOSED]
+
+
+def test_gzip_body_split_anywhere_decodes_whole() -> None:
+    packed = gzip.compress(MSG_JSON)
+    segments = _exchange([(":status", "200"), ("content-encoding", "gzip")],
+                         frame(DataFrame(1, data=packed[:33])),
+                         frame(DataFrame(1, data=packed[33:]), end_stream=True))
+    for split in (lambda d: [d], bytewise, random_split(11)):
+        events = feed(segments, split)
+        assert bodies(events) == {(1, RESP): MSG_JSON}
+        assert shape(events)[-2:] == [("end", 1, RESP, True, ""), CLOSED]
+
+
+def test_pushed_streams_are_counted_not_reported() -> None:
+    w = Wire()
+    w.client.initiate_connection()
+    w.server.initiate_connection()
+    w.pump()
+    w.client.send_headers(1, request_headers("/page", method="GET"), end_stream=True)
+    w.pump()
+    w.server.push_stream(1, 2, request_headers("/pushed.css", method="GET"))
+    w.server.send_headers(2, [(":status", "200"), ("content-type", "text/css")])
+    w.server.send_data(2, b"body{}", end_stream=True)
+    w.server.send_headers(1, [(":status", "200")])
+    w.server.send_data(1, b"<html>", end_stream=True)
+    w.pump()
+    events = feed(w.segments)
+    assert shape(events) == [("req", 1, "GET", "/page", "api.openai.com", ()),
+                             ("end", 1, REQ, True, ""),
+                             ("desync", 2, "push", 6),
+                             ("resp", 1, 200, ()), ("end", 1, RESP, True, ""), CLOSED]
+    assert bodies(events) == {(1, RESP): b"<html>"}
+
+
+def _big_frames_after_gap(announce: bool) -> list[tuple[Any, ...]]:
+    settings_frames = frame(SettingsFrame(0, settings={SettingsFrame.MAX_FRAME_SIZE: 65_536}))
+    client = PREFACE + (settings_frames if announce else b"") + frame(
+        HeadersFrame(1, data=hpack.Encoder().encode(request_headers("/m"))),
+        end_headers=True, end_stream=True)
+    server_head = frame(HeadersFrame(1, data=hpack.Encoder().encode([(":status", "200")])),
+                        end_headers=True)
+    lost = frame(DataFrame(1, data=b"y" * 100))
+    after = frame(DataFrame(1, data=b"z" * 20_000)) + frame(DataFrame(1, data=b"z" * 20_000),
+                                                          end_stream=True)
+    parser = Http2Parser(CONN)
+    events = parser.data(REQ, 0, client) + parser.data(RESP, 1, server_head)
+    events += parser.gap(RESP, 2, len(lost))
+    events += parser.data(RESP, 3, after)
+    return shape(events + parser.close(4))[3:]
+
+
+def test_announced_max_frame_size_lets_resync_accept_big_frames() -> None:
+    # Announced: the 20 kB frame after the gap is found at once; its bytes are counted.
+    assert _big_frames_after_gap(True) == [("desync", None, "gap", 109), END_DESYNC[:1] + (
+        1, RESP, False, "desync"), ("desync", 1, "desync", 40_000), CLOSED]
+    # Not announced: a 20 kB frame is implausible, nothing is found.
+    assert _big_frames_after_gap(False) == [("desync", None, "gap", 109), END_DESYNC[:1] + (
+        1, RESP, False, "desync"), ("desync", None, "resync", 40_018), CLOSED]
