@@ -90,12 +90,9 @@ def _openai_chat(opts: Options, *, flags: tuple[str, ...] = (), stream: bool = F
         if include_usage:
             kwargs["stream_options"] = {"include_usage": True}
     try:
-        rawr = client.chat.completions.with_raw_response.create(**kwargs)
+        parsed = client.chat.completions.create(**kwargs)
     except openai.APIStatusError as exc:
         return _openai_error(exc, res)
-    res.status = rawr.status_code
-    res.http_version = rawr.http_response.http_version.removeprefix("HTTP/")
-    parsed = rawr.parse()
     if not stream:
         res.model, res.raw_usage, res.usage = parsed.model, _dump(parsed.usage), \
             chat_usage(parsed.usage)

@@ -325,12 +325,16 @@ class _H2Session:
         await self.wire.write(self.conn.data_to_send())
 
     async def run(self) -> None:
-        self.conn.initiate_connection()
-        await self.flush()
+        started = False
         while True:
             data = await self.wire.read()
             if not data:
                 break
+            if not started:
+                # Our SETTINGS go out once the client's preface is in, so the byte
+                # order matches what the client process itself sees (write, then read).
+                self.conn.initiate_connection()
+                started = True
             for event in self.conn.receive_data(data):
                 self._on_event(event)
             await self.flush()
