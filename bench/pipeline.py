@@ -7,6 +7,7 @@ Scenarios (all Chunks are built before the clock starts):
 - ``sse``: OpenAI chat and Anthropic messages streams, thousands of deltas each,
   chunked transfer coding, one server write per SSE event (as the APIs flush).
 - ``small``: small non-streaming JSON exchanges on keep-alive connections.
+- ``sse-16k``: the same streams read 16 KiB at a time (bulk parser throughput).
 - ``gzip``: gzip + chunked JSON responses (pretty-printed, ~40 KB decoded)
   and a gzip SSE stream.
 
@@ -28,8 +29,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lumen_sniff.model import Chunk, ConnKey, Direction, ProcessInfo, UsageEvent  # noqa: E402
-from lumen_sniff.pipeline import Pipeline, PipelineSettings  # noqa: E402
+from lumen_sniff.model import Chunk, ConnKey, Direction, ProcessInfo, UsageEvent
+from lumen_sniff.pipeline import Pipeline, PipelineSettings
 
 T0 = 1_795_441_565_000_000_000
 PROC = ProcessInfo(pid=4242, comm="python3")
@@ -197,6 +198,28 @@ def build_gzip(scale: float) -> _Builder:
     return b
 
 
+def build_sse_bulk(scale: float) -> _Builder:
+    """The SSE streams read 16 KiB at a time (a busy client, or pcap segments)."""
+    src = build_sse(scale)
+    out = _Builder()
+    pending: list[bytes] = []
+    last: tuple[int, Direction] | None = None
+
+    def flush() -> None:
+        if pending and last is not None:
+            out.add(last[0], last[1], b"".join(pending))
+            pending.clear()
+
+    for chunk in src.chunks:
+        key = (chunk.conn.handle, chunk.direction)
+        if key != last or sum(map(len, pending)) + len(chunk.data) > 16384:
+            flush()
+            last = key
+        pending.append(chunk.data)
+    flush()
+    return out
+
+
 def run(builder: _Builder) -> tuple[float, int]:
     pipeline = Pipeline(PipelineSettings(key_salt=b"bench"))
     events = 0
@@ -212,11 +235,17 @@ def run(builder: _Builder) -> tuple[float, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=1.0, help="workload size factor")
-    parser.add_argument("--profile", choices=("sse", "small", "gzip"), help="cProfile one")
+    parser.add_argument("--profile", choices=("sse", "sse-16k", "small", "gzip"),
+                        help="cProfile one scenario")
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core
-    builders = {"sse": build_sse, "small": build_small, "gzip": build_gzip}
+    builders = {
+        "sse": build_sse,
+        "sse-16k": build_sse_bulk,
+        "small": build_small,
+        "gzip": build_gzip,
+    }
     if args.profile:
         builder = builders[args.profile](args.scale)
         prof = cProfile.Profile()
