@@ -36,6 +36,7 @@ __all__ = [
     "PREFACE",
     "PRIORITY",
     "PUSH_PROMISE",
+    "RESYNC_MAX_FRAME",
     "RST_STREAM",
     "SETTINGS",
     "WINDOW_UPDATE",
@@ -61,6 +62,13 @@ DEFAULT_MAX_FRAME = 16_384
 """SETTINGS_MAX_FRAME_SIZE until a peer announces more."""
 LARGEST_FRAME = (1 << 24) - 1
 """The largest length a frame header can carry."""
+
+RESYNC_MAX_FRAME = 1 << 20
+"""Longest frame accepted while resynchronising, whatever the peer announced.
+
+A candidate frame is buffered until the header after it confirms it, so this
+bounds the memory of a connection that lost its place.
+"""
 
 _RESYNC_MAX_STREAM = 1 << 24
 """Stream ids above this are judged implausible while resynchronising.

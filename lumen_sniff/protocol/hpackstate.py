@@ -16,14 +16,15 @@ instead of yielding a wrong header. A failed decode is reported, never guessed.
 updates its peer's encoder may send; hpack rejects an update above its
 ``max_allowed_table_size``, so the largest value ever announced is applied
 (a passive observer cannot know which SETTINGS were acknowledged when) and,
-after a loss on the announcing side, any size is allowed.
+after a loss on the announcing side, any size up to :data:`MAX_TABLE_BYTES`,
+which bounds the memory a table can hold.
 """
 
 from __future__ import annotations
 
 import hpack
 
-__all__ = ["DEFAULT_TABLE_SIZE", "MAX_HEADER_LIST_BYTES", "HeaderDecoder"]
+__all__ = ["DEFAULT_TABLE_SIZE", "MAX_HEADER_LIST_BYTES", "MAX_TABLE_BYTES", "HeaderDecoder"]
 
 DEFAULT_TABLE_SIZE = 4096
 """RFC 7541's initial dynamic table size."""
@@ -31,7 +32,8 @@ DEFAULT_TABLE_SIZE = 4096
 MAX_HEADER_LIST_BYTES = 1 << 20
 """Largest decoded header list accepted (RFC 7541 entry sizes): bounds memory."""
 
-_ANY_TABLE_SIZE = (1 << 32) - 1
+MAX_TABLE_BYTES = 1 << 20
+"""Largest dynamic table honoured; larger updates fail to decode (reported)."""
 
 
 class HeaderDecoder:
@@ -53,13 +55,14 @@ class HeaderDecoder:
 
     def announce_table_size(self, size: int) -> None:
         """The receiver announced SETTINGS_HEADER_TABLE_SIZE = ``size``."""
+        size = min(size, MAX_TABLE_BYTES)
         if size > self._allowed:
             self._allowed = size
             self._decoder.max_allowed_table_size = size
 
     def allow_any_table_size(self) -> None:
         """The receiver's SETTINGS may have been lost: accept any size update."""
-        self.announce_table_size(_ANY_TABLE_SIZE)
+        self.announce_table_size(MAX_TABLE_BYTES)
 
     def lose_state(self) -> None:
         """Forget the dynamic table (its updates were lost); keep its size."""

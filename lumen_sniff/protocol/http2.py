@@ -66,6 +66,7 @@ from lumen_sniff.protocol.h2frame import (
     LARGEST_FRAME,
     PREFACE,
     PUSH_PROMISE,
+    RESYNC_MAX_FRAME,
     RST_STREAM,
     SETTINGS,
     find_boundary,
@@ -232,6 +233,8 @@ class Http2Parser:
                 self._sync(side, ts_ns, at_end=True)
                 if side.replay is not None:
                     self._run(side, memoryview(b""), ts_ns)
+            if side.state in (_DATA_PAD, _DATA):
+                self._streams.settle(side.target, ts_ns)
             lost = len(side.buf) + side.skipped
             if lost:
                 reason = "resync" if side.state == _SYNC else "truncated"
@@ -331,7 +334,8 @@ class Http2Parser:
 
     def _sync(self, side: _Side, ts: int, *, at_end: bool) -> None:
         buf = side.buf
-        found_at, found = find_boundary(buf, 0, side.role, side.max_frame_bytes, at_end=at_end)
+        found_at, found = find_boundary(buf, 0, side.role,
+                                        min(side.max_frame_bytes, RESYNC_MAX_FRAME), at_end=at_end)
         if found:
             side.replay = bytes(buf[found_at:])
             buf.clear()

@@ -78,6 +78,8 @@ def random_split(seed: int) -> Callable[[bytes], list[bytes]]:
     rng = random.Random(seed)
 
     def split(data: bytes) -> list[bytes]:
+        if len(data) < 2:
+            return [data]
         cuts = sorted(rng.sample(range(1, len(data)), min(len(data) - 1, rng.randint(0, 12))))
         return [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
 
