@@ -64,7 +64,7 @@ REQUEST_LINE = re.compile(
 STATUS_LINE = re.compile(rb"HTTP/1\.([01])[ \t]{1,8}([0-9]{3})(?:[ \t][^\r\n]{0,1000})?\r?\n")
 """A plausible status line, LF included."""
 _START = (REQUEST_LINE, STATUS_LINE)  # indexed by Role
-_HEX = re.compile(rb"[0-9a-fA-F]{1,15}")
+_CHUNK_LINE = re.compile(rb"\s*([0-9a-fA-F]{1,15})\s*(?:;.*)?", re.DOTALL)
 _FIELD = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+[ \t]*:")
 _FIELD_PREFIX = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]*[ \t]*")
 _NO_CODING = frozenset({"", "identity", "chunked"})
@@ -242,6 +242,10 @@ class Http1Parser:
                 self._body(side, view[pos:], parts)
                 pos = n
             elif st == _CHUNK_CRLF:
+                if not side.seen_cr and data.startswith(b"\r\n", pos):
+                    side.state = _CHUNK_SIZE
+                    pos += 2
+                    continue
                 b = data[pos]
                 if b == 10:
                     side.state = _CHUNK_SIZE
@@ -682,5 +686,5 @@ def _header_follows(buf: bytearray, at: int) -> bool | None:
 
 
 def _chunk_size(line: bytes) -> int | None:
-    size = line.split(b";", 1)[0].strip()
-    return int(size, 16) if _HEX.fullmatch(size) else None
+    m = _CHUNK_LINE.fullmatch(line)
+    return int(m.group(1), 16) if m else None

@@ -131,17 +131,16 @@ class ConnectionTracker:
             The HTTP events the chunk completed, in order.
         """
         stats = self.stats
-        key, data, ts = chunk.conn, chunk.data, chunk.ts_ns
-        self._last_ts = max(self._last_ts, ts)
+        key, data, ts, d = chunk.conn, chunk.data, chunk.ts_ns, chunk.direction
+        if ts > self._last_ts:
+            self._last_ts = ts
         stats["chunks"] += 1
-        if key in self._ignored:
+        if self._ignored and key in self._ignored:
             stats["ignored_bytes"] += len(data) + chunk.lost_bytes
             if chunk.closed:
                 del self._ignored[key]
             return []
-        stats["bytes.egress" if chunk.direction is Direction.EGRESS else "bytes.ingress"] += len(
-            data
-        )
+        stats["bytes.egress" if d is Direction.EGRESS else "bytes.ingress"] += len(data)
         out: list[HttpEvent] = []
         conn = self._conns.get(key)
         if conn is None:
@@ -151,20 +150,26 @@ class ConnectionTracker:
             stats["connections"] += 1
         else:
             self._conns.move_to_end(key)
-        before, data, after = self._order(conn, chunk)
+        expected = conn.expected[d]
+        if expected == chunk.offset and not chunk.lost_bytes:  # the usual case: in order
+            conn.expected[d] = expected + len(data)
+            before = after = 0
+        else:
+            before, data, after = self._order(conn, chunk)
         if before:
-            self._gap(key, conn, chunk.direction, ts, before, out)
+            self._gap(key, conn, d, ts, before, out)
         if data:
-            self._data(key, conn, chunk.direction, ts, data, out)
+            self._data(key, conn, d, ts, data, out)
         if key not in self._conns:  # judged not HTTP just now
             if chunk.closed:
                 self._ignored.pop(key, None)
         else:
             if after:
-                self._gap(key, conn, chunk.direction, ts, after, out)
+                self._gap(key, conn, d, ts, after, out)
             if chunk.closed:
                 self._finish(key, ts, out)
-        self._count(out)
+        if out:
+            self._count(out)
         return out
 
     def ignore(self, conn: ConnKey) -> None:
