@@ -37,7 +37,6 @@ from lumen_sniff.model import (
     ConnClosed,
     ConnKey,
     Desync,
-    Headers,
     HttpEvent,
     MessageEnd,
     ProcessInfo,
@@ -46,47 +45,22 @@ from lumen_sniff.model import (
     Role,
 )
 from lumen_sniff.protocol.decoding import ContentDecoder, make_decoder
-
-__all__ = ["MAX_HEAD_BYTES", "REQUEST_LINE", "STATUS_LINE", "Http1Parser"]
-
-MAX_HEAD_BYTES = 64 * 1024
-"""A header (or trailer) section longer than this is a desync."""
-_MAX_LINE_BYTES = 8192  # longer than any line the two patterns below can match
-_MAX_CHUNK_LINE_BYTES = 4096
-_BEFORE_HIT = 8040  # most bytes from a request line's start to its "HTTP/1."
-_AFTER_HIT = 1030  # most bytes from "HTTP/1." to the end of a status line
-_PEEK = 300  # bytes looked at to tell whether a header field follows
-
-REQUEST_LINE = re.compile(
-    rb"([A-Z][A-Z_-]{0,19})[ \t]{1,8}([^\s]{1,8000})[ \t]{1,8}HTTP/1\.([01])[ \t]{0,8}\r?\n"
+from lumen_sniff.protocol.http1head import (
+    MAX_HEAD_BYTES,
+    MAX_LINE_BYTES,
+    START_LINE,
+    find_head_end,
+    find_start_line,
+    parse_head,
 )
-"""A plausible request line, LF included."""
-STATUS_LINE = re.compile(rb"HTTP/1\.([01])[ \t]{1,8}([0-9]{3})(?:[ \t][^\r\n]{0,1000})?\r?\n")
-"""A plausible status line, LF included."""
-_START = (REQUEST_LINE, STATUS_LINE)  # indexed by Role
+
+__all__ = ["MAX_HEAD_BYTES", "Http1Parser"]
+
+_MAX_CHUNK_LINE_BYTES = 4096
 _CHUNK_LINE = re.compile(rb"\s*([0-9a-fA-F]{1,15})\s*(?:;.*)?", re.DOTALL)
-_FIELD = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+[ \t]*:")
-_FIELD_PREFIX = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]*[ \t]*")
-_NO_CODING = frozenset({"", "identity", "chunked"})
 
 _HEAD, _LENGTH, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_CRLF = range(5)
 _TRAILERS, _UNTIL_CLOSE, _LOST, _UPGRADED = range(5, 9)
-
-
-@dataclass(slots=True)
-class _Head:
-    """What a parsed head says, framing included."""
-
-    headers: Headers
-    version: str
-    method: str = ""
-    target: str = ""
-    status: int = 0
-    authority: str = ""
-    length: int | None = None
-    chunked: bool = False
-    bad_framing: bool = False
-    codings: str = ""
 
 
 @dataclass(slots=True)
@@ -390,9 +364,9 @@ class Http1Parser:
             if pos == n:
                 return data, pos
             side.head_ts = ts
-            end = _find_head_end(data, pos)
+            end = find_head_end(data, pos)
             if end >= 0:
-                if end - pos > MAX_HEAD_BYTES and _START[side.role].match(data, pos):
+                if end - pos > MAX_HEAD_BYTES and START_LINE[side.role].match(data, pos):
                     return self._too_large(side, ts, data, pos, out)
                 if not self._on_head(side, data[pos:end], out):
                     return data, pos  # resync scans from the bad line
@@ -400,10 +374,10 @@ class Http1Parser:
             side.buf = buf = bytearray(data[pos:])
         else:
             buf += data[pos:] if pos else data
-            end = _find_head_end(buf, side.scan)
+            end = find_head_end(buf, side.scan)
             if end >= 0:
                 side.buf = None
-                if end > MAX_HEAD_BYTES and _START[side.role].match(buf):
+                if end > MAX_HEAD_BYTES and START_LINE[side.role].match(buf):
                     return self._too_large(side, ts, bytes(buf), 0, out)
                 block, rest = bytes(buf[:end]), bytes(buf[end:])
                 if not self._on_head(side, block, out):
@@ -411,8 +385,8 @@ class Http1Parser:
                 return rest, 0
         # Incomplete. Give up at once on a first line that cannot be a start line.
         nl = buf.find(b"\n")
-        if (nl < 0 and len(buf) > _MAX_LINE_BYTES) or (
-            nl >= 0 and _START[side.role].match(buf) is None
+        if (nl < 0 and len(buf) > MAX_LINE_BYTES) or (
+            nl >= 0 and START_LINE[side.role].match(buf) is None
         ):
             side.buf = None
             self._lose(side, ts, "resync" if side.fresh else "bad_head", out)
@@ -436,7 +410,7 @@ class Http1Parser:
 
     def _on_head(self, side: _Side, block: bytes, out: list[HttpEvent]) -> bool:
         """Act on a whole head; False (and LOST) when its first line is no start line."""
-        head = _parse_head(side.role, block)
+        head = parse_head(side.role, block)
         if head is None:
             self._lose(side, side.head_ts, "resync" if side.fresh else "bad_head", out)
             return False
@@ -527,55 +501,20 @@ class Http1Parser:
     def _resync(
         self, side: _Side, ts: int, data: bytes, pos: int, out: list[HttpEvent]
     ) -> tuple[bytes, int]:
-        """LOST state: skip to the next plausible start line; return the bytes left to run.
-
-        Every start line holds "HTTP/1.", so the scan looks for that, then tests the
-        line around it. A body rarely ends in a newline, so a start line may begin
-        mid-line; it then must be followed by a header field, which keeps text that
-        merely quotes a status line inside a body from passing for a head. Only the
-        tail that could still hold the start of a start line is kept.
-        """
+        """LOST state: skip to the next plausible start line; return the bytes left to run."""
         buf = side.buf
         if buf is None:
             side.buf = buf = bytearray()
         buf += data[pos:] if pos else data
-        request = side.role is Role.REQUEST
-        pattern = _START[side.role]
-        while True:
-            hit = buf.find(b"HTTP/1.", side.scan)
-            if hit < 0:
-                self._skip(side, max(buf.rfind(b"\n") + 1, len(buf) - _BEFORE_HIT))
-                side.scan = max(0, len(buf) - 6)
-                return b"", 0
-            first = max(buf.rfind(b"\n", 0, hit) + 1, hit - _BEFORE_HIT) if request else hit
-            eol = buf.find(b"\n", hit, hit + _AFTER_HIT)
-            if eol < 0:
-                if len(buf) - hit >= _AFTER_HIT:  # too long a line to be a start line
-                    side.scan = hit + 1
-                    continue
-                self._skip(side, first)
-                side.scan = hit - first  # look again when the line is whole
-                return b"", 0
-            # [first, eol] holds a single LF, at eol: a match is the whole rest of the line.
-            m = pattern.search(buf, first, eol + 1) if request else pattern.match(buf, hit, eol + 1)
-            if m is None:
-                side.scan = hit + 1
-                continue
-            start = m.start()
-            if not (buf[start - 1] == 10 if start else side.line_ok):
-                verdict = _header_follows(buf, eol + 1)
-                if verdict is None:
-                    self._skip(side, start)
-                    side.scan = hit - start
-                    return b"", 0
-                if not verdict:
-                    side.scan = hit + 1
-                    continue
-            self._skip(side, start)
-            side.buf, side.fresh = None, False
-            out.append(self._desync(None, ts, side.lost_reason, side.lost_bytes))
-            side.lost_bytes, side.state = 0, _HEAD
-            return bytes(buf), 0
+        found, cut, scan = find_start_line(buf, side.scan, side.role, side.line_ok)
+        self._skip(side, cut)
+        side.scan = scan
+        if not found:
+            return b"", 0
+        side.buf, side.fresh = None, False
+        out.append(self._desync(None, ts, side.lost_reason, side.lost_bytes))
+        side.lost_bytes, side.state = 0, _HEAD
+        return bytes(buf), 0
 
     def _skip(self, side: _Side, count: int) -> None:
         """Drop ``count`` bytes from the front of a LOST buffer, counting them."""
@@ -598,91 +537,6 @@ class Http1Parser:
             line = bytes(side.buf) + line
         side.buf = None
         return line, nl + 1
-
-
-# ------------------------------------------------------------------ head parsing
-
-
-def _find_head_end(buf: bytes | bytearray, start: int) -> int:
-    """Index just past the blank line ending a head, or -1. Bare LFs are tolerated."""
-    crlf = buf.find(b"\n\r\n", start)
-    lf = buf.find(b"\n\n", start, crlf + 2 if crlf >= 0 else len(buf))
-    if lf >= 0:
-        return lf + 2
-    return crlf + 3 if crlf >= 0 else -1
-
-
-def _parse_head(role: Role, block: bytes) -> _Head | None:
-    """Parse a whole head (start line to blank line); None when the start line is not one."""
-    m = _START[role].match(block)
-    if m is None:
-        return None
-    headers: list[tuple[str, str]] = []
-    for raw in block[m.end() :].decode("latin-1").split("\n"):
-        line = raw.rstrip()
-        if not line:
-            continue
-        if line[0] in " \t":  # obsolete line folding: continues the previous value
-            if headers:
-                name, value = headers[-1]
-                headers[-1] = (name, f"{value} {line.strip()}".strip())
-            continue
-        name, sep, value = line.partition(":")
-        name = name.strip().lower()
-        if sep and name:
-            headers.append((name, value.strip()))
-    if role is Role.REQUEST:
-        method, target = m.group(1).decode("ascii"), m.group(2).decode("latin-1")
-        head = _Head(
-            headers=tuple(headers), version="1." + chr(m.group(3)[0]), method=method, target=target
-        )
-    else:
-        head = _Head(
-            headers=tuple(headers), version="1." + chr(m.group(1)[0]), status=int(m.group(2))
-        )
-    _read_framing(head)
-    return head
-
-
-def _read_framing(head: _Head) -> None:
-    lengths: set[str] = set()
-    transfer: list[str] = []
-    content: list[str] = []
-    for name, value in head.headers:
-        if name == "content-length":
-            lengths.update(v.strip() for v in value.split(","))
-        elif name == "transfer-encoding":
-            transfer += [t.strip().lower() for t in value.split(",")]
-        elif name == "content-encoding":
-            content += [t.strip().lower() for t in value.split(",")]
-        elif name == "host" and not head.authority:
-            head.authority = value.lower()
-    if not head.authority and "://" in head.target:  # absolute-form (proxy) target
-        head.authority = head.target.split("://", 1)[1].split("/", 1)[0].lower()
-    transfer = [t for t in transfer if t]
-    if transfer:
-        head.chunked = transfer[-1] == "chunked"
-        # A request must end in chunked to be framed (RFC 9112 §6.3); a response
-        # that does not is read until close.
-        head.bad_framing = not head.chunked and head.method != ""
-    elif lengths:
-        value = lengths.pop() if len(lengths) == 1 else ""
-        if value.isdigit() and value.isascii():
-            head.length = int(value)
-        else:
-            head.bad_framing = True
-    codings = [c for c in content + transfer if c not in _NO_CODING]
-    head.codings = ", ".join(codings)
-
-
-def _header_follows(buf: bytearray, at: int) -> bool | None:
-    """Whether a header field line starts at ``buf[at]``; None while too few bytes are in."""
-    rest = bytes(buf[at : at + _PEEK])
-    if _FIELD.match(rest):
-        return True
-    if len(rest) < _PEEK and _FIELD_PREFIX.fullmatch(rest):
-        return None
-    return False
 
 
 def _chunk_size(line: bytes) -> int | None:
