@@ -57,6 +57,7 @@ from lumen_sniff.protocol.http1head import (
 __all__ = ["MAX_HEAD_BYTES", "Http1Parser"]
 
 _MAX_CHUNK_LINE_BYTES = 4096
+_MAX_PENDING = 1024  # unanswered requests remembered per connection
 _CHUNK_LINE = re.compile(rb"\s*([0-9a-fA-F]{1,15})\s*(?:;.*)?", re.DOTALL)
 
 _HEAD, _LENGTH, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_CRLF = range(5)
@@ -168,7 +169,7 @@ class Http1Parser:
             if state == _HEAD and side.role is Role.REQUEST:
                 # A request head fell (at least partly) into the hole: keep a seat
                 # for its response so later pairs stay aligned.
-                self._pending.append((self._new_stream(), ""))
+                self._expect(self._new_stream(), "")
             self._lose(side, ts_ns, "gap", out, skipped=lost_bytes)
         return out
 
@@ -418,7 +419,7 @@ class Http1Parser:
         self.has_synced = True
         if side.role is Role.REQUEST:
             stream = self._new_stream()
-            self._pending.append((stream, head.method))
+            self._expect(stream, head.method)
             out.append(
                 RequestHead(
                     conn=self._conn,
@@ -467,6 +468,12 @@ class Http1Parser:
         else:
             self._end(side, side.head_ts, out)
         return True
+
+    def _expect(self, stream: int, method: str) -> None:
+        """Queue a request for its answer; past the cap the oldest is given up on."""
+        if len(self._pending) >= _MAX_PENDING:
+            self._pending.popleft()
+        self._pending.append((stream, method))
 
     def _new_stream(self) -> int:
         stream = self._next_stream

@@ -725,6 +725,14 @@ def test_response_without_a_seen_request_gets_a_fresh_number() -> None:
     )
 
 
+def test_unanswered_requests_are_remembered_up_to_a_cap() -> None:
+    p = Http1Parser(K)
+    for _ in range(1030):
+        p.data(REQ, 1, GET_A)
+    head = p.data(RESP, 2, OK2)[0]
+    assert head == rs(7, 2, 200, CL2)  # requests 1..6 were given up on
+
+
 def test_close_ends_open_messages_incomplete() -> None:
     check(
         [
