@@ -15,9 +15,11 @@ arrives a byte at a time costs no re-scan.
 
 An observer cannot refuse bytes, so nothing here raises. When the framing is
 lost (capture began mid-message, bytes were never copied, garbage) the side
-goes LOST, skips to the next line that reads as a request line (request side)
-or a status line (response side), and then reports one :class:`Desync` whose
-``lost_bytes`` counts all it skipped. A gap inside an identity Content-Length
+goes LOST, skips to the next plausible request line (request side) or status
+line (response side), see :func:`~lumen_sniff.protocol.http1head.find_start_line`,
+and then reports one :class:`Desync` whose ``lost_bytes`` counts all it skipped
+(at close, if no head came). Bytes after an upgrade are flagged once by a
+Desync "upgrade" (lost 0) and totalled per side at close. A gap inside an identity Content-Length
 body keeps the framing: it is counted and the message ends incomplete.
 
 Pairing: requests take exchange numbers 1, 2, 3… in order; final responses are

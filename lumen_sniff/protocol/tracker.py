@@ -104,6 +104,9 @@ class ConnectionTracker:
         self._max = max(1, max_connections)
         self._conns: OrderedDict[ConnKey, _Conn] = OrderedDict()
         self._ignored: OrderedDict[ConnKey, None] = OrderedDict()
+        # Server-side verdicts outlive the state: the pipeline asks while handling
+        # the events of the very chunk that closed the connection.
+        self._was_server: OrderedDict[ConnKey, None] = OrderedDict()
         self._last_ts = 0
         self.stats: dict[str, int] = dict.fromkeys(
             (
@@ -147,6 +150,7 @@ class ConnectionTracker:
             if len(self._conns) >= self._max:
                 self._evict(ts, out)
             conn = self._conns[key] = _Conn(chunk.process, chunk.peer)
+            self._was_server.pop(key, None)
             stats["connections"] += 1
         else:
             self._conns.move_to_end(key)
@@ -191,7 +195,7 @@ class ConnectionTracker:
     def is_server_side(self, conn: ConnKey) -> bool:
         """True when the observed endpoint of ``conn`` is its server (requests came in)."""
         state = self._conns.get(conn)
-        return state is not None and state.server_side
+        return state.server_side if state is not None else conn in self._was_server
 
     @property
     def buffered_bytes(self) -> int:
@@ -316,6 +320,10 @@ class ConnectionTracker:
         self, key: ConnKey, ts: int, out: list[HttpEvent], *, evicted: bool = False
     ) -> None:
         conn = self._conns.pop(key)
+        if conn.server_side:
+            self._was_server[key] = None
+            while len(self._was_server) > self._max:
+                self._was_server.popitem(last=False)
         if conn.parser is None:
             held = sum(len(b) for _, _, b in conn.probe)
             if held:

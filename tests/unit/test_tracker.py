@@ -212,11 +212,14 @@ def test_overlap_is_trimmed_and_duplicates_dropped() -> None:
     assert t.stats["duplicate_bytes"] == 30 + 10
 
 
-def test_closed_chunk_drops_the_state() -> None:
+def test_closed_chunk_drops_the_state_but_not_the_server_side_verdict() -> None:
     f = Feeder()
     f.send(K1, IN, 1, GET)
     assert f.t.is_server_side(K1)
     assert f.send(K1, IN, 2, b"", closed=True)[-1] == ConnClosed(conn=K1, ts_ns=2)
+    assert f.t.is_server_side(K1)  # the pipeline still asks about this chunk's events
+    f.offsets.clear()
+    f.send(K1, OUT, 3, GET)  # the key now names a new, client-side connection
     assert not f.t.is_server_side(K1)
 
 
