@@ -115,6 +115,16 @@ class Store:
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: {exc}") from exc
 
+    async def oldest_ns(self) -> int | None:
+        """Start of the oldest stored event, or None when there is none."""
+
+        async def query() -> int | None:
+            async with self._rconn.execute("SELECT MIN(started_ns) FROM events") as cur:
+                row = await cur.fetchone()
+            return None if row is None or row[0] is None else int(row[0])
+
+        return await self._read(query())
+
     async def _read(self, coro: Awaitable[_T]) -> _T:
         # sqlite errors (corruption, disk) become StoreError at this edge.
         try:

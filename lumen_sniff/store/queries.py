@@ -30,8 +30,8 @@ __all__ = [
     "Series",
     "Totals",
     "export_events",
-    "split_range",
     "list_events",
+    "split_range",
     "summarize",
     "usage_series",
 ]

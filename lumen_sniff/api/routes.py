@@ -1,0 +1,266 @@
+"""The JSON, CSV and SSE routes. Shapes are documented per route and fixed.
+
+Times in answers are ISO 8601 UTC strings; money is a JSON number in USD
+(computed exactly in the store, then converted once). Every route reads the
+:class:`~lumen_sniff.store.Store` and other dependencies from ``app.state``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from decimal import Decimal
+from typing import Annotated, Any, Literal, Protocol
+
+from fastapi import APIRouter, Body, HTTPException, Query, Request
+from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel, Field
+
+from lumen_sniff import __version__
+from lumen_sniff.api.live import LiveFeed
+from lumen_sniff.api.metrics import CONTENT_TYPE, Metrics
+from lumen_sniff.api.params import parse_status, parse_time, time_range
+from lumen_sniff.model import Usage, UsageSource
+from lumen_sniff.serialize import csv_header, event_to_csv_row, event_to_dict, iso_from_ns
+from lumen_sniff.store import EventFilter, Lap, Store
+
+__all__ = ["PricerLike", "router"]
+
+router = APIRouter()
+
+GroupBy = Literal["model", "provider", "process", "api_key_id", "tenant", "container"]
+Bucket = Literal["minute", "hour", "day"]
+_MAX_POINTS = 100_000
+"""Most buckets one /api/usage answer may span (per group)."""
+_PROBE_TOKENS = 1000
+"""Tokens priced to derive per-million prices (small: stays below any tier edge)."""
+
+Since = Annotated[str | None, Query(description="ISO 8601 time, 'now', or an age: 30m, 24h, 7d.")]
+Until = Annotated[str | None, Query(description="Same forms as since; default: no upper bound.")]
+
+
+class PricerLike(Protocol):
+    """What /api/pricing needs of :class:`lumen_sniff.pricing.prices.Pricer`."""
+
+    def price(self, provider: str, model: str | None, usage: Usage, at_ns: int) -> Any:
+        """Return an object with ``cost_usd`` (Decimal | None) and ``source``."""
+
+
+class LapIn(BaseModel):
+    """Body of POST /api/laps."""
+
+    name: str = Field(min_length=1, max_length=200, description="Name of the lap to start.")
+
+
+def _store(request: Request) -> Store:
+    store: Store = request.app.state.store
+    return store
+
+
+@router.get("/api/status", tags=["status"])
+async def status(request: Request) -> dict[str, Any]:
+    """Readiness, version, capture state (from the daemon) and store state."""
+    status_fn: Callable[[], Mapping[str, Any]] = request.app.state.status
+    try:
+        capture = dict(status_fn())
+    except Exception as exc:  # the daemon's callable; /api/status must still answer
+        capture = {"ready": False, "error": f"status unavailable: {exc}"}
+    live: LiveFeed = request.app.state.live
+    return {
+        "ready": bool(capture.get("ready", False)),
+        "version": __version__,
+        "capture": capture,
+        "store": _store(request).stats(),
+        "api": live.stats(),
+    }
+
+
+@router.get("/api/events", tags=["events"])
+async def events(
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+    since: Since = None,
+    until: Until = None,
+    provider: str | None = None,
+    model: str | None = None,
+    process: str | None = None,
+    api_key_id: str | None = None,
+    tenant: str | None = None,
+    status: Annotated[str | None, Query(description="HTTP code, 'error' or 'ok'.")] = None,
+) -> dict[str, Any]:
+    """The newest events matching every given filter, newest first."""
+    lo, hi = time_range(since, until)
+    code, errors_only = parse_status(status)
+    f = EventFilter(
+        since_ns=lo,
+        until_ns=hi,
+        provider=provider,
+        model=model,
+        process=process,
+        api_key_id=api_key_id,
+        tenant=tenant,
+        status=code,
+        errors_only=errors_only,
+    )
+    rows = await _store(request).events(f, limit)
+    return {"events": [event_to_dict(e) for e in rows]}
+
+
+@router.get("/api/summary", tags=["usage"])
+async def summary(request: Request, since: Since = None, until: Until = None) -> dict[str, Any]:
+    """Totals: requests, errors, priced cost, tokens, unpriced and estimated counts."""
+    lo, hi = time_range(since, until)
+    return (await _store(request).summary(lo, hi)).to_dict()
+
+
+@router.get("/api/usage", tags=["usage"])
+async def usage(
+    request: Request,
+    group_by: GroupBy = "model",
+    bucket: Bucket = "hour",
+    since: Since = None,
+    until: Until = None,
+) -> dict[str, Any]:
+    """Per-group time series. A point's cost_usd is null when none of its calls was priced."""
+    lo, hi = time_range(since, until)
+    store = _store(request)
+    width = {"minute": 60, "hour": 3600, "day": 86_400}[bucket] * 1_000_000_000
+    # An open-ended range only spans from the oldest stored event.
+    span_lo = lo if lo else (await store.oldest_ns() or hi)
+    span_hi = min(hi, time.time_ns() + width)
+    if span_hi > span_lo and (span_hi - span_lo) // width > _MAX_POINTS:
+        raise HTTPException(
+            400,
+            f"bucket={bucket} over this range gives more than {_MAX_POINTS} points; "
+            "use a shorter range or a larger bucket",
+        )
+    series = await store.usage(group_by, bucket, lo, hi)
+    return {
+        "group_by": group_by,
+        "bucket": bucket,
+        "series": [
+            {
+                "group": s.group,
+                "points": [
+                    {"t": iso_from_ns(t), **p.to_dict(null_cost_when_unpriced=True)}
+                    for t, p in sorted(s.points.items())
+                ],
+            }
+            for s in series
+        ],
+    }
+
+
+@router.get("/api/live", tags=["events"])
+async def live(request: Request) -> StreamingResponse:
+    """Server-sent events: one ``usage`` event per stored event, as it is committed."""
+    feed: LiveFeed = request.app.state.live
+    sub = feed.subscribe()
+    if sub is None:
+        raise HTTPException(503, "live feed unavailable: too many clients or shutting down")
+    return StreamingResponse(
+        sub.sse(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def _lap_dict(lap: Lap) -> dict[str, Any]:
+    return {
+        "name": lap.name,
+        "started_at": iso_from_ns(lap.started_ns),
+        "ended_at": None if lap.ended_ns is None else iso_from_ns(lap.ended_ns),
+        **lap.totals.to_dict(),
+    }
+
+
+@router.post("/api/laps", status_code=201, tags=["laps"])
+async def start_lap(request: Request, body: Annotated[LapIn, Body()]) -> dict[str, Any]:
+    """Start a lap now; the running lap, if any, ends now."""
+    return _lap_dict(await _store(request).start_lap(body.name))
+
+
+@router.get("/api/laps", tags=["laps"])
+async def laps(request: Request) -> dict[str, Any]:
+    """Every lap, oldest first, with its totals (a running lap has ended_at null)."""
+    return {"laps": [_lap_dict(lap) for lap in await _store(request).laps()]}
+
+
+@router.get("/api/export.csv", tags=["events"], response_class=StreamingResponse)
+async def export_csv(request: Request, since: Since = None, until: Until = None) -> Response:
+    """Every event in the range as CSV, oldest first; money as exact decimals."""
+    lo, hi = time_range(since, until)
+    store = _store(request)
+
+    async def rows() -> AsyncIterator[str]:
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(csv_header())
+        count = 0
+        async for event in store.export(EventFilter(since_ns=lo, until_ns=hi)):
+            writer.writerow(event_to_csv_row(event))
+            count += 1
+            if count % 1000 == 0:
+                yield out.getvalue()
+                out.seek(0)
+                out.truncate()
+        yield out.getvalue()
+
+    return StreamingResponse(
+        rows(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="lumen-events.csv"'},
+    )
+
+
+@router.get("/api/pricing", tags=["pricing"])
+async def pricing(
+    request: Request,
+    model: Annotated[str, Query(min_length=1, max_length=200)],
+    provider: Annotated[str, Query(max_length=100)] = "",
+    at: Annotated[str | None, Query(description="Price at this time (default now).")] = None,
+) -> dict[str, Any]:
+    """The price that would be applied to ``model`` and its source, per million tokens."""
+    now = time.time_ns()
+    at_ns = now if at is None else parse_time("at", at, now)
+    pricer: PricerLike = request.app.state.pricer
+    per_million: dict[str, float] = {}
+    source = None
+    probes = {
+        "input": Usage(input_tokens=_PROBE_TOKENS),
+        "output": Usage(output_tokens=_PROBE_TOKENS),
+        "cache_read": Usage(input_tokens=_PROBE_TOKENS, cache_read_tokens=_PROBE_TOKENS),
+        "cache_write": Usage(input_tokens=_PROBE_TOKENS, cache_write_tokens=_PROBE_TOKENS),
+    }
+    for kind, probe in probes.items():
+        usage = Usage(
+            input_tokens=probe.input_tokens,
+            output_tokens=probe.output_tokens,
+            cache_read_tokens=probe.cache_read_tokens,
+            cache_write_tokens=probe.cache_write_tokens,
+            source=UsageSource.REPORTED,
+        )
+        result = pricer.price(provider, model, usage, at_ns)
+        cost: Decimal | None = result.cost_usd
+        if cost is None:
+            break
+        source = result.source
+        per_million[kind] = float(cost * (1_000_000 // _PROBE_TOKENS))
+    priced = len(per_million) == len(probes)
+    return {
+        "provider": provider or None,
+        "model": model,
+        "at": iso_from_ns(at_ns),
+        "priced": priced,
+        "source": source if priced else None,
+        "per_million_usd": per_million if priced else None,
+    }
+
+
+@router.get("/metrics", tags=["status"], response_class=Response)
+async def metrics(request: Request) -> Response:
+    """Prometheus exposition (see lumen_sniff.api.metrics for names and labels)."""
+    m: Metrics = request.app.state.metrics
+    return Response(m.render(), media_type=CONTENT_TYPE)

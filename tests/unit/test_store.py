@@ -1,0 +1,487 @@
+"""The SQLite store: writer, rollups, queries, retention, laps, file modes.
+
+Each test uses its own database file in tmp_path (no sockets).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import sqlite3
+import stat
+from collections.abc import AsyncIterator, Iterable
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from lumen_sniff.errors import StoreError
+from lumen_sniff.model import UsageEvent, UsageSource
+from lumen_sniff.serialize import iso_from_ns
+from lumen_sniff.store import EventFilter, Store, Totals, open_store
+from lumen_sniff.store.queries import export_events, split_range
+from lumen_sniff.store.rows import HOUR_NS, pusd_from_usd, usd_from_pusd
+from lumen_sniff.store.schema import SCHEMA_VERSION
+
+T0 = 1_740_787_200 * 10**9
+"""2025-03-01T00:00:00Z."""
+MIN_NS = 60 * 10**9
+_counter = iter(range(10**9))
+
+
+def make_event(at_ns: int, **over: object) -> UsageEvent:
+    """An event at ``at_ns`` with plausible defaults (used by the API tests too)."""
+    fields: dict[str, object] = {
+        "id": f"ev{next(_counter):012d}",
+        "started_at": iso_from_ns(at_ns),
+        "started_ns": at_ns,
+        "provider": "openai",
+        "api": "chat",
+        "model": "gpt-4o-mini",
+        "stream": False,
+        "status": 200,
+        "input_tokens": 100,
+        "output_tokens": 20,
+        "cache_read_tokens": 0,
+        "cache_write_tokens": 0,
+        "reasoning_tokens": 0,
+        "cost_usd": Decimal("0.000027"),
+        "usage_source": UsageSource.REPORTED,
+        "pid": 100,
+        "process": "python3",
+        "duration_ms": 500.0,
+        "ttft_ms": 120.0,
+        "api_key_id": "k:abcd…1234",
+        "tenant": None,
+        "host": "api.openai.com",
+        "path": "/v1/chat/completions",
+    }
+    fields.update(over)
+    return UsageEvent(**fields)  # type: ignore[arg-type]
+
+
+def random_events(n: int, seed: int, start_ns: int, span_ns: int) -> list[UsageEvent]:
+    """Varied events: every group dimension, errors, unpriced and estimated ones."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        priced = rng.random() < 0.8
+        cache_read = rng.randrange(0, 50)
+        out.append(
+            make_event(
+                start_ns + rng.randrange(span_ns),
+                provider=rng.choice(["openai", "anthropic", "google"]),
+                model=rng.choice(["gpt-4o-mini", "claude-sonnet-4", "gemini-2.0-flash", None]),
+                process=rng.choice(["python3", "node", None]),
+                api_key_id=rng.choice(["k:1", "k:2", None]),
+                tenant=rng.choice(["acme", "globex", None]),
+                container=rng.choice(["c0ffee", None]),
+                status=rng.choice([200, 200, 200, 429, 0]),
+                input_tokens=cache_read + rng.randrange(0, 5000),
+                output_tokens=rng.randrange(0, 900),
+                cache_read_tokens=cache_read,
+                cache_write_tokens=rng.randrange(0, 3),
+                reasoning_tokens=rng.randrange(0, 7),
+                cost_usd=Decimal(rng.randrange(0, 10**7)).scaleb(-9) if priced else None,
+                usage_source=rng.choice(list(UsageSource)),
+            )
+        )
+    return out
+
+
+def brute_totals(events: Iterable[UsageEvent]) -> Totals:
+    t = Totals()
+    for e in events:
+        t.requests += 1
+        t.errors += int(e.status >= 400 or e.status == 0 or e.error_type is not None)
+        t.input_tokens += e.input_tokens
+        t.output_tokens += e.output_tokens
+        t.cache_read_tokens += e.cache_read_tokens
+        t.cache_write_tokens += e.cache_write_tokens
+        t.reasoning_tokens += e.reasoning_tokens
+        if e.cost_usd is None:
+            t.unpriced += 1
+        else:
+            t.priced += 1
+            t.cost_pusd += pusd_from_usd(e.cost_usd)
+        t.estimated += int(e.usage_source is UsageSource.ESTIMATED)
+    return t
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    s = await open_store(tmp_path / "state" / "events.db", retention_days=0)
+    yield s
+    await s.close()
+
+
+async def add(store: Store, events: Iterable[UsageEvent]) -> None:
+    for e in events:
+        assert store.writer.submit(e)
+    await store.writer.flush()
+
+
+# ------------------------------------------------------------------ rows, ranges
+
+
+def test_pico_dollars_are_exact() -> None:
+    assert pusd_from_usd(Decimal("0.000027")) == 27_000_000
+    assert pusd_from_usd(Decimal("0.0000000375")) == 37_500
+    assert usd_from_pusd(27_000_000) == Decimal("0.000027")
+    assert usd_from_pusd(0) == Decimal(0)
+
+
+def test_split_range_edges_and_whole_hours() -> None:
+    h = HOUR_NS
+    assert split_range(T0 + 10, T0 + 3 * h + 5) == (
+        [(T0 + 10, T0 + h), (T0 + 3 * h, T0 + 3 * h + 5)],
+        (T0 + h, T0 + 3 * h),
+    )
+    assert split_range(T0, T0 + 2 * h) == ([], (T0, T0 + 2 * h))
+    assert split_range(T0 + 5, T0 + h - 5) == ([(T0 + 5, T0 + h - 5)], None)
+    assert split_range(T0 + 5, T0 + h + 5) == ([(T0 + 5, T0 + h + 5)], None)
+
+
+# -------------------------------------------------------------------- writer
+
+
+async def test_events_round_trip_exactly(store: Store) -> None:
+    e = make_event(
+        T0 + 123_456_000,
+        cost_usd=Decimal("0.000000123456789012"),
+        provider_cost_usd=Decimal("0.0002"),
+        extra={"finish": "stop"},
+        container="c0ffee",
+        unit="app.service",
+        error_type=None,
+        complete=False,
+    )
+    await add(store, [e])
+    [back] = await store.events()
+    assert back == e
+    assert store.event_count == 1
+
+
+async def test_summary_is_exact_and_counts_unpriced_apart(store: Store) -> None:
+    events = [make_event(T0 + i * MIN_NS, cost_usd=Decimal("0.1")) for i in range(3)]
+    events += [make_event(T0 + 5 * MIN_NS, cost_usd=None, model="mystery-model")]
+    events += [
+        make_event(
+            T0 + 6 * MIN_NS,
+            cost_usd=None,
+            status=429,
+            input_tokens=0,
+            output_tokens=0,
+            usage_source=UsageSource.NONE,
+        )
+    ]
+    events += [make_event(T0 + 7 * MIN_NS, usage_source=UsageSource.ESTIMATED, cost_usd=None)]
+    await add(store, events)
+    totals = await store.summary()
+    assert totals.cost_usd == Decimal("0.3")
+    assert totals.to_dict() == {
+        "requests": 6,
+        "errors": 1,
+        "cost_usd": 0.3,
+        "input_tokens": 500,
+        "output_tokens": 100,
+        "cache_read_tokens": 0,
+        "cache_write_tokens": 0,
+        "reasoning_tokens": 0,
+        "unpriced_requests": 3,
+        "estimated_requests": 1,
+    }
+
+
+async def test_queue_full_is_a_counted_drop(tmp_path: Path) -> None:
+    s = await open_store(tmp_path / "db", retention_days=0, queue_size=10)
+    try:
+        results = [s.writer.submit(make_event(T0 + i)) for i in range(25)]
+        assert results.count(True) == 10
+        assert s.writer.drops == {"store_queue_full": 15}
+        await s.writer.flush()
+        assert s.event_count == 10
+        assert s.stats()["drops"] == {"store_queue_full": 15}
+    finally:
+        await s.close()
+    assert s.writer.submit(make_event(T0)) is False
+    assert s.writer.drops == {"store_queue_full": 15, "store_closed": 1}
+
+
+async def test_group_commit_batches_and_listener_sees_only_committed(tmp_path: Path) -> None:
+    path = tmp_path / "db"
+    s = await open_store(path, retention_days=0, batch_max=100, batch_wait_s=0.2)
+    seen: list[int] = []
+    in_db: list[int] = []
+
+    class Listener:
+        def committed(self, events: object) -> None:
+            assert isinstance(events, list)
+            seen.append(len(events))
+            with sqlite3.connect(path) as conn:
+                in_db.append(conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+
+        def closed(self) -> None:
+            seen.append(-1)
+
+    s.writer.add_listener(Listener())
+    try:
+        for i in range(250):
+            s.writer.submit(make_event(T0 + i))
+        await s.writer.flush()
+        assert seen == [100, 100, 50]
+        assert in_db == [100, 200, 250]
+        assert s.writer.batches == 3
+    finally:
+        await s.close()
+    assert seen[-1] == -1
+
+
+async def test_close_commits_everything_queued(tmp_path: Path) -> None:
+    path = tmp_path / "db"
+    s = await open_store(path, retention_days=0)
+    for i in range(5000):
+        s.writer.submit(make_event(T0 + i * 1000))
+    await s.close()  # no flush: close must drain
+    s2 = await open_store(path, retention_days=0)
+    try:
+        assert s2.event_count == 5000
+        assert (await s2.summary()).requests == 5000
+    finally:
+        await s2.close()
+
+
+# -------------------------------------------------------------------- queries
+
+
+async def test_rollups_plus_edges_equal_raw_sums(store: Store) -> None:
+    span = 3 * 24 * HOUR_NS
+    events = random_events(3000, seed=7, start_ns=T0, span_ns=span)
+    await add(store, events)
+    rng = random.Random(11)
+    ranges = [(0, 2**63 - 1), (T0, T0 + span), (T0 + 1, T0 + span - 1)]
+    ranges += [
+        tuple(sorted((T0 + rng.randrange(span), T0 + rng.randrange(span)))) for _ in range(40)
+    ]
+    for lo, hi in ranges:
+        expected = brute_totals(e for e in events if lo <= e.started_ns < hi)
+        assert await store.summary(lo, hi) == expected, (lo, hi)
+
+
+async def test_rollup_table_matches_events_table(store: Store, tmp_path: Path) -> None:
+    await add(store, random_events(2000, seed=3, start_ns=T0, span_ns=30 * HOUR_NS))
+    with sqlite3.connect(store.path) as conn:
+        raw = conn.execute(
+            "SELECT COUNT(*), SUM(input_tokens), SUM(output_tokens), SUM(cost_pusd), SUM(error) "
+            "FROM events"
+        ).fetchone()
+        for dim in ("total", "provider", "model", "process", "api_key_id", "tenant", "container"):
+            rolled = conn.execute(
+                "SELECT SUM(requests), SUM(input_tokens), SUM(output_tokens), SUM(cost_pusd), "
+                "SUM(errors) FROM rollups WHERE dim = ?",
+                (dim,),
+            ).fetchone()
+            assert rolled == raw, dim
+
+
+@pytest.mark.parametrize("bucket", ["minute", "hour", "day"])
+@pytest.mark.parametrize("group_by", ["model", "provider", "process", "api_key_id", "tenant"])
+async def test_usage_series_match_brute_force(store: Store, group_by: str, bucket: str) -> None:
+    events = random_events(600, seed=5, start_ns=T0, span_ns=50 * HOUR_NS)
+    await add(store, events)
+    width = {"minute": MIN_NS, "hour": HOUR_NS, "day": 24 * HOUR_NS}[bucket]
+    lo, hi = T0 + 17 * MIN_NS, T0 + 49 * HOUR_NS + 3 * MIN_NS
+    expected: dict[tuple[str | None, int], list[UsageEvent]] = {}
+    for e in events:
+        if lo <= e.started_ns < hi:
+            key = (getattr(e, group_by), e.started_ns - e.started_ns % width)
+            expected.setdefault(key, []).append(e)
+    series = await store.usage(group_by, bucket, lo, hi)
+    got = {(s.group, t): p for s in series for t, p in s.points.items()}
+    assert set(got) == set(expected)
+    for key, evs in expected.items():
+        assert got[key] == brute_totals(evs), key
+    assert [s.requests for s in series] == sorted((s.requests for s in series), reverse=True)
+
+
+async def test_usage_rejects_unknown_names(store: Store) -> None:
+    with pytest.raises(ValueError, match="group_by"):
+        await store.usage("pid", "hour")
+    with pytest.raises(ValueError, match="bucket"):
+        await store.usage("model", "week")
+
+
+async def test_event_filters_and_order(store: Store) -> None:
+    a = make_event(T0 + 1, provider="anthropic", model="claude-sonnet-4", tenant="acme")
+    b = make_event(T0 + 2, status=429, api_key_id="k:9", process="node")
+    c = make_event(T0 + 3, status=200)
+    await add(store, [a, b, c])
+    ids = lambda evs: [e.id for e in evs]  # noqa: E731
+    assert ids(await store.events()) == [c.id, b.id, a.id]
+    assert ids(await store.events(limit=2)) == [c.id, b.id]
+    assert ids(await store.events(EventFilter(provider="anthropic"))) == [a.id]
+    assert ids(await store.events(EventFilter(model="claude-sonnet-4"))) == [a.id]
+    assert ids(await store.events(EventFilter(process="node"))) == [b.id]
+    assert ids(await store.events(EventFilter(api_key_id="k:9"))) == [b.id]
+    assert ids(await store.events(EventFilter(tenant="acme"))) == [a.id]
+    assert ids(await store.events(EventFilter(status=429))) == [b.id]
+    assert ids(await store.events(EventFilter(errors_only=True))) == [b.id]
+    assert ids(await store.events(EventFilter(errors_only=False))) == [c.id, a.id]
+    assert ids(await store.events(EventFilter(since_ns=T0 + 2, until_ns=T0 + 3))) == [b.id]
+    assert await store.oldest_ns() == T0 + 1
+
+
+async def test_export_pages_oldest_first(store: Store) -> None:
+    # Equal start times across page edges: keyset pagination must not skip or repeat.
+    events = [make_event(T0 + (i // 3)) for i in range(50)]
+    await add(store, events)
+    got = [e.id async for e in export_events(store._rconn, EventFilter(), page=7)]
+    assert got == [e.id for e in events]
+    window = [e.id async for e in store.export(EventFilter(since_ns=T0 + 2, until_ns=T0 + 4))]
+    assert window == [e.id for e in events[6:12]]
+
+
+# ------------------------------------------------------------ laps, retention
+
+
+async def test_laps(store: Store) -> None:
+    await store.start_lap("baseline", at_ns=T0)
+    await store.start_lap("cached", at_ns=T0 + HOUR_NS)
+    await add(
+        store,
+        [
+            make_event(T0 + 5, cost_usd=Decimal("0.5")),
+            make_event(T0 + HOUR_NS + 5, cost_usd=Decimal("0.25"), cache_read_tokens=80),
+            make_event(T0 + 2 * HOUR_NS + 5, cost_usd=None),
+        ],
+    )
+    first, second = await store.laps()
+    assert (first.name, first.started_ns, first.ended_ns) == ("baseline", T0, T0 + HOUR_NS)
+    assert (first.totals.requests, first.totals.cost_usd) == (1, Decimal("0.5"))
+    assert (second.name, second.ended_ns) == ("cached", None)
+    assert second.totals.requests == 2
+    assert second.totals.cost_usd == Decimal("0.25")
+    assert second.totals.unpriced == 1
+    assert second.totals.cache_read_tokens == 80
+
+
+async def test_retention_prunes_events_and_rollups(tmp_path: Path) -> None:
+    s = await open_store(tmp_path / "db", retention_days=5)
+    now = T0 + 20 * 24 * HOUR_NS + 30 * MIN_NS
+    old = [make_event(now - 9 * 24 * HOUR_NS + i) for i in range(30)]
+    edge = [make_event(now - 5 * 24 * HOUR_NS - 10 * MIN_NS)]  # same hour as the cut-off
+    new = [make_event(now - 2 * 24 * HOUR_NS + i) for i in range(20)]
+    try:
+        await add(s, old + edge + new)
+        assert await s.prune(now_ns=now) == 30
+        assert s.event_count == 21
+        assert {e.id for e in await s.events(limit=100)} == {e.id for e in edge + new}
+        assert (await s.summary()).requests == 21
+        with sqlite3.connect(s.path) as conn:
+            assert conn.execute("SELECT SUM(requests) FROM rollups WHERE dim='total'").fetchone() == (
+                21,
+            )
+        assert await s.prune(now_ns=now) == 0
+    finally:
+        await s.close()
+
+
+async def test_retention_zero_keeps_everything(store: Store) -> None:
+    await add(store, [make_event(1_000_000_000)])
+    assert await store.prune(now_ns=T0) == 0
+    assert store.event_count == 1
+
+
+# ------------------------------------------------------- files, schema, errors
+
+
+async def test_files_are_private(tmp_path: Path) -> None:
+    path = tmp_path / "new" / "dir" / "events.db"
+    s = await open_store(path, retention_days=0)
+    await add(s, [make_event(T0)])
+    try:
+        assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert stat.S_IMODE(Path(f"{path}-wal").stat().st_mode) == 0o600
+    finally:
+        await s.close()
+
+
+async def test_existing_modes_are_tightened(tmp_path: Path) -> None:
+    d = tmp_path / "loose"
+    d.mkdir(mode=0o755)
+    os.chmod(d, 0o755)
+    path = d / "events.db"
+    path.touch()
+    os.chmod(path, 0o644)
+    s = await open_store(path, retention_days=0)
+    await s.close()
+    assert stat.S_IMODE(d.stat().st_mode) == 0o700
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+async def test_reopen_keeps_data_and_schema(tmp_path: Path) -> None:
+    path = tmp_path / "db"
+    s = await open_store(path, retention_days=0)
+    await add(s, random_events(100, seed=1, start_ns=T0, span_ns=HOUR_NS * 5))
+    before = await s.summary()
+    await s.close()
+    s = await open_store(path, retention_days=0)
+    try:
+        assert await s.summary() == before
+        assert s.stats()["schema_version"] == SCHEMA_VERSION
+        with sqlite3.connect(path) as conn:
+            assert conn.execute("SELECT version FROM schema_version").fetchall() == [
+                (SCHEMA_VERSION,)
+            ]
+            assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    finally:
+        await s.close()
+
+
+async def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "db"
+    await (await open_store(path, retention_days=0)).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION + 1,))
+    with pytest.raises(StoreError, match="newer than this lumen-sniff"):
+        await open_store(path, retention_days=0)
+
+
+async def test_not_a_database_is_a_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "db"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match="cannot open database"):
+        await open_store(path, retention_days=0)
+
+
+async def test_unwritable_location_is_a_store_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(StoreError):
+        await open_store(blocker / "db", retention_days=0)
+
+
+async def test_concurrent_reads_during_writes(store: Store) -> None:
+    async def writer() -> None:
+        for i in range(4000):
+            store.writer.submit(make_event(T0 + i))
+            if i % 500 == 0:
+                await asyncio.sleep(0)
+        await store.writer.flush()
+
+    async def reader() -> list[int]:
+        seen = []
+        for _ in range(20):
+            totals = await store.summary()
+            # Every event has 100 input tokens: a torn read would break this.
+            assert totals.input_tokens == 100 * totals.requests
+            seen.append(totals.requests)
+            await asyncio.sleep(0.001)
+        return seen
+
+    _, seen = await asyncio.gather(writer(), reader())
+    assert seen == sorted(seen)
+    assert seen[0] < 4000
+    assert (await store.summary()).requests == 4000
