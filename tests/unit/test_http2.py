@@ -980,3 +980,33 @@ def test_announced_max_frame_size_lets_resync_accept_big_frames() -> None:
     # Not announced: a 20 kB frame is implausible, nothing is found.
     assert _big_frames_after_gap(False) == [("desync", None, "gap", 109), END_DESYNC[:1] + (
         1, RESP, False, "desync"), ("desync", None, "resync", 40_018), CLOSED]
+
+
+def test_hpack_table_realigns_after_a_loss_and_never_guesses() -> None:
+    """Blocks that refer to entries added before a loss fail; once the encoder has
+    evicted those entries (each request adds its content-length), blocks decode again."""
+    enc = hpack.Encoder()
+    sent: dict[int, tuple[tuple[str, str], ...]] = {}
+
+    def request(i: int) -> bytes:
+        extra = (JSON_CT, AUTH, UA, ("x-stainless-lang", "python"),
+                 ("content-length", str(1000 + i)))
+        sent[2 * i + 1] = extra
+        block = enc.encode(request_headers("/v1/chat/completions", *extra))
+        return frame(HeadersFrame(2 * i + 1, data=block), end_headers=True, end_stream=True)
+
+    parser = Http2Parser(CONN)
+    events = parser.data(REQ, 0, PREFACE + request(0) + request(1))
+    events += parser.gap(REQ, 1, len(request(2)))  # stream 5 never captured
+    for i in range(3, 150):
+        events += parser.data(REQ, i, request(i))
+    events += parser.close(999)
+    heads = {e.stream: e.headers for e in events if isinstance(e, RequestHead)}
+    failed = [e.stream for e in events if isinstance(e, Desync) and e.reason == "hpack"]
+    assert all(heads[s] == sent[s] for s in heads)  # nothing guessed
+    recovered = min(s for s in heads if s > 5)
+    assert failed == list(range(7, recovered, 2))
+    assert sorted(heads) == [1, 3, *range(recovered, 2 * 149 + 2, 2)]
+    # A 4096-byte table, 50 bytes added per request: the old entries are gone
+    # (and re-sent) after about 80 requests.
+    assert 2 * 70 + 1 <= recovered <= 2 * 90 + 1
