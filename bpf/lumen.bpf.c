@@ -2,12 +2,16 @@
 /* lumen.bpf.c: copy TLS plaintext from SSL_write/SSL_read into a ring buffer.
  *
  * Strategy:
- *  - Entry probes save (SSL*, buf, size_t *len) keyed by thread id; the return
- *    probe learns the byte count (the return value, or what the _ex calls
- *    store through their size_t pointer) and copies that many bytes. An entry that finds a slot already
- *    taken belongs to a nested call (one SSL function calling another): the
- *    outer call keeps the slot and only its own return consumes it, so no byte
- *    is counted twice.
+ *  - Entry probes save (SSL*, buf, size_t *len) keyed by (thread, direction);
+ *    the return probe learns the byte count (the return value, or what the _ex
+ *    calls store through their size_t pointer) and copies that many bytes.
+ *    Calls of opposite directions do nest: node writes from a callback that
+ *    runs inside SSL_read (a session ticket arriving), so a write and a read
+ *    each have their own slot. An entry that finds its direction's slot taken
+ *    belongs to a same-direction nested call (a wrapper calling another SSL
+ *    function): the outer call keeps the slot and only its own return consumes
+ *    it, so no byte is counted twice. A thread's slots are freed when it exits,
+ *    so a thread killed inside SSL_read leaves nothing behind for a reused tid.
  *  - Connections are keyed by (tgid, SSL*). A per-connection LRU entry holds the
  *    next byte offset of each direction, so user space sees gaps as offset jumps.
  *  - A call is copied in LUMEN_CHUNK_BYTES records up to LUMEN_CAP_BYTES; what
@@ -68,6 +72,13 @@ struct lumen_call {
 	u32 pad;
 };
 
+/* Key of the in-flight call table. */
+struct lumen_slot {
+	u64 pid_tgid;
+	u32 dir;
+	u32 pad;
+};
+
 struct lumen_offsets {
 	u64 next[2]; /* next byte offset, per direction */
 };
@@ -86,7 +97,7 @@ BPF_RINGBUF_OUTPUT(lumen_events, LUMEN_RINGBUF_PAGES);
 BPF_PERCPU_ARRAY(lumen_scratch_map, struct lumen_scratch, 1);
 BPF_PERCPU_ARRAY(lumen_wake_map, struct lumen_wake, 1);
 BPF_PERCPU_ARRAY(lumen_drops, struct lumen_drop, LUMEN_DROP_REASONS);
-BPF_HASH(lumen_calls, u64, struct lumen_call, LUMEN_MAX_THREADS);
+BPF_TABLE("lru_hash", struct lumen_slot, struct lumen_call, lumen_calls, LUMEN_MAX_THREADS);
 BPF_TABLE("lru_hash", struct lumen_conn, struct lumen_offsets, lumen_offsets, LUMEN_MAX_CONNS);
 BPF_TABLE("lru_hash", struct lumen_conn, u8, lumen_ignored, LUMEN_MAX_CONNS);
 BPF_TABLE("lru_hash", u32, u8, lumen_skip, LUMEN_MAX_PIDS);
@@ -144,6 +155,11 @@ static __always_inline void fill_header(struct lumen_record *h, u8 kind, u64 id)
 #endif
 }
 
+static __always_inline u32 fn_dir(u32 fn)
+{
+	return (fn == FN_WRITE || fn == FN_WRITE_EX) ? LUMEN_DIR_EGRESS : LUMEN_DIR_INGRESS;
+}
+
 static __always_inline int enter(struct pt_regs *ctx, u32 fn)
 {
 #ifdef LUMEN_EMPTY_PROBES
@@ -163,7 +179,10 @@ static __always_inline int enter(struct pt_regs *ctx, u32 fn)
 	call.fn = fn;
 	if (fn == FN_WRITE_EX || fn == FN_READ_EX)
 		call.len_ptr = PT_REGS_PARM4(ctx);
-	lumen_calls.insert(&id, &call);
+	struct lumen_slot slot = {};
+	slot.pid_tgid = id;
+	slot.dir = fn_dir(fn);
+	lumen_calls.insert(&slot, &call);
 	return 0;
 }
 
@@ -259,13 +278,16 @@ static __always_inline int leave(struct pt_regs *ctx, u32 fn)
 	return 0;
 #endif
 	u64 id = bpf_get_current_pid_tgid();
-	struct lumen_call *slot = lumen_calls.lookup(&id);
+	struct lumen_slot key = {};
+	key.pid_tgid = id;
+	key.dir = fn_dir(fn);
+	struct lumen_call *slot = lumen_calls.lookup(&key);
 	if (!slot)
 		return 0;
 	if (slot->fn != fn)
 		return 0; /* a nested call returning: the outer call owns the slot */
 	struct lumen_call c = *slot;
-	lumen_calls.delete(&id);
+	lumen_calls.delete(&key);
 
 	u64 n = 0;
 	if (fn == FN_WRITE_EX || fn == FN_READ_EX) {
@@ -283,8 +305,7 @@ static __always_inline int leave(struct pt_regs *ctx, u32 fn)
 			return 0;
 		n = rc;
 	}
-	u32 dir = (fn == FN_WRITE || fn == FN_WRITE_EX) ? LUMEN_DIR_EGRESS : LUMEN_DIR_INGRESS;
-	return emit_data(&c, dir, n, id);
+	return emit_data(&c, key.dir, n, id);
 }
 
 int lumen_enter_ssl_write(struct pt_regs *ctx) { return enter(ctx, FN_WRITE); }
@@ -351,12 +372,18 @@ TRACEPOINT_PROBE(syscalls, sys_enter_mmap)
 	return 0;
 }
 
-/* The whole process is gone: user space closes its connections. */
+/* A thread ended: free its call slots. The whole process is gone: user space
+ * closes its connections. */
 TRACEPOINT_PROBE(sched, sched_process_exit)
 {
+	struct lumen_slot slot = {};
+	slot.pid_tgid = bpf_get_current_pid_tgid();
+	lumen_calls.delete(&slot);
+	slot.dir = LUMEN_DIR_INGRESS;
+	lumen_calls.delete(&slot);
 	if (!args->group_dead)
 		return 0;
-	u32 pid = bpf_get_current_pid_tgid() >> 32;
+	u32 pid = slot.pid_tgid >> 32;
 	lumen_skip.delete(&pid);
 	emit_process(LUMEN_KIND_EXIT, 0);
 	return 0;

@@ -233,11 +233,11 @@ class BpfCapture:
                 f"the BPF program did not compile or load: {exc} "
                 "(kernel headers? run `lumen-sniff doctor`)"
             ) from exc
-        skip = self._bpf["lumen_skip"]
+        skip = self._bpf[b"lumen_skip"]
         for pid in {*self.settings.exclude_pids, os.getpid()}:
             skip[ctypes.c_uint32(pid)] = ctypes.c_uint8(1)
         self._callback = self._on_record
-        self._bpf["lumen_events"].open_ring_buffer(self._callback)
+        self._bpf[b"lumen_events"].open_ring_buffer(self._callback)
         targets = self._discovery.scan_all() if self.settings.system_libraries else []
         if not self.settings.system_libraries:
             for entry in os.listdir("/proc"):
@@ -320,6 +320,9 @@ class BpfCapture:
         if record.kind is Kind.EXEC:
             self._procs.forget(pid)
             self._wanted.pop(pid, None)
+            # Read /proc now, while the program surely exists: a short-lived client
+            # (curl) may be gone by the time its records are handled.
+            self._procs.lookup(pid=pid, comm=record.comm)
             self._rescans.add(pid, delays_s=(0.0, 0.1))
         elif record.kind is Kind.MMAP:
             # The tracepoint fires at syscall entry; the mapping exists a moment later.
@@ -358,7 +361,7 @@ class BpfCapture:
         self._wanted[record.pid] = wanted
         if not wanted and self._bpf is not None:
             # From now on the probes bail out in the kernel for this process.
-            self._bpf["lumen_skip"][ctypes.c_uint32(record.pid)] = ctypes.c_uint8(1)
+            self._bpf[b"lumen_skip"][ctypes.c_uint32(record.pid)] = ctypes.c_uint8(1)
         return wanted
 
     def _on_conn_record(self, record: Record) -> None:
@@ -402,7 +405,7 @@ class BpfCapture:
         """Stop copying a connection: its probes bail out in the kernel from now on."""
         if self._bpf is None or conn.source != self.source:
             return
-        self._bpf["lumen_ignored"][conn_struct(conn)] = ctypes.c_uint8(1)
+        self._bpf[b"lumen_ignored"][conn_struct(conn)] = ctypes.c_uint8(1)
         self._conns.pop((conn.pid, conn.handle), None)
         self._counters["ignored_connections"] += 1
 
@@ -425,7 +428,7 @@ class BpfCapture:
         """Drops by reason: ``{"ringbuf_full": {"records": n, "bytes": n}, ...}``."""
         out = {reason: {"records": 0, "bytes": 0} for reason in (*DROP_REASONS, "queue_full")}
         if self._bpf is not None:
-            table = self._bpf["lumen_drops"]
+            table = self._bpf[b"lumen_drops"]
             for index, reason in enumerate(DROP_REASONS):
                 for cpu_value in table[ctypes.c_int(index)]:
                     out[reason]["records"] += cpu_value.records

@@ -30,6 +30,7 @@ from pathlib import Path
 
 __all__ = [
     "SSL_SYMBOLS",
+    "SYSTEM_EXECUTABLES",
     "SYSTEM_LIB_GLOBS",
     "Discovery",
     "ElfFacts",
@@ -54,6 +55,10 @@ SYSTEM_LIB_GLOBS = (
 )
 """System TLS libraries hooked at start even when no process maps them yet, so a
 short-lived client (curl) started later is covered from its first byte."""
+
+SYSTEM_EXECUTABLES = ("/usr/bin/node", "/usr/local/bin/node", "/usr/bin/nodejs")
+"""Executables that commonly carry their own OpenSSL, judged at start for the same
+reason (the exec tracepoint also catches them, but a fast client could race it)."""
 
 # Names worth an ELF look when mapped: OpenSSL's libssl (also wheel-bundled
 # libssl-1a2b3c4d.so.3) and libraries that embed it (Debian's libnode).
@@ -302,23 +307,24 @@ class Discovery:
         return new
 
     def scan_system_libraries(self) -> list[Target]:
-        """Judge the system's libssl files, mapped or not.
+        """Judge the system's libssl files and common TLS-carrying executables.
 
         Returns:
             Files found hookable for the first time.
         """
         new: list[Target] = []
-        for pattern in SYSTEM_LIB_GLOBS:
-            for path in sorted(glob.glob(pattern)):
-                try:
-                    st = os.stat(path)
-                except OSError:
-                    continue
-                dev = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}"
-                mapping = Mapping(dev=dev, inode=st.st_ino, path=path, executable=True)
-                target = self._judge(0, mapping, "library")
-                if target is not None:
-                    new.append(target)
+        paths = [(p, "library") for g in SYSTEM_LIB_GLOBS for p in sorted(glob.glob(g))]
+        paths += [(p, "executable") for p in SYSTEM_EXECUTABLES]
+        for path, kind in paths:
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            dev = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}"
+            mapping = Mapping(dev=dev, inode=st.st_ino, path=path, executable=True)
+            target = self._judge(0, mapping, kind)
+            if target is not None:
+                new.append(target)
         return new
 
     def forget_pid(self, pid: int) -> None:

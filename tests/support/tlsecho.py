@@ -12,7 +12,11 @@ line (``port``, ``ca``, ``pid``) and serves until killed.
 Client: ``python -m tests.support.tlsecho client --port P --ca CA --plan 10:20,300000:5``
 (python's ``ssl``: SSL_write_ex/SSL_read_ex) prints one JSON line with its pid
 once done; ``--wait-stdin`` makes it wait for a line on stdin before connecting,
-``--late-import`` imports ``ssl`` only then (a dlopen after start).
+``--late-import`` also waits after the handshake (so the test can see the
+library the import mapped get hooked); ``--pause-after N`` waits before exchange
+N; ``--thread-name`` runs the exchanges in a renamed thread; ``--seccomp``
+installs a kill-on-unknown-syscall filter first; ``--exit-hard`` exits without
+closing (no SSL_free).
 """
 
 from __future__ import annotations
@@ -110,31 +114,122 @@ def _serve(ca_dir: Path) -> None:
         threading.Thread(target=_serve_conn, args=(conn,), daemon=True).start()
 
 
-def _client(
-    port: int, ca: str, plan: list[tuple[int, int]], *, wait_stdin: bool, late_import: bool
-) -> None:
-    if wait_stdin:
-        print(json.dumps({"pid": os.getpid(), "ready": True}), flush=True)
-        sys.stdin.readline()
-    import ssl  # late on purpose with --late-import: libssl is dlopen'ed here
+_SECCOMP_ALLOWED = (
+    "read",
+    "write",
+    "sendto",
+    "recvfrom",
+    "sendmsg",
+    "recvmsg",
+    "poll",
+    "ppoll",
+    "select",
+    "pselect6",
+    "futex",
+    "brk",
+    "mmap",
+    "munmap",
+    "mremap",
+    "madvise",
+    "mprotect",
+    "close",
+    "exit",
+    "exit_group",
+    "rt_sigreturn",
+    "rt_sigprocmask",
+    "rt_sigaction",
+    "getpid",
+    "gettid",
+    "clock_gettime",
+    "clock_nanosleep",
+    "nanosleep",
+    "fstat",
+    "newfstatat",
+    "lseek",
+    "ioctl",
+    "getsockname",
+    "getpeername",
+    "shutdown",
+    "getrandom",
+    "fcntl",
+    "epoll_wait",
+    "epoll_ctl",
+    "epoll_pwait",
+    "sched_yield",
+    "set_robust_list",
+    "rseq",
+    "getsockopt",
+    "setsockopt",
+)
 
-    ctx = ssl.create_default_context(cafile=ca)
-    with (
-        socket.create_connection(("127.0.0.1", port)) as raw,
-        ctx.wrap_socket(raw, server_hostname="localhost") as conn,
-    ):
-        if late_import:
-            # Let the capture hook the library that this import just mapped; a real
-            # program imports ssl long before its first request.
-            print(json.dumps({"pid": os.getpid(), "imported": True}), flush=True)
+
+def _install_seccomp() -> None:
+    # Kill the whole process on any syscall not listed: if the capture made the
+    # process do anything new (it must not), the client dies and the test fails.
+    import seccomp
+
+    flt = seccomp.SyscallFilter(defaction=seccomp.KILL_PROCESS)
+    for name in _SECCOMP_ALLOWED:
+        try:
+            flt.add_rule(seccomp.ALLOW, name)
+        except (RuntimeError, ValueError, OSError):
+            continue  # not a syscall on this architecture
+    flt.load()
+
+
+def _say(**fields: Any) -> None:
+    print(json.dumps({"pid": os.getpid(), **fields}), flush=True)
+
+
+def _exchanges(conn: Any, plan: list[tuple[int, int]], pause_after: int) -> None:
+    for i, (n_in, n_out) in enumerate(plan):
+        if i == pause_after:
+            _say(paused=True, local_port=conn.getsockname()[1])
             sys.stdin.readline()
-        for i, (n_in, n_out) in enumerate(plan):
-            conn.sendall(f"LUMEN {n_in} {n_out}\n".encode() + pattern(n_in, 2 * i))
-            got = _recv_exact(conn, n_out)
-            if got != pattern(n_out, 2 * i + 1):
-                raise SystemExit("server sent unexpected bytes")
-        local_port = conn.getsockname()[1]
-    print(json.dumps({"pid": os.getpid(), "local_port": local_port, "done": True}), flush=True)
+        conn.sendall(f"LUMEN {n_in} {n_out}\n".encode() + pattern(n_in, 2 * i))
+        got = _recv_exact(conn, n_out)
+        if got != pattern(n_out, 2 * i + 1):
+            raise SystemExit("server sent unexpected bytes")
+
+
+def _client(args: argparse.Namespace) -> None:
+    if args.wait_stdin:
+        _say(ready=True)
+        sys.stdin.readline()
+    import ssl  # late on purpose with --wait-stdin: libssl may be dlopen'ed only here
+
+    ctx = ssl.create_default_context(cafile=args.ca)
+    raw = socket.create_connection(("127.0.0.1", args.port))
+    conn = ctx.wrap_socket(raw, server_hostname="localhost")
+    if args.late_import:
+        # Let the capture hook the library this import just mapped; a real program
+        # imports ssl long before its first request.
+        _say(imported=True)
+        sys.stdin.readline()
+    if args.seccomp:
+        _install_seccomp()
+    plan = parse_plan(args.plan)
+    if args.thread_name:
+        # The calls come from a renamed thread: the capture must still report the
+        # process leader's name.
+        def work() -> None:
+            import ctypes
+
+            libc = ctypes.CDLL(None)
+            libc.prctl(15, args.thread_name.encode(), 0, 0, 0)  # PR_SET_NAME
+            _exchanges(conn, plan, args.pause_after)
+
+        worker = threading.Thread(target=work)
+        worker.start()
+        worker.join()
+    else:
+        _exchanges(conn, plan, args.pause_after)
+    local_port = conn.getsockname()[1]
+    if args.exit_hard:
+        _say(local_port=local_port, done=True)
+        os._exit(0)  # no SSL_free: the capture learns of the end from the exit
+    conn.close()
+    _say(local_port=local_port, done=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -149,17 +244,15 @@ def main(argv: list[str] | None = None) -> int:
     client.add_argument("--plan", required=True)
     client.add_argument("--wait-stdin", action="store_true")
     client.add_argument("--late-import", action="store_true")
+    client.add_argument("--pause-after", type=int, default=-1)
+    client.add_argument("--thread-name", default="")
+    client.add_argument("--seccomp", action="store_true")
+    client.add_argument("--exit-hard", action="store_true")
     args = parser.parse_args(argv)
     if args.cmd == "serve":
         _serve(Path(args.ca_dir))
     else:
-        _client(
-            args.port,
-            args.ca,
-            parse_plan(args.plan),
-            wait_stdin=args.wait_stdin,
-            late_import=args.late_import,
-        )
+        _client(args)
     return 0
 
 
