@@ -328,6 +328,7 @@ class BpfCapture:
             # The tracepoint fires at syscall entry; the mapping exists a moment later.
             self._rescans.add(pid, delays_s=(0.005, 0.1))
         elif record.kind is Kind.EXIT:
+            process = self._procs.lookup(pid=pid, comm=record.comm)
             self._procs.forget(pid)
             self._wanted.pop(pid, None)
             self._rescans.add(pid, delays_s=(0.0,), forget=True)
@@ -341,6 +342,7 @@ class BpfCapture:
                         ts_ns=record.ts_ns + self._wall_offset_ns,
                         data=b"",
                         closed=True,
+                        process=process,
                     ),
                     0,
                 )
@@ -439,6 +441,12 @@ class BpfCapture:
         }
         return out
 
+    def kernel_skips(self) -> set[int]:
+        """Processes whose calls the probes now drop in the kernel (filtered or excluded)."""
+        if self._bpf is None:
+            return set()
+        return {key.value for key in self._bpf[b"lumen_skip"]}
+
     def status(self) -> dict[str, Any]:
         """Hooked files with the pids using them, counters, drops by reason, settings."""
         with self._lock:
@@ -469,6 +477,7 @@ class BpfCapture:
             "dropped": {reason: d["records"] for reason, d in drops.items()},
             "dropped_bytes": {reason: d["bytes"] for reason, d in drops.items()},
             "queue_depth": self.chunks.qsize(),
+            "kernel_skipped_processes": len(self.kernel_skips()),
             "settings": asdict(self.settings),
             "record_header_bytes": HEADER_SIZE,
         }
