@@ -317,7 +317,9 @@ int lumen_leave_ssl_read(struct pt_regs *ctx) { return leave(ctx, FN_READ); }
 int lumen_enter_ssl_read_ex(struct pt_regs *ctx) { return enter(ctx, FN_READ_EX); }
 int lumen_leave_ssl_read_ex(struct pt_regs *ctx) { return leave(ctx, FN_READ_EX); }
 
-/* SSL_free: say "closed" for a connection that carried data, release its state. */
+/* SSL_free: say "closed" for a connection that carried data, release its state.
+ * Ignored connections are closed too: the allocator hands the same SSL* to the
+ * next connection, and user space must not take that one for the ignored one. */
 int lumen_enter_ssl_free(struct pt_regs *ctx)
 {
 #ifdef LUMEN_EMPTY_PROBES
@@ -327,11 +329,7 @@ int lumen_enter_ssl_free(struct pt_regs *ctx)
 	struct lumen_conn conn = {};
 	conn.pid = id >> 32;
 	conn.ssl = PT_REGS_PARM1(ctx);
-	if (lumen_ignored.lookup(&conn)) {
-		lumen_ignored.delete(&conn);
-		lumen_offsets.delete(&conn);
-		return 0;
-	}
+	lumen_ignored.delete(&conn);
 	struct lumen_offsets *o = lumen_offsets.lookup(&conn);
 	if (!o)
 		return 0;

@@ -8,7 +8,7 @@ Threads:
 - the *discovery* thread rescans processes that exec'd or mapped an executable
   file (dlopen) and hooks new TLS libraries and executables.
 
-Probe attachment is a data table (:data:`PROBES`); settings reach the C program
+Probe attachment is a data table (:data:`PROBES`, in ``probes.py``); settings reach the C program
 as ``-D`` defines only. bcc is imported lazily: without it, :meth:`BpfCapture.start`
 raises :class:`lumen_sniff.errors.BpfUnavailable` with the reason.
 """
@@ -23,11 +23,13 @@ import queue
 import subprocess
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from lumen_sniff.capture.btf import member_offsets_bytes
+from lumen_sniff.capture.conns import OpenConns
+from lumen_sniff.capture.probes import PROBES, BpfSettings, Probe
 from lumen_sniff.capture.procinfo import ProcCache
 from lumen_sniff.capture.records import (
     DROP_REASONS,
@@ -40,7 +42,7 @@ from lumen_sniff.capture.records import (
     to_chunk,
 )
 from lumen_sniff.capture.targets import Discovery, Rescans, Target
-from lumen_sniff.errors import BpfUnavailable, ConfigError
+from lumen_sniff.errors import BpfUnavailable
 from lumen_sniff.model import Chunk, ConnKey, Direction
 
 __all__ = ["PROBES", "SOURCE_PATH", "BpfCapture", "BpfSettings", "Probe"]
@@ -51,84 +53,6 @@ SOURCE_PATH = HEADER_PATH.parent / "lumen.bpf.c"
 """The BPF C program."""
 
 TRACEFS = Path("/sys/kernel/tracing")
-
-_MAX_CHUNKS_PER_CALL = 256
-"""Upper bound on max_bytes_per_call / chunk_bytes: keeps verification small."""
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Probe:
-    """One uprobe: a library function and the BPF function that handles it."""
-
-    sym: str
-    """Function in the TLS library."""
-    fn_name: str
-    """BPF function in lumen.bpf.c."""
-    ret: bool
-    """A uretprobe (on return) rather than a uprobe (on entry)."""
-
-
-PROBES: tuple[Probe, ...] = (
-    Probe(sym="SSL_write", fn_name="lumen_enter_ssl_write", ret=False),
-    Probe(sym="SSL_write", fn_name="lumen_leave_ssl_write", ret=True),
-    Probe(sym="SSL_write_ex", fn_name="lumen_enter_ssl_write_ex", ret=False),
-    Probe(sym="SSL_write_ex", fn_name="lumen_leave_ssl_write_ex", ret=True),
-    Probe(sym="SSL_read", fn_name="lumen_enter_ssl_read", ret=False),
-    Probe(sym="SSL_read", fn_name="lumen_leave_ssl_read", ret=True),
-    Probe(sym="SSL_read_ex", fn_name="lumen_enter_ssl_read_ex", ret=False),
-    Probe(sym="SSL_read_ex", fn_name="lumen_leave_ssl_read_ex", ret=True),
-    Probe(sym="SSL_free", fn_name="lumen_enter_ssl_free", ret=False),
-)
-"""Every uprobe, attached to each target that defines ``sym``."""
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class BpfSettings:
-    """What the eBPF capture hooks and how much it copies."""
-
-    pids: tuple[int, ...] = ()
-    """Only these processes; empty for all."""
-    comms: tuple[str, ...] = ()
-    """Only processes with these (leader) names; empty for all."""
-    exes: tuple[str, ...] = ()
-    """Only these executables; empty for all."""
-    exclude_pids: tuple[int, ...] = ()
-    """Never these processes (the daemon itself)."""
-    max_bytes_per_call: int = 1 << 20
-    """Bytes copied per SSL call at most; the rest is counted as lost."""
-    chunk_bytes: int = 16384
-    """Payload bytes per ring-buffer record."""
-    ring_bytes: int = 16 << 20
-    """Ring buffer size (a power of two, at least a page)."""
-    queue_size: int = 65536
-    """Capacity of the Chunk queue."""
-    wakeup_records: int = 64
-    """Records per CPU between wake-ups of user space."""
-    wakeup_bytes: int = 256 << 10
-    """Bytes per CPU between wake-ups of user space."""
-    poll_timeout_ms: int = 20
-    """Longest a record waits in the ring when no wake-up comes."""
-    system_libraries: bool = True
-    """Hook the system's libssl at start even if no process maps it yet."""
-    empty_probes: bool = False
-    """Attach probes that return at once (the benchmark's floor)."""
-
-    def validate(self) -> None:
-        """Raise ConfigError on values the BPF program cannot take."""
-        page = os.sysconf("SC_PAGE_SIZE")
-        if not 64 <= self.chunk_bytes <= 30 << 10:
-            raise ConfigError(f"chunk_bytes must be 64..30720, got {self.chunk_bytes}")
-        if self.max_bytes_per_call < 1:
-            raise ConfigError("max_bytes_per_call must be positive")
-        if -(-self.max_bytes_per_call // self.chunk_bytes) > _MAX_CHUNKS_PER_CALL:
-            raise ConfigError(
-                f"max_bytes_per_call may be at most {_MAX_CHUNKS_PER_CALL} x chunk_bytes "
-                f"({_MAX_CHUNKS_PER_CALL * self.chunk_bytes})"
-            )
-        if self.ring_bytes < page or self.ring_bytes & (self.ring_bytes - 1):
-            raise ConfigError(f"ring_bytes must be a power of two >= {page}")
-        if self.queue_size < 1 or self.poll_timeout_ms < 1 or self.wakeup_records < 1:
-            raise ConfigError("queue_size, poll_timeout_ms and wakeup_records must be positive")
 
 
 @functools.cache
@@ -177,7 +101,7 @@ class BpfCapture:
         self._attach_errors: dict[str, str] = {}
         self._wall_offset_ns = time.time_ns() - time.monotonic_ns()
         self._wanted: dict[int, bool] = {}
-        self._conns: dict[tuple[int, int], list[int]] = {}
+        self._conns = OpenConns()
         self._counters = {"records": 0, "bytes": 0, "chunks": 0, "closed": 0}
         self._counters.update({"process_events": 0, "filtered_records": 0, "bad_records": 0})
         self._counters.update({"ignored_connections": 0, "queue_full": 0})
@@ -332,13 +256,12 @@ class BpfCapture:
             self._procs.forget(pid)
             self._wanted.pop(pid, None)
             self._rescans.add(pid, delays_s=(0.0,), forget=True)
-            for key in [k for k in self._conns if k[0] == pid]:
-                offsets = self._conns.pop(key)
+            for ssl, egress_end in self._conns.pop_pid(pid):
                 self._put(
                     Chunk(
-                        conn=ConnKey(source="bpf", pid=pid, handle=key[1]),
+                        conn=ConnKey(source="bpf", pid=pid, handle=ssl),
                         direction=Direction.EGRESS,
-                        offset=offsets[0],
+                        offset=egress_end,
                         ts_ns=record.ts_ns + self._wall_offset_ns,
                         data=b"",
                         closed=True,
@@ -371,18 +294,13 @@ class BpfCapture:
         if not self._is_wanted(record):
             self._counters["filtered_records"] += 1
             return
-        key = (record.pid, record.ssl)
         if record.kind is Kind.CLOSE:
-            self._conns.pop(key, None)
+            self._conns.close(record.pid, record.ssl)
             self._counters["closed"] += 1
         else:
             self._counters["bytes"] += len(record.data)
-            offsets = self._conns.get(key)
-            if offsets is None:
-                if len(self._conns) >= 65536:
-                    self._conns.pop(next(iter(self._conns)))
-                offsets = self._conns[key] = [0, 0]
-            offsets[record.direction] = record.offset + len(record.data) + record.lost_bytes
+            end = record.offset + len(record.data) + record.lost_bytes
+            self._conns.advance(record.pid, record.ssl, record.direction, end)
         process = self._procs.lookup(
             pid=record.pid,
             tid=record.tid,
@@ -408,7 +326,7 @@ class BpfCapture:
         if self._bpf is None or conn.source != self.source:
             return
         self._bpf[b"lumen_ignored"][conn_struct(conn)] = ctypes.c_uint8(1)
-        self._conns.pop((conn.pid, conn.handle), None)
+        self._conns.close(conn.pid, conn.handle)
         self._counters["ignored_connections"] += 1
 
     def stop(self) -> None:

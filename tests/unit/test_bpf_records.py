@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from lumen_sniff.capture.conns import OpenConns
 from lumen_sniff.capture.procinfo import ProcCache, container_id, systemd_unit
 from lumen_sniff.capture.records import HEADER_SIZE, Kind, RecordHeader, decode, to_chunk
 from lumen_sniff.capture.targets import Discovery, Rescans, elf_facts, parse_maps
@@ -251,3 +252,20 @@ def test_rescans_come_due_in_order_and_collapse() -> None:
     assert rescans.next_due(timeout_s=1) == (5, False)
     assert rescans.next_due(timeout_s=0.01) is None
     assert ctypes.sizeof(RecordHeader) == HEADER_SIZE
+
+
+def test_open_conns_closes_what_an_exit_left_open() -> None:
+    conns = OpenConns(max_conns=3)
+    conns.advance(7, 0xA, Direction.EGRESS, 100)
+    conns.advance(7, 0xA, Direction.INGRESS, 50)
+    conns.advance(7, 0xB, Direction.EGRESS, 10)
+    conns.advance(8, 0xA, Direction.EGRESS, 1)
+    conns.close(7, 0xB)
+    assert len(conns) == 2
+    conns.advance(9, 0x1, Direction.INGRESS, 5)
+    conns.advance(9, 0x2, Direction.INGRESS, 5)  # over the bound: (7, 0xA) is the oldest
+    assert len(conns) == 3
+    assert conns.pop_pid(7) == []
+    assert conns.pop_pid(8) == [(0xA, 1)]
+    assert sorted(conns.pop_pid(9)) == [(0x1, 0), (0x2, 0)]
+    assert len(conns) == 0
