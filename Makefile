@@ -88,8 +88,10 @@ bench: setup
 	$(VPY) bench/replay.py
 	$(VPY) bench/overhead.py
 
+# Regenerate every recorded fixture with the real clients against the stand-in.
 fixtures: setup
 	$(VPY) -m tests.support.make_fixtures
+	$(VPY) -m tests.support.make_pcaps
 
 install-service: setup
 	$(VENV)/bin/lumen-sniff install-service
