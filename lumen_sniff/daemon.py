@@ -194,7 +194,15 @@ class Daemon:
 
         from lumen_sniff.api import create_app
 
-        app = create_app(self._store, status=self.status, token=self.settings.token)
+        from lumen_sniff.pricing.overrides import overrides_from
+        from lumen_sniff.pricing.prices import Pricer
+
+        app = create_app(
+            self._store,
+            status=self.status,
+            token=self.settings.token,
+            pricer=Pricer(overrides_from(self.settings.prices)),
+        )
         config = uvicorn.Config(
             app,
             host=self.settings.listen_host,
