@@ -162,12 +162,7 @@ class BpfCapture:
             skip[ctypes.c_uint32(pid)] = ctypes.c_uint8(1)
         self._callback = self._on_record
         self._bpf[b"lumen_events"].open_ring_buffer(self._callback)
-        targets = self._discovery.scan_all() if self.settings.system_libraries else []
-        if not self.settings.system_libraries:
-            for entry in os.listdir("/proc"):
-                if entry.isdigit():
-                    targets.extend(self._discovery.scan_pid(int(entry)))
-        for target in targets:
+        for target in self._discovery.scan_all(system=self.settings.system_libraries):
             self._attach(target)
         for name, fn in (
             ("lumen-bpf-poll", self._poll_loop),

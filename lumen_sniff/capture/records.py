@@ -19,8 +19,8 @@ from lumen_sniff.model import Chunk, ConnKey, Direction, ProcessInfo
 __all__ = [
     "COMM_LEN",
     "DROP_REASONS",
-    "HEADER_SIZE",
     "HEADER_PATH",
+    "HEADER_SIZE",
     "ConnStruct",
     "DropStruct",
     "Kind",

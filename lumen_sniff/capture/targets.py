@@ -294,13 +294,13 @@ class Discovery:
                 new.append(target)
         return new
 
-    def scan_all(self) -> list[Target]:
-        """Scan every process, plus the system TLS libraries.
+    def scan_all(self, *, system: bool = True) -> list[Target]:
+        """Scan every process, plus (with ``system``) the system TLS libraries.
 
         Returns:
             Files found hookable for the first time.
         """
-        new = self.scan_system_libraries()
+        new = self.scan_system_libraries() if system else []
         for entry in os.listdir(self._proc):
             if entry.isdigit():
                 new.extend(self.scan_pid(int(entry)))
