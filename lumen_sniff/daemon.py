@@ -32,6 +32,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
+import uvicorn
+
 from lumen_sniff import __version__
 from lumen_sniff.config import Settings, is_loopback
 from lumen_sniff.errors import CaptureError, ConfigError
@@ -190,10 +192,7 @@ class Daemon:
         return sniffer
 
     async def _start_api(self) -> None:
-        import uvicorn
-
         from lumen_sniff.api import create_app
-
         from lumen_sniff.pricing.overrides import overrides_from
         from lumen_sniff.pricing.prices import Pricer
 
@@ -297,15 +296,9 @@ def _drain(chunks: queue.Queue[Chunk], limit: int) -> Iterator[Chunk]:
             return
 
 
-class _QuietServer:
+class _QuietServer(uvicorn.Server):
     """uvicorn.Server without its own signal handling: the daemon owns SIGTERM."""
 
-    def __new__(cls, config: Any) -> Any:
-        import uvicorn
-
-        class _Server(uvicorn.Server):
-            @contextlib.contextmanager
-            def capture_signals(self) -> Iterator[None]:
-                yield
-
-        return _Server(config)
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield

@@ -167,22 +167,36 @@ def _load_and_attach() -> list[Check]:
 
 
 def _tls_libraries() -> list[Check]:
-    try:
-        from lumen_sniff.capture.targets import discover_targets
-    except ImportError:
-        return []
+    from lumen_sniff.capture.targets import Discovery
+
+    discovery = Discovery(exclude_pids=(os.getpid(),))
+    discovery.scan_all(system=False)
     checks = []
-    for target in discover_targets():
-        detail = f"{len(target.pids)} process(es): " + ", ".join(sorted(target.comms)[:5])
+    for target in sorted(discovery.files.values(), key=lambda t: t.path):
+        if not target.pids or target.skipped == "no_ssl_symbols":
+            continue
+        comms = sorted({_comm(pid) for pid in target.pids})
+        detail = f"{len(target.pids)} process(es): " + ", ".join(comms[:5])
+        hookable = not target.skipped
+        why = {
+            "go": "Go binaries are not hooked yet (uretprobes crash Go)",
+            "unreadable": "file not readable",
+        }.get(target.skipped, target.skipped)
         checks.append(
             Check(
                 name=f"TLS: {target.path}",
-                ok=target.hookable,
-                detail=detail if target.hookable else f"{detail}; {target.why_not}",
-                fix="" if target.hookable else target.why_not,
+                ok=hookable,
+                detail=detail if hookable else f"{detail}; {why}",
             )
         )
     return checks
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return str(pid)
 
 
 def run_checks() -> list[Check]:

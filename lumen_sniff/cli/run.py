@@ -8,6 +8,7 @@ import os
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -74,7 +75,7 @@ def run(
     try:
         settings = load_settings(config_path or DEFAULT_CONFIG_PATH, required=bool(config_path))
         host, port = parse_listen(listen) if listen else (None, None)
-        flags = {
+        flags: dict[str, Any] = {
             "mode": mode,
             "pids": pids or None,
             "comms": comms or None,
