@@ -60,6 +60,7 @@ __all__ = ["MAX_HEAD_BYTES", "Http1Parser"]
 
 _MAX_CHUNK_LINE_BYTES = 4096
 _MAX_PENDING = 1024  # unanswered requests remembered per connection
+_HEX_DIGITS = b"0123456789abcdefABCDEF"
 _CHUNK_LINE = re.compile(rb"\s*([0-9a-fA-F]{1,15})\s*(?:;.*)?", re.DOTALL)
 
 _HEAD, _LENGTH, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_CRLF = range(5)
@@ -200,8 +201,13 @@ class Http1Parser:
     def _consume(self, side: _Side, ts: int, data: bytes, out: list[HttpEvent]) -> None:
         """Run ``side``'s state table over ``data``; body slices become BodyData."""
         pos, n = 0, len(data)
-        view = memoryview(data)
         parts: list[bytes | memoryview] = []  # body of side.msg seen in this call
+        if side.state == _CHUNK_SIZE and not side.buf:
+            pos = _whole_chunks(side, data, parts)
+            if pos == n:
+                self._flush(side, ts, parts, out)
+                return
+        view = memoryview(data)
         while pos < n:
             st = side.state
             if st in (_LENGTH, _CHUNK_DATA):
@@ -546,6 +552,44 @@ class Http1Parser:
             line = bytes(side.buf) + line
         side.buf = None
         return line, nl + 1
+
+
+def _whole_chunks(side: _Side, data: bytes, parts: list[bytes | memoryview]) -> int:
+    """Fast path of CHUNK_SIZE with nothing buffered: take whole chunks of ``data``.
+
+    A stream flushed event by event arrives as ``size CRLF data CRLF`` per read,
+    so most reads are consumed here without going round the state loop. Whatever
+    is not plain (extensions, spaces, bare LF, the last chunk, a chunk cut short)
+    is left to the loop, from the returned position, in the state reached.
+    """
+    msg = side.msg
+    decoder = msg.decoder if msg is not None else None
+    find, n, pos = data.find, len(data), 0
+    while pos < n:
+        nl = find(b"\n", pos, pos + 17)  # up to 15 hex digits and a CR
+        if nl < 0:
+            break
+        line_end = nl - 1 if nl > pos and data[nl - 1] == 13 else nl
+        digits = data[pos:line_end]
+        if not 0 < len(digits) <= 15 or digits.translate(None, _HEX_DIGITS):
+            break
+        size = int(digits, 16)
+        if not size:
+            break
+        start = nl + 1
+        stop = start + size
+        if data[stop : stop + 2] != b"\r\n":  # cut short, or an unusual ending
+            side.state, side.remaining = _CHUNK_DATA, size
+            return start
+        if msg is not None:
+            if decoder is None:
+                parts.append(data[start:stop])
+            else:
+                decoded = decoder.decode(data[start:stop])
+                if decoded:
+                    parts.append(decoded)
+        pos = stop + 2
+    return pos
 
 
 def _chunk_size(line: bytes) -> int | None:

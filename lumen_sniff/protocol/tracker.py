@@ -77,18 +77,44 @@ _H1, _H2, _H2_MID, _TEXT, _BINARY_KIND = "h1_request", "h2", "h2_mid", "text", "
 _H1_RESPONSE = "h1_response"
 
 
+_ConnId = tuple[int, int, str]
+"""``(handle, pid, source)``: a ConnKey as a plain tuple. Tuples hash in C; the
+dataclass's generated ``__hash__``/``__eq__`` run Python code, and the tracker
+looks a connection up for every chunk."""
+
+
+def _conn_id(key: ConnKey) -> _ConnId:
+    return (key.handle, key.pid, key.source)
+
+
 class _Conn:
     """What the tracker knows about one connection."""
 
-    __slots__ = ("expected", "parser", "peer", "probe", "process", "request_dir", "server_side")
+    __slots__ = (
+        "expected",
+        "key",
+        "parser",
+        "peer",
+        "probe",
+        "probing",
+        "process",
+        "request_dir",
+        "roles",
+        "server_side",
+    )
 
-    def __init__(self, process: ProcessInfo | None, peer: tuple[str, int] | None) -> None:
+    def __init__(
+        self, key: ConnKey, process: ProcessInfo | None, peer: tuple[str, int] | None
+    ) -> None:
+        self.key = key  # the ConnKey every event of the connection carries
         self.expected: list[int | None] = [None, None]  # next offset, per Direction
         self.parser: ConnectionParser | None = None
+        self.probing = False  # an Http1Parser that has not yet seen a head
         self.probe: list[tuple[Direction, int, bytes]] = []  # bytes held before classifying
         self.process = process
         self.peer = peer
         self.request_dir = Direction.EGRESS
+        self.roles = (Role.REQUEST, Role.RESPONSE)  # Role of each Direction
         self.server_side = False
 
 
@@ -102,11 +128,11 @@ class ConnectionTracker:
 
     def __init__(self, max_connections: int = 4096) -> None:
         self._max = max(1, max_connections)
-        self._conns: OrderedDict[ConnKey, _Conn] = OrderedDict()
-        self._ignored: OrderedDict[ConnKey, None] = OrderedDict()
+        self._conns: OrderedDict[_ConnId, _Conn] = OrderedDict()
+        self._ignored: OrderedDict[_ConnId, None] = OrderedDict()
         # Server-side verdicts outlive the state: the pipeline asks while handling
         # the events of the very chunk that closed the connection.
-        self._was_server: OrderedDict[ConnKey, None] = OrderedDict()
+        self._was_server: OrderedDict[_ConnId, None] = OrderedDict()
         self._last_ts = 0
         self.stats: dict[str, int] = dict.fromkeys(
             (
@@ -135,67 +161,54 @@ class ConnectionTracker:
         """
         stats = self.stats
         key, data, ts, d = chunk.conn, chunk.data, chunk.ts_ns, chunk.direction
+        cid = (key.handle, key.pid, key.source)
         if ts > self._last_ts:
             self._last_ts = ts
         stats["chunks"] += 1
-        if self._ignored and key in self._ignored:
+        if self._ignored and cid in self._ignored:
             stats["ignored_bytes"] += len(data) + chunk.lost_bytes
             if chunk.closed:
-                del self._ignored[key]
+                del self._ignored[cid]
             return []
-        stats["bytes.egress" if d is Direction.EGRESS else "bytes.ingress"] += len(data)
-        out: list[HttpEvent] = []
-        conn = self._conns.get(key)
-        if conn is None:
-            if len(self._conns) >= self._max:
-                self._evict(ts, out)
-            conn = self._conns[key] = _Conn(chunk.process, chunk.peer)
-            self._was_server.pop(key, None)
-            stats["connections"] += 1
-        else:
-            self._conns.move_to_end(key)
-        expected = conn.expected[d]
-        if expected == chunk.offset and not chunk.lost_bytes:  # the usual case: in order
-            conn.expected[d] = expected + len(data)
-            before = after = 0
-        else:
-            before, data, after = self._order(conn, chunk)
-        if before:
-            self._gap(key, conn, d, ts, before, out)
-        if data:
-            self._data(key, conn, d, ts, data, out)
-        if key not in self._conns:  # judged not HTTP just now
-            if chunk.closed:
-                self._ignored.pop(key, None)
-        else:
-            if after:
-                self._gap(key, conn, d, ts, after, out)
-            if chunk.closed:
-                self._finish(key, ts, out)
-        if out:
-            self._count(out)
-        return out
+        stats[_BYTES_STAT[d]] += len(data)
+        conn = self._conns.get(cid)
+        if conn is not None:
+            self._conns.move_to_end(cid)
+            parser = conn.parser
+            expected = conn.expected[d]
+            if (
+                expected == chunk.offset
+                and parser is not None
+                and data
+                and not conn.probing
+                and not chunk.lost_bytes
+                and not chunk.closed
+            ):
+                # The usual case: the next bytes of a classified connection, in order.
+                conn.expected[d] = expected + len(data)
+                out = parser.data(conn.roles[d], ts, data)
+                if out:
+                    self._count(out)
+                return out
+        return self._feed_slow(chunk, cid, conn)
 
     def ignore(self, conn: ConnKey) -> None:
         """Drop ``conn``'s state; its later chunks are counted as ignored bytes."""
-        self._conns.pop(conn, None)
-        self._ignored[conn] = None
-        self._ignored.move_to_end(conn)
-        while len(self._ignored) > 4 * self._max:
-            self._ignored.popitem(last=False)
+        self._ignore(_conn_id(conn))
 
     def close(self) -> list[HttpEvent]:
         """Close every connection (end of capture); returns their last events."""
         out: list[HttpEvent] = []
-        for key in list(self._conns):
-            self._finish(key, self._last_ts, out)
+        for cid in list(self._conns):
+            self._finish(cid, self._last_ts, out)
         self._count(out)
         return out
 
     def is_server_side(self, conn: ConnKey) -> bool:
         """True when the observed endpoint of ``conn`` is its server (requests came in)."""
-        state = self._conns.get(conn)
-        return state.server_side if state is not None else conn in self._was_server
+        cid = _conn_id(conn)
+        state = self._conns.get(cid)
+        return state.server_side if state is not None else cid in self._was_server
 
     @property
     def buffered_bytes(self) -> int:
@@ -207,6 +220,46 @@ class ConnectionTracker:
         return total
 
     # ------------------------------------------------------------------ internals
+
+    def _feed_slow(self, chunk: Chunk, cid: _ConnId, conn: _Conn | None) -> list[HttpEvent]:
+        """Everything but in-order data of a classified connection."""
+        stats = self.stats
+        key, data, ts, d = chunk.conn, chunk.data, chunk.ts_ns, chunk.direction
+        out: list[HttpEvent] = []
+        if conn is None:
+            if len(self._conns) >= self._max:
+                self._evict(ts, out)
+            conn = self._conns[cid] = _Conn(key, chunk.process, chunk.peer)
+            self._was_server.pop(cid, None)
+            stats["connections"] += 1
+        expected = conn.expected[d]
+        if expected == chunk.offset and not chunk.lost_bytes:  # in order
+            conn.expected[d] = expected + len(data)
+            before = after = 0
+        else:
+            before, data, after = self._order(conn, chunk)
+        if before:
+            self._gap(conn, d, ts, before, out)
+        if data:
+            self._data(cid, conn, d, ts, data, out)
+        if cid not in self._conns:  # judged not HTTP just now
+            if chunk.closed:
+                self._ignored.pop(cid, None)
+        else:
+            if after:
+                self._gap(conn, d, ts, after, out)
+            if chunk.closed:
+                self._finish(cid, ts, out)
+        if out:
+            self._count(out)
+        return out
+
+    def _ignore(self, cid: _ConnId) -> None:
+        self._conns.pop(cid, None)
+        self._ignored[cid] = None
+        self._ignored.move_to_end(cid)
+        while len(self._ignored) > 4 * self._max:
+            self._ignored.popitem(last=False)
 
     def _order(self, conn: _Conn, chunk: Chunk) -> tuple[int, bytes, int]:
         """(gap before, new data, gap after) of ``chunk`` in its direction's stream."""
@@ -230,9 +283,7 @@ class ConnectionTracker:
         conn.expected[d] = max(end, expected)
         return before, data, lost
 
-    def _gap(
-        self, key: ConnKey, conn: _Conn, d: Direction, ts: int, lost: int, out: list[HttpEvent]
-    ) -> None:
+    def _gap(self, conn: _Conn, d: Direction, ts: int, lost: int, out: list[HttpEvent]) -> None:
         self.stats["gaps"] += 1
         self.stats["lost_bytes"] += lost
         if conn.parser is None:
@@ -243,11 +294,10 @@ class ConnectionTracker:
                 self.stats["lost_bytes"] += held
                 conn.probe = [p for p in conn.probe if p[0] != d]
             return
-        role = Role.REQUEST if d == conn.request_dir else Role.RESPONSE
-        out += conn.parser.gap(role, ts, lost)
+        out += conn.parser.gap(conn.roles[d], ts, lost)
 
     def _data(
-        self, key: ConnKey, conn: _Conn, d: Direction, ts: int, data: bytes, out: list[HttpEvent]
+        self, cid: _ConnId, conn: _Conn, d: Direction, ts: int, data: bytes, out: list[HttpEvent]
     ) -> None:
         parser = conn.parser
         if parser is None:
@@ -256,46 +306,46 @@ class ConnectionTracker:
             kind = _classify(held)
             if kind is None:
                 return
-            parser = self._start(key, conn, d, kind, ts, out)
+            parser = self._start(cid, conn, d, kind, ts, out)
             if parser is None:
                 return
             probe, conn.probe = conn.probe, []
             for pd, pts, pdata in probe:
-                role = Role.REQUEST if pd == conn.request_dir else Role.RESPONSE
-                out += parser.data(role, pts, pdata)
+                out += parser.data(conn.roles[pd], pts, pdata)
         else:
-            role = Role.REQUEST if d == conn.request_dir else Role.RESPONSE
-            out += parser.data(role, ts, data)
-        if (
-            isinstance(parser, Http1Parser)
-            and not parser.has_synced
-            and parser.unsynced_bytes > PROBE_LIMIT_BYTES
-        ):
-            out.append(
-                Desync(
-                    conn=key,
-                    stream=None,
-                    ts_ns=ts,
-                    reason="not_http",
-                    lost_bytes=parser.unsynced_bytes,
+            out += parser.data(conn.roles[d], ts, data)
+        if conn.probing:
+            assert isinstance(parser, Http1Parser)
+            if parser.has_synced:
+                conn.probing = False
+            elif parser.unsynced_bytes > PROBE_LIMIT_BYTES:
+                out.append(
+                    Desync(
+                        conn=conn.key,
+                        stream=None,
+                        ts_ns=ts,
+                        reason="not_http",
+                        lost_bytes=parser.unsynced_bytes,
+                    )
                 )
-            )
-            self.ignore(key)
+                self._ignore(cid)
 
     def _start(
-        self, key: ConnKey, conn: _Conn, d: Direction, kind: str, ts: int, out: list[HttpEvent]
+        self, cid: _ConnId, conn: _Conn, d: Direction, kind: str, ts: int, out: list[HttpEvent]
     ) -> ConnectionParser | None:
         """Build the parser ``kind`` calls for, or give up on the connection."""
+        key = conn.key
         if kind == _BINARY_KIND:
             held = sum(len(b) for _, _, b in conn.probe)
             out.append(Desync(conn=key, stream=None, ts_ns=ts, reason="not_http", lost_bytes=held))
-            self.ignore(key)
+            self._ignore(cid)
             return None
         swap = (kind in (_H1, _H2) and d is Direction.INGRESS) or (
             kind == _H1_RESPONSE and d is Direction.EGRESS
         )
         conn.server_side = swap
         conn.request_dir = Direction.INGRESS if swap else Direction.EGRESS
+        conn.roles = (Role.RESPONSE, Role.REQUEST) if swap else (Role.REQUEST, Role.RESPONSE)
         if kind in (_H2, _H2_MID):
             try:
                 from lumen_sniff.protocol.http2 import Http2Parser
@@ -306,29 +356,32 @@ class ConnectionTracker:
                         conn=key, stream=None, ts_ns=ts, reason="h2_unavailable", lost_bytes=held
                     )
                 )
-                self.ignore(key)
+                self._ignore(cid)
                 return None
             parser: ConnectionParser = Http2Parser(
                 key, conn.process, conn.peer, mid_stream=kind == _H2_MID
             )
         else:
             parser = Http1Parser(key, conn.process, conn.peer)
+            conn.probing = True
         conn.parser = parser
         return parser
 
     def _finish(
-        self, key: ConnKey, ts: int, out: list[HttpEvent], *, evicted: bool = False
+        self, cid: _ConnId, ts: int, out: list[HttpEvent], *, evicted: bool = False
     ) -> None:
-        conn = self._conns.pop(key)
+        conn = self._conns.pop(cid)
         if conn.server_side:
-            self._was_server[key] = None
+            self._was_server[cid] = None
             while len(self._was_server) > self._max:
                 self._was_server.popitem(last=False)
         if conn.parser is None:
             held = sum(len(b) for _, _, b in conn.probe)
             if held:
                 out.append(
-                    Desync(conn=key, stream=None, ts_ns=ts, reason="too_short", lost_bytes=held)
+                    Desync(
+                        conn=conn.key, stream=None, ts_ns=ts, reason="too_short", lost_bytes=held
+                    )
                 )
             return
         events = conn.parser.close(ts)
@@ -342,9 +395,9 @@ class ConnectionTracker:
         out += events
 
     def _evict(self, ts: int, out: list[HttpEvent]) -> None:
-        key = next(iter(self._conns))
+        cid = next(iter(self._conns))
         self.stats["evictions"] += 1
-        self._finish(key, ts, out, evicted=True)
+        self._finish(cid, ts, out, evicted=True)
 
     def _count(self, out: list[HttpEvent]) -> None:
         stats = self.stats
@@ -353,6 +406,9 @@ class ConnectionTracker:
                 name = "desync." + event.reason
                 stats[name] = stats.get(name, 0) + 1
                 stats["desync_lost_bytes"] = stats.get("desync_lost_bytes", 0) + event.lost_bytes
+
+
+_BYTES_STAT = ("bytes.egress", "bytes.ingress")  # counter of each Direction
 
 
 def _classify(held: bytes) -> str | None:
