@@ -142,6 +142,10 @@ class ExchangeAssembler:
         self._tenant_headers = tuple(h.lower() for h in settings.tenant_headers)
         self._key_id = KeyFingerprinter(settings.key_salt)
         self._conns: dict[ConnKey, dict[int, _Exchange]] = {}
+        # The connection of the last event and its exchanges; reset whenever a
+        # connection leaves ``_conns``.
+        self._hot_conn: ConnKey | None = None
+        self._hot_exchanges: dict[int, _Exchange] = {}
         self._ignored: dict[ConnKey, None] = {}
         self.stats: dict[str, int] = dict.fromkeys(
             (
@@ -197,11 +201,31 @@ class ExchangeAssembler:
         Returns:
             Finished UsageEvents and IgnoreConnection requests, in order.
         """
-        if self._ignored and event.conn in self._ignored:
+        conn = event.conn
+        if conn is self._hot_conn and type(event) is BodyData:
+            # The hot path: more body on the connection of the previous event (the
+            # parsers hand the same ConnKey object to every event of a connection).
+            ex = self._hot_exchanges.get(event.stream)
+            if ex is not None and event.role is Role.RESPONSE:
+                extractor = ex.extractor
+                if extractor is not None:
+                    ex.last_ns = event.ts_ns
+                    try:
+                        extractor.feed(event.data)
+                    except Exception:  # a provider bug must not stop the pipeline
+                        self.stats["provider_errors"] += 1
+                        ex.extractor = None
+                return []
+            return self._on_body(event)
+        if self._ignored and conn in self._ignored:
             if type(event) is ConnClosed:
-                del self._ignored[event.conn]
+                del self._ignored[conn]
             return []
-        return self._dispatch[type(event)](event)
+        out = self._dispatch[type(event)](event)
+        exchanges = self._conns.get(conn)
+        if exchanges is not None:
+            self._hot_conn, self._hot_exchanges = conn, exchanges
+        return out
 
     def close(self) -> list[PipelineOutput]:
         """Finish every open exchange as incomplete (end of capture).
@@ -310,6 +334,7 @@ class ExchangeAssembler:
 
     def _ignore(self, conn: ConnKey, reason: str) -> IgnoreConnection:
         self._conns.pop(conn, None)
+        self._hot_conn = None
         if len(self._ignored) >= self._settings.max_connections:
             del self._ignored[next(iter(self._ignored))]
         self._ignored[conn] = None
@@ -364,6 +389,7 @@ class ExchangeAssembler:
 
     def _finish_conn(self, conn: ConnKey, ts_ns: int | None, reason: str) -> list[PipelineOutput]:
         exchanges = self._conns.pop(conn, None)
+        self._hot_conn = None
         out: list[PipelineOutput] = []
         for ex in (exchanges or {}).values():
             out.extend(self._finish(ex, ex.last_ns if ts_ns is None else ts_ns, False, reason))

@@ -120,6 +120,11 @@ class Pipeline:
         events = self._tracker.feed(chunk)
         if not events:
             return []
+        if len(events) == 1:  # most chunks: one BodyData
+            produced = self._assembler.handle(events[0])
+            if produced:
+                self._apply(produced)
+            return produced
         return self._handle(events)
 
     def close(self) -> list[PipelineOutput]:
@@ -162,8 +167,12 @@ class Pipeline:
         for event in events:
             produced = handle(event)
             if produced:
-                for item in produced:
-                    if type(item) is IgnoreConnection:
-                        self._tracker.ignore(item.conn)
+                self._apply(produced)
                 out.extend(produced)
         return out
+
+    def _apply(self, produced: list[PipelineOutput]) -> None:
+        """Stop tracking the connections the assembler judged not worth copying."""
+        for item in produced:
+            if type(item) is IgnoreConnection:
+                self._tracker.ignore(item.conn)

@@ -142,7 +142,15 @@ class Http1Parser:
         """Consume the next bytes sent by ``role``'s side."""
         out: list[HttpEvent] = []
         if data and not self._closed:
-            self._consume(self._sides[role], ts_ns, data, out)
+            side = self._sides[role]
+            parts: list[bytes | memoryview] = []  # body of side.msg seen in this call
+            pos = 0
+            if side.state == _CHUNK_SIZE and not side.buf:
+                pos = _whole_chunks(side, data, parts)
+            if pos < len(data):
+                self._consume(side, ts_ns, data, pos, parts, out)
+            else:
+                self._flush(side, ts_ns, parts, out)
         return out
 
     def gap(self, role: Role, ts_ns: int, lost_bytes: int) -> list[HttpEvent]:
@@ -198,15 +206,17 @@ class Http1Parser:
 
     # ------------------------------------------------------------------ the loop
 
-    def _consume(self, side: _Side, ts: int, data: bytes, out: list[HttpEvent]) -> None:
-        """Run ``side``'s state table over ``data``; body slices become BodyData."""
-        pos, n = 0, len(data)
-        parts: list[bytes | memoryview] = []  # body of side.msg seen in this call
-        if side.state == _CHUNK_SIZE and not side.buf:
-            pos = _whole_chunks(side, data, parts)
-            if pos == n:
-                self._flush(side, ts, parts, out)
-                return
+    def _consume(
+        self,
+        side: _Side,
+        ts: int,
+        data: bytes,
+        pos: int,
+        parts: list[bytes | memoryview],
+        out: list[HttpEvent],
+    ) -> None:
+        """Run ``side``'s state table over ``data[pos:]``; body slices become BodyData."""
+        n = len(data)
         view = memoryview(data)
         while pos < n:
             st = side.state
@@ -313,7 +323,8 @@ class Http1Parser:
             out.append(
                 BodyData(conn=self._conn, stream=msg.stream, role=side.role, ts_ns=ts, data=body)
             )
-        self._check_decoder(msg, ts, out)
+        if msg.decoder is not None:
+            self._check_decoder(msg, ts, out)
 
     def _check_decoder(self, msg: _Msg, ts: int, out: list[HttpEvent]) -> None:
         if msg.decoder is not None and msg.decoder.error is not None and not msg.damage:

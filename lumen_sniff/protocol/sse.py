@@ -31,7 +31,9 @@ bytes and whole lines, because the hot path must frame tens of MB/s:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = ["DEFAULT_MAX_EVENT_BYTES", "SseEvent", "SseParser"]
 
@@ -41,6 +43,16 @@ DEFAULT_MAX_EVENT_BYTES = 4 << 20
 _BOM = b"\xef\xbb\xbf"
 _EVENT_NAMES: dict[bytes, str] = {}
 """Decoded ``event: X`` lines; APIs use a handful of names (bounded)."""
+
+
+def _event_name(line: bytes) -> str:
+    """The name of an ``event: X`` line (with its one space), decoded once per name."""
+    name = _EVENT_NAMES.get(line)
+    if name is None:
+        name = line[7:].decode("utf-8", "replace")
+        if len(_EVENT_NAMES) < 256:
+            _EVENT_NAMES[line] = name
+    return name
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -117,6 +129,38 @@ class SseParser:
         Returns:
             The events completed by these bytes, in order.
         """
+        return self._feed(data, False)  # type: ignore[no-any-return]
+
+    def feed_records(self, data: bytes) -> list[tuple[str, bytes]]:
+        """Like :meth:`feed`, but each event is only its ``(event, data)`` pair.
+
+        The usage extractor needs nothing else, and building an :class:`SseEvent`
+        per delta is a large share of the cost of a stream. Oversize events
+        give ``(event, b"")``, as ``feed`` gives them.
+
+        Args:
+            data: Any piece of the stream, of any length.
+
+        Returns:
+            The events completed by these bytes, in order.
+        """
+        if (
+            self._started
+            and data[-2:] == b"\n\n"
+            and not (self._partial or self._data or self._skip_lf or self._oversize)
+            and not self._skip_line
+            and b"\r" not in data
+        ):
+            # The hot case: whole events at an event boundary (a read per event).
+            out: list[tuple[str, bytes]] = []
+            pos = self._whole_events(data, out, True)
+            if pos == len(data):
+                return out
+            out += self._feed(data[pos:], True)
+            return out
+        return self._feed(data, True)  # type: ignore[no-any-return]
+
+    def _feed(self, data: bytes, pairs: bool) -> Any:
         if not self._started:
             data = self._head + data
             if len(data) < len(_BOM) and _BOM.startswith(data):
@@ -137,9 +181,14 @@ class SseParser:
         if b"\r" in data:
             self._skip_lf = data[-1] == 0x0D
             data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        out: list[Any] = []
+        if not (self._partial or self._data or self._oversize or self._skip_line):
+            pos = self._whole_events(data, out, pairs)
+            if pos:
+                data = data[pos:]
         if b"\n" not in data:
             self._grow_partial(data)
-            return []
+            return out
         lines = (self._partial + data).split(b"\n") if self._partial else data.split(b"\n")
         self._partial = b""
         tail = lines.pop()
@@ -147,13 +196,13 @@ class SseParser:
             self._skip_line = False
             self.oversize_bytes += len(lines[0])
             del lines[0]
-        out: list[SseEvent] = []
+        make = self._pair if pairs else self._make
         parts = self._data
         for line in lines:
             # Fast paths for the two lines every event has; the rest go to _line.
             if not line:
                 if parts or self._oversize:
-                    out.append(self._make(complete=True))
+                    out.append(make(complete=True))
                     parts.clear()
                     self._size = 0
                     self._oversize = False
@@ -161,21 +210,55 @@ class SseParser:
             elif line[:6] == b"data: " and not self._oversize:
                 size = self._size + len(line) - 5
                 if size > self._max:
-                    self._line(line, out)
+                    self._line(line, out, make)
                 else:
                     self._size = size
                     parts.append(line[6:])
             elif line[:7] == b"event: ":
-                name = _EVENT_NAMES.get(line)
-                if name is None:
-                    name = line[7:].decode("utf-8", "replace")
-                    if len(_EVENT_NAMES) < 256:
-                        _EVENT_NAMES[line] = name
-                self._event = name
+                self._event = _event_name(line)
             else:
-                self._line(line, out)
+                self._line(line, out, make)
         self._grow_partial(tail)
         return out
+
+    def _whole_events(self, data: bytes, out: list[Any], pairs: bool) -> int:
+        """Take the plain events at the start of ``data``; return where they end.
+
+        Called at an event boundary (nothing pending, no CR in ``data``). An
+        event here is one ``data:`` line, maybe after one ``event: `` line, then
+        a blank line: what every LLM API sends. Each costs a couple of ``find``
+        calls instead of a split and a trip round the line loop. Anything else
+        is left to the line loop.
+        """
+        find, startswith = data.find, data.startswith
+        pos, n, limit, event = 0, len(data), self._max, self._event
+        while True:
+            nl = find(b"\n", pos)
+            if nl < 0 or nl + 1 >= n:
+                break
+            start = pos
+            if data[pos] == 0x65 and startswith(b"event: ", pos):  # 'e'
+                event = _event_name(data[pos:nl])
+                start = nl + 1
+                nl = find(b"\n", start)
+                if nl < 0 or nl + 1 >= n:
+                    break
+            if data[nl + 1] != 0x0A or not startswith(b"data:", start) or nl - start > limit:
+                break
+            value = start + 5
+            if value < nl and data[value] == 0x20:
+                value += 1
+            if pairs:
+                out.append((event or "message", data[value:nl]))
+            else:
+                out.append(
+                    SseEvent(event=event or "message", data=data[value:nl], last_event_id=self._id)
+                )
+            event = ""
+            pos = nl + 2
+        if pos:
+            self._event = ""
+        return pos
 
     def close(self) -> list[SseEvent]:
         """End of stream: return the unterminated event, if any, as incomplete.
@@ -190,7 +273,7 @@ class SseParser:
             head, self._head = self._head, b""
             out.extend(self.feed(head))
         if self._partial and not self._skip_line:
-            self._line(self._partial, out)
+            self._line(self._partial, out, self._make)
         self._partial = b""
         self._skip_line = False
         if self._data or self._oversize:
@@ -215,10 +298,10 @@ class SseParser:
             self._oversize = True
             self._data.clear()
 
-    def _line(self, line: bytes, out: list[SseEvent]) -> None:
+    def _line(self, line: bytes, out: list[Any], make: Callable[..., Any]) -> None:
         if not line:
             if self._data or self._oversize:
-                out.append(self._make(complete=True))
+                out.append(make(complete=True))
             self._reset_event()
             return
         if line[0] == 0x3A:  # ':' comment
@@ -261,6 +344,10 @@ class SseParser:
             oversize=self._oversize,
             complete=complete,
         )
+
+    def _pair(self, *, complete: bool) -> tuple[str, bytes]:
+        event = self._make(complete=complete)
+        return (event.event, event.data)
 
     def _reset_event(self) -> None:
         self._data.clear()

@@ -35,9 +35,11 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections import OrderedDict
+from collections.abc import Callable
 
 from lumen_sniff.model import (
     Chunk,
+    ConnClosed,
     ConnKey,
     Desync,
     Direction,
@@ -92,6 +94,7 @@ class _Conn:
 
     __slots__ = (
         "expected",
+        "feed",
         "key",
         "parser",
         "peer",
@@ -109,6 +112,8 @@ class _Conn:
         self.key = key  # the ConnKey every event of the connection carries
         self.expected: list[int | None] = [None, None]  # next offset, per Direction
         self.parser: ConnectionParser | None = None
+        # parser.data once the parser is set and past probing: the fast path's test.
+        self.feed: Callable[[Role, int, bytes], list[HttpEvent]] | None = None
         self.probing = False  # an Http1Parser that has not yet seen a head
         self.probe: list[tuple[Direction, int, bytes]] = []  # bytes held before classifying
         self.process = process
@@ -159,36 +164,27 @@ class ConnectionTracker:
         Returns:
             The HTTP events the chunk completed, in order.
         """
-        stats = self.stats
-        key, data, ts, d = chunk.conn, chunk.data, chunk.ts_ns, chunk.direction
+        key = chunk.conn
         cid = (key.handle, key.pid, key.source)
-        if ts > self._last_ts:
-            self._last_ts = ts
-        stats["chunks"] += 1
-        if self._ignored and cid in self._ignored:
-            stats["ignored_bytes"] += len(data) + chunk.lost_bytes
-            if chunk.closed:
-                del self._ignored[cid]
-            return []
-        stats[_BYTES_STAT[d]] += len(data)
         conn = self._conns.get(cid)
-        if conn is not None:
-            self._conns.move_to_end(cid)
-            parser = conn.parser
+        if conn is not None and conn.feed is not None:
+            data, d = chunk.data, chunk.direction
             expected = conn.expected[d]
-            if (
-                expected == chunk.offset
-                and parser is not None
-                and data
-                and not conn.probing
-                and not chunk.lost_bytes
-                and not chunk.closed
-            ):
+            if expected == chunk.offset and data and not chunk.lost_bytes and not chunk.closed:
                 # The usual case: the next bytes of a classified connection, in order.
+                ts = chunk.ts_ns
+                if ts > self._last_ts:
+                    self._last_ts = ts
+                stats = self.stats
+                stats["chunks"] += 1
+                stats[_BYTES_STAT[d]] += len(data)
+                self._conns.move_to_end(cid)
                 conn.expected[d] = expected + len(data)
-                out = parser.data(conn.roles[d], ts, data)
-                if out:
-                    self._count(out)
+                out = conn.feed(conn.roles[d], ts, data)
+                for event in out:
+                    if type(event) is Desync:
+                        self._count(out)
+                        break
                 return out
         return self._feed_slow(chunk, cid, conn)
 
@@ -225,6 +221,18 @@ class ConnectionTracker:
         """Everything but in-order data of a classified connection."""
         stats = self.stats
         key, data, ts, d = chunk.conn, chunk.data, chunk.ts_ns, chunk.direction
+        if ts > self._last_ts:
+            self._last_ts = ts
+        stats["chunks"] += 1
+        if conn is None and self._ignored and cid in self._ignored:
+            stats["ignored_bytes"] += len(data) + chunk.lost_bytes
+            if chunk.closed:
+                # The key (an SSL* pointer) is free for reuse by the next
+                # connection: forget the verdict and tell the stages after us.
+                del self._ignored[cid]
+                return [ConnClosed(conn=key, ts_ns=ts)]
+            return []
+        stats[_BYTES_STAT[d]] += len(data)
         out: list[HttpEvent] = []
         if conn is None:
             if len(self._conns) >= self._max:
@@ -232,6 +240,8 @@ class ConnectionTracker:
             conn = self._conns[cid] = _Conn(key, chunk.process, chunk.peer)
             self._was_server.pop(cid, None)
             stats["connections"] += 1
+        else:
+            self._conns.move_to_end(cid)
         expected = conn.expected[d]
         if expected == chunk.offset and not chunk.lost_bytes:  # in order
             conn.expected[d] = expected + len(data)
@@ -318,6 +328,7 @@ class ConnectionTracker:
             assert isinstance(parser, Http1Parser)
             if parser.has_synced:
                 conn.probing = False
+                conn.feed = parser.data
             elif parser.unsynced_bytes > PROBE_LIMIT_BYTES:
                 out.append(
                     Desync(
@@ -365,6 +376,8 @@ class ConnectionTracker:
             parser = Http1Parser(key, conn.process, conn.peer)
             conn.probing = True
         conn.parser = parser
+        if not conn.probing:
+            conn.feed = parser.data
         return parser
 
     def _finish(

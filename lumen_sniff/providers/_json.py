@@ -84,15 +84,18 @@ def has_object(data: bytes, key: bytes) -> bool:
 
     ``"usage":null`` (OpenAI puts it on every chunk) does not count.
     """
-    start = data.find(key)
-    while start >= 0:
-        i = _skip_blank(data, start + len(key))
-        if i < len(data) and data[i] == 0x3A:  # ':'
-            i = _skip_blank(data, i + 1)
-            if i < len(data) and data[i] == 0x7B:  # '{'
-                return True
-        start = data.find(key, start + 1)
-    return False
+    if key not in data:
+        return False
+    pattern = _OBJECT_KEYS.get(key)
+    if pattern is None:
+        pattern = re.compile(re.escape(key) + rb"[ \t\r\n]*:[ \t\r\n]*\{")
+        if len(_OBJECT_KEYS) < 64:
+            _OBJECT_KEYS[key] = pattern
+    return pattern.search(data) is not None
+
+
+_OBJECT_KEYS: dict[bytes, re.Pattern[bytes]] = {}
+"""``key: {`` patterns by key (the readers use a handful of keys)."""
 
 
 def first_string(data: bytes, key: bytes) -> str | None:

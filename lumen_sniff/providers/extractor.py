@@ -125,7 +125,13 @@ class BodyExtractor:
         if self._done or not data:
             return
         try:
-            self._feed(data)
+            sse = self._sse
+            if sse is not None:  # the hot path: a stream, framed without SseEvent records
+                record = self._reader.record
+                for event, payload in sse.feed_records(data):
+                    record(event, payload)
+            else:
+                self._feed(data)
         except Exception:  # the contract: an extractor never raises
             self.broken += 1
 
@@ -157,8 +163,8 @@ class BodyExtractor:
         mode = self._mode
         if mode is _Mode.SSE:
             assert self._sse is not None
-            for ev in self._sse.feed(data):
-                self._reader.record(ev.event, ev.data)
+            for event, payload in self._sse.feed_records(data):
+                self._reader.record(event, payload)
         elif mode is _Mode.NDJSON:
             assert self._ndjson is not None
             for line in self._ndjson.feed(data):

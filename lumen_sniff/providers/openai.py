@@ -40,6 +40,7 @@ from lumen_sniff.providers.reader import Reader, Tally, carries_text, text_chars
 __all__ = ["ChatReader", "ResponsesReader", "apply_openai_usage"]
 
 _FINISH = re.compile(rb'"finish_reason"\s*:\s*"')
+_USAGE_OBJECT = re.compile(rb'"usage"[ \t\r\n]*:[ \t\r\n]*\{')  # has_object(data, b'"usage"')
 _TYPE_KEY = b'"type"'
 
 
@@ -87,7 +88,7 @@ class ChatReader(Reader):
             t.deltas += 1
         finished = _FINISH.search(data) is not None
         if (
-            has_object(data, b'"usage"')
+            (b'"usage"' in data and _USAGE_OBJECT.search(data) is not None)
             or b'"x_groq"' in data
             or b'"timings"' in data
             or has_object(data, b'"error"')

@@ -110,7 +110,17 @@ _TEXT_VALUE = re.compile(
 
 def carries_text(data: bytes) -> bool:
     """Cheap check: does this record carry a non-empty generated-text string?"""
+    # Most deltas are compact ``"content":"…`` (OpenAI) or ``"text":"…`` (Anthropic):
+    # finding one settles it. The regular expression (which tries every quote in
+    # the record) decides the rest.
+    for key in _COMMON_TEXT_KEYS:
+        i = data.find(key)
+        if i >= 0 and data[i + len(key) : i + len(key) + 1] not in (b'"', b""):
+            return True
     return _TEXT_VALUE.search(data) is not None
+
+
+_COMMON_TEXT_KEYS = (b'"content":"', b'"text":"')
 
 
 def text_chars(value: Any) -> int:
