@@ -14,9 +14,10 @@ Link types are the ``LINKTYPE_*`` values of pcap files and libpcap, which match
 
 from __future__ import annotations
 
+import mmap
 import socket
 import struct
-from typing import NamedTuple
+from typing import NamedTuple, TypeAlias
 
 __all__ = [
     "ACK",
@@ -33,8 +34,11 @@ __all__ = [
     "SUPPORTED_LINKTYPES",
     "SYN",
     "Segment",
+    "TcpFields",
+    "directional_key",
     "format_addr",
     "parse_frame",
+    "tcp_fields",
 ]
 
 LINKTYPE_NULL = 0
@@ -53,6 +57,8 @@ LINKTYPE_IPV6 = 229
 """Raw IPv6 only."""
 LINKTYPE_LINUX_SLL2 = 276
 """Linux cooked capture v2 (20-byte header)."""
+
+Buffer: TypeAlias = "bytes | mmap.mmap"
 
 _DLT_RAW_ALIASES = (12, 14)
 """DLT_RAW as some platforms number it in live captures."""
@@ -90,6 +96,16 @@ _IPV6_FRAGMENT = 44
 _U16 = struct.Struct("!H")
 _U32 = struct.Struct("!I")
 _TCP_HEAD = struct.Struct("!HHIIBB")
+_PORTS = struct.Struct("!HH")
+_ETH_IPV4_TCP = struct.Struct("!12xHBxH2xHxB2x12xI4xBB")
+"""Ethernet type, then IPv4 version/IHL, total length, fragment field,
+protocol, then TCP sequence, data offset and flags, assuming a 20-byte IP header."""
+_IPV4_TCP = struct.Struct("!BxH2xHxB2x12xI4xBB")
+"""The same fields from the start of the IP header."""
+_RAW_LINKTYPES = frozenset({LINKTYPE_RAW, LINKTYPE_IPV4, *_DLT_RAW_ALIASES})
+
+TcpFields = tuple[bytes, int, int, bytes, int]
+"""``(directional key, seq, flags, payload, missing bytes)``: a Segment, flat."""
 
 
 class Segment(NamedTuple):
@@ -115,6 +131,61 @@ class Segment(NamedTuple):
     """Payload bytes that were captured."""
     missing_bytes: int = 0
     """Payload bytes the IP header announced but the snap length cut off."""
+
+
+def directional_key(src: bytes, dst: bytes, sport: int, dport: int) -> bytes:
+    """The key of one sending side of a flow: addresses then ports, as on the wire.
+
+    For IPv4 and IPv6 without options or extension headers these are
+    consecutive bytes of the packet (the addresses end the IP header, the ports
+    start TCP), so :func:`tcp_fields` slices the key straight out of a frame.
+    """
+    return src + dst + _PORTS.pack(sport, dport)
+
+
+def tcp_fields(linktype: int, buf: Buffer, start: int, end: int) -> TcpFields | str:
+    """:func:`parse_frame` for the frame ``buf[start:end]``, flattened for replay.
+
+    IPv4 without options on Ethernet, Linux cooked capture and raw IP (nearly
+    every frame of a capture) is read with one ``unpack_from`` and two slices,
+    in place; anything else goes through :func:`parse_frame`.
+
+    Returns:
+        The segment's :data:`TcpFields`, or parse_frame's reason string.
+    """
+    try:
+        if linktype == LINKTYPE_ETHERNET:
+            ethertype, vihl, total, frag, proto, seq, data_offset, flags = (
+                _ETH_IPV4_TCP.unpack_from(buf, start)
+            )
+            ip = start + 14
+            fast = ethertype == _ETH_IPV4
+        elif linktype == LINKTYPE_LINUX_SLL or linktype in _RAW_LINKTYPES:
+            ip = start + 16 if linktype == LINKTYPE_LINUX_SLL else start
+            vihl, total, frag, proto, seq, data_offset, flags = _IPV4_TCP.unpack_from(buf, ip)
+            fast = ip == start or _U16.unpack_from(buf, start + 14)[0] == _ETH_IPV4
+        else:
+            fast = False
+    except struct.error:
+        fast = False
+    if not fast or vihl != 0x45 or proto != _IPPROTO_TCP or frag & 0x3FFF:
+        return _slow_fields(linktype, bytes(buf[start:end]))
+    ip_end = ip + total if total else end
+    payload_start = ip + 20 + (data_offset >> 4) * 4
+    if payload_start > ip_end:
+        return "truncated"
+    if ip_end <= end:
+        return buf[ip + 12 : ip + 24], seq, flags, buf[payload_start:ip_end], 0
+    payload = buf[payload_start:end] if payload_start < end else b""
+    return buf[ip + 12 : ip + 24], seq, flags, payload, ip_end - payload_start - len(payload)
+
+
+def _slow_fields(linktype: int, frame: bytes) -> TcpFields | str:
+    seg = parse_frame(linktype, frame)
+    if isinstance(seg, str):
+        return seg
+    key = directional_key(seg.src, seg.dst, seg.sport, seg.dport)
+    return key, seg.seq, seg.flags, seg.payload, seg.missing_bytes
 
 
 def format_addr(addr: bytes) -> str:

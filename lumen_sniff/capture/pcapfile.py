@@ -15,16 +15,20 @@ framing; no scapy layer ever dissects a packet. What this module adds:
 
 from __future__ import annotations
 
+import mmap
 import os
 import struct
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO, NamedTuple
+from typing import Any, BinaryIO, NamedTuple, TypeAlias
 
 from lumen_sniff.errors import ReplayError
 
-__all__ = ["CaptureFile", "Frame"]
+__all__ = ["Buffer", "CaptureFile", "Frame"]
+
+Buffer: TypeAlias = "bytes | mmap.mmap"
+"""What :meth:`CaptureFile.raw` slices frames from."""
 
 _PCAP_MAGICS = {
     b"\xd4\xc3\xb2\xa1": False,  # little-endian, microseconds
@@ -61,7 +65,7 @@ class CaptureFile:
         """
         self.path = Path(path)
         self.frames_read = 0
-        """Frames yielded so far."""
+        """Frames yielded so far (by :meth:`raw`: once it stops)."""
         try:
             self._file: BinaryIO = open(self.path, "rb")  # noqa: SIM115 - closed in close()
             self._size = os.fstat(self._file.fileno()).st_size
@@ -109,6 +113,58 @@ class CaptureFile:
         if self.format == "pcap":
             return self._iter_pcap()
         return self._iter_pcapng()
+
+    def raw(self) -> Iterator[tuple[int, int, Buffer, int, int]]:
+        """Yield ``(linktype, ts_ns, buffer, start, end)`` per frame: no copy of the frame.
+
+        The frame is ``buffer[start:end]``. For classic pcap the buffer is the
+        whole file, mapped in memory, the same object for every frame; for
+        pcapng it is the frame's own bytes. Damage raises ReplayError as for
+        iteration.
+        """
+        if self.format == "pcap":
+            return self._raw_pcap()
+        return ((f.linktype, f.ts_ns, f.data, 0, len(f.data)) for f in self._iter_pcapng())
+
+    def _raw_pcap(self) -> Iterator[tuple[int, int, Buffer, int, int]]:
+        # Classic pcap is a 24-byte header then 16-byte record headers, each
+        # followed by its frame: read in place from a map of the file rather
+        # than through scapy, which copies and builds a tuple per record.
+        size = self._size
+        try:
+            view: Buffer = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):
+            self._file.seek(0)
+            view = self._file.read()
+        head = struct.Struct(self._reader.endian + "IIII")
+        unpack = head.unpack_from
+        linktype = self._reader.linktype
+        scale = 1 if self._nano else 1000
+        offset = 24
+        count = 0
+        try:
+            while offset + 16 <= size:
+                sec, frac, caplen, wirelen = unpack(view, offset)
+                start = offset + 16
+                end = start + caplen
+                if end > size or caplen > _MAX_CAPLEN:
+                    problem = (
+                        f"record of {caplen} bytes cut short"
+                        if caplen <= _MAX_CAPLEN
+                        else f"record of {caplen} bytes is too large"
+                    )
+                    self.frames_read = count
+                    raise self._damage(offset, problem)
+                count += 1
+                yield linktype, sec * 1_000_000_000 + frac * scale, view, start, end
+                offset = end
+            self.frames_read = count
+            if offset != size:
+                raise self._damage(offset, "cut inside a record header")
+        finally:
+            self.frames_read = count
+            if isinstance(view, mmap.mmap):
+                view.close()
 
     def _iter_pcap(self) -> Iterator[Frame]:
         read = self._reader._read_packet

@@ -18,20 +18,28 @@ from __future__ import annotations
 
 import multiprocessing
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
 from lumen_sniff.capture.keylog import TlsDecryptor, TlsSession
-from lumen_sniff.capture.packets import parse_frame
+from lumen_sniff.capture.packets import tcp_fields
 from lumen_sniff.capture.pcapfile import CaptureFile
 from lumen_sniff.capture.tcp import ReassemblySettings, TcpReassembler
 from lumen_sniff.errors import ReplayError
 from lumen_sniff.model import Chunk, IgnoreConnection, PipelineOutput, UsageEvent
 
-__all__ = ["ChunkPipeline", "ReplayReport", "replay_file"]
+__all__ = ["REPLAY_COALESCE_WINDOW_NS", "ChunkPipeline", "ReplayReport", "replay_file"]
+
+REPLAY_COALESCE_WINDOW_NS = 50_000_000
+"""Capture time one coalesced replay Chunk may span (50 ms): bounds how far a
+time can move for an event in the middle of a coalesced run (see tcp.py)."""
+_UNSHARED_STATS = ("flows", "closed_foreign")
+"""Reassembly counters every worker counts for all flows, or only for others' flows."""
 
 
 class ChunkPipeline(Protocol):
@@ -88,19 +96,20 @@ def replay_file(
     Events are delivered at the end, ordered by start time then id, so the
     output does not depend on ``jobs``.
 
-    With ``jobs`` > 1 the file is read by that many forked workers. Each one
-    reads, parses and reassembles every frame, so flow numbers (and event ids)
-    are the same as with one job, but only runs the pipeline on its share of
-    the flows (``handle % jobs``); it tells its reassembler to ignore the
-    others after their first Chunk, so their bytes cost little. Key-log
-    decryption runs in the calling process.
+    With ``jobs`` > 1 the file is read by that many forked workers, each
+    owning the flows whose key hashes to it. A worker tracks every flow's
+    lifetime, so flow numbers (and event ids) are the same as with one job,
+    but reassembles and runs the pipeline only for its own: another worker's
+    frame costs it a header parse and a dictionary lookup. Key-log decryption
+    runs in the calling process.
 
     Args:
         path: a pcap or pcapng file.
         make_pipeline: builds one pipeline (called once per job, plus once for TLS).
         on_event: receives each UsageEvent.
         keylog: an SSLKEYLOGFILE to decrypt TLS sessions with (needs tshark).
-        reassembly: TCP limits (``source`` is forced to "replay").
+        reassembly: TCP limits (``source`` is forced to "replay"); by default
+            in-order bytes are coalesced over ``REPLAY_COALESCE_WINDOW_NS``.
         jobs: worker processes for the plaintext pass.
 
     Returns:
@@ -114,6 +123,9 @@ def replay_file(
     decryptor = TlsDecryptor(path, keylog) if keylog is not None else None
     CaptureFile(path).close()  # a file that cannot be opened fails here, in this process
     jobs = max(1, jobs)
+    if reassembly is None:
+        reassembly = ReassemblySettings(coalesce_window_ns=REPLAY_COALESCE_WINDOW_NS)
+    reassembly = replace(reassembly, source="replay")
     if jobs == 1:
         parts = [_scan(path, make_pipeline, reassembly, 0, 1)]
     else:
@@ -123,8 +135,11 @@ def replay_file(
         events += more
         report.chunks += other.chunks
         report.ignored_connections += other.ignored_connections
-        for name in ("gap_bytes", "retransmit_bytes", "overlap_bytes", "snaplen_bytes"):
-            report.tcp[name] += other.tcp[name]
+        for name, count in other.tcp.items():
+            if name not in _UNSHARED_STATS:
+                report.tcp[name] += count
+    for name in _UNSHARED_STATS[1:]:
+        report.tcp.pop(name, None)
     report.events = len(events)
     if decryptor is not None:
         pipeline = make_pipeline()
@@ -147,55 +162,67 @@ def replay_file(
 def _scan(
     path: Path,
     make_pipeline: Callable[[], ChunkPipeline],
-    reassembly: ReassemblySettings | None,
+    reassembly: ReassemblySettings,
     part: int,
     parts: int,
 ) -> tuple[ReplayReport, list[UsageEvent]]:
-    """The plaintext pass: frames → reassembly → pipeline, for flows ``handle % parts == part``."""
+    """The plaintext pass: frames → reassembly → pipeline, for this part's flows."""
     report = ReplayReport(path=path)
     events: list[UsageEvent] = []
     pipeline = make_pipeline()
-    reasm = TcpReassembler(replace(reassembly or ReassemblySettings(), source="replay"))
+    owns = None if parts == 1 else partial(_owns, part=part, parts=parts)
+    reasm = TcpReassembler(reassembly, owns=owns)
+    out = reasm.out
+    feed_pipeline = pipeline.feed
 
     def push(chunks: list[Chunk]) -> None:
+        report.chunks += len(chunks)
         for chunk in chunks:
-            if chunk.conn.handle % parts != part:
-                reasm.ignore(chunk.conn)  # another worker's flow
-                continue
-            report.chunks += 1
-            for out in pipeline.feed(chunk):
-                if isinstance(out, IgnoreConnection):
+            results = feed_pipeline(chunk)
+            for result in results:
+                if isinstance(result, IgnoreConnection):
                     report.ignored_connections += 1
-                    reasm.ignore(out.conn)
+                    reasm.ignore(result.conn)
                 else:
-                    events.append(out)
+                    events.append(result)
+        chunks.clear()
 
     capture = CaptureFile(path)
     report.format = capture.format
     skipped = report.skipped_frames
+    feed = reasm.feed_tcp
     try:
         with capture:
-            for linktype, ts_ns, data, _wire_len in capture:
-                segment = parse_frame(linktype, data)
-                if isinstance(segment, str):
-                    skipped[segment] += 1
+            # The hot loop: a frame is a few slices and one dictionary lookup
+            # until its bytes reach the pipeline, usually coalesced.
+            for linktype, ts_ns, buf, start, end in capture.raw():
+                fields = tcp_fields(linktype, buf, start, end)
+                if isinstance(fields, str):
+                    skipped[fields] += 1
                     continue
-                chunks = reasm.feed(segment, ts_ns)
-                if chunks:
-                    push(chunks)
+                key, seq, flags, payload, missing = fields
+                feed(key, seq, flags, payload, missing, ts_ns)
+                if out:
+                    push(out)
     except ReplayError as exc:
         report.error = str(exc)
     report.frames = capture.frames_read
+    push(out)
     push(reasm.close())
     report.tcp = reasm.stats
     events += _events(pipeline.close(), report)
     return report, events
 
 
+def _owns(flow_key: bytes, *, part: int, parts: int) -> bool:
+    # crc32, not hash(): the same in every process whatever PYTHONHASHSEED says.
+    return zlib.crc32(flow_key) % parts == part
+
+
 def _scan_in_workers(
     path: Path,
     make_pipeline: Callable[[], ChunkPipeline],
-    reassembly: ReassemblySettings | None,
+    reassembly: ReassemblySettings,
     jobs: int,
 ) -> list[tuple[ReplayReport, list[UsageEvent]]]:
     # fork, not spawn: the pipeline factory is a closure and need not pickle.
@@ -228,7 +255,7 @@ def _worker(
     sender: Any,
     path: Path,
     make_pipeline: Callable[[], ChunkPipeline],
-    reassembly: ReassemblySettings | None,
+    reassembly: ReassemblySettings,
     part: int,
     parts: int,
 ) -> None:

@@ -2,21 +2,26 @@
 
 Strategy
 --------
-A *flow* is one TCP connection, found by its 4-tuple in either orientation, and
-numbered in order of first sight (the number is the Chunk's ``ConnKey.handle``).
-Each sending side of a flow is a *half* that maps 32-bit sequence numbers to a
-64-bit stream offset: offset 0 is the byte after the SYN, or the first byte
-seen when the capture started mid-connection. Differences are taken modulo
-2**32 as signed values, so sequence wrap-around needs no special case.
+A *flow* is one TCP connection, numbered in order of first sight (the number
+is the Chunk's ``ConnKey.handle``). Each sending side is a
+:class:`~lumen_sniff.capture.tcphalf.HalfStream`, found directly by its
+*directional key* (source address, destination address, source and
+destination port, as bytes), which is also what replay slices out of a frame
+without parsing further.
 
-Every payload is trimmed against what was already delivered (a retransmission
-is dropped; "first copy wins") and then against what is already buffered out
-of order, so a later overlapping copy never replaces earlier bytes. Buffered
-pieces are delivered as soon as the hole before them fills. A half buffers at
-most ``max_pending_bytes``: past that it skips ahead to its first buffered
-piece, and the skipped bytes show as a jump in Chunk offsets (the tracker turns
-that into a gap) and in the ``gap_bytes`` counter. Bytes a snap length cut off
-ride on the Chunk as ``lost_bytes``.
+The hot path is a segment that is exactly the next one expected, with no
+SYN/FIN/RST and nothing buffered: its payload is delivered as it is, no copy,
+no buffering. Everything else takes the general path: every payload is trimmed
+against what was already delivered (a retransmission is dropped; "first copy
+wins") and then against what is already buffered out of order. A half buffers
+at most ``max_pending_bytes``: past that it skips ahead, and the skipped bytes
+show as a jump in Chunk offsets (the tracker turns that into a gap) and in the
+``gap_bytes`` counter. Bytes a snap length cut off ride on the Chunk as
+``lost_bytes``.
+
+In-order bytes go out through :class:`~lumen_sniff.capture.delivery.Delivery`,
+at once or, for replay (``coalesce_window_ns`` > 0), coalesced into fewer,
+bigger Chunks without changing the events (see that module).
 
 Which side is EGRESS: the SYN sender (or the SYN-ACK receiver). Mid-connection,
 the side whose first payload is an HTTP request (or the HTTP/2 preface), else
@@ -27,31 +32,39 @@ delivered everything up to their FIN, on RST, after ``idle_timeout_ns`` of
 capture time without packets, when the flow table is full (least recently
 active flow first), or at :meth:`TcpReassembler.close`. Buffered pieces are
 flushed (with their gaps) first. Time comes only from packet timestamps.
+
+Flows that ``owns`` rejects (another replay worker's) are tracked like ignored
+flows, so flow numbers stay the same in every worker, but never reassembled.
 """
 
 from __future__ import annotations
 
-import bisect
+import struct
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from lumen_sniff.capture.packets import ACK, FIN, RST, SYN, Segment, format_addr
+from lumen_sniff.capture.delivery import Delivery, Flow, reverse_key, sender_of
+from lumen_sniff.capture.packets import (
+    ACK,
+    FIN,
+    RST,
+    SYN,
+    Segment,
+    directional_key,
+)
+from lumen_sniff.capture.tcphalf import SEQ_MASK, HalfStream
 from lumen_sniff.model import Chunk, ConnKey, Direction
 
 __all__ = ["ReassemblySettings", "TcpReassembler"]
 
-_SEQ_MOD: Final = 1 << 32
-_SEQ_HALF: Final = 1 << 31
 _TOMBSTONE_NS: Final = 60 * 10**9
 """How long a closed 4-tuple swallows stray payload (about 2 MSL)."""
 _MAX_TOMBSTONES: Final = 4096
-_HTTP_METHODS: Final = frozenset(
-    b"GET POST PUT DELETE HEAD OPTIONS PATCH CONNECT TRACE".split()
-)
-
-_Endpoint = tuple[bytes, int]
-_FlowKey = tuple[bytes, int, bytes, int]
+_HTTP_METHODS: Final = frozenset(b"GET POST PUT DELETE HEAD OPTIONS PATCH CONNECT TRACE".split())
+_SLOW_FLAGS: Final = SYN | FIN | RST
+_PORTS = struct.Struct("!HH")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -68,91 +81,50 @@ class ReassemblySettings:
     """Out-of-order pieces buffered per direction before skipping ahead."""
     idle_timeout_ns: int = 300 * 10**9
     """Capture time without packets after which a flow is closed."""
-
-
-class _Half:
-    """One direction of a flow."""
-
-    __slots__ = (
-        "direction",
-        "done",
-        "fin_abs",
-        "isn",
-        "next_abs",
-        "next_seq",
-        "pending",
-        "pending_bytes",
-        "started",
-    )
-
-    def __init__(self) -> None:
-        self.started = False
-        self.isn: int | None = None
-        self.next_seq = 0
-        self.next_abs = 0
-        self.fin_abs: int | None = None
-        self.done = False
-        self.direction = Direction.EGRESS
-        # Sorted, non-overlapping (start, end, data) pieces beyond next_abs;
-        # data None marks bytes a snap length cut off.
-        self.pending: list[tuple[int, int, bytes | None]] = []
-        self.pending_bytes = 0
-
-    def start(self, seq: int) -> None:
-        self.started = True
-        self.next_seq = seq
-        self.next_abs = 0
-
-    def offset_of(self, seq: int) -> int:
-        delta = ((seq - self.next_seq + _SEQ_HALF) % _SEQ_MOD) - _SEQ_HALF
-        return self.next_abs + delta
-
-    def advance(self, new_abs: int) -> None:
-        self.next_seq = (self.next_seq + new_abs - self.next_abs) % _SEQ_MOD
-        self.next_abs = new_abs
-
-
-class _Flow:
-    """One TCP connection."""
-
-    __slots__ = ("client", "conn", "emitted", "halves", "ignored", "last_ts_ns", "peer")
-
-    def __init__(self, conn: ConnKey) -> None:
-        self.conn = conn
-        self.client: _Endpoint | None = None
-        self.peer: tuple[str, int] | None = None
-        self.halves: dict[_Endpoint, _Half] = {}
-        self.last_ts_ns = 0
-        self.emitted = False
-        self.ignored = False
-
-    def half(self, sender: _Endpoint) -> _Half:
-        half = self.halves.get(sender)
-        if half is None:
-            half = self.halves[sender] = _Half()
-        return half
+    coalesce_window_ns: int = 0
+    """Capture time one coalesced Chunk may span; 0 delivers every segment at once."""
+    coalesce_max_bytes: int = 64 << 10
+    """Bytes one coalesced Chunk may hold."""
 
 
 class TcpReassembler:
     """Turns TCP segments of many flows into per-direction byte streams.
 
-    Feed segments in capture order with their timestamps; every call returns
-    the Chunks that became deliverable. Never raises on odd input.
+    Feed segments in capture order with their timestamps; Chunks come out as
+    they become deliverable. Never raises on odd input.
     """
 
-    def __init__(self, settings: ReassemblySettings | None = None) -> None:
+    def __init__(
+        self,
+        settings: ReassemblySettings | None = None,
+        *,
+        owns: Callable[[bytes], bool] | None = None,
+    ) -> None:
         """Create an empty flow table.
 
         Args:
             settings: limits; the defaults suit a busy server.
+            owns: given a flow's key (the smaller directional key), whether to
+                reassemble it; other flows are only tracked, so flow numbers
+                match a reassembler that owns every flow.
         """
         self.settings = settings or ReassemblySettings()
         self.stats: Counter[str] = Counter()
-        self._flows: dict[_FlowKey, _Flow] = {}
-        self._by_conn: dict[ConnKey, _FlowKey] = {}
-        self._tombstones: dict[_FlowKey, int] = {}
+        self._delivery = Delivery(
+            self.settings.coalesce_window_ns, self.settings.coalesce_max_bytes
+        )
+        self.out = self._delivery.out
+        """Chunks made deliverable by :meth:`feed_tcp`; the caller empties it."""
+        self._owns = owns
+        self._flows: dict[bytes, Flow] = {}
+        self._halves: dict[bytes, HalfStream] = {}
+        self._by_conn: dict[ConnKey, Flow] = {}
+        self._tombstones: dict[bytes, int] = {}
         self._next_handle = 1
         self._last_sweep_ns = 0
+        self._sweep_every_ns = self.settings.idle_timeout_ns // 8
+        self._window_ns = self.settings.coalesce_window_ns
+        self._max_held = self.settings.coalesce_max_bytes  # both for the hot path
 
     @property
     def flow_count(self) -> int:
@@ -165,11 +137,11 @@ class TcpReassembler:
         Args:
             conn: a ConnKey this reassembler produced (others are ignored).
         """
-        key = self._by_conn.get(conn)
-        if key is not None:
-            flow = self._flows[key]
+        flow = self._by_conn.get(conn)
+        if flow is not None and not flow.ignored:
             flow.ignored = True
-            for half in flow.halves.values():
+            self._delivery.drop(flow)
+            for half in (flow.first, flow.second):
                 half.pending.clear()
                 half.pending_bytes = 0
 
@@ -180,134 +152,203 @@ class TcpReassembler:
             seg: a parsed TCP segment.
             ts_ns: its capture time, UNIX nanoseconds.
         """
-        out: list[Chunk] = []
-        if ts_ns - self._last_sweep_ns >= self.settings.idle_timeout_ns // 8:
-            self._sweep(ts_ns, out)
-        sender = (seg.src, seg.sport)
-        receiver = (seg.dst, seg.dport)
-        key = (*sender, *receiver) if sender < receiver else (*receiver, *sender)
-        flags = seg.flags
-        flow = self._flows.get(key)
-        if flow is not None:
-            del self._flows[key]  # re-inserted below: dict order is LRU order
-            if flags & SYN and not flags & ACK:
-                old = flow.halves.get(sender)
-                if old is not None and old.isn is not None and old.isn != seg.seq:
-                    self._flows[key] = flow
-                    self._finish(key, flow, out, "closed_reused")  # port reuse
-                    flow = None
-        if flow is None:
-            if not (flags & SYN or seg.payload or seg.missing_bytes) or flags & RST:
-                return out  # pure ACK / FIN / RST of a flow never seen
-            seen = self._tombstones.get(key)
-            if seen is not None and not flags & SYN and ts_ns - seen < _TOMBSTONE_NS:
-                self.stats["after_close_bytes"] += len(seg.payload)
-                return out
-            flow = self._new_flow(key, out)
-        self._flows[key] = flow
-        flow.last_ts_ns = ts_ns
-        if flow.ignored:
-            self.stats["ignored_bytes"] += len(seg.payload)
-            half = flow.half(sender)
-            half.done = half.done or bool(flags & FIN)
-            if flags & RST or (len(flow.halves) == 2 and all(h.done for h in flow.halves.values())):
-                self._finish(key, flow, out, "closed_ignored")
-            return out
-        half = flow.half(sender)
-        seq = seg.seq
-        if flags & SYN:
-            if flow.client is None:
-                self._set_client(flow, receiver if flags & ACK else sender, sender, receiver)
-            if half.isn is None:
-                half.isn = seq
-                half.start((seq + 1) % _SEQ_MOD)
-            seq = (seq + 1) % _SEQ_MOD
-        if seg.payload or seg.missing_bytes:
-            if flow.client is None:
-                self._set_client(flow, _guess_client(seg, sender, receiver), sender, receiver)
-            if not half.started:
-                half.start(seq)
-            self._accept(flow, half, seq, seg.payload, seg.missing_bytes, ts_ns, out)
-        if flags & FIN and half.fin_abs is None:
-            if not half.started:
-                half.start(seq)
-            half.fin_abs = half.offset_of(seq) + len(seg.payload) + seg.missing_bytes
-        if flags & RST:
-            self._finish(key, flow, out, "closed_rst")
-            return out
-        if half.fin_abs is not None and half.next_abs >= half.fin_abs:
-            half.done = True
-            if len(flow.halves) == 2 and all(h.done for h in flow.halves.values()):
-                self._finish(key, flow, out, "closed_fin", last=half)
+        key = directional_key(seg.src, seg.dst, seg.sport, seg.dport)
+        self.feed_tcp(key, seg.seq, seg.flags, seg.payload, seg.missing_bytes, ts_ns)
+        out = self.out[:]
+        self.out.clear()
         return out
+
+    def feed_tcp(
+        self, key: bytes, seq: int, flags: int, payload: bytes, missing: int, ts_ns: int
+    ) -> None:
+        """Take one segment given as fields; append the Chunks it made deliverable to ``out``.
+
+        Args:
+            key: its :func:`~lumen_sniff.capture.packets.directional_key`.
+            seq: sequence number.
+            flags: TCP flags byte.
+            payload: payload bytes captured.
+            missing: payload bytes the snap length cut off.
+            ts_ns: capture time, UNIX nanoseconds.
+        """
+        if ts_ns - self._last_sweep_ns >= self._sweep_every_ns:
+            self._sweep(ts_ns)
+        half = self._halves.get(key)
+        if half is not None and not flags & _SLOW_FLAGS and not missing:
+            flow = half.flow
+            if flow.ignored:
+                if not flow.foreign:  # another worker's bytes are its business
+                    self.stats["ignored_bytes"] += len(payload)
+                flows = self._flows
+                del flows[flow.key]
+                flows[flow.key] = flow
+                flow.last_ts_ns = ts_ns
+                return
+            if (
+                seq == half.next_seq
+                and payload
+                and half.started
+                and not half.pending
+                and half.fin_abs is None
+            ):
+                # In order, nothing buffered: deliver as is (the common case).
+                flows = self._flows
+                del flows[flow.key]  # re-inserted: dict order is LRU order
+                flows[flow.key] = flow
+                flow.last_ts_ns = ts_ns
+                start = half.next_abs
+                size = len(payload)
+                half.next_abs = end = start + size
+                half.next_seq = (seq + size) & SEQ_MASK
+                if (
+                    flow.holder is half
+                    and start == half.held_end
+                    and ts_ns - half.held_ts_first <= self._window_ns
+                    and end - half.held_start <= self._max_held
+                ):
+                    # A coalesced run goes on (as Delivery.emit would do).
+                    half.held.append(payload)
+                    half.held_end = end
+                    half.held_ts_last = ts_ns
+                    return
+                self._delivery.emit(flow, half, start, payload, 0, ts_ns)
+                return
+        self._feed_general(key, half, seq, flags, payload, missing, ts_ns)
 
     def close(self) -> list[Chunk]:
         """End of capture: flush every flow (gaps included) and close it."""
-        out: list[Chunk] = []
-        for key, flow in list(self._flows.items()):
-            self._finish(key, flow, out, "closed_eof")
+        for flow in list(self._flows.values()):
+            self._finish(flow, "closed_eof")
+        out = self.out[:]
+        self.out.clear()
         return out
 
     # ------------------------------------------------------------------ flows
 
-    def _new_flow(self, key: _FlowKey, out: list[Chunk]) -> _Flow:
+    def _feed_general(
+        self,
+        key: bytes,
+        half: HalfStream | None,
+        seq: int,
+        flags: int,
+        payload: bytes,
+        missing: int,
+        ts_ns: int,
+    ) -> None:
+        flow: Flow | None = None
+        if half is not None:
+            flow = half.flow
+            assert flow is not None
+            flows = self._flows
+            del flows[flow.key]
+            flows[flow.key] = flow
+            if flags & SYN and not flags & ACK and half.isn is not None and half.isn != seq:
+                self._finish(flow, "closed_reused")  # port reuse
+                flow = None
+        if flow is None:
+            if not (flags & SYN or payload or missing) or flags & RST:
+                return  # pure ACK / FIN / RST of a flow never seen
+            reverse = reverse_key(key)
+            flow_key = min(key, reverse)
+            seen = self._tombstones.get(flow_key)
+            if seen is not None and not flags & SYN and ts_ns - seen < _TOMBSTONE_NS:
+                self.stats["after_close_bytes"] += len(payload)
+                return
+            flow = self._new_flow(flow_key, key, reverse)
+            half = flow.first
+        assert half is not None
+        flow.last_ts_ns = ts_ns
+        if flow.ignored:
+            if not flow.foreign:
+                self.stats["ignored_bytes"] += len(payload)
+            half.done = half.done or bool(flags & FIN)
+            if flags & RST or (flow.first.done and flow.second.done):
+                self._finish(flow, "closed_foreign" if flow.foreign else "closed_ignored")
+            return
+        if flags & SYN:
+            if not flow.settled:
+                self._set_client(flow, flow.other(half) if flags & ACK else half)
+            if half.isn is None:
+                half.isn = seq
+                half.start((seq + 1) & SEQ_MASK)
+            seq = (seq + 1) & SEQ_MASK
+        if payload or missing:
+            if not flow.settled:
+                self._set_client(flow, _guess_client(payload, half, flow.other(half)))
+            if not half.started:
+                half.start(seq)
+            self._accept(flow, half, seq, payload, missing, ts_ns)
+        if flags & FIN and half.fin_abs is None:
+            if not half.started:
+                half.start(seq)
+            half.fin_abs = half.offset_of(seq) + len(payload) + missing
+        if flags & RST:
+            self._finish(flow, "closed_rst")
+            return
+        if half.fin_abs is not None and half.next_abs >= half.fin_abs:
+            half.done = True
+            if flow.first.done and flow.second.done:
+                self._finish(flow, "closed_fin", last=half)
+
+    def _new_flow(self, flow_key: bytes, key: bytes, reverse: bytes) -> Flow:
         while len(self._flows) >= self.settings.max_flows:
-            old_key = next(iter(self._flows))
-            self._finish(old_key, self._flows[old_key], out, "evicted")
+            self._finish(next(iter(self._flows.values())), "evicted")
         conn = ConnKey(source=self.settings.source, pid=0, handle=self._next_handle)
         self._next_handle += 1
         self.stats["flows"] += 1
-        self._by_conn[conn] = key
-        return _Flow(conn)
+        flow = Flow(flow_key, conn, key)
+        if self._owns is not None and not self._owns(flow_key):
+            flow.ignored = flow.foreign = True
+        self._flows[flow_key] = flow
+        self._by_conn[conn] = flow
+        self._halves[key] = flow.first
+        self._halves[reverse] = flow.second
+        return flow
 
-    def _set_client(
-        self, flow: _Flow, client: _Endpoint, sender: _Endpoint, receiver: _Endpoint
-    ) -> None:
-        server = receiver if client == sender else sender
-        flow.client = client
-        flow.peer = (format_addr(server[0]), server[1])
-        flow.half(client).direction = Direction.EGRESS
-        flow.half(server).direction = Direction.INGRESS
+    def _set_client(self, flow: Flow, client: HalfStream) -> None:
+        server = flow.other(client)
+        flow.settled = True
+        flow.peer = sender_of(server.key)
+        client.direction = Direction.EGRESS
+        server.direction = Direction.INGRESS
 
-    def _sweep(self, now_ns: int, out: list[Chunk]) -> None:
+    def _sweep(self, now_ns: int) -> None:
         self._last_sweep_ns = now_ns
         limit = now_ns - self.settings.idle_timeout_ns
-        for key, flow in list(self._flows.items()):
+        for flow in list(self._flows.values()):
             if flow.last_ts_ns >= limit:
                 break  # LRU order: the rest are more recent
-            self._finish(key, flow, out, "idle_timeout")
+            self._finish(flow, "idle_timeout")
         for key, ts in list(self._tombstones.items()):
             if now_ns - ts < _TOMBSTONE_NS:
                 break
             del self._tombstones[key]
 
-    def _finish(
-        self,
-        key: _FlowKey,
-        flow: _Flow,
-        out: list[Chunk],
-        reason: str,
-        last: _Half | None = None,
-    ) -> None:
+    def _finish(self, flow: Flow, reason: str, last: HalfStream | None = None) -> None:
         self.stats[reason] += 1
-        del self._flows[key]
+        del self._flows[flow.key]
         del self._by_conn[flow.conn]
-        self._tombstones[key] = flow.last_ts_ns
+        for half in (flow.first, flow.second):
+            if self._halves.get(half.key) is half:
+                del self._halves[half.key]
+        self._tombstones[flow.key] = flow.last_ts_ns
         if len(self._tombstones) > _MAX_TOMBSTONES:
             del self._tombstones[next(iter(self._tombstones))]
         if flow.ignored:
             return
-        for half in flow.halves.values():
+        for half in (flow.first, flow.second):
             while half.pending:
-                self._skip_ahead(flow, half, flow.last_ts_ns, out)
+                self._skip_ahead(flow, half, flow.last_ts_ns)
+        if flow.holder is not None:
+            self._delivery.flush(flow)
         if not flow.emitted:
             return
         if last is None:
             last = next(
-                (h for h in flow.halves.values() if h.direction == Direction.EGRESS),
-                next(iter(flow.halves.values())),
+                (h for h in (flow.first, flow.second) if h.direction is Direction.EGRESS),
+                flow.first,
             )
-        out.append(
+        self.out.append(
             Chunk(
                 conn=flow.conn,
                 direction=last.direction,
@@ -322,14 +363,7 @@ class TcpReassembler:
     # ------------------------------------------------------------ reassembly
 
     def _accept(
-        self,
-        flow: _Flow,
-        half: _Half,
-        seq: int,
-        payload: bytes,
-        missing: int,
-        ts_ns: int,
-        out: list[Chunk],
+        self, flow: Flow, half: HalfStream, seq: int, payload: bytes, missing: int, ts_ns: int
     ) -> None:
         start = half.offset_of(seq)
         end = start + len(payload) + missing
@@ -343,104 +377,34 @@ class TcpReassembler:
             payload = payload[half.next_abs - start :]
             start = half.next_abs
         if not half.pending and start == half.next_abs:
-            # The common case, in order with nothing buffered: no copies.
-            self._emit(flow, half, start, payload, missing, ts_ns, out)
+            self._delivery.emit(flow, half, start, payload, missing, ts_ns)
             half.advance(end)
             return
-        self._insert(half, start, start + len(payload), payload)
+        half.insert(start, start + len(payload), payload, self.stats)
         if missing:
-            self._insert(half, start + len(payload), end, None)
-        self._drain(flow, half, ts_ns, out)
+            half.insert(start + len(payload), end, None, self.stats)
+        self._drain(flow, half, ts_ns)
         settings = self.settings
         while half.pending and (
             half.pending_bytes > settings.max_pending_bytes
             or len(half.pending) > settings.max_pending_pieces
         ):
-            self._skip_ahead(flow, half, ts_ns, out)
+            self._skip_ahead(flow, half, ts_ns)
 
-    def _insert(self, half: _Half, start: int, end: int, data: bytes | None) -> None:
-        """Buffer [start, end) minus what is already buffered (first copy wins)."""
-        pending = half.pending
-        i = bisect.bisect_left(pending, start, key=lambda piece: piece[0])
-        if i and pending[i - 1][1] > start:
-            i -= 1
-        free: list[tuple[int, int]] = []
-        cursor = start
-        j = i
-        while j < len(pending) and pending[j][0] < end:
-            piece_start, piece_end, _ = pending[j]
-            if piece_start > cursor:
-                free.append((cursor, piece_start))
-            cursor = max(cursor, piece_end)
-            j += 1
-        if cursor < end:
-            free.append((cursor, end))
-        covered = (end - start) - sum(b - a for a, b in free)
-        if covered:
-            self.stats["overlap_bytes"] += covered
-        new = [(a, b, None if data is None else data[a - start : b - start]) for a, b in free]
-        pending[i:j] = sorted([*pending[i:j], *new], key=lambda piece: piece[0])
-        if data is not None:
-            half.pending_bytes += end - start - covered
+    def _drain(self, flow: Flow, half: HalfStream, ts_ns: int) -> None:
+        for start, data, lost in half.take_ready():
+            self._delivery.emit(flow, half, start, data, lost, ts_ns)
 
-    def _drain(self, flow: _Flow, half: _Half, ts_ns: int, out: list[Chunk]) -> None:
-        """Deliver buffered pieces that now follow the delivered bytes."""
-        pending = half.pending
-        taken = 0
-        while taken < len(pending) and pending[taken][0] == half.next_abs:
-            start = half.next_abs
-            parts: list[bytes] = []
-            lost = 0
-            while taken < len(pending) and pending[taken][0] == half.next_abs:
-                piece_start, piece_end, data = pending[taken]
-                if data is None:
-                    lost += piece_end - piece_start
-                elif lost:
-                    break  # data after cut-off bytes starts a new Chunk
-                else:
-                    parts.append(data)
-                    half.pending_bytes -= len(data)
-                half.advance(piece_end)
-                taken += 1
-            self._emit(flow, half, start, b"".join(parts), lost, ts_ns, out)
-        del pending[:taken]
-
-    def _skip_ahead(self, flow: _Flow, half: _Half, ts_ns: int, out: list[Chunk]) -> None:
-        """Give up on the hole before the first buffered piece, then deliver."""
-        gap = half.pending[0][0] - half.next_abs
-        self.stats["gap_bytes"] += gap
-        half.advance(half.pending[0][0])
-        self._drain(flow, half, ts_ns, out)
-
-    def _emit(
-        self,
-        flow: _Flow,
-        half: _Half,
-        start: int,
-        data: bytes,
-        lost: int,
-        ts_ns: int,
-        out: list[Chunk],
-    ) -> None:
-        flow.emitted = True
-        out.append(
-            Chunk(
-                conn=flow.conn,
-                direction=half.direction,
-                offset=start,
-                ts_ns=ts_ns,
-                data=data,
-                lost_bytes=lost,
-                peer=flow.peer,
-            )
-        )
+    def _skip_ahead(self, flow: Flow, half: HalfStream, ts_ns: int) -> None:
+        self.stats["gap_bytes"] += half.skip_gap()
+        self._drain(flow, half, ts_ns)
 
 
-def _guess_client(seg: Segment, sender: _Endpoint, receiver: _Endpoint) -> _Endpoint:
+def _guess_client(payload: bytes, sender: HalfStream, receiver: HalfStream) -> HalfStream:
     """Pick the initiator of a flow whose handshake was not captured."""
-    payload = seg.payload
     if payload.startswith(b"PRI * HTTP/2.0") or payload.split(b" ", 1)[0] in _HTTP_METHODS:
         return sender
     if payload.startswith(b"HTTP/1."):
         return receiver
-    return sender if seg.sport > seg.dport else receiver
+    sport, dport = _PORTS.unpack_from(sender.key, len(sender.key) - 4)
+    return sender if sport > dport else receiver
