@@ -153,20 +153,22 @@ def tcp_fields(linktype: int, buf: Buffer, start: int, end: int) -> TcpFields | 
     Returns:
         The segment's :data:`TcpFields`, or parse_frame's reason string.
     """
-    try:
-        if linktype == LINKTYPE_ETHERNET:
-            ethertype, vihl, total, frag, proto, seq, data_offset, flags = (
-                _ETH_IPV4_TCP.unpack_from(buf, start)
-            )
-            ip = start + 14
-            fast = ethertype == _ETH_IPV4
-        elif linktype == LINKTYPE_LINUX_SLL or linktype in _RAW_LINKTYPES:
-            ip = start + 16 if linktype == LINKTYPE_LINUX_SLL else start
+    # The buffer may go on past ``end`` (the next record): check the length
+    # before reading fixed offsets.
+    if linktype == LINKTYPE_ETHERNET and start + _ETH_IPV4_TCP.size <= end:
+        ethertype, vihl, total, frag, proto, seq, data_offset, flags = _ETH_IPV4_TCP.unpack_from(
+            buf, start
+        )
+        ip = start + 14
+        fast = ethertype == _ETH_IPV4
+    elif linktype == LINKTYPE_LINUX_SLL or linktype in _RAW_LINKTYPES:
+        ip = start + 16 if linktype == LINKTYPE_LINUX_SLL else start
+        fast = ip + _IPV4_TCP.size <= end and (
+            ip == start or _U16.unpack_from(buf, start + 14)[0] == _ETH_IPV4
+        )
+        if fast:
             vihl, total, frag, proto, seq, data_offset, flags = _IPV4_TCP.unpack_from(buf, ip)
-            fast = ip == start or _U16.unpack_from(buf, start + 14)[0] == _ETH_IPV4
-        else:
-            fast = False
-    except struct.error:
+    else:
         fast = False
     if not fast or vihl != 0x45 or proto != _IPPROTO_TCP or frag & 0x3FFF:
         return _slow_fields(linktype, bytes(buf[start:end]))

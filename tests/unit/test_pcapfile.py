@@ -112,3 +112,50 @@ def test_wrong_file_types(tmp_path: Path, content: bytes, expected: str) -> None
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ReplayError, match="cannot read: No such file or directory"):
         CaptureFile(tmp_path / "nope.pcap")
+
+
+def read_raw(path: Path) -> list[tuple[int, int, bytes]]:
+    with CaptureFile(path) as capture:
+        return [(lt, ts, bytes(buf[start:end])) for lt, ts, buf, start, end in capture.raw()]
+
+
+@pytest.mark.parametrize("nano", [True, False])
+def test_raw_pcap_gives_the_frames_iteration_gives(tmp_path: Path, nano: bool) -> None:
+    path = tmp_path / "r.pcap"
+    write_pcap(path, 113, [*FRAMES, (1_700_000_002_000_000_000, b"")], nano=nano)
+    assert read_raw(path) == [(f.linktype, f.ts_ns, f.data) for f in read_all(path)]
+    assert read_raw(path)[0][1] == (
+        1_700_000_000_123_456_789 if nano else 1_700_000_000_123_456_000
+    )
+
+
+def test_raw_pcapng_gives_the_frames_iteration_gives(tmp_path: Path) -> None:
+    path = tmp_path / "r.pcapng"
+    write_pcapng(path, [1, 276], [(1, FRAMES[0][0], b"x" * 41), (0, FRAMES[1][0], b"y" * 3)])
+    assert read_raw(path) == [(276, FRAMES[0][0], b"x" * 41), (1, FRAMES[1][0], b"y" * 3)]
+
+
+@pytest.mark.parametrize("keep", [24 + 76 + 5, 24 + 76 + 16 + 100, 24 + 76 + 16 + 70_000 - 1])
+def test_raw_truncated_pcap_yields_good_frames_then_fails(tmp_path: Path, keep: int) -> None:
+    path = tmp_path / "t.pcap"
+    write_pcap(path, 1, FRAMES)
+    path.write_bytes(path.read_bytes()[:keep])
+    got = []
+    with pytest.raises(ReplayError) as info, CaptureFile(path) as capture:
+        for _, _, buf, start, end in capture.raw():
+            got.append(bytes(buf[start:end]))
+    assert got == [b"a" * 60]
+    assert capture.frames_read == 1
+    assert f"{path}: damaged pcap after 1 packets (byte 100 of {keep})" in str(info.value)
+    cut = "cut inside a record header" if keep == 105 else "record of 70000 bytes cut short"
+    assert str(info.value).endswith(cut)
+
+
+def test_raw_pcap_rejects_an_absurd_record_length(tmp_path: Path) -> None:
+    path = tmp_path / "h.pcap"
+    write_pcap(path, 1, FRAMES[:1])
+    path.write_bytes(path.read_bytes() + struct.pack("<IIII", 1, 0, 1 << 29, 60) + bytes(60))
+    with pytest.raises(ReplayError, match=r"after 1 packets \(byte 100 of 176\): record of "
+                       r"536870912 bytes is too large"), CaptureFile(path) as capture:  # fmt: skip
+        for _ in capture.raw():
+            pass
