@@ -4,9 +4,12 @@ Builds (once, cached under /tmp) a pcap of thousands of streamed OpenAI-style
 chat completions to a local server on port 8080 (a port tshark dissects as
 HTTP), 40 connections interleaved at a time, one SSE event per HTTP chunk per
 TCP segment, as a token-by-token stream looks on the wire. Then times both
-tools over it and prints the figures and the ratio.
+tools over it ``--runs`` times, interleaved, and prints the machine, the
+capture's size and frame count, every run, best and median of each tool and
+the ratios.
 
-Usage: ``.venv/bin/python bench/replay.py [--exchanges N] [--tokens N] [--rebuild]``
+Usage: ``.venv/bin/python bench/replay.py [--exchanges N] [--tokens N] [--runs N] [--jobs N]
+[--rebuild]``
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from statistics import median
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -51,13 +55,19 @@ def _response_parts(i: int, tokens: int) -> list[bytes]:
     base = {"id": f"chatcmpl-{i}", "object": "chat.completion.chunk", "created": 1700000000,
             "model": "gpt-4o-mini-2024-07-18"}  # fmt: skip
     parts = [
-        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-        b"Transfer-Encoding: chunked\r\n\r\n"
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
     ]
     for t in range(tokens):
         delta = {"content": f" word{t}"}
-        parts.append(chunk({**base, "choices": [{"index": 0, "delta": delta,
-                                                 "finish_reason": None}], "usage": None}))
+        parts.append(
+            chunk(
+                {
+                    **base,
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": None}],
+                    "usage": None,
+                }
+            )
+        )
     usage = {"prompt_tokens": 20, "completion_tokens": tokens, "total_tokens": 20 + tokens}
     parts.append(chunk({**base, "choices": [], "usage": usage}))
     parts.append(chunk("[DONE]"))
@@ -110,11 +120,35 @@ def _time(command: list[str]) -> tuple[float, str]:
     return elapsed, done.stdout
 
 
+def _machine() -> str:
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return f"{os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), {model}, load {load}"
+
+
+def _frames(path: Path) -> int:
+    from lumen_sniff.capture.pcapfile import CaptureFile
+
+    with CaptureFile(path) as capture:
+        for _ in capture.raw():
+            pass
+        return capture.frames_read
+
+
 def main() -> int:
-    """Build the capture if needed, time both tools, print the figures."""
+    """Build the capture if needed, time both tools ``--runs`` times, print the figures."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--exchanges", type=int, default=4000)
     parser.add_argument("--tokens", type=int, default=150)
+    parser.add_argument("--runs", type=int, default=3, help="timed runs of each tool")
+    parser.add_argument("--jobs", type=int, default=0, help="lumen-sniff replay --jobs (0: auto)")
     parser.add_argument("--rebuild", action="store_true")
     args = parser.parse_args()
     CACHE.mkdir(exist_ok=True)
@@ -124,22 +158,40 @@ def main() -> int:
         build(path, args.exchanges, args.tokens)
         print(f"built {path} in {time.perf_counter() - started:.1f}s")
     size_mb = path.stat().st_size / 1e6
-    print(f"capture: {path} ({size_mb:.1f} MB, {args.exchanges} streamed exchanges)")
+    print(f"machine: {_machine()}")
+    print(f"capture: {path} ({size_mb:.1f} MB, {_frames(path)} frames, "
+          f"{args.exchanges} streamed exchanges of {args.tokens} tokens)")  # fmt: skip
 
-    lumen = str(Path(sys.executable).parent / "lumen-sniff")
-    ours, out = _time([lumen, "replay", str(path), "--json"])
-    events = [json.loads(line) for line in out.splitlines()]
-    good = sum(1 for e in events if e["output_tokens"] == args.tokens and e["input_tokens"] == 20)
-    print(f"lumen-sniff replay --json: {ours:.2f}s, {size_mb / ours:.1f} MB/s, "
-          f"{len(events)} events ({good} with exact usage)")  # fmt: skip
+    lumen = [str(Path(sys.executable).parent / "lumen-sniff"), "replay", str(path), "--json"]
+    if args.jobs:
+        lumen += ["--jobs", str(args.jobs)]
     tshark = shutil.which("tshark")
-    if tshark is None:
+    ours: list[float] = []
+    theirs: list[float] = []
+    good = 0
+    for run in range(1, args.runs + 1):  # interleaved, so both see the same machine load
+        elapsed, out = _time(lumen)
+        ours.append(elapsed)
+        events = [json.loads(line) for line in out.splitlines()]
+        good = sum(
+            1 for e in events if e["output_tokens"] == args.tokens and e["input_tokens"] == 20
+        )
+        line = f"run {run}: lumen-sniff {elapsed:.2f}s ({len(events)} events, {good} exact)"
+        if tshark is not None:
+            elapsed, out = _time([tshark, "-n", "-r", str(path), "-Y", "http"])
+            theirs.append(elapsed)
+            line += f", tshark {elapsed:.2f}s ({len(out.splitlines())} lines)"
+        print(line, flush=True)
+    jobs = f" --jobs {args.jobs}" if args.jobs else ""
+    print(f"lumen-sniff replay --json{jobs}: best {min(ours):.2f}s "
+          f"({size_mb / min(ours):.1f} MB/s), median {median(ours):.2f}s")  # fmt: skip
+    if not theirs:
         print("tshark not installed: no comparison")
-        return 0
-    theirs, out = _time([tshark, "-n", "-r", str(path), "-Y", "http"])
-    print(f"tshark -r FILE -Y http:    {theirs:.2f}s, {size_mb / theirs:.1f} MB/s, "
-          f"{len(out.splitlines())} lines")  # fmt: skip
-    print(f"ratio: lumen-sniff is {theirs / ours:.2f}x the speed of tshark")
+        return 0 if good == args.exchanges else 1
+    print(f"tshark -r FILE -Y http: best {min(theirs):.2f}s ({size_mb / min(theirs):.1f} MB/s), "
+          f"median {median(theirs):.2f}s")  # fmt: skip
+    print(f"ratio (tshark time / lumen-sniff time): best {min(theirs) / min(ours):.2f}x, "
+          f"median {median(theirs) / median(ours):.2f}x")  # fmt: skip
     return 0 if good == args.exchanges else 1
 
 
