@@ -55,6 +55,7 @@ from lumen_sniff.protocol.http1head import (
     find_start_line,
     parse_head,
 )
+from lumen_sniff.protocol.records import body_data
 
 __all__ = ["MAX_HEAD_BYTES", "Http1Parser"]
 
@@ -146,11 +147,15 @@ class Http1Parser:
             parts: list[bytes | memoryview] = []  # body of side.msg seen in this call
             pos = 0
             if side.state == _CHUNK_SIZE and not side.buf:
-                pos = _whole_chunks(side, data, parts)
+                pos = _whole_chunks(side, data, 0, parts)
             if pos < len(data):
                 self._consume(side, ts_ns, data, pos, parts, out)
             else:
-                self._flush(side, ts_ns, parts, out)
+                msg = side.msg
+                if parts and msg is not None and msg.decoder is None:  # _flush, inlined
+                    out.append(body_data(self._conn, msg.stream, side.role, ts_ns, b"".join(parts)))
+                else:
+                    self._flush(side, ts_ns, parts, out)
         return out
 
     def gap(self, role: Role, ts_ns: int, lost_bytes: int) -> list[HttpEvent]:
@@ -250,6 +255,11 @@ class Http1Parser:
                     self._flush(side, ts, parts, out)
                     self._lose(side, ts, "bad_chunk", out)
             elif st in (_CHUNK_SIZE, _TRAILERS):
+                if st == _CHUNK_SIZE and not side.buf:
+                    taken = _whole_chunks(side, data, pos, parts)
+                    if taken != pos or side.state != _CHUNK_SIZE:
+                        pos = taken
+                        continue
                 line, pos = self._take_line(side, data, pos)
                 if line is None:
                     held = len(side.buf or b"")
@@ -320,9 +330,7 @@ class Http1Parser:
         if parts:
             body = b"".join(parts)
             parts.clear()
-            out.append(
-                BodyData(conn=self._conn, stream=msg.stream, role=side.role, ts_ns=ts, data=body)
-            )
+            out.append(body_data(self._conn, msg.stream, side.role, ts, body))
         if msg.decoder is not None:
             self._check_decoder(msg, ts, out)
 
@@ -565,17 +573,18 @@ class Http1Parser:
         return line, nl + 1
 
 
-def _whole_chunks(side: _Side, data: bytes, parts: list[bytes | memoryview]) -> int:
-    """Fast path of CHUNK_SIZE with nothing buffered: take whole chunks of ``data``.
+def _whole_chunks(side: _Side, data: bytes, pos: int, parts: list[bytes | memoryview]) -> int:
+    """Fast path of CHUNK_SIZE with nothing buffered: take whole chunks of ``data[pos:]``.
 
     A stream flushed event by event arrives as ``size CRLF data CRLF`` per read,
-    so most reads are consumed here without going round the state loop. Whatever
-    is not plain (extensions, spaces, bare LF, the last chunk, a chunk cut short)
-    is left to the loop, from the returned position, in the state reached.
+    and a bulk read holds many such chunks: they are taken here, a few ``find``
+    calls each, without going round the state loop. Whatever is not plain
+    (extensions, spaces, a bare LF, the last chunk, a chunk cut short) is left
+    to the loop, from the returned position, in the state reached.
     """
     msg = side.msg
     decoder = msg.decoder if msg is not None else None
-    find, n, pos = data.find, len(data), 0
+    find, n = data.find, len(data)
     while pos < n:
         nl = find(b"\n", pos, pos + 17)  # up to 15 hex digits and a CR
         if nl < 0:

@@ -149,7 +149,7 @@ class SseParser:
             and data[-2:] == b"\n\n"
             and not (self._partial or self._data or self._skip_lf or self._oversize)
             and not self._skip_line
-            and b"\r" not in data
+            and data.find(b"\r") < 0  # find: `in` first tries the operand as an int
         ):
             # The hot case: whole events at an event boundary (a read per event).
             out: list[tuple[str, bytes]] = []
@@ -178,7 +178,7 @@ class SseParser:
                 data = data[1:]
                 if not data:
                     return []
-        if b"\r" in data:
+        if data.find(b"\r") >= 0:
             self._skip_lf = data[-1] == 0x0D
             data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         out: list[Any] = []
@@ -186,7 +186,7 @@ class SseParser:
             pos = self._whole_events(data, out, pairs)
             if pos:
                 data = data[pos:]
-        if b"\n" not in data:
+        if data.find(b"\n") < 0:
             self._grow_partial(data)
             return out
         lines = (self._partial + data).split(b"\n") if self._partial else data.split(b"\n")

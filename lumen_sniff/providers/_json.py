@@ -84,7 +84,7 @@ def has_object(data: bytes, key: bytes) -> bool:
 
     ``"usage":null`` (OpenAI puts it on every chunk) does not count.
     """
-    if key not in data:
+    if data.find(key) < 0:  # find: `in` first tries its operand as an int
         return False
     pattern = _OBJECT_KEYS.get(key)
     if pattern is None:

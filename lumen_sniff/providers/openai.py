@@ -87,10 +87,11 @@ class ChatReader(Reader):
         if carries_text(data):
             t.deltas += 1
         finished = _FINISH.search(data) is not None
+        find = data.find  # cheaper than `in`, which first tries its operand as an int
         if (
-            (b'"usage"' in data and _USAGE_OBJECT.search(data) is not None)
-            or b'"x_groq"' in data
-            or b'"timings"' in data
+            (find(b'"usage"') >= 0 and _USAGE_OBJECT.search(data) is not None)
+            or find(b'"x_groq"') >= 0
+            or find(b'"timings"') >= 0
             or has_object(data, b'"error"')
         ):
             doc = parse(data)
