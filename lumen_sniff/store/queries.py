@@ -81,6 +81,23 @@ class Totals:
         """Exact cost of the priced events."""
         return usd_from_pusd(self.cost_pusd)
 
+    @classmethod
+    def from_row(cls, v: Sequence[Any]) -> Totals:
+        """Build from one aggregate row in ROLLUP_SUMS order (NULL sums count as 0)."""
+        return cls(
+            requests=int(v[0] or 0),
+            errors=int(v[1] or 0),
+            input_tokens=int(v[2] or 0),
+            output_tokens=int(v[3] or 0),
+            cache_read_tokens=int(v[4] or 0),
+            cache_write_tokens=int(v[5] or 0),
+            reasoning_tokens=int(v[6] or 0),
+            cost_pusd=int(v[7] or 0),
+            priced=int(v[8] or 0),
+            unpriced=int(v[9] or 0),
+            estimated=int(v[10] or 0),
+        )
+
     def add(self, values: Sequence[Any]) -> None:
         """Add one aggregate row in ROLLUP_SUMS order (NULL sums count as 0)."""
         for name, value in zip(ROLLUP_SUMS, values, strict=True):
@@ -208,10 +225,17 @@ async def usage_series(
         )
         await _merge(conn, sql, (lo, hi), series)
     if hours is not None:
-        sql = (
-            f"SELECT (bucket_ns / {width}) * {width} AS t, value, {_ROLLUP_SUMS} FROM rollups "
-            "WHERE dim = ? AND bucket_ns >= ? AND bucket_ns < ? GROUP BY t, value"
-        )
+        if width == HOUR_NS:
+            # Rollup rows are already one per (hour, value): no grouping (and no sort).
+            sql = (
+                f"SELECT bucket_ns, value, {', '.join(ROLLUP_SUMS)} FROM rollups "
+                "WHERE dim = ? AND bucket_ns >= ? AND bucket_ns < ?"
+            )
+        else:
+            sql = (
+                f"SELECT (bucket_ns / {width}) * {width} AS t, value, {_ROLLUP_SUMS} "
+                "FROM rollups WHERE dim = ? AND bucket_ns >= ? AND bucket_ns < ? GROUP BY t, value"
+            )
         await _merge(conn, sql, (group_by, *hours), series)
     return sorted(series.values(), key=lambda s: (-s.requests, s.group or ""))
 
@@ -220,14 +244,16 @@ async def _merge(
     conn: aiosqlite.Connection, sql: str, params: Sequence[Any], series: dict[str, Series]
 ) -> None:
     async with conn.execute(sql, params) as cur:
-        async for row in cur:
-            t, group = int(row[0]), row[1]
-            one = series.get(group)
-            if one is None:
-                one = series[group] = Series(group=group or None)
-            point = one.points.get(t)
-            if point is None:
-                point = one.points[t] = Totals()
+        rows = await cur.fetchall()
+    for row in rows:
+        t, group = int(row[0]), row[1]
+        one = series.get(group)
+        if one is None:
+            one = series[group] = Series(group=group or None)
+        point = one.points.get(t)
+        if point is None:
+            one.points[t] = Totals.from_row(row[2:])
+        else:
             point.add(row[2:])
 
 
