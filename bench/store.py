@@ -28,15 +28,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import httpx  # noqa: E402
-import uvicorn  # noqa: E402
+import httpx
+import uvicorn
 
-from lumen_sniff.api import create_app  # noqa: E402
-from lumen_sniff.api.live import LiveFeed  # noqa: E402
-from lumen_sniff.api.metrics import Metrics  # noqa: E402
-from lumen_sniff.model import UsageEvent, UsageSource  # noqa: E402
-from lumen_sniff.serialize import iso_from_ns  # noqa: E402
-from lumen_sniff.store import Store, open_store  # noqa: E402
+from lumen_sniff.api import create_app
+from lumen_sniff.api.live import LiveFeed
+from lumen_sniff.api.metrics import Metrics
+from lumen_sniff.model import UsageEvent, UsageSource
+from lumen_sniff.serialize import iso_from_ns
+from lumen_sniff.store import Store, open_store
 
 DAY_NS = 86_400 * 10**9
 MODELS = [
@@ -177,7 +177,8 @@ def main() -> None:
         now = time.time_ns()
         if store.event_count < args.events:
             count, seconds = call(fill(store, events(args.events, now - 30 * DAY_NS, 30 * DAY_NS)))
-            print(f"filled {count:,} events over 30 days in {seconds:.1f}s ({count / seconds:,.0f}/s)")
+            rate = count / seconds
+            print(f"filled {count:,} events over 30 days in {seconds:.1f}s ({rate:,.0f}/s)")
         print(f"database: {store.event_count:,} events, {store.stats()['size_bytes']:,} bytes")
 
         server = Server(store, loop)
