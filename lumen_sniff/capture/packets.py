@@ -21,6 +21,7 @@ from typing import NamedTuple, TypeAlias
 
 __all__ = [
     "ACK",
+    "ETHERNET_IPV4_TCP",
     "FIN",
     "LINKTYPE_ETHERNET",
     "LINKTYPE_IPV4",
@@ -97,9 +98,10 @@ _U16 = struct.Struct("!H")
 _U32 = struct.Struct("!I")
 _TCP_HEAD = struct.Struct("!HHIIBB")
 _PORTS = struct.Struct("!HH")
-_ETH_IPV4_TCP = struct.Struct("!12xHBxH2xHxB2x12xI4xBB")
-"""Ethernet type, then IPv4 version/IHL, total length, fragment field,
-protocol, then TCP sequence, data offset and flags, assuming a 20-byte IP header."""
+ETHERNET_IPV4_TCP = struct.Struct("!12xHBxH2xHxB2x12xI4xBB")
+"""From an Ethernet frame's start: ethertype, IPv4 version/IHL, total length,
+fragment field, protocol, then TCP sequence, data offset and flags, assuming a
+20-byte IP header (IHL 5). The key is then bytes 26-38, TCP starts at 34."""
 _IPV4_TCP = struct.Struct("!BxH2xHxB2x12xI4xBB")
 """The same fields from the start of the IP header."""
 _RAW_LINKTYPES = frozenset({LINKTYPE_RAW, LINKTYPE_IPV4, *_DLT_RAW_ALIASES})
@@ -155,9 +157,9 @@ def tcp_fields(linktype: int, buf: Buffer, start: int, end: int) -> TcpFields | 
     """
     # The buffer may go on past ``end`` (the next record): check the length
     # before reading fixed offsets.
-    if linktype == LINKTYPE_ETHERNET and start + _ETH_IPV4_TCP.size <= end:
-        ethertype, vihl, total, frag, proto, seq, data_offset, flags = _ETH_IPV4_TCP.unpack_from(
-            buf, start
+    if linktype == LINKTYPE_ETHERNET and start + ETHERNET_IPV4_TCP.size <= end:
+        ethertype, vihl, total, frag, proto, seq, data_offset, flags = (
+            ETHERNET_IPV4_TCP.unpack_from(buf, start)
         )
         ip = start + 14
         fast = ethertype == _ETH_IPV4

@@ -25,7 +25,7 @@ from typing import Any, BinaryIO, NamedTuple, TypeAlias
 
 from lumen_sniff.errors import ReplayError
 
-__all__ = ["Buffer", "CaptureFile", "Frame"]
+__all__ = ["Buffer", "CaptureFile", "Frame", "PcapLayout"]
 
 Buffer: TypeAlias = "bytes | mmap.mmap"
 """What :meth:`CaptureFile.raw` slices frames from."""
@@ -54,6 +54,25 @@ class Frame(NamedTuple):
     """Length on the wire (more than ``len(data)`` when the snap length cut it)."""
 
 
+class PcapLayout(NamedTuple):
+    """A classic pcap file mapped in memory: see :meth:`CaptureFile.pcap_layout`."""
+
+    buffer: Buffer
+    """The whole file."""
+    size: int
+    """Its length in bytes."""
+    first_record: int
+    """Offset of the first record header."""
+    record: struct.Struct
+    """Record header: seconds, fraction of a second, captured length, wire length."""
+    ts_scale: int
+    """Nanoseconds per unit of the fraction (1 or 1000)."""
+    linktype: int
+    """LINKTYPE_* of every frame."""
+    max_caplen: int
+    """Longer records are damage."""
+
+
 class CaptureFile:
     """An open pcap or pcapng file. Iterate it for :class:`Frame` records."""
 
@@ -66,6 +85,7 @@ class CaptureFile:
         self.path = Path(path)
         self.frames_read = 0
         """Frames yielded so far (by :meth:`raw`: once it stops)."""
+        self._map: Buffer | None = None
         try:
             self._file: BinaryIO = open(self.path, "rb")  # noqa: SIM115 - closed in close()
             self._size = os.fstat(self._file.fileno()).st_size
@@ -106,6 +126,9 @@ class CaptureFile:
 
     def close(self) -> None:
         """Close the file."""
+        if isinstance(self._map, mmap.mmap):
+            self._map.close()
+        self._map = None
         self._file.close()
 
     def __iter__(self) -> Iterator[Frame]:
@@ -126,45 +149,74 @@ class CaptureFile:
             return self._raw_pcap()
         return ((f.linktype, f.ts_ns, f.data, 0, len(f.data)) for f in self._iter_pcapng())
 
+    def pcap_layout(self) -> PcapLayout:
+        """Where a classic pcap's records are, for readers that frame them in place.
+
+        The file is mapped in memory (until :meth:`close`). A reader walks
+        records from ``first_record``; each is a ``record`` header (seconds,
+        fraction, captured length, wire length) then the frame; a record that
+        does not fit is damage, reported with :meth:`record_error`.
+
+        Raises:
+            ReplayError: the file is pcapng.
+        """
+        if self.format != "pcap":
+            raise ReplayError(f"{self.path}: not a classic pcap file")
+        buffer = self._map
+        if buffer is None:
+            try:
+                buffer = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
+            except (OSError, ValueError):  # not mappable: read it whole
+                self._file.seek(0)
+                buffer = self._file.read()
+            self._map = buffer
+        return PcapLayout(
+            buffer=buffer,
+            size=self._size,
+            first_record=24,
+            record=struct.Struct(self._reader.endian + "IIII"),
+            ts_scale=1 if self._nano else 1000,
+            linktype=self._reader.linktype,
+            max_caplen=_MAX_CAPLEN,
+        )
+
+    def record_error(self, offset: int, caplen: int | None, frames: int) -> ReplayError:
+        """The error for a pcap record at ``offset`` that does not fit.
+
+        Args:
+            offset: where the record starts (the end of the last good one).
+            caplen: its captured length, or None when its header is cut.
+            frames: good frames before it (``frames_read`` is set to it).
+        """
+        self.frames_read = frames
+        if caplen is None:
+            problem = "cut inside a record header"
+        elif caplen > _MAX_CAPLEN:
+            problem = f"record of {caplen} bytes is too large"
+        else:
+            problem = f"record of {caplen} bytes cut short"
+        return self._damage(offset, problem)
+
     def _raw_pcap(self) -> Iterator[tuple[int, int, Buffer, int, int]]:
-        # Classic pcap is a 24-byte header then 16-byte record headers, each
-        # followed by its frame: read in place from a map of the file rather
-        # than through scapy, which copies and builds a tuple per record.
-        size = self._size
-        try:
-            view: Buffer = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
-        except (OSError, ValueError):
-            self._file.seek(0)
-            view = self._file.read()
-        head = struct.Struct(self._reader.endian + "IIII")
-        unpack = head.unpack_from
-        linktype = self._reader.linktype
-        scale = 1 if self._nano else 1000
-        offset = 24
+        # Read in place from a map of the file rather than through scapy,
+        # which copies and builds a tuple per record.
+        view, size, offset, record, scale, linktype, max_caplen = self.pcap_layout()
+        unpack = record.unpack_from
         count = 0
         try:
             while offset + 16 <= size:
-                sec, frac, caplen, wirelen = unpack(view, offset)
+                sec, frac, caplen, _wirelen = unpack(view, offset)
                 start = offset + 16
                 end = start + caplen
-                if end > size or caplen > _MAX_CAPLEN:
-                    problem = (
-                        f"record of {caplen} bytes cut short"
-                        if caplen <= _MAX_CAPLEN
-                        else f"record of {caplen} bytes is too large"
-                    )
-                    self.frames_read = count
-                    raise self._damage(offset, problem)
+                if end > size or caplen > max_caplen:
+                    raise self.record_error(offset, caplen, count)
                 count += 1
                 yield linktype, sec * 1_000_000_000 + frac * scale, view, start, end
                 offset = end
-            self.frames_read = count
             if offset != size:
-                raise self._damage(offset, "cut inside a record header")
+                raise self.record_error(offset, None, count)
         finally:
             self.frames_read = count
-            if isinstance(view, mmap.mmap):
-                view.close()
 
     def _iter_pcap(self) -> Iterator[Frame]:
         read = self._reader._read_packet

@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from lumen_sniff.capture.keylog import TlsDecryptor, TlsSession
-from lumen_sniff.capture.packets import tcp_fields
 from lumen_sniff.capture.pcapfile import CaptureFile
+from lumen_sniff.capture.scan import scan_capture
 from lumen_sniff.capture.tcp import ReassemblySettings, TcpReassembler
 from lumen_sniff.errors import ReplayError
 from lumen_sniff.model import Chunk, IgnoreConnection, PipelineOutput, UsageEvent
@@ -172,7 +172,6 @@ def _scan(
     pipeline = make_pipeline()
     owns = None if parts == 1 else partial(_owns, part=part, parts=parts)
     reasm = TcpReassembler(reassembly, owns=owns)
-    out = reasm.out
     feed_pipeline = pipeline.feed
 
     def push(chunks: list[Chunk]) -> None:
@@ -189,25 +188,13 @@ def _scan(
 
     capture = CaptureFile(path)
     report.format = capture.format
-    skipped = report.skipped_frames
-    feed = reasm.feed_tcp
     try:
         with capture:
-            # The hot loop: a frame is a few slices and one dictionary lookup
-            # until its bytes reach the pipeline, usually coalesced.
-            for linktype, ts_ns, buf, start, end in capture.raw():
-                fields = tcp_fields(linktype, buf, start, end)
-                if isinstance(fields, str):
-                    skipped[fields] += 1
-                    continue
-                key, seq, flags, payload, missing = fields
-                feed(key, seq, flags, payload, missing, ts_ns)
-                if out:
-                    push(out)
+            scan_capture(capture, reasm, push, report.skipped_frames)
     except ReplayError as exc:
         report.error = str(exc)
     report.frames = capture.frames_read
-    push(out)
+    push(reasm.out)
     push(reasm.close())
     report.tcp = reasm.stats
     events += _events(pipeline.close(), report)
