@@ -32,7 +32,7 @@ router = APIRouter()
 
 GroupBy = Literal["model", "provider", "process", "api_key_id", "tenant", "container"]
 Bucket = Literal["minute", "hour", "day"]
-_MAX_POINTS = 100_000
+_MAX_POINTS = 20_000
 """Most buckets one /api/usage answer may span (per group)."""
 _PROBE_TOKENS = 1000
 """Tokens priced to derive per-million prices (small: stays below any tier edge)."""

@@ -46,6 +46,9 @@ class CommitListener(Protocol):
 class Writer:
     """Group-commits submitted events to the ``events`` and ``rollups`` tables."""
 
+    retry_pauses_s: tuple[float | None, ...] = (0.1, 0.5, None)
+    """Pause before each retry of a failed transaction; None: give up (count drops)."""
+
     def __init__(
         self,
         conn: aiosqlite.Connection,
@@ -153,14 +156,7 @@ class Writer:
     async def _run(self) -> None:
         while True:
             batch = await self._next_batch()
-            try:
-                await self._commit(batch)
-            except (sqlite3.Error, ValueError) as exc:
-                # A failed batch is counted, logged and skipped: the pipeline
-                # keeps running and the next batch may well succeed (disk freed).
-                log.error("could not store %d events: %s", len(batch), exc)
-                self._drop("store_write_error", len(batch))
-            else:
+            if await self._commit_with_retry(batch):
                 for listener in self._listeners:
                     try:
                         listener.committed(batch)
@@ -168,6 +164,24 @@ class Writer:
                         log.exception("commit listener %r failed", listener)
             self._done += len(batch)
             self._progress.set()
+
+    async def _commit_with_retry(self, batch: list[UsageEvent]) -> bool:
+        # A locked or momentarily full database is retried a few times; after
+        # that the batch is counted, logged and skipped so the pipeline keeps
+        # running (events queue up meanwhile and overflow as counted drops).
+        for attempt, pause_s in enumerate(self.retry_pauses_s):
+            try:
+                await self._commit(batch)
+            except (sqlite3.Error, ValueError) as exc:
+                if pause_s is None or not isinstance(exc, sqlite3.OperationalError):
+                    log.error("could not store %d events: %s", len(batch), exc)
+                    self._drop("store_write_error", len(batch))
+                    return False
+                log.warning("store write failed (attempt %d, retrying): %s", attempt + 1, exc)
+                await asyncio.sleep(pause_s)
+            else:
+                return True
+        return False  # pragma: no cover - the loop always returns
 
     async def _next_batch(self) -> list[UsageEvent]:
         queue = self._queue

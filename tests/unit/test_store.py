@@ -379,9 +379,9 @@ async def test_retention_prunes_events_and_rollups(tmp_path: Path) -> None:
         assert {e.id for e in await s.events(limit=100)} == {e.id for e in edge + new}
         assert (await s.summary()).requests == 21
         with sqlite3.connect(s.path) as conn:
-            assert conn.execute("SELECT SUM(requests) FROM rollups WHERE dim='total'").fetchone() == (
-                21,
-            )
+            assert conn.execute(
+                "SELECT SUM(requests) FROM rollups WHERE dim='total'"
+            ).fetchone() == (21,)
         assert await s.prune(now_ns=now) == 0
     finally:
         await s.close()
@@ -485,3 +485,24 @@ async def test_concurrent_reads_during_writes(store: Store) -> None:
     assert seen == sorted(seen)
     assert seen[0] < 4000
     assert (await store.summary()).requests == 4000
+
+
+async def test_failed_transactions_are_retried_then_counted(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store.writer, "retry_pauses_s", (0.0, 0.0, None))
+    real_commit = store.writer._commit
+    failures = iter([True, True, False, True, True, True])
+
+    async def flaky(batch: list[UsageEvent]) -> None:
+        if next(failures):
+            raise sqlite3.OperationalError("database is locked")
+        await real_commit(batch)
+
+    monkeypatch.setattr(store.writer, "_commit", flaky)
+    await add(store, [make_event(T0 + 1), make_event(T0 + 2)])  # fails twice, then commits
+    assert store.event_count == 2
+    assert store.writer.drops == {}
+    await add(store, [make_event(T0 + 3)])  # fails three times: dropped, counted
+    assert store.writer.drops == {"store_write_error": 1}
+    assert [e.started_ns for e in await store.events()] == [T0 + 2, T0 + 1]
