@@ -79,6 +79,7 @@ ExtractorFactory = Callable[[Classification, RequestInfo, int, Headers], UsageEx
 """``providers.new_extractor``: (classification, request, status, headers) → extractor."""
 
 _NO_USAGE = Usage()
+_RESPONSE = Role.RESPONSE
 
 
 class _Exchange:
@@ -206,7 +207,7 @@ class ExchangeAssembler:
             # The hot path: more body on the connection of the previous event (the
             # parsers hand the same ConnKey object to every event of a connection).
             ex = self._hot_exchanges.get(event.stream)
-            if ex is not None and event.role is Role.RESPONSE:
+            if ex is not None and event.role is _RESPONSE:
                 extractor = ex.extractor
                 if extractor is not None:
                     ex.last_ns = event.ts_ns

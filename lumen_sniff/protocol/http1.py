@@ -589,11 +589,10 @@ def _whole_chunks(side: _Side, data: bytes, pos: int, parts: list[bytes | memory
         nl = find(b"\n", pos, pos + 17)  # up to 15 hex digits and a CR
         if nl < 0:
             break
-        line_end = nl - 1 if nl > pos and data[nl - 1] == 13 else nl
-        digits = data[pos:line_end]
-        if not 0 < len(digits) <= 15 or digits.translate(None, _HEX_DIGITS):
-            break
-        size = int(digits, 16)
+        line = data[pos:nl]
+        size = _PLAIN_SIZES.get(line)
+        if size is None:
+            size = _plain_size(line)
         if not size:
             break
         start = nl + 1
@@ -610,6 +609,25 @@ def _whole_chunks(side: _Side, data: bytes, pos: int, parts: list[bytes | memory
                     parts.append(decoded)
         pos = stop + 2
     return pos
+
+
+def _plain_size(line: bytes) -> int:
+    """The size on a plain chunk-size line (hex digits, maybe a CR); 0 for any other.
+
+    Plain lines are remembered: a stream's chunk sizes repeat, and a dict
+    lookup is cheaper than checking and converting the digits again.
+    """
+    digits = line[:-1] if line[-1:] == b"\r" else line
+    if not 0 < len(digits) <= 15 or digits.translate(None, _HEX_DIGITS):
+        return 0
+    size = int(digits, 16)
+    if len(_PLAIN_SIZES) < 4096:
+        _PLAIN_SIZES[line] = size
+    return size
+
+
+_PLAIN_SIZES: dict[bytes, int] = {}
+"""Plain chunk-size lines seen (LF excluded) → size; bounded."""
 
 
 def _chunk_size(line: bytes) -> int | None:

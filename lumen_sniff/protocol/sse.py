@@ -79,6 +79,7 @@ class SseParser:
         "_event",
         "_head",
         "_id",
+        "_idle",
         "_max",
         "_oversize",
         "_partial",
@@ -100,6 +101,7 @@ class SseParser:
         self._max = max_event_bytes
         self._head = b""
         self._started = False
+        self._idle = False  # started, at an event boundary, nothing pending: see _settle
         self._skip_lf = False
         self._skip_line = False
         self._partial = b""
@@ -129,7 +131,9 @@ class SseParser:
         Returns:
             The events completed by these bytes, in order.
         """
-        return self._feed(data, False)  # type: ignore[no-any-return]
+        out: list[SseEvent] = self._feed(data, False)
+        self._settle()
+        return out
 
     def feed_records(self, data: bytes) -> list[tuple[str, bytes]]:
         """Like :meth:`feed`, but each event is only its ``(event, data)`` pair.
@@ -144,21 +148,24 @@ class SseParser:
         Returns:
             The events completed by these bytes, in order.
         """
-        if (
-            self._started
-            and data[-2:] == b"\n\n"
-            and not (self._partial or self._data or self._skip_lf or self._oversize)
-            and not self._skip_line
-            and data.find(b"\r") < 0  # find: `in` first tries the operand as an int
-        ):
+        out: list[tuple[str, bytes]]
+        if self._idle and data.find(b"\r") < 0:
             # The hot case: whole events at an event boundary (a read per event).
-            out: list[tuple[str, bytes]] = []
+            out = []
             pos = self._whole_events(data, out, True)
             if pos == len(data):
-                return out
+                return out  # still idle
             out += self._feed(data[pos:], True)
-            return out
-        return self._feed(data, True)  # type: ignore[no-any-return]
+        else:
+            out = self._feed(data, True)
+        self._settle()
+        return out
+
+    def _settle(self) -> None:
+        """Note whether the parser is at an event boundary with nothing pending."""
+        self._idle = self._started and not (
+            self._partial or self._data or self._skip_lf or self._oversize or self._skip_line
+        )
 
     def _feed(self, data: bytes, pairs: bool) -> Any:
         if not self._started:
@@ -279,6 +286,7 @@ class SseParser:
         if self._data or self._oversize:
             out.append(self._make(complete=False))
         self._reset_event()
+        self._settle()
         return out
 
     # ------------------------------------------------------------------ helpers

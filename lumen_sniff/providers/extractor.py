@@ -71,6 +71,7 @@ class BodyExtractor:
         "_ndjson",
         "_over",
         "_reader",
+        "_record",
         "_request",
         "_result",
         "_sse",
@@ -97,6 +98,7 @@ class BodyExtractor:
             headers: Response header fields.
         """
         self._reader = reader
+        self._record = reader.record
         self._classification = classification
         self._request = request
         self._status = status
@@ -127,7 +129,7 @@ class BodyExtractor:
         try:
             sse = self._sse
             if sse is not None:  # the hot path: a stream, framed without SseEvent records
-                record = self._reader.record
+                record = self._record
                 for event, payload in sse.feed_records(data):
                     record(event, payload)
             else:
