@@ -60,7 +60,7 @@ _PARALLEL_BYTES = 32 << 20
     type=click.IntRange(min=0),
     default=0,
     show_default=True,
-    help="Worker processes; 0 picks one per CPU (at most 4) for captures over 32 MB.",
+    help="Worker processes; 0 picks one per idle CPU (at most 4) for captures over 32 MB.",
 )
 def replay(
     capture: Path,
@@ -116,7 +116,17 @@ def _auto_jobs(capture: Path) -> int:
         big = capture.stat().st_size > _PARALLEL_BYTES
     except OSError:
         return 1  # replay_file reports the error
-    return min(4, os.cpu_count() or 1) if big else 1
+    if not big:
+        return 1
+    # Workers pay off only on idle cores: every one reads the whole file, so
+    # on a busy machine they add work without adding speed. The events are
+    # the same whatever the count.
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    try:
+        busy = os.getloadavg()[0]
+    except OSError:
+        busy = 0.0
+    return max(1, min(4, round((cpus or 1) - busy)))
 
 
 def _pipeline_factory(config_path: Path | None, db_path: Path | None) -> Any:
