@@ -33,7 +33,6 @@ Every byte not parsed is counted in :attr:`ConnectionTracker.stats`.
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections import OrderedDict
 from collections.abc import Callable
 
@@ -49,34 +48,19 @@ from lumen_sniff.model import (
     Role,
 )
 from lumen_sniff.protocol.base import ConnectionParser
+from lumen_sniff.protocol.firstbytes import (
+    BINARY,
+    H1_REQUEST,
+    H1_RESPONSE,
+    H2,
+    H2_MID,
+    H2_PREFACE,
+    PROBE_LIMIT_BYTES,
+    classify,
+)
 from lumen_sniff.protocol.http1 import Http1Parser
 
 __all__ = ["H2_PREFACE", "PROBE_LIMIT_BYTES", "ConnectionTracker"]
-
-H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-"""The HTTP/2 client connection preface (RFC 9113 §3.4)."""
-PROBE_LIMIT_BYTES = 64 * 1024
-"""Text that has not shown an HTTP/1 head after this many bytes is "not_http"."""
-
-_REQUEST_START = re.compile(rb"[A-Z][A-Z_-]{0,19}[ \t]")
-_REQUEST_PREFIX = re.compile(rb"[A-Z][A-Z_-]{0,19}")
-_BINARY = re.compile(rb"[\x00-\x08\x0e-\x1f\x7f]")
-# Frame types DATA..CONTINUATION: (needs stream 0, needs a stream, fixed length or -1).
-_H2_FRAMES = {
-    0x0: (False, True, -1),  # DATA
-    0x1: (False, True, -1),  # HEADERS
-    0x2: (False, True, 5),  # PRIORITY
-    0x3: (False, True, 4),  # RST_STREAM
-    0x4: (True, False, -1),  # SETTINGS
-    0x5: (False, True, -1),  # PUSH_PROMISE
-    0x6: (True, False, 8),  # PING
-    0x7: (True, False, -1),  # GOAWAY
-    0x8: (False, False, 4),  # WINDOW_UPDATE
-    0x9: (False, True, -1),  # CONTINUATION
-}
-_H2_MAX_FRAME_BYTES = 1 << 20  # servers may raise SETTINGS_MAX_FRAME_SIZE; 1 MiB is generous
-_H1, _H2, _H2_MID, _TEXT, _BINARY_KIND = "h1_request", "h2", "h2_mid", "text", "binary"
-_H1_RESPONSE = "h1_response"
 
 
 _ConnId = tuple[int, int, str]
@@ -313,7 +297,7 @@ class ConnectionTracker:
         if parser is None:
             conn.probe.append((d, ts, data))
             held = b"".join(b for dd, _, b in conn.probe if dd == d)
-            kind = _classify(held)
+            kind = classify(held)
             if kind is None:
                 return
             parser = self._start(cid, conn, d, kind, ts, out)
@@ -346,18 +330,18 @@ class ConnectionTracker:
     ) -> ConnectionParser | None:
         """Build the parser ``kind`` calls for, or give up on the connection."""
         key = conn.key
-        if kind == _BINARY_KIND:
+        if kind == BINARY:
             held = sum(len(b) for _, _, b in conn.probe)
             out.append(Desync(conn=key, stream=None, ts_ns=ts, reason="not_http", lost_bytes=held))
             self._ignore(cid)
             return None
-        swap = (kind in (_H1, _H2) and d is Direction.INGRESS) or (
-            kind == _H1_RESPONSE and d is Direction.EGRESS
+        swap = (kind in (H1_REQUEST, H2) and d is Direction.INGRESS) or (
+            kind == H1_RESPONSE and d is Direction.EGRESS
         )
         conn.server_side = swap
         conn.request_dir = Direction.INGRESS if swap else Direction.EGRESS
         conn.roles = (Role.RESPONSE, Role.REQUEST) if swap else (Role.REQUEST, Role.RESPONSE)
-        if kind in (_H2, _H2_MID):
+        if kind in (H2, H2_MID):
             try:
                 from lumen_sniff.protocol.http2 import Http2Parser
             except ImportError:
@@ -370,7 +354,7 @@ class ConnectionTracker:
                 self._ignore(cid)
                 return None
             parser: ConnectionParser = Http2Parser(
-                key, conn.process, conn.peer, mid_stream=kind == _H2_MID
+                key, conn.process, conn.peer, mid_stream=kind == H2_MID
             )
         else:
             parser = Http1Parser(key, conn.process, conn.peer)
@@ -422,36 +406,3 @@ class ConnectionTracker:
 
 
 _BYTES_STAT = ("bytes.egress", "bytes.ingress")  # counter of each Direction
-
-
-def _classify(held: bytes) -> str | None:
-    """What the first bytes of a direction are; None while more are needed to tell."""
-    head = held[:24]
-    if H2_PREFACE.startswith(head):
-        return _H2 if len(head) == 24 else None
-    if _REQUEST_START.match(held):
-        return _H1
-    if held.startswith(b"HTTP/1."):
-        return _H1_RESPONSE
-    if b"HTTP/1.".startswith(held[:7]) or _REQUEST_PREFIX.fullmatch(held[:21]):
-        return None  # could still become a start line
-    if len(held) < 9:
-        return None
-    if _plausible_frame(held):
-        return _H2_MID
-    return _BINARY_KIND if _BINARY.search(held, 0, 256) else _TEXT
-
-
-def _plausible_frame(b: bytes) -> bool:
-    """Whether ``b`` starts with a frame header an HTTP/2 peer could send."""
-    length = int.from_bytes(b[0:3], "big")
-    kind = _H2_FRAMES.get(b[3])
-    stream = int.from_bytes(b[5:9], "big")
-    if kind is None or length > _H2_MAX_FRAME_BYTES or stream >> 31:
-        return False
-    zero_only, nonzero_only, fixed = kind
-    if (zero_only and stream) or (nonzero_only and not stream):
-        return False
-    if fixed >= 0 and length != fixed:
-        return False
-    return not (b[3] == 0x4 and length % 6)
