@@ -33,13 +33,10 @@ Time only comes from event timestamps; no clock is read.
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import time
 from collections.abc import Callable, Mapping
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from lumen_sniff.exchangestate import ExchangeState
 from lumen_sniff.model import (
     BodyData,
     ConnClosed,
@@ -54,13 +51,12 @@ from lumen_sniff.model import (
     ResponseHead,
     Role,
     Usage,
-    UsageEvent,
-    UsageSource,
 )
 from lumen_sniff.pricing.prices import Pricer
-from lumen_sniff.providers.attribution import KeyFingerprinter, tenant_of
+from lumen_sniff.providers.attribution import KeyFingerprinter
 from lumen_sniff.providers.base import Classification, Extraction, RequestInfo, UsageExtractor
 from lumen_sniff.routing import HostRouter
+from lumen_sniff.usageevent import EventBuilder, event_id, iso_utc
 
 if TYPE_CHECKING:
     from lumen_sniff.pipeline import PipelineSettings
@@ -80,37 +76,6 @@ ExtractorFactory = Callable[[Classification, RequestInfo, int, Headers], UsageEx
 
 _NO_USAGE = Usage()
 _RESPONSE = Role.RESPONSE
-
-
-class _Exchange:
-    """One request/response pair being assembled (mutable, private)."""
-
-    __slots__ = (
-        "body",
-        "body_kept",
-        "body_size",
-        "classification",
-        "classified",
-        "extractor",
-        "head",
-        "last_ns",
-        "request",
-        "response_ts",
-        "status",
-    )
-
-    def __init__(self, head: RequestHead) -> None:
-        self.head = head
-        self.body: list[bytes] = []
-        self.body_kept = 0
-        self.body_size = 0
-        self.classified = False
-        self.classification: Classification | None = None
-        self.request: RequestInfo | None = None
-        self.extractor: UsageExtractor | None = None
-        self.status = 0
-        self.response_ts: int | None = None
-        self.last_ns = head.ts_ns
 
 
 class ExchangeAssembler:
@@ -140,13 +105,11 @@ class ExchangeAssembler:
         self._is_server_side = is_server_side
         self._pricer = pricer if pricer is not None else Pricer(settings.model_prices())
         self._router = HostRouter(settings.hosts)
-        self._tenant_headers = tuple(h.lower() for h in settings.tenant_headers)
-        self._key_id = KeyFingerprinter(settings.key_salt)
-        self._conns: dict[ConnKey, dict[int, _Exchange]] = {}
+        self._conns: dict[ConnKey, dict[int, ExchangeState]] = {}
         # The connection of the last event and its exchanges; reset whenever a
         # connection leaves ``_conns``.
         self._hot_conn: ConnKey | None = None
-        self._hot_exchanges: dict[int, _Exchange] = {}
+        self._hot_exchanges: dict[int, ExchangeState] = {}
         self._ignored: dict[ConnKey, None] = {}
         self.stats: dict[str, int] = dict.fromkeys(
             (
@@ -165,6 +128,12 @@ class ExchangeAssembler:
             0,
         )
         """Counters by name; see :attr:`lumen_sniff.pipeline.Pipeline.stats`."""
+        self._events = EventBuilder(
+            self._pricer,
+            KeyFingerprinter(settings.key_salt),
+            tuple(h.lower() for h in settings.tenant_headers),
+            self.stats,
+        )
         self._dispatch: dict[type[Any], Callable[[Any], list[PipelineOutput]]] = {
             RequestHead: self._on_request_head,
             ResponseHead: self._on_response_head,
@@ -258,7 +227,7 @@ class ExchangeAssembler:
         if len(exchanges) >= self._settings.max_open_exchanges:
             self.stats["exchanges_dropped"] += 1
             return out
-        exchanges[ev.stream] = _Exchange(ev)
+        exchanges[ev.stream] = ExchangeState(ev)
         return out
 
     def _on_body(self, ev: BodyData) -> list[PipelineOutput]:
@@ -320,7 +289,7 @@ class ExchangeAssembler:
 
     # --------------------------------------------------------------- helpers
 
-    def _get(self, conn: ConnKey, stream: int) -> _Exchange | None:
+    def _get(self, conn: ConnKey, stream: int) -> ExchangeState | None:
         exchanges = self._conns.get(conn)
         return None if exchanges is None else exchanges.get(stream)
 
@@ -344,12 +313,14 @@ class ExchangeAssembler:
         self.stats[key] = self.stats.get(key, 0) + 1
         return IgnoreConnection(conn=conn, reason=reason)
 
-    def _classified(self, ex: _Exchange, conn: ConnKey) -> bool:
+    def _classified(self, ex: ExchangeState, conn: ConnKey) -> bool:
         """Classify once (with what body there is); False (and drop it) if not LLM."""
         if ex.classified:
             return ex.classification is not None
         ex.classified = True
-        request = self._request_info(ex)
+        request = ex.request_info(self._router)
+        if request.body_truncated:
+            self.stats["request_body_truncated"] += 1
         try:
             ex.classification = self._classify(request, self._router.hosts)
         except Exception:  # a provider bug must not stop the pipeline
@@ -365,29 +336,6 @@ class ExchangeAssembler:
         self.stats["llm_exchanges"] += 1
         return True
 
-    def _request_info(self, ex: _Exchange) -> RequestInfo:
-        head = ex.head
-        path, _, query = head.target.partition("?")
-        host = self._router.host_of(head.authority)
-        if path.startswith(("http://", "https://")):  # absolute-form (via a proxy)
-            _, _, rest = path.partition("://")
-            authority, slash, path = rest.partition("/")
-            path = slash + path
-            host = host or self._router.host_of(authority.lower())
-        truncated = ex.body_size > ex.body_kept
-        if truncated:
-            self.stats["request_body_truncated"] += 1
-        return RequestInfo(
-            method=head.method,
-            host=host,
-            path=path or "/",
-            query=query,
-            headers=head.headers,
-            body=ex.body[0] if len(ex.body) == 1 else b"".join(ex.body),
-            body_size=ex.body_size,
-            body_truncated=truncated,
-        )
-
     def _finish_conn(self, conn: ConnKey, ts_ns: int | None, reason: str) -> list[PipelineOutput]:
         exchanges = self._conns.pop(conn, None)
         self._hot_conn = None
@@ -397,7 +345,7 @@ class ExchangeAssembler:
         return out
 
     def _finish(
-        self, ex: _Exchange, end_ns: int, complete: bool, reason: str
+        self, ex: ExchangeState, end_ns: int, complete: bool, reason: str
     ) -> list[PipelineOutput]:
         if not self._classified(ex, ex.head.conn):
             return []
@@ -411,9 +359,21 @@ class ExchangeAssembler:
                 error_type=None,
                 complete=False,
             )
-        return [self._event(ex, extraction, end_ns, complete, reason)]
+        return [
+            self._events.build(
+                head=ex.head,
+                cls=ex.classification,
+                request=ex.request,
+                status=ex.status,
+                response_ts=ex.response_ts,
+                extraction=extraction,
+                end_ns=end_ns,
+                transport_complete=complete,
+                reason=reason,
+            )
+        ]
 
-    def _extraction(self, ex: _Exchange, complete: bool) -> Extraction | None:
+    def _extraction(self, ex: ExchangeState, complete: bool) -> Extraction | None:
         assert ex.classification is not None and ex.request is not None
         try:
             if ex.extractor is None and ex.response_ts is None:
@@ -426,108 +386,3 @@ class ExchangeAssembler:
         except Exception:  # a provider bug must not stop the pipeline
             self.stats["provider_errors"] += 1
             return None
-
-    def _event(
-        self,
-        ex: _Exchange,
-        extraction: Extraction,
-        end_ns: int,
-        transport_complete: bool,
-        reason: str,
-    ) -> UsageEvent:
-        head, cls, request = ex.head, ex.classification, ex.request
-        assert cls is not None and request is not None
-        started = head.ts_ns
-        status = ex.status
-        usage = extraction.usage
-        if status >= 400 and usage.source is not UsageSource.REPORTED:
-            usage = _NO_USAGE  # errors bill nothing; never keep an estimate for them
-        model = extraction.model or cls.model
-        cost: Decimal | None
-        if usage.source is UsageSource.NONE and status < 400:
-            cost, price_source = None, None  # unknown usage: unknown cost, not 0
-        else:
-            priced = self._pricer.price(cls.provider, model, usage, started)
-            cost, price_source = priced.cost_usd, priced.source
-        complete = transport_complete and extraction.complete and ex.response_ts is not None
-        stats = self.stats
-        stats["events"] += 1
-        if cost is None:
-            stats["unpriced"] += 1
-        if usage.source is UsageSource.ESTIMATED:
-            stats["estimated"] += 1
-        if not complete:
-            stats["incomplete"] += 1
-        proc = head.process
-        response_ts = ex.response_ts
-        return UsageEvent(
-            id=event_id(head.conn, head.stream, started),
-            started_at=iso_utc(started),
-            started_ns=started,
-            provider=cls.provider,
-            api=cls.api,
-            model=model,
-            stream=extraction.stream,
-            status=status,
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            cache_read_tokens=usage.cache_read_tokens,
-            cache_write_tokens=usage.cache_write_tokens,
-            reasoning_tokens=usage.reasoning_tokens,
-            cost_usd=cost,
-            usage_source=usage.source,
-            pid=proc.pid if proc is not None else None,
-            process=(proc.comm or None) if proc is not None else None,
-            duration_ms=_ms(end_ns - started) if response_ts is not None else None,
-            ttft_ms=_ms(response_ts - started) if response_ts is not None else None,
-            api_key_id=self._key_id(request.headers, request.query),
-            tenant=tenant_of(request.headers, self._tenant_headers, cls.body_tenant),
-            host=request.host,
-            path=request.path,
-            complete=complete,
-            error_type=extraction.error_type,
-            price_source=price_source,
-            provider_cost_usd=usage.provider_cost_usd,
-            exe=proc.exe if proc is not None else None,
-            container=proc.container if proc is not None else None,
-            unit=proc.unit if proc is not None else None,
-            extra={} if complete else {"end": reason or "incomplete"},
-        )
-
-
-def event_id(conn: ConnKey, stream: int, started_ns: int) -> str:
-    """Deterministic event id: 16 hex characters of BLAKE2b over the exchange's identity.
-
-    Args:
-        conn: Connection of the exchange.
-        stream: Stream id / sequence number of the exchange.
-        started_ns: Request start, UNIX nanoseconds.
-
-    Returns:
-        The id; the same capture always gives the same ids.
-    """
-    text = f"{conn.source}/{conn.pid}/{conn.handle}/{stream}/{started_ns}"
-    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
-
-
-def iso_utc(ts_ns: int) -> str:
-    """ISO 8601 UTC with microseconds and a Z, e.g. ``2026-11-23T13:46:05.123456Z``.
-
-    Args:
-        ts_ns: UNIX nanoseconds (negative values are clamped to the epoch).
-
-    Returns:
-        The timestamp text (integer arithmetic: no float rounding).
-    """
-    seconds, rest = divmod(max(ts_ns, 0), 1_000_000_000)
-    return f"{_iso_seconds(seconds)}.{rest // 1000:06d}Z"
-
-
-@functools.lru_cache(maxsize=1024)
-def _iso_seconds(seconds: int) -> str:
-    # Memoised: events arrive in time order, so the same second repeats.
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
-
-
-def _ms(delta_ns: int) -> float:
-    return round(max(delta_ns, 0) / 1_000_000, 3)
