@@ -1,6 +1,6 @@
 """HTTP/1.x for a passive observer: both directions of one connection, bytes in, events out.
 
-Strategy. Each direction is a :class:`_Side` driven by a small state table:
+Strategy. Each direction is a :class:`Side` driven by a small state table:
 
     HEAD ──head──▶ LENGTH | CHUNK_SIZE | UNTIL_CLOSE | (no body) ──▶ HEAD
     CHUNK_SIZE ─n>0─▶ CHUNK_DATA ─▶ CHUNK_CRLF ─▶ CHUNK_SIZE
@@ -26,77 +26,61 @@ Pairing: requests take exchange numbers 1, 2, 3… in order; final responses are
 matched to the oldest unanswered request (pipelining). A response whose request
 was never seen takes a fresh number. When a request head falls into a gap, a
 placeholder keeps the later pairs aligned.
+
+Modules: the per-direction state and the chunk fast path are in
+:mod:`~lumen_sniff.protocol.http1side`, message events and losing the place in
+:mod:`~lumen_sniff.protocol.http1messages`, head parsing and the resync scan in
+:mod:`~lumen_sniff.protocol.http1head`.
 """
 
 from __future__ import annotations
 
-import re
 from collections import deque
-from dataclasses import dataclass
 
 from lumen_sniff.model import (
-    BodyData,
     ConnClosed,
     ConnKey,
-    Desync,
     HttpEvent,
-    MessageEnd,
     ProcessInfo,
     RequestHead,
     ResponseHead,
     Role,
 )
-from lumen_sniff.protocol.decoding import ContentDecoder, make_decoder
+from lumen_sniff.protocol.decoding import make_decoder
 from lumen_sniff.protocol.http1head import (
     MAX_HEAD_BYTES,
     MAX_LINE_BYTES,
     START_LINE,
     find_head_end,
-    find_start_line,
     parse_head,
+)
+from lumen_sniff.protocol.http1messages import MessageEvents
+from lumen_sniff.protocol.http1side import (
+    CHUNK_CRLF,
+    CHUNK_DATA,
+    CHUNK_SIZE,
+    HEAD,
+    LENGTH,
+    LOST,
+    MAX_CHUNK_LINE_BYTES,
+    TRAILERS,
+    UNTIL_CLOSE,
+    UPGRADED,
+    Message,
+    Side,
+    body_piece,
+    chunk_size,
+    take_line,
+    whole_chunks,
 )
 from lumen_sniff.protocol.records import body_data
 
 __all__ = ["MAX_HEAD_BYTES", "Http1Parser"]
 
-_MAX_CHUNK_LINE_BYTES = 4096
 _MAX_PENDING = 1024  # unanswered requests remembered per connection
-_HEX_DIGITS = b"0123456789abcdefABCDEF"
-_CHUNK_LINE = re.compile(rb"\s*([0-9a-fA-F]{1,15})\s*(?:;.*)?", re.DOTALL)
-
-_HEAD, _LENGTH, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_CRLF = range(5)
-_TRAILERS, _UNTIL_CLOSE, _LOST, _UPGRADED = range(5, 9)
 
 
-@dataclass(slots=True)
-class _Msg:
-    """The message a side is inside of."""
-
-    stream: int
-    decoder: ContentDecoder | None
-    damage: str = ""  # why it can no longer end complete
-
-
-@dataclass(slots=True)
-class _Side:
-    """Parse state of one direction."""
-
-    role: Role
-    state: int = _HEAD
-    buf: bytearray | None = None
-    scan: int = 0  # where the next search in ``buf`` starts
-    remaining: int = 0  # body or chunk bytes still due
-    msg: _Msg | None = None
-    head_ts: int = 0
-    fresh: bool = True  # no head yet: a bad start means capture began mid-stream
-    line_ok: bool = True  # LOST: ``buf[0]`` begins a line
-    lost_reason: str = ""
-    lost_bytes: int = 0
-    seen_cr: bool = False
-    trailer_bytes: int = 0
-
-
-class Http1Parser:
+class Http1Parser(MessageEvents):
     """One HTTP/1.x connection, both directions (see the module docstring).
 
     Implements :class:`lumen_sniff.protocol.base.ConnectionParser`. A 101 response
@@ -115,14 +99,12 @@ class Http1Parser:
         process: ProcessInfo | None = None,
         peer: tuple[str, int] | None = None,
     ) -> None:
-        self._conn = conn
+        super().__init__(conn)
         self._process = process
         self._peer = peer
-        self._sides = (_Side(Role.REQUEST), _Side(Role.RESPONSE))
         self._pending: deque[tuple[int, str]] = deque()  # (stream, method) not yet answered
         self._next_stream = 1
         self._upgraded = False
-        self._upgrade_reported = False
         self._closed = False
         self.has_synced = False
         """True once a message head was parsed on either side."""
@@ -146,8 +128,8 @@ class Http1Parser:
             side = self._sides[role]
             parts: list[bytes | memoryview] = []  # body of side.msg seen in this call
             pos = 0
-            if side.state == _CHUNK_SIZE and not side.buf:
-                pos = _whole_chunks(side, data, 0, parts)
+            if side.state == CHUNK_SIZE and not side.buf:
+                pos = whole_chunks(side, data, 0, parts)
             if pos < len(data):
                 self._consume(side, ts_ns, data, pos, parts, out)
             else:
@@ -165,7 +147,7 @@ class Http1Parser:
             return out
         side = self._sides[role]
         state, msg = side.state, side.msg
-        if state == _LENGTH and msg is not None and msg.decoder is None:
+        if state == LENGTH and msg is not None and msg.decoder is None:
             # Identity body of known length: the framing survives the hole.
             hole = min(lost_bytes, side.remaining)
             out.append(self._desync(msg.stream, ts_ns, "gap", hole))
@@ -175,14 +157,14 @@ class Http1Parser:
                 self._end(side, ts_ns, out)
             if lost_bytes > hole:
                 self._lose(side, ts_ns, "gap", out, skipped=lost_bytes - hole)
-        elif state == _UNTIL_CLOSE and msg is not None and msg.decoder is None:
+        elif state == UNTIL_CLOSE and msg is not None and msg.decoder is None:
             out.append(self._desync(msg.stream, ts_ns, "gap", lost_bytes))
             msg.damage = msg.damage or "gap"
-        elif state == _UPGRADED or (state == _HEAD and self._upgraded):
-            side.state = _UPGRADED
+        elif state == UPGRADED or (state == HEAD and self._upgraded):
+            side.state = UPGRADED
             self._after_upgrade(side, ts_ns, lost_bytes, out)
         else:
-            if state == _HEAD and side.role is Role.REQUEST:
+            if state == HEAD and side.role is Role.REQUEST:
                 # A request head fell (at least partly) into the hole: keep a seat
                 # for its response so later pairs stay aligned.
                 self._expect(self._new_stream(), "")
@@ -197,11 +179,11 @@ class Http1Parser:
         self._closed = True
         for side in self._sides:
             if side.msg is not None:
-                self._end(side, ts_ns, out, "" if side.state == _UNTIL_CLOSE else "closed")
-            if side.state == _LOST:
+                self._end(side, ts_ns, out, "" if side.state == UNTIL_CLOSE else "closed")
+            if side.state == LOST:
                 side.lost_bytes += len(side.buf or b"")
                 out.append(self._desync(None, ts_ns, side.lost_reason, side.lost_bytes))
-            elif side.state == _UPGRADED and side.lost_bytes:
+            elif side.state == UPGRADED and side.lost_bytes:
                 out.append(self._desync(None, ts_ns, "upgrade", side.lost_bytes))
             elif side.buf:
                 out.append(self._desync(None, ts_ns, "closed", len(side.buf)))
@@ -213,7 +195,7 @@ class Http1Parser:
 
     def _consume(
         self,
-        side: _Side,
+        side: Side,
         ts: int,
         data: bytes,
         pos: int,
@@ -225,28 +207,28 @@ class Http1Parser:
         view = memoryview(data)
         while pos < n:
             st = side.state
-            if st in (_LENGTH, _CHUNK_DATA):
+            if st in (LENGTH, CHUNK_DATA):
                 take = min(side.remaining, n - pos)
-                self._body(side, view[pos : pos + take], parts)
+                body_piece(side, view[pos : pos + take], parts)
                 pos += take
                 side.remaining -= take
                 if side.remaining == 0:
-                    if st == _CHUNK_DATA:
-                        side.state, side.seen_cr = _CHUNK_CRLF, False
+                    if st == CHUNK_DATA:
+                        side.state, side.seen_cr = CHUNK_CRLF, False
                     else:
                         self._flush(side, ts, parts, out)
                         self._end(side, ts, out)
-            elif st == _UNTIL_CLOSE:
-                self._body(side, view[pos:], parts)
+            elif st == UNTIL_CLOSE:
+                body_piece(side, view[pos:], parts)
                 pos = n
-            elif st == _CHUNK_CRLF:
+            elif st == CHUNK_CRLF:
                 if not side.seen_cr and data.startswith(b"\r\n", pos):
-                    side.state = _CHUNK_SIZE
+                    side.state = CHUNK_SIZE
                     pos += 2
                     continue
                 b = data[pos]
                 if b == 10:
-                    side.state = _CHUNK_SIZE
+                    side.state = CHUNK_SIZE
                     pos += 1
                 elif b == 13 and not side.seen_cr:
                     side.seen_cr = True
@@ -254,19 +236,19 @@ class Http1Parser:
                 else:
                     self._flush(side, ts, parts, out)
                     self._lose(side, ts, "bad_chunk", out)
-            elif st in (_CHUNK_SIZE, _TRAILERS):
-                if st == _CHUNK_SIZE and not side.buf:
-                    taken = _whole_chunks(side, data, pos, parts)
-                    if taken != pos or side.state != _CHUNK_SIZE:
+            elif st in (CHUNK_SIZE, TRAILERS):
+                if st == CHUNK_SIZE and not side.buf:
+                    taken = whole_chunks(side, data, pos, parts)
+                    if taken != pos or side.state != CHUNK_SIZE:
                         pos = taken
                         continue
-                line, pos = self._take_line(side, data, pos)
+                line, pos = take_line(side, data, pos)
                 if line is None:
                     held = len(side.buf or b"")
-                    if st == _CHUNK_SIZE and held > _MAX_CHUNK_LINE_BYTES:
+                    if st == CHUNK_SIZE and held > MAX_CHUNK_LINE_BYTES:
                         self._flush(side, ts, parts, out)
                         self._lose(side, ts, "bad_chunk", out, line_ok=False)
-                    elif st == _TRAILERS and side.trailer_bytes + held > MAX_HEAD_BYTES:
+                    elif st == TRAILERS and side.trailer_bytes + held > MAX_HEAD_BYTES:
                         self._flush(side, ts, parts, out)
                         self._lose(
                             side,
@@ -276,15 +258,15 @@ class Http1Parser:
                             skipped=side.trailer_bytes,
                             line_ok=False,
                         )
-                elif st == _CHUNK_SIZE:
-                    size = _chunk_size(line)
+                elif st == CHUNK_SIZE:
+                    size = chunk_size(line)
                     if size is None:
                         self._flush(side, ts, parts, out)
                         self._lose(side, ts, "bad_chunk", out, skipped=len(line) + 1)
                     elif size:
-                        side.state, side.remaining = _CHUNK_DATA, size
+                        side.state, side.remaining = CHUNK_DATA, size
                     else:
-                        side.state, side.trailer_bytes = _TRAILERS, 0
+                        side.state, side.trailer_bytes = TRAILERS, 0
                 else:
                     side.trailer_bytes += len(line) + 1
                     if line.strip(b"\r") == b"":
@@ -293,95 +275,25 @@ class Http1Parser:
                     elif side.trailer_bytes > MAX_HEAD_BYTES:
                         self._flush(side, ts, parts, out)
                         self._lose(side, ts, "head_too_large", out, skipped=side.trailer_bytes)
-            elif st == _HEAD:
+            elif st == HEAD:
                 self._flush(side, ts, parts, out)
                 if self._upgraded:
-                    side.state = _UPGRADED
+                    side.state = UPGRADED
                     continue
                 data, pos = self._head(side, ts, data, pos, out)
                 n, view = len(data), memoryview(data)
-            elif st == _LOST:
+            elif st == LOST:
                 data, pos = self._resync(side, ts, data, pos, out)
                 n, view = len(data), memoryview(data)
-            else:  # _UPGRADED
+            else:  # UPGRADED
                 self._after_upgrade(side, ts, n - pos, out)
                 pos = n
         self._flush(side, ts, parts, out)
 
-    def _body(self, side: _Side, piece: memoryview, parts: list[bytes | memoryview]) -> None:
-        msg = side.msg
-        if msg is None or not piece:
-            return
-        if msg.decoder is None:
-            parts.append(piece)
-        else:
-            decoded = msg.decoder.decode(bytes(piece))
-            if decoded:
-                parts.append(decoded)
-
-    def _flush(
-        self, side: _Side, ts: int, parts: list[bytes | memoryview], out: list[HttpEvent]
-    ) -> None:
-        """Emit the body gathered in this call as one BodyData (plus a decode Desync)."""
-        msg = side.msg
-        if msg is None:
-            parts.clear()
-            return
-        if parts:
-            body = b"".join(parts)
-            parts.clear()
-            out.append(body_data(self._conn, msg.stream, side.role, ts, body))
-        if msg.decoder is not None:
-            self._check_decoder(msg, ts, out)
-
-    def _check_decoder(self, msg: _Msg, ts: int, out: list[HttpEvent]) -> None:
-        if msg.decoder is not None and msg.decoder.error is not None and not msg.damage:
-            msg.damage = "decode_error"
-            out.append(self._desync(msg.stream, ts, "decode_error", 0))
-
-    def _end(self, side: _Side, ts: int, out: list[HttpEvent], reason: str = "") -> None:
-        """End ``side``'s open message: complete unless damaged or given a ``reason``."""
-        msg = side.msg
-        side.state = _HEAD
-        if msg is None:
-            return
-        side.msg = None
-        if msg.decoder is not None:
-            tail = msg.decoder.flush()
-            if tail:
-                out.append(
-                    BodyData(
-                        conn=self._conn, stream=msg.stream, role=side.role, ts_ns=ts, data=tail
-                    )
-                )
-            if not reason:
-                self._check_decoder(msg, ts, out)
-        why = reason or msg.damage
-        out.append(
-            MessageEnd(
-                conn=self._conn,
-                stream=msg.stream,
-                role=side.role,
-                ts_ns=ts,
-                complete=not why,
-                reason=why,
-            )
-        )
-
-    def _after_upgrade(self, side: _Side, ts: int, count: int, out: list[HttpEvent]) -> None:
-        """Bytes after an upgrade: flag the first (lost 0), total them up for close()."""
-        if not self._upgrade_reported:
-            self._upgrade_reported = True
-            out.append(self._desync(None, ts, "upgrade", 0))
-        side.lost_bytes += count
-
-    def _desync(self, stream: int | None, ts: int, reason: str, lost: int) -> Desync:
-        return Desync(conn=self._conn, stream=stream, ts_ns=ts, reason=reason, lost_bytes=lost)
-
     # --------------------------------------------------------------------- heads
 
     def _head(
-        self, side: _Side, ts: int, data: bytes, pos: int, out: list[HttpEvent]
+        self, side: Side, ts: int, data: bytes, pos: int, out: list[HttpEvent]
     ) -> tuple[bytes, int]:
         """HEAD state: find a whole head and act on it; return the bytes left to run."""
         buf = side.buf
@@ -426,7 +338,7 @@ class Http1Parser:
         return b"", 0
 
     def _too_large(
-        self, side: _Side, ts: int, data: bytes, pos: int, out: list[HttpEvent]
+        self, side: Side, ts: int, data: bytes, pos: int, out: list[HttpEvent]
     ) -> tuple[bytes, int]:
         """Skip exactly the cap's worth of an oversized head, then resync at a later line.
 
@@ -436,7 +348,7 @@ class Http1Parser:
         self._lose(side, ts, "head_too_large", out, skipped=MAX_HEAD_BYTES, line_ok=False)
         return data, pos + MAX_HEAD_BYTES
 
-    def _on_head(self, side: _Side, block: bytes, out: list[HttpEvent]) -> bool:
+    def _on_head(self, side: Side, block: bytes, out: list[HttpEvent]) -> bool:
         """Act on a whole head; False (and LOST) when its first line is no start line."""
         head = parse_head(side.role, block)
         if head is None:
@@ -483,15 +395,15 @@ class Http1Parser:
                 head.length, head.chunked, head.bad_framing = 0, False, False
             elif method == "HEAD" or status in (204, 304):
                 head.length, head.chunked, head.bad_framing = 0, False, False
-        side.msg = _Msg(stream, make_decoder(head.codings) if head.codings else None)
+        side.msg = Message(stream, make_decoder(head.codings) if head.codings else None)
         if head.bad_framing:
             self._lose(side, side.head_ts, "bad_framing", out)
         elif head.chunked:
-            side.state = _CHUNK_SIZE
+            side.state = CHUNK_SIZE
         elif head.length is None:
-            side.state = _UNTIL_CLOSE
+            side.state = UNTIL_CLOSE
         elif head.length:
-            side.state, side.remaining = _LENGTH, head.length
+            side.state, side.remaining = LENGTH, head.length
         else:
             self._end(side, side.head_ts, out)
         return True
@@ -506,130 +418,3 @@ class Http1Parser:
         stream = self._next_stream
         self._next_stream += 1
         return stream
-
-    # ---------------------------------------------------------- losing the place
-
-    def _lose(
-        self,
-        side: _Side,
-        ts: int,
-        reason: str,
-        out: list[HttpEvent],
-        *,
-        skipped: int = 0,
-        line_ok: bool = True,
-    ) -> None:
-        """Enter (or stay in) LOST: end the open message, count what is skipped.
-
-        Bytes still in ``side.buf`` are dropped and counted; callers that want them
-        scanned again take them out first.
-        """
-        if side.msg is not None:
-            self._end(side, ts, out, "gap" if reason == "gap" else "desync")
-        if side.state != _LOST:
-            side.state, side.lost_reason = _LOST, reason
-        side.lost_bytes += skipped + len(side.buf or b"")
-        side.buf = None
-        side.scan, side.line_ok = 0, line_ok
-
-    def _resync(
-        self, side: _Side, ts: int, data: bytes, pos: int, out: list[HttpEvent]
-    ) -> tuple[bytes, int]:
-        """LOST state: skip to the next plausible start line; return the bytes left to run."""
-        buf = side.buf
-        if buf is None:
-            side.buf = buf = bytearray()
-        buf += data[pos:] if pos else data
-        found, cut, scan = find_start_line(buf, side.scan, side.role, side.line_ok)
-        self._skip(side, cut)
-        side.scan = scan
-        if not found:
-            return b"", 0
-        side.buf, side.fresh = None, False
-        out.append(self._desync(None, ts, side.lost_reason, side.lost_bytes))
-        side.lost_bytes, side.state = 0, _HEAD
-        return bytes(buf), 0
-
-    def _skip(self, side: _Side, count: int) -> None:
-        """Drop ``count`` bytes from the front of a LOST buffer, counting them."""
-        buf = side.buf
-        if count > 0 and buf is not None:
-            side.line_ok = buf[count - 1] == 10
-            del buf[:count]
-            side.lost_bytes += count
-
-    def _take_line(self, side: _Side, data: bytes, pos: int) -> tuple[bytes | None, int]:
-        """The next LF-terminated line (LF dropped), or None with the rest buffered."""
-        nl = data.find(b"\n", pos)
-        if nl < 0:
-            if side.buf is None:
-                side.buf = bytearray()
-            side.buf += data[pos:]
-            return None, len(data)
-        line = data[pos:nl]
-        if side.buf:
-            line = bytes(side.buf) + line
-        side.buf = None
-        return line, nl + 1
-
-
-def _whole_chunks(side: _Side, data: bytes, pos: int, parts: list[bytes | memoryview]) -> int:
-    """Fast path of CHUNK_SIZE with nothing buffered: take whole chunks of ``data[pos:]``.
-
-    A stream flushed event by event arrives as ``size CRLF data CRLF`` per read,
-    and a bulk read holds many such chunks: they are taken here, a few ``find``
-    calls each, without going round the state loop. Whatever is not plain
-    (extensions, spaces, a bare LF, the last chunk, a chunk cut short) is left
-    to the loop, from the returned position, in the state reached.
-    """
-    msg = side.msg
-    decoder = msg.decoder if msg is not None else None
-    find, n = data.find, len(data)
-    while pos < n:
-        nl = find(b"\n", pos, pos + 17)  # up to 15 hex digits and a CR
-        if nl < 0:
-            break
-        line = data[pos:nl]
-        size = _PLAIN_SIZES.get(line)
-        if size is None:
-            size = _plain_size(line)
-        if not size:
-            break
-        start = nl + 1
-        stop = start + size
-        if data[stop : stop + 2] != b"\r\n":  # cut short, or an unusual ending
-            side.state, side.remaining = _CHUNK_DATA, size
-            return start
-        if msg is not None:
-            if decoder is None:
-                parts.append(data[start:stop])
-            else:
-                decoded = decoder.decode(data[start:stop])
-                if decoded:
-                    parts.append(decoded)
-        pos = stop + 2
-    return pos
-
-
-def _plain_size(line: bytes) -> int:
-    """The size on a plain chunk-size line (hex digits, maybe a CR); 0 for any other.
-
-    Plain lines are remembered: a stream's chunk sizes repeat, and a dict
-    lookup is cheaper than checking and converting the digits again.
-    """
-    digits = line[:-1] if line[-1:] == b"\r" else line
-    if not 0 < len(digits) <= 15 or digits.translate(None, _HEX_DIGITS):
-        return 0
-    size = int(digits, 16)
-    if len(_PLAIN_SIZES) < 4096:
-        _PLAIN_SIZES[line] = size
-    return size
-
-
-_PLAIN_SIZES: dict[bytes, int] = {}
-"""Plain chunk-size lines seen (LF excluded) → size; bounded."""
-
-
-def _chunk_size(line: bytes) -> int | None:
-    m = _CHUNK_LINE.fullmatch(line)
-    return int(m.group(1), 16) if m else None
