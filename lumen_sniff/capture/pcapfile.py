@@ -1,16 +1,18 @@
 """Capture files (pcap and pcapng) as a stream of raw frames, damage reported.
 
-scapy's raw readers (``RawPcapReader`` / ``RawPcapNgReader``) do the record
-framing; no scapy layer ever dissects a packet. What this module adds:
+Frames are read in place from a map of the file: a classic pcap record or a
+pcapng Enhanced Packet Block costs one ``unpack_from``, and the frame is not
+even copied (:meth:`CaptureFile.raw`). scapy's raw readers
+(``RawPcapReader`` / ``RawPcapNgReader``) parse the file headers and the rare
+pcapng blocks (sections, interfaces, simple and obsolete packet blocks); no
+scapy layer ever dissects a packet. What this module guarantees:
 
 * the file type is judged from the magic, with a clear error for anything else;
-* frames come with their link type (per interface in pcapng) and a UNIX
-  nanosecond timestamp, whatever the file's resolution;
-* scapy's packet size cap (65535, less than a loopback frame) is lifted;
-* damage is never mistaken for the end of the file. scapy ends iteration
-  quietly on a cut or corrupt record, so after the last good packet the rest of
-  the file must be whole records (checked here), else :class:`ReplayError`
-  is raised, after every good frame before the damage has been yielded.
+* frames come with their link type (per interface and section in pcapng) and
+  a UNIX nanosecond timestamp, whatever the file's resolution;
+* no packet size cap below 256 MiB (scapy's is 65535, less than a loopback frame);
+* damage is never mistaken for the end of the file: every good frame before
+  it is yielded, then :class:`ReplayError` says where and what.
 """
 
 from __future__ import annotations
@@ -25,10 +27,12 @@ from typing import Any, BinaryIO, NamedTuple, TypeAlias
 
 from lumen_sniff.errors import ReplayError
 
-__all__ = ["Buffer", "CaptureFile", "Frame", "PcapLayout"]
+__all__ = ["Buffer", "CaptureFile", "Frame", "PcapLayout", "RawFrame"]
 
 Buffer: TypeAlias = "bytes | mmap.mmap"
 """What :meth:`CaptureFile.raw` slices frames from."""
+RawFrame: TypeAlias = "tuple[int, int, Buffer, int, int, int]"
+"""``(linktype, ts_ns, buffer, start, end, wire_len)``: the frame is ``buffer[start:end]``."""
 
 _PCAP_MAGICS = {
     b"\xd4\xc3\xb2\xa1": False,  # little-endian, microseconds
@@ -37,6 +41,7 @@ _PCAP_MAGICS = {
     b"\xa1\xb2\x3c\x4d": True,  # big-endian, nanoseconds
 }
 _PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
+_PCAPNG_SECTION = 0x0A0D0D0A
 _MAX_CAPLEN = 1 << 28
 """Larger records are corruption, not packets (libpcap caps snaplen at 256 KiB)."""
 
@@ -133,21 +138,20 @@ class CaptureFile:
 
     def __iter__(self) -> Iterator[Frame]:
         """Yield every frame; raise ReplayError at the first damaged record."""
-        if self.format == "pcap":
-            return self._iter_pcap()
-        return self._iter_pcapng()
+        for linktype, ts_ns, buffer, start, end, wire_len in self.raw():
+            yield Frame(linktype, ts_ns, buffer[start:end], wire_len)
 
-    def raw(self) -> Iterator[tuple[int, int, Buffer, int, int]]:
-        """Yield ``(linktype, ts_ns, buffer, start, end)`` per frame: no copy of the frame.
+    def raw(self) -> Iterator[RawFrame]:
+        """Yield ``(linktype, ts_ns, buffer, start, end, wire_len)`` per frame, in place.
 
-        The frame is ``buffer[start:end]``. For classic pcap the buffer is the
-        whole file, mapped in memory, the same object for every frame; for
-        pcapng it is the frame's own bytes. Damage raises ReplayError as for
-        iteration.
+        The frame is ``buffer[start:end]``. The buffer is usually the whole
+        file, mapped in memory, the same object for every frame (for pcapng
+        blocks other than Enhanced Packet Blocks, the frame's own bytes).
+        Damage raises ReplayError as for iteration.
         """
         if self.format == "pcap":
             return self._raw_pcap()
-        return ((f.linktype, f.ts_ns, f.data, 0, len(f.data)) for f in self._iter_pcapng())
+        return self._raw_pcapng()
 
     def pcap_layout(self) -> PcapLayout:
         """Where a classic pcap's records are, for readers that frame them in place.
@@ -162,16 +166,8 @@ class CaptureFile:
         """
         if self.format != "pcap":
             raise ReplayError(f"{self.path}: not a classic pcap file")
-        buffer = self._map
-        if buffer is None:
-            try:
-                buffer = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
-            except (OSError, ValueError):  # not mappable: read it whole
-                self._file.seek(0)
-                buffer = self._file.read()
-            self._map = buffer
         return PcapLayout(
-            buffer=buffer,
+            buffer=self._mapped(),
             size=self._size,
             first_record=24,
             record=struct.Struct(self._reader.endian + "IIII"),
@@ -197,7 +193,93 @@ class CaptureFile:
             problem = f"record of {caplen} bytes cut short"
         return self._damage(offset, problem)
 
-    def _raw_pcap(self) -> Iterator[tuple[int, int, Buffer, int, int]]:
+    def _mapped(self) -> Buffer:
+        buffer = self._map
+        if buffer is None:
+            try:
+                buffer = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
+            except (OSError, ValueError):  # not mappable: read it whole
+                self._file.seek(0)
+                buffer = self._file.read()
+            self._map = buffer
+        return buffer
+
+    def _raw_pcapng(self) -> Iterator[RawFrame]:
+        # Enhanced Packet Blocks, nearly every block of a file, are read in
+        # place from a map of the file. scapy reads every other block (section
+        # headers, interfaces, simple and obsolete packet blocks) and any EPB
+        # that is not clean, from the same offset, so it keeps the interface
+        # table and byte order, and damage is judged as in iteration.
+        buf = self._mapped()
+        size = self._size
+        reader = self._reader
+        offset = self._file.tell()  # after the first section header
+        count = 0
+        last_ts = 0
+        endian = ""
+        interfaces: list[tuple[int, int, int]] = []  # linktype, ns per tick or 0, ticks/s
+        try:
+            while offset < size:
+                if endian != reader.endian or len(interfaces) != len(reader.interfaces):
+                    endian = reader.endian
+                    head = struct.Struct(endian + "II")
+                    epb = struct.Struct(endian + "5I")
+                    trailer = struct.Struct(endian + "I")
+                    interfaces = [_interface(i) for i in reader.interfaces]
+                block_type = 0
+                if offset + 8 <= size:
+                    block_type, length = head.unpack_from(buf, offset)
+                    end_block = offset + length
+                    if (
+                        block_type == 6
+                        and length >= 32
+                        and not length % 4
+                        and end_block <= size
+                        and trailer.unpack_from(buf, end_block - 4)[0] == length
+                    ):
+                        iface, high, low, caplen, wirelen = epb.unpack_from(buf, offset + 8)
+                        if iface >= len(interfaces):
+                            self.frames_read = count
+                            raise self._damage(offset, f"packet on undeclared interface {iface}")
+                        linktype, ns_per_tick, per_second = interfaces[iface]
+                        ticks = high << 32 | low
+                        last_ts = (
+                            ticks * ns_per_tick
+                            if ns_per_tick
+                            else ticks * 1_000_000_000 // per_second
+                        )
+                        start = offset + 28
+                        offset = end_block
+                        count += 1
+                        end = min(start + caplen, end_block - 4)
+                        yield linktype, last_ts, buf, start, end, wirelen
+                        continue
+                self._file.seek(offset)
+                try:
+                    found = reader._read_block(_MAX_CAPLEN)
+                except EOFError:  # the end, or damage: the walk below tells
+                    break
+                except Exception as exc:  # scapy raises Scapy_Exception, struct.error
+                    self.frames_read = count
+                    problem = self._check_pcapng_tail(offset) or str(exc)
+                    raise self._damage(offset, problem) from exc
+                if block_type == _PCAPNG_SECTION:
+                    reader.interfaces = []  # interface numbers start again (scapy keeps them)
+                offset = self._file.tell()
+                if found is not None:
+                    data, meta = found
+                    if meta.tshigh is not None:
+                        last_ts = _ticks_to_ns(meta.tshigh << 32 | meta.tslow, meta.tsresol)
+                    count += 1
+                    yield meta.linktype, last_ts, data, 0, len(data), meta.wirelen
+            self.frames_read = count
+            problem = self._check_pcapng_tail(offset)
+            if problem:
+                raise self._damage(offset, problem)
+        finally:
+            self.frames_read = count
+
+    def _raw_pcap(self) -> Iterator[RawFrame]:
         # Read in place from a map of the file rather than through scapy,
         # which copies and builds a tuple per record.
         view, size, offset, record, scale, linktype, max_caplen = self.pcap_layout()
@@ -205,62 +287,18 @@ class CaptureFile:
         count = 0
         try:
             while offset + 16 <= size:
-                sec, frac, caplen, _wirelen = unpack(view, offset)
+                sec, frac, caplen, wirelen = unpack(view, offset)
                 start = offset + 16
                 end = start + caplen
                 if end > size or caplen > max_caplen:
                     raise self.record_error(offset, caplen, count)
                 count += 1
-                yield linktype, sec * 1_000_000_000 + frac * scale, view, start, end
+                yield linktype, sec * 1_000_000_000 + frac * scale, view, start, end, wirelen
                 offset = end
             if offset != size:
                 raise self.record_error(offset, None, count)
         finally:
             self.frames_read = count
-
-    def _iter_pcap(self) -> Iterator[Frame]:
-        read = self._reader._read_packet
-        tell = self._file.tell
-        linktype = self._reader.linktype
-        scale = 1 if self._nano else 1000
-        good_end = tell()
-        while True:
-            try:
-                data, meta = read(_MAX_CAPLEN)
-            except EOFError:
-                break
-            except Exception as exc:
-                raise self._damage(good_end, str(exc)) from exc
-            if len(data) != meta.caplen:
-                raise self._damage(good_end, f"record of {meta.caplen} bytes cut short")
-            good_end = tell()
-            self.frames_read += 1
-            yield Frame(linktype, meta.sec * 1_000_000_000 + meta.usec * scale, data, meta.wirelen)
-        if good_end != self._size:
-            raise self._damage(good_end, "cut inside a record header")
-
-    def _iter_pcapng(self) -> Iterator[Frame]:
-        read = self._reader._read_packet
-        tell = self._file.tell
-        good_end = tell()
-        last_ts = 0
-        while True:
-            try:
-                data, meta = read(_MAX_CAPLEN)
-            except EOFError:
-                break
-            except Exception as exc:
-                raise self._damage(good_end, str(exc)) from exc
-            good_end = tell()
-            if meta.tshigh is not None:
-                ticks = meta.tshigh << 32 | meta.tslow
-                resol = meta.tsresol
-                last_ts = ticks * (10**9 // resol) if 10**9 % resol == 0 else ticks * 10**9 // resol
-            self.frames_read += 1
-            yield Frame(meta.linktype, last_ts, data, meta.wirelen)
-        problem = self._check_pcapng_tail(good_end)
-        if problem:
-            raise self._damage(good_end, problem)
 
     def _check_pcapng_tail(self, start: int) -> str:
         """Walk whole blocks from ``start`` to the end; describe the first bad one."""
@@ -272,7 +310,7 @@ class CaptureFile:
             if len(head) < 8:
                 return "cut inside a block header"
             block_type, length = struct.unpack(endian + "II", head)
-            if block_type == 0x0A0D0D0A:
+            if block_type == _PCAPNG_SECTION:
                 endian = "<" if self._file.read(4) == b"\x4d\x3c\x2b\x1a" else ">"
                 length = struct.unpack(endian + "I", head[4:])[0]
             if length < 12 or length % 4 or position + length > self._size:
@@ -288,6 +326,20 @@ class CaptureFile:
             f"{self.path}: damaged {self.format} after {self.frames_read} packets "
             f"(byte {offset} of {self._size}): {what}"
         )
+
+
+def _ticks_to_ns(ticks: int, per_second: int) -> int:
+    if 1_000_000_000 % per_second == 0:
+        return ticks * (1_000_000_000 // per_second)
+    return ticks * 1_000_000_000 // per_second
+
+
+def _interface(description: tuple[int, int, dict[str, Any]]) -> tuple[int, int, int]:
+    """(linktype, nanoseconds per tick or 0 when not whole, ticks per second) of an IDB."""
+    linktype, _snaplen, options = description
+    per_second = options["tsresol"]
+    whole = 1_000_000_000 % per_second == 0
+    return linktype, 1_000_000_000 // per_second if whole else 0, per_second
 
 
 def _scapy_reader(name: str) -> Any:

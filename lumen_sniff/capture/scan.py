@@ -49,7 +49,7 @@ def scan_capture(
     out = reasm.out
     feed = reasm.feed_tcp
     if capture.format != "pcap":
-        for linktype, ts_ns, buf, start, end in capture.raw():
+        for linktype, ts_ns, buf, start, end, _wire_len in capture.raw():
             fields = tcp_fields(linktype, buf, start, end)
             if isinstance(fields, str):
                 skipped[fields] += 1

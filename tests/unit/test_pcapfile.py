@@ -116,7 +116,7 @@ def test_missing_file(tmp_path: Path) -> None:
 
 def read_raw(path: Path) -> list[tuple[int, int, bytes]]:
     with CaptureFile(path) as capture:
-        return [(lt, ts, bytes(buf[start:end])) for lt, ts, buf, start, end in capture.raw()]
+        return [(lt, ts, bytes(buf[start:end])) for lt, ts, buf, start, end, _ in capture.raw()]
 
 
 @pytest.mark.parametrize("nano", [True, False])
@@ -142,7 +142,7 @@ def test_raw_truncated_pcap_yields_good_frames_then_fails(tmp_path: Path, keep: 
     path.write_bytes(path.read_bytes()[:keep])
     got = []
     with pytest.raises(ReplayError) as info, CaptureFile(path) as capture:
-        for _, _, buf, start, end in capture.raw():
+        for _, _, buf, start, end, _ in capture.raw():
             got.append(bytes(buf[start:end]))
     assert got == [b"a" * 60]
     assert capture.frames_read == 1
@@ -159,3 +159,88 @@ def test_raw_pcap_rejects_an_absurd_record_length(tmp_path: Path) -> None:
                        r"536870912 bytes is too large"), CaptureFile(path) as capture:  # fmt: skip
         for _ in capture.raw():
             pass
+
+
+def _ng_block(endian: str, block_type: int, body: bytes) -> bytes:
+    body += bytes(-len(body) % 4)
+    length = len(body) + 12
+    return struct.pack(endian + "II", block_type, length) + body + struct.pack(endian + "I", length)
+
+
+def _ng_section(endian: str) -> bytes:
+    return _ng_block(endian, 0x0A0D0D0A, struct.pack(endian + "IHHq", 0x1A2B3C4D, 1, 0, -1))
+
+
+def _ng_interface(endian: str, linktype: int, tsresol: int | None) -> bytes:
+    options = b""
+    if tsresol is not None:
+        options = struct.pack(endian + "HHB3x", 9, 1, tsresol) + struct.pack(endian + "HH", 0, 0)
+    return _ng_block(endian, 1, struct.pack(endian + "HHI", linktype, 0, 262144) + options)
+
+
+def _ng_epb(endian: str, iface: int, ticks: int, data: bytes, options: bytes = b"") -> bytes:
+    head = struct.pack(endian + "IIIII", iface, ticks >> 32, ticks & 0xFFFFFFFF, len(data), 900)
+    return _ng_block(endian, 6, head + data + bytes(-len(data) % 4) + options)
+
+
+def _mixed_pcapng() -> bytes:
+    """Two sections (little then big endian), microsecond, binary and nanosecond
+    interfaces, an EPB with options, a Simple Packet Block, an unknown block."""
+    comment = struct.pack("<HH", 1, 5) + b"hello" + bytes(3) + struct.pack("<HH", 0, 0)
+    return b"".join([
+        _ng_section("<"),
+        _ng_interface("<", 1, None),  # microseconds by default
+        _ng_interface("<", 113, 0x80 | 10),  # 2**-10 s: not a whole number of ns
+        _ng_epb("<", 0, 1_700_000_000_123_456, b"a" * 60),
+        _ng_epb("<", 1, 1_700_000_000 * 1024 + 5, b"b" * 7, comment),
+        _ng_block("<", 3, struct.pack("<I", 5) + b"ccccc"),  # SPB: interface 0, last time
+        _ng_block("<", 0x0BAD, b"unknown block"),
+        _ng_section(">"),
+        _ng_interface(">", 276, 9),
+        _ng_epb(">", 0, 1_700_000_001_000_000_001, b"d" * 1500),
+    ])  # fmt: skip
+
+
+def test_raw_pcapng_sections_interfaces_and_block_kinds(tmp_path: Path) -> None:
+    path = tmp_path / "m.pcapng"
+    path.write_bytes(_mixed_pcapng())
+    expected = [
+        (1, 1_700_000_000_123_456_000, b"a" * 60),
+        (113, (1_700_000_000 * 1024 + 5) * 10**9 // 1024, b"b" * 7),
+        (1, (1_700_000_000 * 1024 + 5) * 10**9 // 1024, b"ccccc"),
+        (276, 1_700_000_001_000_000_001, b"d" * 1500),
+    ]
+    assert [(f.linktype, f.ts_ns, f.data) for f in read_all(path)] == expected
+    assert read_raw(path) == expected
+
+
+@pytest.mark.parametrize(
+    ("cut", "where", "problem"),
+    [
+        # The layout: sections at 0 and 280; the last block, an EPB at 340, ends at 1872.
+        (1, 340, "block trailer does not match its length"),  # cut, then garbage
+        (4, 340, "bad block length 1532"),
+        (1500, 340, "bad block length 1532"),
+        (1540, 308, "bad block length 32"),  # inside the second section's IDB
+        (1572, 280, "bad block length 28"),  # inside the second section header
+    ],
+)
+def test_pcapng_damage_in_a_later_section(
+    tmp_path: Path, cut: int, where: int, problem: str
+) -> None:
+    path = tmp_path / "c.pcapng"
+    data = _mixed_pcapng()
+    assert len(data) == 1872
+    path.write_bytes(data[:-cut] + (b"\x00garbage" if cut % 2 else b""))
+    got, message = read_until_error(path)
+    assert [f.data[:1] for f in got] == [b"a", b"b", b"c"]
+    size = path.stat().st_size
+    assert message.endswith(f"damaged pcapng after 3 packets (byte {where} of {size}): {problem}")
+
+
+def test_pcapng_with_an_unknown_interface_is_damaged(tmp_path: Path) -> None:
+    path = tmp_path / "i.pcapng"
+    path.write_bytes(_ng_section("<") + _ng_interface("<", 1, 6) + _ng_epb("<", 1, 5, b"x"))
+    got, message = read_until_error(path)
+    assert got == []
+    assert message.endswith("after 0 packets (byte 60 of 96): packet on undeclared interface 1")
