@@ -1,6 +1,6 @@
 """Anthropic Messages route of the stand-in (POST /v1/messages).
 
-Shapes follow /work/shared/wire/anthropic_*.txt: compact JSON, gzip + chunked
+Shapes follow fixtures/wire/anthropic_*.txt: compact JSON, gzip + chunked
 when accepted; SSE as ``event:``/``data:`` pairs with LF framing, JSON padded
 with a varying run of spaces before its final ``}``, a ``ping`` after the first
 content_block_start, input and cache counts in message_start, a cumulative

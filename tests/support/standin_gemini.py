@@ -1,6 +1,6 @@
 """Google Gemini routes of the stand-in (/v1beta/models/{model}:{method}).
 
-Shapes follow /work/shared/wire/gemini_*.txt: pretty-printed JSON with
+Shapes follow fixtures/wire/gemini_*.txt: pretty-printed JSON with
 ``application/json; charset=UTF-8``, gzip + chunked when accepted;
 ``?alt=sse`` streams as ``data: {json}\\r\\n\\r\\n`` (``", "``/``": "``-style
 JSON, no ``event:`` lines, no [DONE], ``Content-Disposition: attachment``,

@@ -1,6 +1,6 @@
 """OpenAI routes of the stand-in: chat completions, responses, embeddings, errors.
 
-Shapes follow /work/shared/wire/openai_*.txt: pretty-printed (2-space) JSON,
+Shapes follow fixtures/wire/openai_*.txt: pretty-printed (2-space) JSON,
 gzip + chunked when the client accepts gzip; SSE with LF framing, ``usage:null``
 on every chunk plus a ``choices:[]`` usage chunk only with
 ``stream_options.include_usage``, ``obfuscation`` padding, ``data: [DONE]``;

@@ -6,7 +6,6 @@ import gzip
 import zlib
 from collections.abc import Callable
 from itertools import pairwise
-from pathlib import Path
 
 import brotli
 import pytest
@@ -15,8 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lumen_sniff.protocol.decoding import make_decoder
+from tests.support.wire import WIRE_DIR
 
-WIRE = Path("/work/shared/wire")
+WIRE = WIRE_DIR
 TEXT = b'{"id":"msg_1","usage":{"input_tokens":12,"output_tokens":34}}\n' * 40
 
 

@@ -7,7 +7,6 @@ import random
 import re
 import zlib
 from itertools import pairwise
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -26,8 +25,9 @@ from lumen_sniff.model import (
     Role,
 )
 from lumen_sniff.protocol.http1 import MAX_HEAD_BYTES, Http1Parser
+from tests.support.wire import WIRE_DIR
 
-WIRE = Path("/work/shared/wire")
+WIRE = WIRE_DIR
 K = ConnKey(source="replay", pid=7, handle=0x1000)
 REQ, RESP = Role.REQUEST, Role.RESPONSE
 Step = tuple[str, Role, int, bytes | int]

@@ -1,6 +1,6 @@
 """Golden tests: recorded API responses through the whole pure pipeline.
 
-Each case pairs a response from /work/shared/wire/ (re-framed the way the real
+Each case pairs a response from fixtures/wire/ (re-framed the way the real
 server sent it: gzip and chunked when the recording says so, one chunked write
 per SSE event) with the request the official Python SDK sends for it (heads
 from request_python_sdks.txt), as Chunks of one HTTP/1.1 connection on
@@ -21,7 +21,6 @@ import random
 import zlib
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
@@ -36,8 +35,9 @@ from lumen_sniff.model import (
     UsageSource,
 )
 from lumen_sniff.pipeline import Pipeline, PipelineSettings
+from tests.support.wire import WIRE_DIR
 
-WIRE = Path("/work/shared/wire")
+WIRE = WIRE_DIR
 SALT = b"golden-salt"
 T0_NS = 1_795_441_565_123_456_000
 """2026-11-23T13:46:05.123456Z: time of the request's first byte."""

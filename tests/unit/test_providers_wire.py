@@ -1,4 +1,4 @@
-"""Every recorded response in shared/wire/ through classify + new_extractor.
+"""Every recorded response in fixtures/wire/ through classify + new_extractor.
 
 Expected counts are worked out by hand from the files (see each row's comment)
 in the normalised convention: input includes cache, output includes reasoning.
@@ -8,10 +8,8 @@ must give the same Extraction.
 
 from __future__ import annotations
 
-import os
 import random
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -20,11 +18,9 @@ from hypothesis import strategies as st
 
 from lumen_sniff.model import Headers, UsageSource
 from lumen_sniff.providers import Extraction, RequestInfo, classify, new_extractor
-from tests.conftest import require_or_skip
+from tests.support.wire import WIRE_DIR
 
-WIRE = Path(
-    os.environ.get("LUMEN_WIRE_DIR") or Path(__file__).resolve().parents[3] / "shared" / "wire"
-)
+WIRE = WIRE_DIR
 
 OPENAI_HDRS = (("authorization", "Bearer sk-test"), ("content-type", "application/json"))
 ANTHROPIC_HDRS = (("x-api-key", "sk-ant-test"), ("anthropic-version", "2023-06-01"))
@@ -33,7 +29,6 @@ GOOGLE_HDRS = (("x-goog-api-key", "AIza-test"),)
 
 def load(name: str) -> tuple[int, Headers, bytes]:
     """Status, headers and body of a wire file (drop ``#`` lines, split at CRLFCRLF)."""
-    require_or_skip((WIRE / name).is_file(), f"wire captures not found at {WIRE}")
     raw = (WIRE / name).read_bytes()
     kept = b"".join(line for line in raw.splitlines(keepends=True) if not line.startswith(b"#"))
     head, _, body = kept.partition(b"\r\n\r\n")
@@ -426,7 +421,6 @@ CASES = [
 
 
 def test_every_response_file_has_a_case() -> None:
-    require_or_skip(WIRE.is_dir(), f"wire captures not found at {WIRE}")
     files = {p.name for p in WIRE.glob("*.txt") if not p.name.startswith("request_")}
     assert files == {c.file for c in CASES}
 
