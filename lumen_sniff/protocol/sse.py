@@ -239,13 +239,14 @@ class SseParser:
         """
         find, startswith = data.find, data.startswith
         pos, n, limit, event = 0, len(data), self._max, self._event
-        while True:
+        while pos < n:
             nl = find(b"\n", pos)
             if nl < 0 or nl + 1 >= n:
                 break
             start = pos
             if data[pos] == 0x65 and startswith(b"event: ", pos):  # 'e'
-                event = _event_name(data[pos:nl])
+                line = data[pos:nl]
+                event = _EVENT_NAMES.get(line) or _event_name(line)
                 start = nl + 1
                 nl = find(b"\n", start)
                 if nl < 0 or nl + 1 >= n:

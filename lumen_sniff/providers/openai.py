@@ -86,10 +86,24 @@ class ChatReader(Reader):
             t.model = first_string(data, b'"model"')
         if carries_text(data):
             t.deltas += 1
-        finished = _FINISH.search(data) is not None
-        find = data.find  # cheaper than `in`, which first tries its operand as an int
+        # Most chunks say "finish_reason":null and "usage":null, once each: find()
+        # settles those at a third of the cost of the regular expressions, which
+        # decide everything else. (find, not `in`: `in` first tries an int.)
+        find, startswith = data.find, data.startswith
+        i = find(b'"finish_reason"')
+        if i < 0 or (
+            startswith(b'"finish_reason":null', i) and find(b'"finish_reason"', i + 15) < 0
+        ):
+            finished = False
+        else:
+            finished = _FINISH.search(data) is not None
+        i = find(b'"usage"')
+        if i < 0 or (startswith(b'"usage":null', i) and find(b'"usage"', i + 7) < 0):
+            usage = False
+        else:
+            usage = _USAGE_OBJECT.search(data) is not None
         if (
-            (find(b'"usage"') >= 0 and _USAGE_OBJECT.search(data) is not None)
+            usage
             or find(b'"x_groq"') >= 0
             or find(b'"timings"') >= 0
             or has_object(data, b'"error"')

@@ -20,6 +20,8 @@ from lumen_sniff.model import BodyData, ConnKey, HttpEvent, Role
 from lumen_sniff.protocol.http1 import Http1Parser
 from lumen_sniff.protocol.records import body_data
 from lumen_sniff.protocol.sse import SseParser
+from lumen_sniff.providers._json import has_object
+from lumen_sniff.providers.openai import _FINISH, _USAGE_OBJECT, ChatReader
 from lumen_sniff.providers.reader import _TEXT_VALUE, carries_text
 
 K = ConnKey(source="replay", pid=7, handle=0x1000)
@@ -208,3 +210,39 @@ _RECORD_PARTS = st.sampled_from(
 def test_carries_text_agrees_with_its_regular_expression(parts: list[bytes]) -> None:
     data = b"".join(parts)
     assert carries_text(data) is (_TEXT_VALUE.search(data) is not None)
+
+
+_CHAT_PARTS = st.sampled_from(
+    [
+        b'"finish_reason":null',
+        b'"finish_reason":"stop"',
+        b'"finish_reason" : "length"',
+        b'"finish_reason": null',
+        b'"usage":null',
+        b'"usage":{"prompt_tokens":1}',
+        b'"usage" : {',
+        b'"usage": null',
+        b'"x":"usage"',
+        b'"error":{',
+        b'"content":"hi"',
+        b"null",
+        b'"',
+        b":",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(parts=st.lists(_CHAT_PARTS, max_size=8))
+def test_chat_reader_byte_tests_agree_with_its_regular_expressions(parts: list[bytes]) -> None:
+    data = b"{{" + b",".join(parts)  # never valid JSON: a parse attempt shows as bad_json
+    reader = ChatReader()
+    reader.record("message", data)
+    assert reader.t.ended is (_FINISH.search(data) is not None)
+    parsed = (
+        _USAGE_OBJECT.search(data) is not None
+        or data.find(b'"x_groq"') >= 0
+        or data.find(b'"timings"') >= 0
+        or has_object(data, b'"error"')
+    )
+    assert reader.t.bad_json == int(parsed)
