@@ -81,14 +81,16 @@ def _wait_new(record_dir: Path, seen: set[str], timeout_s: float = 10.0) -> list
     last: list[str] = []
     stable_since = time.monotonic()
     while time.monotonic() < deadline:
-        new = sorted(p.name for p in record_dir.glob("conn-*.json") if p.name not in seen)
+        # Full paths: the TLS and the plaintext stand-in both number their
+        # connections from 1, so bare names would collide across the two dirs.
+        new = sorted(str(p) for p in record_dir.glob("conn-*.json") if str(p) not in seen)
         if new != last:
             last, stable_since = new, time.monotonic()
         elif new and time.monotonic() - stable_since > 0.4:
             break
         time.sleep(0.05)
     seen.update(last)
-    return [record_dir / n for n in last]
+    return [Path(n) for n in last]
 
 
 def build_fixture(scenario: str, result: dict[str, Any], records: list[dict[str, Any]],
