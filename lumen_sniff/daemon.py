@@ -35,8 +35,9 @@ from typing import Any, Protocol
 import uvicorn
 
 from lumen_sniff import __version__
-from lumen_sniff.config import Settings, is_loopback
-from lumen_sniff.errors import CaptureError, ConfigError
+from lumen_sniff.api.auth import check_listen
+from lumen_sniff.config import Settings
+from lumen_sniff.errors import CaptureError
 from lumen_sniff.model import Chunk, IgnoreConnection, UsageEvent
 
 __all__ = ["Capture", "Daemon", "key_salt"]
@@ -88,12 +89,7 @@ class Daemon:
     """Capture → pipeline → store, plus the API, in one process."""
 
     def __init__(self, settings: Settings) -> None:
-        if not is_loopback(settings.listen_host) and not settings.token:
-            raise ConfigError(
-                f"refusing to listen on {settings.listen_host}:{settings.listen_port} "
-                "without an API token: set [api] token in the config "
-                "(or listen on 127.0.0.1)"
-            )
+        check_listen(settings.listen_host, settings.token)
         self.settings = settings
         self._captures: list[Capture] = []
         self._capture_errors: dict[str, str] = {}
