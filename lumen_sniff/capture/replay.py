@@ -1,17 +1,19 @@
 """Replay a capture file through the pipeline: the offline twin of live capture.
 
-Data flow, all in the calling thread::
+Data flow, in the calling process or in each forked worker::
 
-    CaptureFile ─Frame─▶ parse_frame ─Segment─▶ TcpReassembler ─Chunk─┐
-    TlsDecryptor (tshark + key log) ──────────────────────── Chunk ────┼─▶ pipeline ─▶ on_event
-                                                                       ┘
-Plaintext flows come from our own reassembly (optionally split across forked
-workers by flow); TLS flows, when a key log is
-given, come decrypted from tshark (their raw, encrypted flows are judged
-"not HTTP" by the pipeline and ignored). The pipeline is the same object the
-daemon uses, so a capture replayed gives the events the daemon would have
-stored. Damage in the file stops reading, but everything decoded before it is
-still flushed through the pipeline and reported, and ``error`` says what broke.
+    CaptureFile ─frame─▶ scan_capture ─key, seq, flags, payload─▶ TcpReassembler ─Chunk─┐
+    TlsDecryptor (tshark + key log, calling process) ─────────────────────── Chunk ─────┼─▶ pipeline
+                                                                                        ┘
+Plaintext flows come from our own reassembly, with consecutive in-order
+segments of a direction coalesced into one Chunk (the pipeline's cost is per
+Chunk; the events do not change, see delivery.py), optionally split across
+forked workers by flow. TLS flows, when a key log is given, come decrypted
+from tshark (their raw, encrypted flows are judged "not HTTP" by the pipeline
+and ignored). The pipeline is the same object the daemon uses, so a capture
+replayed gives the events the daemon would have stored. Damage in the file
+stops reading, but everything decoded before it is still flushed through the
+pipeline and reported, and ``error`` says what broke.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ __all__ = ["REPLAY_COALESCE_WINDOW_NS", "ChunkPipeline", "ReplayReport", "replay
 
 REPLAY_COALESCE_WINDOW_NS = 50_000_000
 """Capture time one coalesced replay Chunk may span (50 ms): bounds how far a
-time can move for an event in the middle of a coalesced run (see tcp.py)."""
+time can move for an event in the middle of a coalesced run (see delivery.py)."""
 _UNSHARED_STATS = ("flows", "closed_foreign")
 """Reassembly counters every worker counts for all flows, or only for others' flows."""
 
