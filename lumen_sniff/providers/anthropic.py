@@ -50,7 +50,7 @@ class MessagesReader(Reader):
         if etype == "message":  # no event: line: the type is in the data
             etype = first_string(data, b'"type"') or ""
         if etype == "content_block_delta":
-            if carries_text(data):
+            if carries_text(data, b'"text":"'):
                 t.deltas += 1
             return
         if etype == "message_stop":

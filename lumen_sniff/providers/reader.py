@@ -108,19 +108,22 @@ _TEXT_VALUE = re.compile(
 )
 
 
-def carries_text(data: bytes) -> bool:
-    """Cheap check: does this record carry a non-empty generated-text string?"""
-    # Most deltas are compact ``"content":"…`` (OpenAI) or ``"text":"…`` (Anthropic):
-    # finding one settles it. The regular expression (which tries every quote in
-    # the record) decides the rest.
-    for key in _COMMON_TEXT_KEYS:
-        i = data.find(key)
-        if i >= 0 and data[i + len(key) : i + len(key) + 1] not in (b'"', b""):
+def carries_text(data: bytes, likely: bytes = b'"content":"') -> bool:
+    """Cheap check: does this record carry a non-empty generated-text string?
+
+    Args:
+        data: One stream record.
+        likely: The compact ``"key":"`` the API's deltas usually use
+            (``"content":"`` for OpenAI, ``"text":"`` for Anthropic): finding it
+            with a non-empty value settles the question at once. The regular
+            expression, which tries every quote in the record, decides the rest.
+    """
+    i = data.find(likely)
+    if i >= 0:
+        i += len(likely)
+        if data[i : i + 1] not in (b'"', b""):
             return True
     return _TEXT_VALUE.search(data) is not None
-
-
-_COMMON_TEXT_KEYS = (b'"content":"', b'"text":"')
 
 
 def text_chars(value: Any) -> int:

@@ -209,7 +209,9 @@ _RECORD_PARTS = st.sampled_from(
 @given(parts=st.lists(_RECORD_PARTS, max_size=12))
 def test_carries_text_agrees_with_its_regular_expression(parts: list[bytes]) -> None:
     data = b"".join(parts)
-    assert carries_text(data) is (_TEXT_VALUE.search(data) is not None)
+    expected = _TEXT_VALUE.search(data) is not None
+    assert carries_text(data) is expected
+    assert carries_text(data, b'"text":"') is expected
 
 
 _CHAT_PARTS = st.sampled_from(
