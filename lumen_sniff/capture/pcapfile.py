@@ -2,10 +2,11 @@
 
 Frames are read in place from a map of the file: a classic pcap record or a
 pcapng Enhanced Packet Block costs one ``unpack_from``, and the frame is not
-even copied (:meth:`CaptureFile.raw`). scapy's raw readers
-(``RawPcapReader`` / ``RawPcapNgReader``) parse the file headers and the rare
-pcapng blocks (sections, interfaces, simple and obsolete packet blocks); no
-scapy layer ever dissects a packet. What this module guarantees:
+even copied (:meth:`CaptureFile.raw`). scapy's ``RawPcapNgReader`` parses
+the rare pcapng blocks (sections, interfaces, simple and obsolete packet
+blocks); a classic pcap's 24-byte header is read here, so replaying one does
+not even import scapy. No scapy layer ever dissects a packet. What this module
+guarantees:
 
 * the file type is judged from the magic, with a clear error for anything else;
 * frames come with their link type (per interface and section in pcapng) and
@@ -97,26 +98,34 @@ class CaptureFile:
         except OSError as exc:
             raise ReplayError(f"{self.path}: cannot read: {exc.strerror or exc}") from exc
         magic = self._file.read(4)
+        self._reader: Any = None
         if magic in _PCAP_MAGICS:
+            # 20 fixed bytes after the magic: read here, which spares
+            # importing scapy for the commonest files.
             self.format = "pcap"
-            reader_cls: Any = _scapy_reader("RawPcapReader")
+            self._nano = _PCAP_MAGICS[magic]
+            self._endian = "<" if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+            head = self._file.read(20)
+            if len(head) < 20:
+                self._file.close()
+                raise ReplayError(f"{self.path}: bad pcap header: cut short")
+            self._linktype = struct.unpack(self._endian + "HHIIII", head)[5]
         elif magic == _PCAPNG_MAGIC:
             self.format = "pcapng"
             reader_cls = _scapy_reader("RawPcapNgReader")
+            try:
+                # The constructor expects the magic already read from ``fdesc``.
+                self._reader = reader_cls.__new__(reader_cls)
+                reader_cls.__init__(self._reader, str(self.path), self._file, magic)
+            except Exception as exc:  # scapy raises Scapy_Exception, EOFError, struct.error
+                self._file.close()
+                raise ReplayError(f"{self.path}: bad pcapng header: {exc}") from exc
         else:
             self._file.close()
             what = "empty file" if not magic else f"file starts with {magic.hex()}"
             if magic[:2] == b"\x1f\x8b":
                 what = "gzip-compressed (gunzip it first)"
             raise ReplayError(f"{self.path}: not a pcap or pcapng capture ({what})")
-        self._nano = _PCAP_MAGICS.get(magic, False)
-        try:
-            # The constructor expects the magic already read from ``fdesc``.
-            self._reader: Any = reader_cls.__new__(reader_cls)
-            reader_cls.__init__(self._reader, str(self.path), self._file, magic)
-        except Exception as exc:  # scapy raises Scapy_Exception, EOFError, struct.error
-            self._file.close()
-            raise ReplayError(f"{self.path}: bad {self.format} header: {exc}") from exc
 
     def __enter__(self) -> CaptureFile:
         return self
@@ -170,9 +179,9 @@ class CaptureFile:
             buffer=self._mapped(),
             size=self._size,
             first_record=24,
-            record=struct.Struct(self._reader.endian + "IIII"),
+            record=struct.Struct(self._endian + "IIII"),
             ts_scale=1 if self._nano else 1000,
-            linktype=self._reader.linktype,
+            linktype=self._linktype,
             max_caplen=_MAX_CAPLEN,
         )
 
