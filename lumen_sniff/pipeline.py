@@ -107,6 +107,9 @@ class Pipeline:
             new_extractor=new_extractor,
             is_server_side=tracker.is_server_side,
         )
+        # Bound once: feed() runs for every Chunk.
+        self._track = tracker.feed
+        self._assemble = self._assembler.handle
 
     def feed(self, chunk: Chunk) -> list[PipelineOutput]:
         """Process one Chunk.
@@ -117,11 +120,11 @@ class Pipeline:
         Returns:
             Finished UsageEvents and IgnoreConnection requests, in order.
         """
-        events = self._tracker.feed(chunk)
+        events = self._track(chunk)
         if not events:
             return []
         if len(events) == 1:  # most chunks: one BodyData
-            produced = self._assembler.handle(events[0])
+            produced = self._assemble(events[0])
             if produced:
                 self._apply(produced)
             return produced
