@@ -60,7 +60,8 @@ class PipelineSettings:
 
 
 class _Tracker(Protocol):
-    stats: dict[str, int]
+    @property
+    def stats(self) -> dict[str, int]: ...
 
     def feed(self, chunk: Chunk) -> list[HttpEvent]: ...
 

@@ -123,7 +123,12 @@ class ConnectionTracker:
         # the events of the very chunk that closed the connection.
         self._was_server: OrderedDict[_ConnId, None] = OrderedDict()
         self._last_ts = 0
-        self.stats: dict[str, int] = dict.fromkeys(
+        # The per-chunk counters are plain attributes (a dict update per chunk
+        # costs more); ``stats`` puts them together with the rest.
+        self._chunks = 0
+        self._bytes_egress = 0
+        self._bytes_ingress = 0
+        self._stats: dict[str, int] = dict.fromkeys(
             (
                 "chunks",
                 "bytes.egress",
@@ -137,7 +142,15 @@ class ConnectionTracker:
             ),
             0,
         )
-        """Counters: bytes per direction, gaps and lost bytes, ``desync.<reason>``…"""
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Counters: chunks, bytes per direction, gaps and lost bytes, ``desync.<reason>``…"""
+        stats = dict(self._stats)
+        stats["chunks"] = self._chunks
+        stats["bytes.egress"] = self._bytes_egress
+        stats["bytes.ingress"] = self._bytes_ingress
+        return stats
 
     def feed(self, chunk: Chunk) -> list[HttpEvent]:
         """Process one Chunk.
@@ -159,9 +172,11 @@ class ConnectionTracker:
                 ts = chunk.ts_ns
                 if ts > self._last_ts:
                     self._last_ts = ts
-                stats = self.stats
-                stats["chunks"] += 1
-                stats[_BYTES_STAT[d]] += len(data)
+                self._chunks += 1
+                if d:
+                    self._bytes_ingress += len(data)
+                else:
+                    self._bytes_egress += len(data)
                 self._conns.move_to_end(cid)
                 conn.expected[d] = expected + len(data)
                 out = conn.feed(conn.roles[d], ts, data)
@@ -203,11 +218,11 @@ class ConnectionTracker:
 
     def _feed_slow(self, chunk: Chunk, cid: _ConnId, conn: _Conn | None) -> list[HttpEvent]:
         """Everything but in-order data of a classified connection."""
-        stats = self.stats
+        stats = self._stats
         key, data, ts, d = chunk.conn, chunk.data, chunk.ts_ns, chunk.direction
         if ts > self._last_ts:
             self._last_ts = ts
-        stats["chunks"] += 1
+        self._chunks += 1
         if conn is None and self._ignored and cid in self._ignored:
             stats["ignored_bytes"] += len(data) + chunk.lost_bytes
             if chunk.closed:
@@ -216,7 +231,10 @@ class ConnectionTracker:
                 del self._ignored[cid]
                 return [ConnClosed(conn=key, ts_ns=ts)]
             return []
-        stats[_BYTES_STAT[d]] += len(data)
+        if d:
+            self._bytes_ingress += len(data)
+        else:
+            self._bytes_egress += len(data)
         out: list[HttpEvent] = []
         if conn is None:
             if len(self._conns) >= self._max:
@@ -264,12 +282,12 @@ class ConnectionTracker:
         if expected is None:
             expected = start
         if end <= expected and (data or lost):
-            self.stats["duplicate_bytes"] += len(data)
+            self._stats["duplicate_bytes"] += len(data)
             return 0, b"", 0
         before = max(0, start - expected)
         if start < expected:
             overlap = expected - start
-            self.stats["duplicate_bytes"] += min(overlap, len(data))
+            self._stats["duplicate_bytes"] += min(overlap, len(data))
             if overlap >= len(data):  # only part of the lost tail is new
                 lost, data = end - expected, b""
             else:
@@ -278,14 +296,14 @@ class ConnectionTracker:
         return before, data, lost
 
     def _gap(self, conn: _Conn, d: Direction, ts: int, lost: int, out: list[HttpEvent]) -> None:
-        self.stats["gaps"] += 1
-        self.stats["lost_bytes"] += lost
+        self._stats["gaps"] += 1
+        self._stats["lost_bytes"] += lost
         if conn.parser is None:
             # Not classified yet: held bytes of this direction are cut off from
             # what follows, so they go too; the next bytes are classified afresh.
             held = sum(len(b) for dd, _, b in conn.probe if dd == d)
             if held:
-                self.stats["lost_bytes"] += held
+                self._stats["lost_bytes"] += held
                 conn.probe = [p for p in conn.probe if p[0] != d]
             return
         out += conn.parser.gap(conn.roles[d], ts, lost)
@@ -393,16 +411,13 @@ class ConnectionTracker:
 
     def _evict(self, ts: int, out: list[HttpEvent]) -> None:
         cid = next(iter(self._conns))
-        self.stats["evictions"] += 1
+        self._stats["evictions"] += 1
         self._finish(cid, ts, out, evicted=True)
 
     def _count(self, out: list[HttpEvent]) -> None:
-        stats = self.stats
+        stats = self._stats
         for event in out:
             if type(event) is Desync:
                 name = "desync." + event.reason
                 stats[name] = stats.get(name, 0) + 1
                 stats["desync_lost_bytes"] = stats.get("desync_lost_bytes", 0) + event.lost_bytes
-
-
-_BYTES_STAT = ("bytes.egress", "bytes.ingress")  # counter of each Direction
