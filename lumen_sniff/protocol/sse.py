@@ -14,6 +14,13 @@ bytes and whole lines, because the hot path must frame tens of MB/s:
   arrives one byte at a time (``_head`` holds up to 2 bytes until it is known).
 * Complete lines come from one ``split``; the unfinished tail waits in
   ``_partial``.
+* Whole events first: at an event boundary with nothing pending (``_idle``),
+  events made of one ``data:`` line, maybe after one ``event: `` line, are cut
+  out with a few ``find`` calls each (``_whole_events``); the line loop takes
+  over at the first anything else. An LLM stream read one event per read never
+  reaches the loop. ``feed_records`` returns ``(event, data)`` pairs instead of
+  :class:`SseEvent` records, for callers (the usage extractor) that need no
+  more. Both paths give the same events however the stream is split.
 * Fields: ``event``, ``data`` (joined with LF), ``id`` (ignored when it holds
   NUL; persists across events as the spec says), ``retry`` (ASCII digits only).
   A line starting with ``:`` is a comment. Unknown fields are ignored. A blank
@@ -23,7 +30,9 @@ bytes and whole lines, because the hot path must frame tens of MB/s:
   with replacement characters, as the spec's decoder would.
 * Bounded memory: one event's data, or one line, may hold at most
   ``max_event_bytes``. Past that the event is marked ``oversize`` and its data
-  dropped (counted in ``oversize_bytes``) instead of being buffered.
+  dropped (counted in ``oversize_bytes``) instead of being buffered. (The cap
+  on a line of another field only bites while the line is incomplete, so such
+  a line over the cap that arrives whole is kept: a known split dependence.)
 * End of stream: the spec discards an event that has no closing blank line.
   ``close()`` returns it anyway, flagged ``complete=False``, so a caller that
   wants to salvage a cut stream can, and a strict caller can ignore it.

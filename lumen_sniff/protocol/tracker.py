@@ -27,6 +27,11 @@ incomplete with reason "evicted"). For each chunk the tracker:
    :meth:`ConnectionTracker.is_server_side` says so;
 3. hands the bytes to the parser with the Role of their direction.
 
+The usual chunk (the next bytes of a classified connection, in order, nothing
+lost) takes a short path: one lookup by a plain ``(handle, pid, source)``
+tuple, which hashes in C where ConnKey's generated ``__hash__`` runs Python,
+then straight to the parser. Everything else goes through ``_feed_slow``.
+
 Every byte not parsed is counted in :attr:`ConnectionTracker.stats`.
 """
 
@@ -63,10 +68,7 @@ from lumen_sniff.protocol.http1 import Http1Parser
 __all__ = ["H2_PREFACE", "PROBE_LIMIT_BYTES", "ConnectionTracker"]
 
 
-_ConnId = tuple[int, int, str]
-"""``(handle, pid, source)``: a ConnKey as a plain tuple. Tuples hash in C; the
-dataclass's generated ``__hash__``/``__eq__`` run Python code, and the tracker
-looks a connection up for every chunk."""
+_ConnId = tuple[int, int, str]  # (handle, pid, source): see the module docstring
 
 
 def _conn_id(key: ConnKey) -> _ConnId:
