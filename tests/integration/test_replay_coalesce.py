@@ -3,7 +3,8 @@
 The captures interleave several connections that stream OpenAI-style chat
 completions (one SSE event per HTTP chunk per TCP segment, as a token stream
 looks on the wire), with keep-alive exchanges, an IPv6 connection, a capture
-started mid-connection and lost segments.
+started mid-connection and lost segments; and h2c connections, whose
+concurrent streams show the one known difference (times, within the window).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from lumen_sniff.capture.replay import ReplayReport, replay_file
+from lumen_sniff.capture.replay import REPLAY_COALESCE_WINDOW_NS, ReplayReport, replay_file
 from lumen_sniff.capture.tcp import ReassemblySettings
 from lumen_sniff.cli.replay import _pipeline_factory
 from lumen_sniff.serialize import event_to_dict
@@ -123,3 +124,106 @@ def test_recorded_fixture_gives_the_same_events_coalesced_or_not() -> None:
     coalesced, report = _replay(FIXTURES / "plain.pcap", window_ns=None)
     assert coalesced == plain and len(plain) == 5
     assert (plain_report.chunks, report.chunks) == (66, 24)
+
+
+# ------------------------------------------------------------------ HTTP/2
+
+
+def _h2c_capture(path: Path, *, concurrent: bool) -> None:
+    """One h2c (prior knowledge) connection streaming 3 completions, every
+    HTTP/2 frame in its own TCP segment 2 ms apart; ``concurrent`` interleaves
+    the streams (they end at different times), else they run one after another."""
+    from h2.config import H2Configuration
+    from h2.connection import H2Connection
+
+    client = H2Connection(H2Configuration(client_side=True, header_encoding="utf-8"))
+    server = H2Connection(H2Configuration(client_side=False, header_encoding="utf-8"))
+    conv = Conversation(("10.0.0.1", 41000), ("10.0.0.2", 8080))
+    packets = conv.handshake()
+
+    def flush(side: str) -> None:
+        sender, receiver = (client, server) if side == "c" else (server, client)
+        data = sender.data_to_send()
+        if data:
+            receiver.receive_data(data)
+            packets.extend(conv.send(side, data))
+
+    client.initiate_connection()
+    flush("c")
+    server.initiate_connection()
+    flush("s")
+    flush("c")  # SETTINGS ack
+
+    def request(sid: int) -> None:
+        body = json.loads(_request(sid).split(b"\r\n\r\n", 1)[1])
+        data = json.dumps(body).encode()
+        client.send_headers(sid, [(":method", "POST"), (":scheme", "http"),
+                                  (":authority", "127.0.0.1:8080"),
+                                  (":path", "/v1/chat/completions"),
+                                  ("content-type", "application/json"),
+                                  ("authorization", "Bearer sk-test-0000")])  # fmt: skip
+        client.send_data(sid, data, end_stream=True)
+        flush("c")
+        server.send_headers(sid, [(":status", "200"), ("content-type", "text/event-stream")])
+        flush("s")
+
+    def events_of(sid: int) -> list[bytes]:
+        # The SSE events of _response, without HTTP/1.1 chunk framing.
+        return [part.split(b"\r\n", 1)[1][:-2] for part in _response(sid)[1:-1]] + [
+            b"data: [DONE]\n\n"
+        ]
+
+    sids = [1, 3, 5]
+    if concurrent:
+        for sid in sids:
+            request(sid)
+        pending = {sid: events_of(sid)[: TOKENS - 2 * i] + events_of(sid)[TOKENS:]
+                   for i, sid in enumerate(sids)}  # fmt: skip
+        while pending:
+            for sid in list(pending):
+                event = pending[sid].pop(0)
+                server.send_data(sid, event, end_stream=not pending[sid])
+                flush("s")
+                if not pending[sid]:
+                    del pending[sid]
+    else:
+        for sid in sids:
+            request(sid)
+            parts = events_of(sid)
+            for n, event in enumerate(parts):
+                server.send_data(sid, event, end_stream=n == len(parts) - 1)
+                flush("s")
+    packets += conv.fin("c") + conv.fin("s")
+    ts0 = 1_700_000_000 * 10**9
+    write_pcap(path, 1, [(ts0 + i * 2_000_000, frame(1, p)) for i, p in enumerate(packets)])
+
+
+def test_h2c_streams_one_after_another_give_the_same_events(tmp_path: Path) -> None:
+    path = tmp_path / "h2c.pcap"
+    _h2c_capture(path, concurrent=False)
+    plain, plain_report = _replay(path, window_ns=0)
+    assert [(e["provider"], e["output_tokens"], e["complete"]) for e in plain] == [
+        ("openai", TOKENS, True)
+    ] * 3
+    coalesced, report = _replay(path, window_ns=None)
+    assert coalesced == plain
+    assert report.chunks < plain_report.chunks / 3
+
+
+def test_h2c_concurrent_streams_differ_at_most_by_the_window_in_time(tmp_path: Path) -> None:
+    path = tmp_path / "h2c.pcap"
+    _h2c_capture(path, concurrent=True)
+    plain, _ = _replay(path, window_ns=0)
+    coalesced, _ = _replay(path, window_ns=None)
+    assert [(e["output_tokens"], e["complete"]) for e in plain] == [(TOKENS, True)] * 3
+    timeless = [{k: v for k, v in e.items() if k not in ("duration_ms", "ttft_ms")}
+                for e in (*plain, *coalesced)]  # fmt: skip
+    assert timeless[:3] == timeless[3:]  # ids, usage, models: all the same
+    for before, after in zip(plain, coalesced, strict=True):
+        for name in ("duration_ms", "ttft_ms"):
+            assert 0 <= after[name] - before[name] < REPLAY_COALESCE_WINDOW_NS / 1e6
+    # Stream 1 ends last, at the end of a burst: exact. Stream 5 ends first,
+    # in the middle of a coalesced run: its end is seen with the run's last
+    # segment, later (the known limit, bounded by the window).
+    assert coalesced[0] == plain[0]
+    assert coalesced[2]["duration_ms"] > plain[2]["duration_ms"]
