@@ -19,10 +19,13 @@ sees make the same events; only times could move, and the rules keep them:
   when the run would span more than ``window_ns`` or ``max_bytes``.
 
 For HTTP/1.1 every head starts a burst and every message ends one, so events
-are identical. Only an event in the middle of a held run (an HTTP/2 stream
-ending while another keeps sending) can get a later time: by less than the
-window. At most ``_MAX_HOLDING_FLOWS`` flows hold bytes at once (the one
-holding longest is flushed first), which bounds the memory coalescing takes.
+are identical. HTTP/2 (cleartext, with the prior-knowledge preface) is not
+coalesced at all: its streams interleave, and one that ends while another
+keeps sending would end in the middle of a held run, at a later time. Only
+HTTP/1.1 pipelining (a request or response sent right behind the previous one,
+in the same burst) can still see a head or an end time move later, by less
+than the window. At most ``_MAX_HOLDING_FLOWS`` flows hold bytes at once (the
+one holding longest is flushed first), which bounds the memory coalescing takes.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from lumen_sniff.model import Chunk, ConnKey
 __all__ = ["Delivery", "Flow", "reverse_key", "sender_of"]
 
 _MAX_HOLDING_FLOWS: Final = 1024
+_H2_PREFACE: Final = b"PRI * HTTP/2.0"
 _PORTS = struct.Struct("!HH")
 
 
@@ -56,8 +60,8 @@ class Flow:
     """One TCP connection and its two halves."""
 
     __slots__ = (
-        "conn", "emitted", "first", "foreign", "holder", "ignored", "key", "last_half",
-        "last_ts_ns", "peer", "second", "settled",
+        "coalesce", "conn", "emitted", "first", "foreign", "holder", "ignored", "key",
+        "last_half", "last_ts_ns", "peer", "second", "settled",
     )  # fmt: skip
 
     def __init__(self, key: bytes, conn: ConnKey, sender_key: bytes) -> None:
@@ -80,6 +84,8 @@ class Flow:
         """The half holding coalesced bytes, if any (never both)."""
         self.last_half: HalfStream | None = None
         """The half whose bytes went out last."""
+        self.coalesce = True
+        """Not HTTP/2: its bytes may be coalesced."""
 
     def other(self, half: HalfStream) -> HalfStream:
         """The opposite half of ``half``."""
@@ -110,7 +116,9 @@ class Delivery:
         ``TcpReassembler.feed_tcp`` inlines the first branch for its hot path.
         """
         flow.emitted = True
-        if self.window_ns > 0:
+        if start == 0 and data.startswith(_H2_PREFACE):
+            flow.coalesce = False
+        if self.window_ns > 0 and flow.coalesce:
             holder = flow.holder
             if holder is not None:
                 if (

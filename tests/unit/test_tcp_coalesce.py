@@ -116,6 +116,17 @@ def test_cut_bytes_and_bytes_after_a_gap_go_alone_after_the_held_ones() -> None:
     ]
 
 
+def test_http2_flows_are_not_coalesced() -> None:
+    conv = Conversation()
+    preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+    packets = conv.handshake() + conv.send("c", preface + bytes(250 - len(preface)), 50)
+    packets += conv.send("s", bytes(300), 100)  # 8..10
+    chunks = run(packets)
+    assert [(c.direction, len(c.data)) for c in chunks if not c.closed] == [(OUT, 50)] * 5 + [
+        (IN, 100)
+    ] * 3  # fmt: skip
+
+
 def test_an_ignored_flow_drops_what_it_held() -> None:
     conv = Conversation()
     reasm = TcpReassembler(ReassemblySettings(coalesce_window_ns=10**9))
