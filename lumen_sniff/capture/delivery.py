@@ -19,12 +19,12 @@ sees make the same events; only times could move, and the rules keep them:
   when the run would span more than ``window_ns`` or ``max_bytes``.
 
 For HTTP/1.1 every head starts a burst and every message ends one, so events
-are identical. HTTP/2 (cleartext, with the prior-knowledge preface) is not
+are identical. HTTP/2 (cleartext: its client preface was seen) is not
 coalesced at all: its streams interleave, and one that ends while another
 keeps sending would end in the middle of a held run, at a later time. Only
-HTTP/1.1 pipelining (a request or response sent right behind the previous one,
-in the same burst) can still see a head or an end time move later, by less
-than the window. At most ``_MAX_HOLDING_FLOWS`` flows hold bytes at once (the
+HTTP/2 whose preface was not captured and HTTP/1.1 pipelining (a message sent
+right behind the previous one, in the same burst) can still see a time move
+later, by less than the window. At most ``_MAX_HOLDING_FLOWS`` flows hold bytes at once (the
 one holding longest is flushed first), which bounds the memory coalescing takes.
 """
 
@@ -116,7 +116,7 @@ class Delivery:
         ``TcpReassembler.feed_tcp`` inlines the first branch for its hot path.
         """
         flow.emitted = True
-        if start == 0 and data.startswith(_H2_PREFACE):
+        if data.startswith(_H2_PREFACE):  # at a burst's start: after an Upgrade too
             flow.coalesce = False
         if self.window_ns > 0 and flow.coalesce:
             holder = flow.holder
