@@ -180,6 +180,11 @@ def main() -> None:
             rate = count / seconds
             print(f"filled {count:,} events over 30 days in {seconds:.1f}s ({rate:,.0f}/s)")
         print(f"database: {store.event_count:,} events, {store.stats()['size_bytes']:,} bytes")
+        extra = list(events(args.rate_events // 2, now, 60 * 10**9, seed=9))
+        count, seconds = call(fill(store, iter(extra)))
+        print(
+            f"insert rate into the full database ({count:,} more events): {count / seconds:,.0f}/s"
+        )
 
         server = Server(store, loop)
         queries: list[tuple[str, dict[str, Any]]] = [

@@ -24,7 +24,7 @@ from lumen_sniff.api.metrics import CONTENT_TYPE, Metrics
 from lumen_sniff.api.params import parse_status, parse_time, time_range
 from lumen_sniff.model import Usage, UsageSource
 from lumen_sniff.serialize import csv_header, event_to_csv_row, event_to_dict, iso_from_ns
-from lumen_sniff.store import EventFilter, Lap, Store
+from lumen_sniff.store import BUCKETS_NS, EventFilter, Lap, Store
 
 __all__ = ["PricerLike", "router"]
 
@@ -131,7 +131,7 @@ async def usage(
     """
     lo, hi = time_range(since, until)
     store = _store(request)
-    width = {"minute": 60, "hour": 3600, "day": 86_400}[bucket] * 1_000_000_000
+    width = BUCKETS_NS[bucket]
     # An open-ended range only spans from the oldest stored event.
     span_lo = lo if lo else (await store.oldest_ns() or hi)
     span_hi = min(hi, time.time_ns() + width)
