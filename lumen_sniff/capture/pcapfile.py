@@ -18,8 +18,10 @@ guarantees:
 
 from __future__ import annotations
 
+import io
 import mmap
 import os
+import stat
 import struct
 from collections.abc import Iterator
 from pathlib import Path
@@ -94,7 +96,15 @@ class CaptureFile:
         self._map: Buffer | None = None
         try:
             self._file: BinaryIO = open(self.path, "rb")  # noqa: SIM115 - closed in close()
-            self._size = os.fstat(self._file.fileno()).st_size
+            info = os.fstat(self._file.fileno())
+            self._size = info.st_size
+            if not stat.S_ISREG(info.st_mode):
+                # A pipe (``tcpdump -w - | lumen-sniff replay /dev/stdin``)
+                # has no size and cannot be mapped or sought: take it whole.
+                data = self._file.read()
+                self._file.close()
+                self._file = io.BytesIO(data)
+                self._size = len(data)
         except OSError as exc:
             raise ReplayError(f"{self.path}: cannot read: {exc.strerror or exc}") from exc
         magic = self._file.read(4)
@@ -219,10 +229,10 @@ class CaptureFile:
         # headers, interfaces, simple and obsolete packet blocks) and any EPB
         # that is not clean, from the same offset, so it keeps the interface
         # table and byte order, and damage is judged as in iteration.
+        offset = self._file.tell()  # after the first section header
         buf = self._mapped()
         size = self._size
         reader = self._reader
-        offset = self._file.tell()  # after the first section header
         count = 0
         last_ts = 0
         endian = ""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
 import struct
+import threading
 from pathlib import Path
 
 import pytest
@@ -244,3 +246,21 @@ def test_pcapng_with_an_unknown_interface_is_damaged(tmp_path: Path) -> None:
     got, message = read_until_error(path)
     assert got == []
     assert message.endswith("after 0 packets (byte 60 of 96): packet on undeclared interface 1")
+
+
+@pytest.mark.parametrize("kind", ["pcap", "pcapng"])
+def test_a_pipe_is_read_whole(tmp_path: Path, kind: str) -> None:
+    source = tmp_path / f"s.{kind}"
+    if kind == "pcap":
+        write_pcap(source, 1, FRAMES)
+    else:
+        write_pcapng(source, [1], [(0, ts, data) for ts, data in FRAMES])
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_bytes(source.read_bytes()))
+    writer.start()
+    try:
+        got = read_all(fifo)
+    finally:
+        writer.join()
+    assert [(f.ts_ns, f.data) for f in got] == FRAMES
