@@ -205,6 +205,7 @@ class Daemon:
             log_level="warning",
             access_log=False,
             lifespan="off",
+            ws="none",  # no websocket routes; importing websockets only warns
         )
         self._server = _QuietServer(config)
         self._api_task = asyncio.create_task(self._server.serve(), name="api")
