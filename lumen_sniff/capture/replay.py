@@ -19,10 +19,15 @@ pipeline and reported, and ``error`` says what broke.
 from __future__ import annotations
 
 import multiprocessing
+import os
+import shutil
+import stat
+import tempfile
 import time
 import zlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -106,7 +111,7 @@ def replay_file(
     runs in the calling process.
 
     Args:
-        path: a pcap or pcapng file.
+        path: a pcap or pcapng file (a pipe is spooled to a temporary file).
         make_pipeline: builds one pipeline (called once per job, plus once for TLS).
         on_event: receives each UsageEvent.
         keylog: an SSLKEYLOGFILE to decrypt TLS sessions with (needs tshark).
@@ -121,6 +126,49 @@ def replay_file(
         ReplayError: the file cannot be opened or is not a capture file.
         KeylogError: the key log cannot be read, or tshark is missing.
     """
+    with _regular_file(path) as source:
+        try:
+            report = _replay(source, make_pipeline, on_event, keylog, reassembly, jobs)
+        except ReplayError as exc:
+            if source == path:
+                raise
+            raise ReplayError(str(exc).replace(str(source), str(path))) from exc
+    if source != path:
+        report.path = path
+        report.error = report.error and report.error.replace(str(source), str(path))
+    return report
+
+
+@contextmanager
+def _regular_file(path: Path) -> Iterator[Path]:
+    """``path``, or a spooled copy when it is a pipe (``replay /dev/stdin``).
+
+    Workers and tshark each read the file again, which a pipe cannot give.
+    """
+    try:
+        regular = stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        regular = True  # CaptureFile says why it cannot be read
+    if regular:
+        yield path
+        return
+    with (
+        open(path, "rb") as source,
+        tempfile.NamedTemporaryFile(prefix="lumen-replay-", suffix=".pcap") as copy,
+    ):
+        shutil.copyfileobj(source, copy, 1 << 20)
+        copy.flush()
+        yield Path(copy.name)
+
+
+def _replay(
+    path: Path,
+    make_pipeline: Callable[[], ChunkPipeline],
+    on_event: Callable[[UsageEvent], None],
+    keylog: Path | None,
+    reassembly: ReassemblySettings | None,
+    jobs: int,
+) -> ReplayReport:
     started = time.perf_counter()
     decryptor = TlsDecryptor(path, keylog) if keylog is not None else None
     CaptureFile(path).close()  # a file that cannot be opened fails here, in this process
