@@ -10,30 +10,52 @@ from lumen_sniff import __version__
 
 __all__ = ["main"]
 
-# (module, attribute) of each subcommand; imported lazily so that a missing
-# optional backend (bcc, scapy) only breaks the command that needs it.
-_COMMANDS: tuple[tuple[str, str], ...] = (
-    ("lumen_sniff.cli.run", "run"),
-    ("lumen_sniff.cli.replay", "replay"),
-    ("lumen_sniff.cli.top", "top"),
-    ("lumen_sniff.cli.report", "report"),
-    ("lumen_sniff.cli.report", "events"),
-    ("lumen_sniff.cli.report", "lap"),
-    ("lumen_sniff.cli.pricing", "pricing"),
-    ("lumen_sniff.cli.doctor", "doctor"),
-    ("lumen_sniff.cli.service", "install_service"),
-)
+# name → (module, attribute). Modules are imported only when their command runs:
+# `replay` should not pay for httpx, and a missing optional backend (bcc, scapy)
+# should only break the command that needs it.
+_COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("lumen_sniff.cli.run", "run"),
+    "replay": ("lumen_sniff.cli.replay", "replay"),
+    "top": ("lumen_sniff.cli.top", "top"),
+    "report": ("lumen_sniff.cli.report", "report"),
+    "events": ("lumen_sniff.cli.report", "events"),
+    "lap": ("lumen_sniff.cli.report", "lap"),
+    "pricing": ("lumen_sniff.cli.pricing", "pricing"),
+    "doctor": ("lumen_sniff.cli.doctor", "doctor"),
+    "install-service": ("lumen_sniff.cli.service", "install_service"),
+}
+
+_HELP = {
+    "run": "Run the daemon: capture, store and API, until SIGTERM.",
+    "replay": "Process a pcap/pcapng file (optionally decrypting TLS) offline.",
+    "top": "Live view: requests/min, $/hour, tokens/s, top models and processes.",
+    "report": "Cost and token totals for a period, by model, process, key, tenant…",
+    "events": "The latest usage events, newest first.",
+    "lap": "Start a named lap (ending the previous one), or list laps.",
+    "pricing": "Show USD per million tokens for a model and where the price comes from.",
+    "doctor": "Check kernel, BTF, headers, bcc, BPF load, uprobe attach, TLS libraries.",
+    "install-service": "Install and enable the systemd unit.",
+}
 
 
-@click.group()
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = _COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, attr = target
+        command: click.Command = getattr(importlib.import_module(module), attr)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, _HELP[name]) for name in _COMMANDS])
+
+
+@click.group(cls=_LazyGroup)
 @click.version_option(__version__, prog_name="lumen-sniff")
 def main() -> None:
     """Passive LLM API usage and cost monitor (eBPF on TLS libraries)."""
-
-
-for _module, _attr in _COMMANDS:
-    try:
-        main.add_command(getattr(importlib.import_module(_module), _attr))
-    except ModuleNotFoundError as exc:  # pragma: no cover - only while modules land
-        if exc.name != _module:
-            raise

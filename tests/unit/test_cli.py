@@ -126,3 +126,24 @@ def test_pricing_command_shows_rates_and_unpriced(tmp_path: Path) -> None:
     missing = CliRunner().invoke(main, ["pricing", "no-such-model-xyz"])
     assert missing.exit_code == 1
     assert "unpriced" in missing.output
+
+
+def test_every_listed_command_loads_and_has_help() -> None:
+    runner = CliRunner()
+    listing = runner.invoke(main, ["--help"])
+    assert listing.exit_code == 0
+    for name in (
+        "run",
+        "replay",
+        "top",
+        "report",
+        "events",
+        "lap",
+        "pricing",
+        "doctor",
+        "install-service",
+    ):
+        assert name in listing.output
+        result = runner.invoke(main, [name, "--help"])
+        assert result.exit_code == 0, (name, result.output)
+        assert "Usage: " in result.output
