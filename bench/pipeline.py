@@ -27,6 +27,7 @@ import pstats
 import sys
 import time
 import zlib
+from collections.abc import Mapping
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -109,7 +110,7 @@ def _openai_sse(deltas: int) -> list[bytes]:
 
 
 def _anthropic_sse(deltas: int) -> list[bytes]:
-    def ev(name: str, obj: dict[str, object]) -> bytes:
+    def ev(name: str, obj: Mapping[str, object]) -> bytes:
         return b"event: " + name.encode() + b"\ndata: " + json.dumps(
             obj, separators=(",", ":")).encode() + b"\n\n"
 
