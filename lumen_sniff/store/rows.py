@@ -70,8 +70,10 @@ EVENT_COLUMNS: tuple[str, ...] = (
 
 INSERT_EVENT_SQL = (
     f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
+    f"VALUES ({', '.join('?' * len(EVENT_COLUMNS))}) "
+    "ON CONFLICT (id) DO NOTHING"
 )
+"""Insert one event; an id already stored is skipped (ids are deterministic)."""
 
 UPSERT_ROLLUP_SQL = (
     f"INSERT INTO rollups (dim, bucket_ns, value, {', '.join(ROLLUP_SUMS)}) "

@@ -19,6 +19,11 @@ Tables:
   per dimension, rather than one row per combination of all six, keeps the
   row count bounded by the distinct values of each dimension.
 * ``laps``: named time ranges started from the CLI.
+
+Version 2 makes ``events.id`` unique (ids are deterministic, so a replayed
+capture or a re-submitted batch must not count twice). Upgrading a database
+that already holds duplicates keeps the first row stored per id and rebuilds
+the rollups of the hours that lost rows from the events that remain.
 """
 
 from __future__ import annotations
@@ -115,7 +120,49 @@ CREATE TABLE laps (
 );
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1,)
+_HOUR_NS = 3_600_000_000_000
+
+# Spelled out rather than taken from GROUP_DIMS/ROLLUP_SUMS: a migration must
+# keep producing the version-2 schema whatever later versions add.
+_V2_DIMS = ("provider", "model", "process", "api_key_id", "tenant", "container")
+_V2_SUMS = (
+    "COUNT(*), SUM(e.error), SUM(e.input_tokens), SUM(e.output_tokens), "
+    "SUM(e.cache_read_tokens), SUM(e.cache_write_tokens), SUM(e.reasoning_tokens), "
+    "COALESCE(SUM(e.cost_pusd), 0), SUM(e.priced), COUNT(*) - SUM(e.priced), SUM(e.estimated)"
+)
+_V2_ROLLUP_COLS = (
+    "dim, bucket_ns, value, requests, errors, input_tokens, output_tokens, "
+    "cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_pusd, priced, "
+    "unpriced, estimated"
+)
+
+
+def _v2_rebuild(dim: str) -> str:
+    value = "''" if dim == "total" else f"COALESCE(e.{dim}, '')"
+    return (
+        f"INSERT INTO rollups ({_V2_ROLLUP_COLS}) "
+        f"SELECT '{dim}', h.bucket_ns, {value}, {_V2_SUMS} "
+        "FROM _v2_hours h JOIN events e "
+        f"ON e.started_ns >= h.bucket_ns AND e.started_ns < h.bucket_ns + {_HOUR_NS} "
+        "GROUP BY h.bucket_ns, 3;\n"
+    )
+
+
+_V2 = (
+    # Every row but the first stored (lowest seq) of each id.
+    "CREATE TEMP TABLE _v2_dups AS SELECT seq, started_ns FROM events "
+    "WHERE seq NOT IN (SELECT MIN(seq) FROM events GROUP BY id);\n"
+    f"CREATE TEMP TABLE _v2_hours AS SELECT DISTINCT started_ns - started_ns % {_HOUR_NS} "
+    "AS bucket_ns FROM _v2_dups;\n"
+    "DELETE FROM events WHERE seq IN (SELECT seq FROM _v2_dups);\n"
+    "DELETE FROM rollups WHERE bucket_ns IN (SELECT bucket_ns FROM _v2_hours);\n"
+    + "".join(_v2_rebuild(dim) for dim in ("total", *_V2_DIMS))
+    + "CREATE UNIQUE INDEX events_id ON events (id);\n"
+    "DROP TABLE _v2_dups;\n"
+    "DROP TABLE _v2_hours;\n"
+)
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2)
 """SQL scripts; migration ``i`` takes the schema from version ``i`` to ``i + 1``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

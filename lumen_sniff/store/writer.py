@@ -10,6 +10,14 @@ a crash either keeps a whole batch (events and rollups) or none of it. Only
 after the commit are listeners (live feed, metrics) told, so nothing is ever
 shown that a restart would lose.
 
+Duplicates: event ids are deterministic, so a replayed capture or a restart
+that re-submits gives ids already stored. The insert skips them (``ON
+CONFLICT (id) DO NOTHING``) and only what was really inserted reaches the
+rollups, the listeners and the counters; the rest is counted as
+``duplicates``. The common case costs one extra cheap query (the highest
+``seq`` before the insert): only when the insert's row count falls short are
+the inserted rows read back (rowids after that ``seq``) to tell them apart.
+
 Not thread-safe: call ``submit`` from the event loop the writer runs on.
 """
 
@@ -21,7 +29,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiosqlite
 
@@ -87,6 +95,8 @@ class Writer:
         """Duration of the last transaction."""
         self.drops: dict[str, int] = {}
         """Events not stored, by reason."""
+        self.duplicates = 0
+        """Events skipped because their id was already stored (or repeated in the batch)."""
 
     def start(self) -> None:
         """Start the committing task on the running loop."""
@@ -146,6 +156,7 @@ class Writer:
             "batches": self.batches,
             "last_commit_ms": round(self.last_commit_ms, 3),
             "drops": dict(self.drops),
+            "duplicates": self.duplicates,
         }
 
     # ------------------------------------------------------------------ task
@@ -156,32 +167,32 @@ class Writer:
     async def _run(self) -> None:
         while True:
             batch = await self._next_batch()
-            if await self._commit_with_retry(batch):
+            stored = await self._commit_with_retry(batch)
+            if stored:
                 for listener in self._listeners:
                     try:
-                        listener.committed(batch)
+                        listener.committed(stored)
                     except Exception:
                         log.exception("commit listener %r failed", listener)
             self._done += len(batch)
             self._progress.set()
 
-    async def _commit_with_retry(self, batch: list[UsageEvent]) -> bool:
+    async def _commit_with_retry(self, batch: list[UsageEvent]) -> list[UsageEvent]:
+        """Commit ``batch``; return the events inserted (none when given up)."""
         # A locked or momentarily full database is retried a few times; after
         # that the batch is counted, logged and skipped so the pipeline keeps
         # running (events queue up meanwhile and overflow as counted drops).
         for attempt, pause_s in enumerate(self.retry_pauses_s):
             try:
-                await self._commit(batch)
+                return await self._commit(batch)
             except (sqlite3.Error, ValueError) as exc:
                 if pause_s is None or not isinstance(exc, sqlite3.OperationalError):
                     log.error("could not store %d events: %s", len(batch), exc)
                     self._drop("store_write_error", len(batch))
-                    return False
+                    return []
                 log.warning("store write failed (attempt %d, retrying): %s", attempt + 1, exc)
                 await asyncio.sleep(pause_s)
-            else:
-                return True
-        return False  # pragma: no cover - the loop always returns
+        return []  # pragma: no cover - the loop always returns
 
     async def _next_batch(self) -> list[UsageEvent]:
         queue = self._queue
@@ -199,20 +210,45 @@ class Writer:
                 break
         return batch
 
-    async def _commit(self, batch: list[UsageEvent]) -> None:
+    async def _commit(self, batch: list[UsageEvent]) -> list[UsageEvent]:
+        """Insert ``batch`` and its rollups in one transaction; return what was inserted."""
         rows = [event_to_row(e) for e in batch]
         deltas = rollup_deltas(rows)
+        conn = self._conn
         async with self._lock:
             started = time.perf_counter()
-            await self._conn.execute("BEGIN IMMEDIATE")
+            await conn.execute("BEGIN IMMEDIATE")
             try:
-                await self._conn.executemany(INSERT_EVENT_SQL, rows)
-                await self._conn.executemany(UPSERT_ROLLUP_SQL, deltas)
-                await self._conn.execute("COMMIT")
+                async with conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events") as cur:
+                    last_seq = int((await cur.fetchone() or (0,))[0])
+                cur = await conn.executemany(INSERT_EVENT_SQL, rows)
+                inserted = cur.rowcount
+                await cur.close()
+                if inserted != len(rows):
+                    keep = await self._inserted_indices(rows, last_seq)
+                    batch = [batch[i] for i in keep]
+                    deltas = rollup_deltas([rows[i] for i in keep])
+                await conn.executemany(UPSERT_ROLLUP_SQL, deltas)
+                await conn.execute("COMMIT")
             except BaseException:
                 with contextlib.suppress(sqlite3.Error, ValueError):
-                    await self._conn.execute("ROLLBACK")
+                    await conn.execute("ROLLBACK")
                 raise
             self.last_commit_ms = (time.perf_counter() - started) * 1000
+        self.duplicates += len(rows) - len(batch)
         self.committed_events += len(batch)
         self.batches += 1
+        return batch
+
+    async def _inserted_indices(self, rows: list[tuple[Any, ...]], last_seq: int) -> list[int]:
+        # New rows get rowids above the previous maximum, so the ids stored
+        # after ``last_seq`` are this batch's inserts. An id repeated within
+        # the batch was inserted by its first occurrence only.
+        async with self._conn.execute("SELECT id FROM events WHERE seq > ?", (last_seq,)) as cur:
+            fresh = {r[0] for r in await cur.fetchall()}
+        keep = []
+        for i, row in enumerate(rows):
+            if row[0] in fresh:
+                fresh.discard(row[0])
+                keep.append(i)
+        return keep

@@ -144,7 +144,7 @@ def test_status_shape(data: Served) -> None:
     store = body["store"]
     assert store["path"] == str(data.store.path)
     assert store["events"] == len(DATA)
-    assert (store["queue"], store["drops"]) == (0, {})
+    assert (store["queue"], store["drops"], store["duplicates"]) == (0, {}, 0)
 
 
 def test_events_newest_first_with_filters(data: Served) -> None:

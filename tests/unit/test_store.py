@@ -10,7 +10,7 @@ import os
 import random
 import sqlite3
 import stat
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from decimal import Decimal
 from pathlib import Path
 
@@ -21,8 +21,16 @@ from lumen_sniff.model import UsageEvent, UsageSource
 from lumen_sniff.serialize import iso_from_ns
 from lumen_sniff.store import EventFilter, Store, Totals, open_store
 from lumen_sniff.store.queries import export_events, split_range
-from lumen_sniff.store.rows import HOUR_NS, pusd_from_usd, usd_from_pusd
-from lumen_sniff.store.schema import SCHEMA_VERSION
+from lumen_sniff.store.rows import (
+    EVENT_COLUMNS,
+    HOUR_NS,
+    UPSERT_ROLLUP_SQL,
+    event_to_row,
+    pusd_from_usd,
+    rollup_deltas,
+    usd_from_pusd,
+)
+from lumen_sniff.store.schema import GROUP_DIMS, MIGRATIONS, SCHEMA_VERSION
 
 T0 = 1_740_787_200 * 10**9
 """2025-03-01T00:00:00Z."""
@@ -494,10 +502,10 @@ async def test_failed_transactions_are_retried_then_counted(
     real_commit = store.writer._commit
     failures = iter([True, True, False, True, True, True])
 
-    async def flaky(batch: list[UsageEvent]) -> None:
+    async def flaky(batch: list[UsageEvent]) -> list[UsageEvent]:
         if next(failures):
             raise sqlite3.OperationalError("database is locked")
-        await real_commit(batch)
+        return await real_commit(batch)
 
     monkeypatch.setattr(store.writer, "_commit", flaky)
     await add(store, [make_event(T0 + 1), make_event(T0 + 2)])  # fails twice, then commits
@@ -506,3 +514,154 @@ async def test_failed_transactions_are_retried_then_counted(
     await add(store, [make_event(T0 + 3)])  # fails three times: dropped, counted
     assert store.writer.drops == {"store_write_error": 1}
     assert [e.started_ns for e in await store.events()] == [T0 + 2, T0 + 1]
+
+
+# ----------------------------------------------------------------- duplicates
+
+
+def rollups_by_dim(path: Path) -> dict[str, tuple[int, ...]]:
+    """Per dimension: sums of requests, tokens, cost, errors, unpriced over the rollups."""
+    with sqlite3.connect(path) as conn:
+        return {
+            dim: conn.execute(
+                "SELECT SUM(requests), SUM(input_tokens), SUM(output_tokens), SUM(cost_pusd), "
+                "SUM(errors), SUM(unpriced) FROM rollups WHERE dim = ?",
+                (dim,),
+            ).fetchone()
+            for dim in ("total", *GROUP_DIMS)
+        }
+
+
+def raw_sums(path: Path) -> tuple[int, ...]:
+    with sqlite3.connect(path) as conn:
+        row: tuple[int, ...] = conn.execute(
+            "SELECT COUNT(*), SUM(input_tokens), SUM(output_tokens), SUM(cost_pusd), SUM(error), "
+            "COUNT(*) - SUM(priced) FROM events"
+        ).fetchone()
+    return row
+
+
+async def test_same_batch_twice_is_stored_once(store: Store) -> None:
+    events = random_events(300, seed=21, start_ns=T0, span_ns=6 * HOUR_NS)
+    seen: list[int] = []
+
+    class Listener:
+        def committed(self, events: Sequence[UsageEvent]) -> None:
+            seen.append(len(events))
+
+        def closed(self) -> None:
+            pass
+
+    store.writer.add_listener(Listener())
+    await add(store, events)
+    before = await store.summary()
+    await add(store, events)  # a second replay of the same capture
+    assert await store.summary() == before == brute_totals(events)
+    assert store.event_count == 300
+    assert store.writer.duplicates == 300
+    assert store.stats()["duplicates"] == 300
+    assert store.writer.committed_events == 300
+    assert sum(seen) == 300  # listeners (metrics, live) never see a duplicate
+    expected = raw_sums(store.path)
+    assert expected[0] == 300
+    assert rollups_by_dim(store.path) == {dim: expected for dim in ("total", *GROUP_DIMS)}
+
+
+async def test_duplicates_mixed_with_new_events_and_within_a_batch(store: Store) -> None:
+    old = random_events(50, seed=22, start_ns=T0, span_ns=3 * HOUR_NS)
+    await add(store, old[:30])
+    fresh = old[30:]
+    twin = make_event(T0 + 7, id=fresh[0].id, input_tokens=99_999)  # same id, later in batch
+    await add(store, [*old[:10], fresh[0], twin, *fresh[1:], *old[10:30]])
+    assert store.writer.duplicates == 31
+    assert store.event_count == 50
+    assert await store.summary() == brute_totals(old)
+    # The first submission of an id is the one kept.
+    stored = {e.id: e for e in await store.events(limit=100)}
+    assert stored == {e.id: e for e in old}
+    expected = raw_sums(store.path)
+    assert rollups_by_dim(store.path) == {dim: expected for dim in ("total", *GROUP_DIMS)}
+
+
+async def test_duplicates_survive_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "db"
+    events = random_events(120, seed=23, start_ns=T0, span_ns=2 * HOUR_NS)
+    s = await open_store(path, retention_days=0)
+    await add(s, events)
+    await s.close()
+    s = await open_store(path, retention_days=0)  # a daemon restart that re-submits
+    try:
+        await add(s, events[60:])
+        assert (s.writer.duplicates, s.event_count) == (60, 120)
+        assert await s.summary() == brute_totals(events)
+    finally:
+        await s.close()
+
+
+def _v1_database(path: Path, events: list[UsageEvent]) -> None:
+    """A version-1 database as the version-1 writer left it: duplicates counted twice."""
+    insert = (
+        f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "
+        f"VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
+    )
+    with sqlite3.connect(path, isolation_level=None) as conn:
+        conn.executescript(MIGRATIONS[0])
+        conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        conn.execute("INSERT INTO schema_version (version) VALUES (1)")
+        rows = [event_to_row(e) for e in events]
+        conn.executemany(insert, rows)
+        conn.executemany(UPSERT_ROLLUP_SQL, rollup_deltas(rows))
+    conn.close()
+
+
+async def test_migration_from_v1_drops_duplicates_and_fixes_rollups(tmp_path: Path) -> None:
+    path = tmp_path / "db"
+    unique = random_events(400, seed=24, start_ns=T0, span_ns=10 * HOUR_NS)
+    # Replays of two slices (hours 0-1 and a few events later), with different
+    # usage under the same ids: the first stored row must win.
+    replayed = [
+        make_event(e.started_ns, id=e.id, input_tokens=e.input_tokens + 1_000_000)
+        for e in sorted(unique, key=lambda e: e.started_ns)[:60:2]
+    ]
+    replayed += [make_event(e.started_ns, id=e.id) for e in unique[300:310]]
+    _v1_database(path, unique + replayed)
+    assert raw_sums(path)[0] == 440
+    s = await open_store(path, retention_days=0)
+    try:
+        assert s.event_count == 400
+        assert s.stats()["schema_version"] == SCHEMA_VERSION == 2
+        assert await s.summary() == brute_totals(unique)
+        got = {e.id: e for e in await s.events(limit=1000)}
+        assert got == {e.id: e for e in unique}
+        expected = raw_sums(path)
+        assert expected[0] == 400
+        assert rollups_by_dim(path) == {dim: expected for dim in ("total", *GROUP_DIMS)}
+        lo, hi = T0 + 17 * MIN_NS, T0 + 9 * HOUR_NS
+        for group_by in GROUP_DIMS:
+            series = await s.usage(group_by, "hour", lo, hi)
+            assert (
+                sum(s.requests for s in series)
+                == brute_totals(e for e in unique if lo <= e.started_ns < hi).requests
+            )
+        # The upgraded database refuses duplicates from now on.
+        await add(s, unique[:5])
+        assert (s.writer.duplicates, s.event_count) == (5, 400)
+        with sqlite3.connect(path) as conn:
+            indexes = {r[1]: r[2] for r in conn.execute("PRAGMA index_list(events)")}
+        assert indexes["events_id"] == 1  # unique
+    finally:
+        await s.close()
+
+
+async def test_migration_from_v1_without_duplicates_keeps_everything(tmp_path: Path) -> None:
+    path = tmp_path / "db"
+    events = random_events(200, seed=25, start_ns=T0, span_ns=5 * HOUR_NS)
+    _v1_database(path, events)
+    before = rollups_by_dim(path)
+    s = await open_store(path, retention_days=0)
+    try:
+        assert s.event_count == 200
+        assert await s.summary() == brute_totals(events)
+    finally:
+        await s.close()
+    assert rollups_by_dim(path) == before
