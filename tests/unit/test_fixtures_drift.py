@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -51,6 +52,15 @@ def test_concurrent_fixture_interleaves_three_connections() -> None:
     assert sum(c.closed for c in chunks) == 3
 
 
+def _server_side(doc: dict[str, Any]) -> dict[str, Any]:
+    """The semantic view without the client's identity and request bytes."""
+    view = semantic_view(doc)
+    del view["client"]
+    for conn in view["connections"]:
+        conn.pop("egress", None)
+    return view
+
+
 @pytest.mark.slow
 def test_regenerated_fixtures_do_not_drift(tmp_path: Path) -> None:
     if not (_port_free(TLS_PORT) and _port_free(PLAIN_PORT)):
@@ -59,6 +69,12 @@ def test_regenerated_fixtures_do_not_drift(tmp_path: Path) -> None:
     for committed in sorted(EXCHANGES_DIR.glob("*.json")):
         fresh = json.loads((tmp_path / committed.name).read_text())
         old = json.loads(committed.read_text())
+        if fresh["client"] != old["client"]:
+            # node and curl come from the system, not from pyproject.toml: another
+            # version sends other request bytes. The stand-in's answer and the usage
+            # the client reported must still be what was committed.
+            assert _server_side(fresh) == _server_side(old), f"{committed.name} drifted"
+            continue
         assert semantic_view(fresh) == semantic_view(old), f"{committed.name} drifted"
         if old["http_version"] == "1.1":
             # Plaintext HTTP/1.1 exchanges regenerate byte for byte, timestamps included.
