@@ -24,8 +24,9 @@ from lumen_sniff.api.auth import BearerAuth
 from lumen_sniff.api.live import LiveFeed
 from lumen_sniff.api.metrics import Metrics
 from lumen_sniff.api.params import reject_unknown_params
-from lumen_sniff.api.routes import PricerLike, router
+from lumen_sniff.api.routes import router
 from lumen_sniff.errors import StoreError
+from lumen_sniff.pricing.quote import PricerLike
 from lumen_sniff.store import Store
 
 __all__ = ["create_app"]

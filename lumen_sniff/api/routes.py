@@ -11,8 +11,7 @@ import csv
 import io
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from decimal import Decimal
-from typing import Annotated, Any, Literal, Protocol
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -22,11 +21,11 @@ from lumen_sniff import __version__
 from lumen_sniff.api.live import LiveFeed
 from lumen_sniff.api.metrics import CONTENT_TYPE, Metrics
 from lumen_sniff.api.params import parse_status, parse_time, time_range
-from lumen_sniff.model import Usage, UsageSource
+from lumen_sniff.pricing.quote import PricerLike, quote
 from lumen_sniff.serialize import csv_header, event_to_csv_row, event_to_dict, iso_from_ns
 from lumen_sniff.store import BUCKETS_NS, EventFilter, Lap, Store
 
-__all__ = ["PricerLike", "router"]
+__all__ = ["router"]
 
 router = APIRouter()
 
@@ -34,18 +33,9 @@ GroupBy = Literal["model", "provider", "process", "api_key_id", "tenant", "conta
 Bucket = Literal["minute", "hour", "day"]
 _MAX_POINTS = 20_000
 """Most buckets one /api/usage answer may span (per group)."""
-_PROBE_TOKENS = 1000
-"""Tokens priced to derive per-million prices (small: stays below any tier edge)."""
 
 Since = Annotated[str | None, Query(description="ISO 8601 time, 'now', or an age: 30m, 24h, 7d.")]
 Until = Annotated[str | None, Query(description="Same forms as since; default: no upper bound.")]
-
-
-class PricerLike(Protocol):
-    """What /api/pricing needs of :class:`lumen_sniff.pricing.prices.Pricer`."""
-
-    def price(self, provider: str, model: str | None, usage: Usage, at_ns: int) -> Any:
-        """Return an object with ``cost_usd`` (Decimal | None) and ``source``."""
 
 
 class LapIn(BaseModel):
@@ -228,36 +218,15 @@ async def pricing(
     now = time.time_ns()
     at_ns = now if at is None else parse_time("at", at, now)
     pricer: PricerLike = request.app.state.pricer
-    per_million: dict[str, float] = {}
-    source = None
-    probes = {
-        "input": Usage(input_tokens=_PROBE_TOKENS),
-        "output": Usage(output_tokens=_PROBE_TOKENS),
-        "cache_read": Usage(input_tokens=_PROBE_TOKENS, cache_read_tokens=_PROBE_TOKENS),
-        "cache_write": Usage(input_tokens=_PROBE_TOKENS, cache_write_tokens=_PROBE_TOKENS),
-    }
-    for kind, probe in probes.items():
-        usage = Usage(
-            input_tokens=probe.input_tokens,
-            output_tokens=probe.output_tokens,
-            cache_read_tokens=probe.cache_read_tokens,
-            cache_write_tokens=probe.cache_write_tokens,
-            source=UsageSource.REPORTED,
-        )
-        result = pricer.price(provider, model, usage, at_ns)
-        cost: Decimal | None = result.cost_usd
-        if cost is None:
-            break
-        source = result.source
-        per_million[kind] = float(cost * (1_000_000 // _PROBE_TOKENS))
-    priced = len(per_million) == len(probes)
+    q = quote(pricer, provider, model, at_ns)
+    rates = q.per_million_usd
     return {
         "provider": provider or None,
         "model": model,
         "at": iso_from_ns(at_ns),
-        "priced": priced,
-        "source": source if priced else None,
-        "per_million_usd": per_million if priced else None,
+        "priced": q.priced,
+        "source": q.source,
+        "per_million_usd": None if rates is None else {k: float(v) for k, v in rates.items()},
     }
 
 
