@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import random
 import statistics
 import sys
@@ -65,7 +66,9 @@ def events(n: int, start_ns: int, span_ns: int, seed: int = 1) -> Iterator[Usage
         cached = rng.randrange(0, tokens_in) if rng.random() < 0.3 else 0
         ok = rng.random() > 0.03
         yield UsageEvent(
-            id=f"{i:016x}",
+            # Hash-like and distinct per (seed, i), as real ids are: sequential
+            # ids would flatter the unique index, and reused ones be skipped.
+            id=hashlib.blake2b(f"{seed}:{i}".encode(), digest_size=8).hexdigest(),
             started_at=iso_from_ns(at),
             started_ns=at,
             provider=provider,
