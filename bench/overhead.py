@@ -1,41 +1,50 @@
 """What lumen-sniff's uprobes cost a process that is *not* talking to an LLM.
 
-Three arms, interleaved round by round so drift (other load on the machine)
-hits them alike:
+Three arms:
 
 - ``none``: nothing attached;
 - ``floor``: the same uprobes and uretprobes, with programs that return at once
   (``BpfSettings(empty_probes=True)``): the price of a uprobe itself;
-- ``lumen``: the real capture, with the real Pipeline judging the connection
-  (a plain HTTP file transfer: not LLM traffic) so the ignore map stops the copy.
+- ``lumen``: the real capture, with the real Pipeline judging the connections
+  (``GET /health`` to a file server: not LLM traffic) so the ignore map stops the copy.
 
-Workloads, each on a fresh TLS connection whose first exchange is a small
-``GET /health`` (so the pipeline has judged it before timing starts), run by a
-client subprocess (the capture never hooks its own process):
+Strategy (a 2-vCPU VM shared with other work: effects of ~1 µs must stand out):
 
-- median time per ``SSL_write`` (Python ``send``) of 64 B, 1 KiB, 16 KiB, 256 KiB;
-- median time per ``SSL_read`` (Python ``recv``) with those buffer sizes;
-- bulk download throughput (MiB/s).
+- *Batches, not single calls*: the client times N back-to-back ``SSL_write`` /
+  ``SSL_read`` calls of one size and reports batch time / N; the figure per arm is
+  the median of many batch means, with the interquartile range beside it.
+- *The timed side never waits*: writes go to a peer that discards the ciphertext
+  raw (no decryption) with large socket buffers; reads consume records the server
+  encrypted beforehand and that already sit in the client's socket (``FIONREAD``).
+  The bulk download's server also encrypts first and then pushes ciphertext at
+  memory speed, so MiB/s is the client's decryption rate.
+- *Only the client is hooked*: the server loads a private copy of libssl (and is
+  excluded), as a remote server would be; client and server sit on different CPUs.
+- *Short interleaved blocks*: both captures are compiled once; arms switch by
+  attaching/detaching their probes on the client's libssl (milliseconds), in
+  rotating order (ABC, BCA, CAB, ...) for many rounds. Added time per arm is the
+  median over rounds of (arm - none) in the same round, which cancels drift.
 
-Prints, per workload, the median of each arm, the time each arm adds over
-``none`` and the ratio lumen/floor of the added times (target: <= 1.25).
-
-Run as root: ``.venv/bin/python bench/overhead.py [--rounds 3] [--calls 3000]``.
+Run as root: ``.venv/bin/python bench/overhead.py [--rounds 54] [--batches 3]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
+import gc
 import json
 import os
 import queue
-import random
+import re
+import shutil
 import socket
 import ssl
 import statistics
 import subprocess
 import sys
 import tempfile
+import termios
 import threading
 import time
 from pathlib import Path
@@ -44,257 +53,485 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from lumen_sniff.capture.probes import PROBES  # noqa: E402 (needs the path above)
+
 SIZES = (64, 1024, 16384, 262144)
-_HEALTH = b"GET /health HTTP/1.1\r\nHost: files.example.com\r\n\r\n"
+ARMS = ("none", "floor", "lumen")
+_RECORD = 16384  # TLS plaintext per record: a read returns at most this much
+_BATCH_CALLS = 2000
+_READ_BYTES = 4 << 20  # per read batch at most: it waits whole in the socket buffer
+_WRITE_BYTES = 8 << 20  # per write batch at most: the peer drains it meanwhile
+_SOCKBUF = 32 << 20
+_SO_SNDBUFFORCE, _SO_RCVBUFFORCE = 32, 33  # root may exceed net.core.*mem_max
+_HEALTH = "GET /health?conn={} HTTP/1.1\r\nHost: files.example.com\r\n\r\n"
 _OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+_CLIENT_CPU, _SERVER_CPU = 1, 0
+
+
+def _calls(kind: str, size: int) -> int:
+    if kind == "write":
+        return min(_BATCH_CALLS, _WRITE_BYTES // size)
+    return min(_BATCH_CALLS, _READ_BYTES // min(size, _RECORD))
+
+
+def _bigbufs(sock: socket.socket) -> None:
+    sock.setsockopt(socket.SOL_SOCKET, _SO_SNDBUFFORCE, _SOCKBUF)
+    sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, _SOCKBUF)
+
+
+def _pin(cpu: int) -> None:
+    if cpu < os.cpu_count():  # type: ignore[operator]
+        os.sched_setaffinity(0, {cpu})
 
 
 # --------------------------------------------------------------------- server
 
 
-def _recv_line_block(conn: ssl.SSLSocket) -> bytes:
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        part = conn.recv(4096)
-        if not part:
+class _ServerConn:
+    """A TLS connection driven through memory BIOs: encryption happens before sending."""
+
+    def __init__(self, raw: socket.socket, ctx: ssl.SSLContext) -> None:
+        self.raw = raw
+        self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.obj = ctx.wrap_bio(self.inc, self.out, server_side=True)
+
+    def _pump(self) -> None:
+        self.raw.sendall(self.out.read())
+        data = self.raw.recv(65536)
+        if not data:
             raise EOFError
-        buf += part
-    return buf
+        self.inc.write(data)
 
-
-def _serve_conn(conn: ssl.SSLSocket) -> None:
-    # GET /health → 200 "ok"; PUT /upload?n=N → read N bytes, 200;
-    # GET /blob?n=N&chunk=S → N bytes written S at a time.
-    try:
+    def greet(self) -> str:
         while True:
-            head = _recv_line_block(conn)
-            line = head.split(b"\r\n", 1)[0].decode()
-            _method, target, _ = line.split(" ", 2)
-            query = dict(p.split("=") for p in target.partition("?")[2].split("&") if p)
-            if target.startswith("/upload"):
-                left = int(query["n"]) - len(head.partition(b"\r\n\r\n")[2])
-                while left > 0:
-                    part = conn.recv(min(left, 1 << 20))
-                    if not part:
-                        return
-                    left -= len(part)
-                conn.sendall(_OK)
-            elif target.startswith("/blob"):
-                n, chunk = int(query["n"]), int(query["chunk"])
-                conn.sendall(f"HTTP/1.1 200 OK\r\nContent-Length: {n}\r\n\r\n".encode())
-                block = os.urandom(chunk)
-                for _ in range(n // chunk):
-                    conn.sendall(block)
-            else:
-                conn.sendall(_OK)
-    except (OSError, EOFError, ValueError):
-        return
-    finally:
-        conn.close()
+            try:
+                self.obj.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self._pump()
+        head = b""
+        while b"\r\n\r\n" not in head:
+            try:
+                head += self.obj.read(65536)
+            except ssl.SSLWantReadError:
+                self._pump()
+        self.obj.write(_OK)
+        self.raw.sendall(self.out.read())
+        return re.search(rb"conn=(\S+)", head).group(1).decode()  # type: ignore[union-attr]
+
+    def encrypt(self, records: int, size: int) -> bytes:
+        block = os.urandom(size)
+        for _ in range(records):
+            self.obj.write(block)  # one TLS record each
+        return self.out.read()
 
 
-def _start_server(workdir: Path) -> tuple[int, str]:
-    import trustme
-
-    ca = trustme.CA()
-    ca_path = workdir / "ca.pem"
-    ca.cert_pem.write_to_path(str(ca_path))
+def _server(workdir: Path) -> None:
+    _pin(_SERVER_CPU)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ca.issue_cert("localhost").configure_cert(ctx)
-    listener = socket.create_server(("127.0.0.1", 0))
+    ctx.load_cert_chain(workdir / "server.pem")
+    tls = socket.socket()
+    _bigbufs(tls)  # inherited by accepted sockets; sets the window scale
+    tls.bind(("127.0.0.1", 0))
+    tls.listen(64)
+    ctl = socket.create_server(("127.0.0.1", 0))
+    sources: dict[str, _ServerConn] = {}
+
+    def serve(raw: socket.socket) -> None:
+        conn = _ServerConn(raw, ctx)
+        name = conn.greet()
+        if not name.startswith("sink"):
+            sources[name] = conn
+            return
+        buf = bytearray(1 << 20)  # discard ciphertext without decrypting it
+        while raw.recv_into(buf):
+            pass
 
     def accept() -> None:
         while True:
-            raw, _ = listener.accept()
+            raw, _ = tls.accept()
             raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            try:
-                conn = ctx.wrap_socket(raw, server_side=True)
-            except OSError:
-                continue
-            threading.Thread(target=_serve_conn, args=(conn,), daemon=True).start()
+            threading.Thread(target=serve, args=(raw,), daemon=True).start()
 
     threading.Thread(target=accept, daemon=True).start()
-    return listener.getsockname()[1], str(ca_path)
+    print(json.dumps({"tls": tls.getsockname()[1], "ctl": ctl.getsockname()[1]}), flush=True)
+    link, _ = ctl.accept()
+    for line in link.makefile("r"):
+        cmd = json.loads(line)
+        conn = sources[cmd["conn"]]
+        data = conn.encrypt(cmd["records"], cmd["size"])
+        link.sendall(f"{len(data)}\n".encode())
+        conn.raw.sendall(data)
 
 
 # --------------------------------------------------------------------- client
 
 
-def _connect(port: int, ca: str) -> ssl.SSLSocket:
-    ctx = ssl.create_default_context(cafile=ca)
-    raw = socket.create_connection(("127.0.0.1", port))
-    raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    conn = ctx.wrap_socket(raw, server_hostname="localhost")
-    conn.sendall(_HEALTH)
-    reply = _recv_line_block(conn)
-    while not reply.endswith(b"ok"):
-        reply += conn.recv(2)
-    time.sleep(0.05)  # the capture's pipeline judges the connection meanwhile
-    return conn
+class _Client:
+    def __init__(self, tls_port: int, ctl_port: int, ca: str) -> None:
+        self.ctx = ssl.create_default_context(cafile=ca)
+        self.port = tls_port
+        self.ctl = socket.create_connection(("127.0.0.1", ctl_port))
+        self.ctl_in = self.ctl.makefile("r")
+        self.conns: dict[str, ssl.SSLSocket] = {}
+        self.buf = bytearray(max(SIZES))
 
+    def open(self, name: str) -> None:
+        raw = socket.socket()
+        _bigbufs(raw)
+        raw.connect(("127.0.0.1", self.port))
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn = self.ctx.wrap_socket(raw, server_hostname="localhost")
+        conn.sendall(_HEALTH.format(name).encode())
+        reply = b""
+        while not reply.endswith(b"ok"):
+            reply += conn.recv(4096)
+        self.conns[name] = conn
 
-def _client(port: int, ca: str, calls: int, bulk_mib: int) -> dict[str, float]:
-    out: dict[str, float] = {}
-    # Connections stay open to the end so that no two share an SSL* address: the
-    # pipeline (at this commit) does not re-judge a reused (pid, SSL*) key after an
-    # ignored connection closed, which would copy the next one whole.
-    keep: list[ssl.SSLSocket] = []
-    for size in SIZES:
-        n = calls if size < 65536 else max(200, calls // 10)
-        conn = _connect(port, ca)
-        conn.sendall(
-            f"PUT /upload?n={n * size} HTTP/1.1\r\nHost: files.example.com\r\n\r\n".encode()
-        )
-        data = os.urandom(size)
-        times = []
+    def _fill(self, name: str, records: int, size: int) -> int:
+        self.ctl.sendall(json.dumps({"conn": name, "records": records, "size": size}).encode()
+                         + b"\n")  # fmt: skip
+        return int(self.ctl_in.readline())
+
+    def write_batch(self, size: int) -> float:
+        conn, data, n = self.conns[f"sink-{size}"], os.urandom(size), _calls("write", size)
+        while _ioctl_int(conn, termios.TIOCOUTQ):  # start each batch with an empty queue
+            time.sleep(0.0005)
+        t0 = time.perf_counter_ns()
         for _ in range(n):
-            t0 = time.perf_counter_ns()
-            conn.send(data)  # one SSL_write_ex of `size` bytes (blocking: all of it)
-            times.append(time.perf_counter_ns() - t0)
-        _recv_line_block(conn)
-        keep.append(conn)
-        out[f"write {size} B"] = statistics.median(times) / 1000
-        conn = _connect(port, ca)
-        total = n * size
-        conn.sendall(
-            f"GET /blob?n={total}&chunk={size} HTTP/1.1\r\nHost: files.example.com\r\n\r\n".encode()
-        )
-        head = _recv_line_block(conn)
-        got = len(head.partition(b"\r\n\r\n")[2])
-        times = []
+            conn.send(data)  # one SSL_write_ex of `size` bytes
+        return (time.perf_counter_ns() - t0) / n
+
+    def read_batch(self, size: int) -> float:
+        name, n, record = f"src-{size}", _calls("read", size), min(size, _RECORD)
+        conn, buf = self.conns[name], self.buf
+        wire = self._fill(name, n, record)
+        deadline = time.monotonic() + 10
+        while _ioctl_int(conn, termios.FIONREAD) < wire:  # all of it already here
+            if time.monotonic() > deadline:
+                raise TimeoutError("server data did not arrive")
+            time.sleep(0.0005)
+        t0 = time.perf_counter_ns()
+        for _ in range(n):
+            conn.recv_into(buf, size)  # one SSL_read_ex: one record already buffered
+        return (time.perf_counter_ns() - t0) / n
+
+    def bulk(self, mib: int) -> float:
+        conn, buf = self.conns["src-bulk"], memoryview(self.buf)
+        total = mib << 20
+        self._fill("src-bulk", total // _RECORD, _RECORD)
+        got = 0
+        t0 = time.perf_counter_ns()
         while got < total:
-            t0 = time.perf_counter_ns()
-            part = conn.recv(size)  # one SSL_read_ex (at most one TLS record)
-            times.append(time.perf_counter_ns() - t0)
-            got += len(part)
-        keep.append(conn)
-        out[f"read {size} B"] = statistics.median(times) / 1000
-    conn = _connect(port, ca)
-    total = bulk_mib << 20
-    conn.sendall(
-        f"GET /blob?n={total}&chunk=262144 HTTP/1.1\r\nHost: files.example.com\r\n\r\n".encode()
-    )
-    head = _recv_line_block(conn)
-    got = len(head.partition(b"\r\n\r\n")[2])
-    t0 = time.perf_counter()
-    while got < total:
-        got += len(conn.recv(262144))
-    out["bulk MiB/s"] = bulk_mib / (time.perf_counter() - t0)
-    keep.append(conn)
-    for kept in keep:
-        kept.close()
-    return out
+            got += conn.recv_into(buf, _RECORD)
+        return mib / ((time.perf_counter_ns() - t0) / 1e9)
+
+
+def _ioctl_int(sock: socket.socket, request: int) -> int:
+    out = fcntl.ioctl(sock.fileno(), request, b"\0\0\0\0")
+    return int.from_bytes(out, sys.byteorder)
+
+
+def _client(tls_port: int, ctl_port: int, ca: str) -> None:
+    _pin(_CLIENT_CPU)
+    client = _Client(tls_port, ctl_port, ca)
+    for line in sys.stdin:
+        cmd = json.loads(line)
+        out: Any = None
+        if cmd["op"] == "ping":
+            out = ssl.OPENSSL_VERSION
+        elif cmd["op"] == "open":
+            for name in cmd["names"]:
+                client.open(name)
+            out = len(client.conns)
+        elif cmd["op"] == "run":
+            gc.disable()
+            out = {}
+            for work in cmd["work"]:
+                kind, size = work.split()[0], int(work.split()[1])
+                fn = client.write_batch if kind == "write" else client.read_batch
+                out[work] = [fn(size) for _ in range(cmd["batches"])]
+            out["bulk MiB/s"] = [client.bulk(cmd["bulk_mib"])]
+            gc.enable()
+        print(json.dumps(out), flush=True)
 
 
 # ----------------------------------------------------------------------- arms
 
 
-class _Arm:
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.capture: Any = None
-        self._stop = threading.Event()
-        self._pump: threading.Thread | None = None
-        self.ignored = 0
+class _Arms:
+    """Both captures loaded once; an arm is which one's probes sit on the client's libssl."""
 
-    def start(self) -> None:
-        if self.name == "none":
-            return
+    def __init__(self, exclude: int, lib: str) -> None:
         from lumen_sniff.capture.bpf import BpfCapture, BpfSettings
 
-        self.capture = BpfCapture(BpfSettings(empty_probes=self.name == "floor"))
-        self.capture.start()
-        if self.name == "lumen":
-            self._stop.clear()
-            self._pump = threading.Thread(target=self._run_pipeline, daemon=True)
-            self._pump.start()
+        self.caps = {
+            "floor": BpfCapture(BpfSettings(empty_probes=True, exclude_pids=(exclude,))),
+            "lumen": BpfCapture(BpfSettings(exclude_pids=(exclude,))),
+        }
+        self.ignored = 0
+        self._stop = threading.Event()
+        self._lib = lib
+        for cap in self.caps.values():
+            cap.start()
+            for hooked in cap.status()["hooked"]:
+                # Every file the capture found stays detached (less noise); the arm's
+                # probes go on the client's private libssl, which no other capture hooks.
+                self._switch(cap, hooked["path"], _probes_of(hooked["probes"]), on=False)
+        self._pump = threading.Thread(target=self._run_pipeline, daemon=True)
+        self._pump.start()
+
+    @staticmethod
+    def _switch(cap: Any, path: str, probes: list[Any], *, on: bool) -> None:
+        # Recompiling per arm takes seconds; attaching to one file takes milliseconds.
+        bpf = cap._bpf
+        for probe in probes:
+            kw = {"name": path.encode(), "sym": probe.sym.encode()}
+            if on:
+                attach = bpf.attach_uretprobe if probe.ret else bpf.attach_uprobe
+                attach(fn_name=probe.fn_name.encode(), **kw)
+            else:
+                (bpf.detach_uretprobe if probe.ret else bpf.detach_uprobe)(**kw)
+
+    def set(self, arm: str, *, on: bool) -> None:
+        if arm != "none":
+            self._switch(self.caps[arm], self._lib, list(PROBES), on=on)
 
     def _run_pipeline(self) -> None:
         from lumen_sniff.model import IgnoreConnection
         from lumen_sniff.pipeline import Pipeline, PipelineSettings
 
-        pipeline = Pipeline(PipelineSettings())
+        pipeline, cap = Pipeline(PipelineSettings()), self.caps["lumen"]
         while not self._stop.is_set():
             try:
-                chunk = self.capture.chunks.get(timeout=0.05)
+                chunk = cap.chunks.get(timeout=0.05)
             except queue.Empty:
                 continue
             for out in pipeline.feed(chunk):
                 if isinstance(out, IgnoreConnection):
-                    self.capture.ignore(out.conn)
+                    cap.ignore(out.conn)
                     self.ignored += 1
 
     def stop(self) -> dict[str, Any]:
-        facts: dict[str, Any] = {}
-        if self.capture is not None:
-            self._stop.set()
-            if self._pump is not None:
-                self._pump.join(2)
-            status = self.capture.status()
-            facts = {"dropped": status["dropped"], "records": status["counters"]["records"]}
-            self.capture.stop()
-            self.capture = None
-        return facts
+        self._stop.set()
+        self._pump.join(2)
+        status = self.caps["lumen"].status()
+        for cap in self.caps.values():
+            cap.stop()
+        return {"dropped": status["dropped"], "records": status["counters"]["records"]}
+
+
+def _probes_of(labels: list[str]) -> list[Any]:
+    return [p for p in PROBES if f"{p.sym}{':ret' if p.ret else ''}" in labels]
+
+
+def _libssl_of(pid: int) -> str:
+    for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
+        fields = line.split(None, 5)
+        path = fields[5] if len(fields) == 6 else ""
+        if "/libssl.so" in path or path.endswith("/tls-under-test.so"):
+            return path
+    raise RuntimeError(f"pid {pid} maps no libssl")
+
+
+def _private_libssl(where: Path) -> tuple[str, dict[str, str]]:
+    """A copy of the system libssl under a name no capture's discovery recognises.
+
+    Other lumen-sniff captures on the machine (tests, daemons) hook the system
+    libssl; their probes would add to every arm. ld.so finds the copy through the
+    ``libssl.so.3`` link, /proc/PID/maps names the file itself.
+    """
+    where.mkdir()
+    system = _libssl_of(os.getpid())
+    copy = where / "tls-under-test.so"
+    shutil.copy(system, copy)
+    (where / Path(system).name).symlink_to(copy.name)
+    return str(copy), {**os.environ, "LD_LIBRARY_PATH": str(where)}
+
+
+# ----------------------------------------------------------------------- main
+
+
+def _spawn(args: list[str], **kw: Any) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, __file__, *args], text=True,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, **kw)  # fmt: skip
+
+
+def _ask(proc: subprocess.Popen[str], cmd: dict[str, Any]) -> Any:
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(json.dumps(cmd) + "\n")
+    proc.stdin.flush()
+    line = proc.stdout.readline()
+    if not line:
+        raise RuntimeError(f"benchmark subprocess died (exit {proc.wait()})")
+    return json.loads(line)
 
 
 def main() -> int:
     """Run the benchmark and print the table."""
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--calls", type=int, default=3000)
-    parser.add_argument("--bulk-mib", type=int, default=128)
-    parser.add_argument("--client", nargs=2, metavar=("PORT", "CA"), help=argparse.SUPPRESS)
+    parser.add_argument("--rounds", type=int, default=54, help="ABC blocks (rotating order)")
+    parser.add_argument("--batches", type=int, default=3, help="batches per workload per block")
+    parser.add_argument("--bulk-mib", type=int, default=32, help="MiB per bulk download")
+    parser.add_argument("--json", type=Path, help="also write the raw batch figures here")
+    parser.add_argument("--server", metavar="DIR", help=argparse.SUPPRESS)
+    parser.add_argument("--client", nargs=3, metavar=("TLS", "CTL", "CA"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.server:
+        _server(Path(args.server))
+        return 0
     if args.client:
-        print(json.dumps(_client(int(args.client[0]), args.client[1], args.calls, args.bulk_mib)))
+        _client(int(args.client[0]), int(args.client[1]), args.client[2])
         return 0
     if os.geteuid() != 0:
         print("bench/overhead.py needs root (eBPF)", file=sys.stderr)
         return 2
+    import trustme
+
     workdir = Path(tempfile.mkdtemp(prefix="lumen-bench-"))
-    port, ca = _start_server(workdir)
-    results: dict[str, list[dict[str, float]]] = {"none": [], "floor": [], "lumen": []}
-    facts: dict[str, Any] = {}
-    arms = [_Arm(name) for name in results]
-    for round_no in range(args.rounds):
-        random.shuffle(arms)
-        for arm in arms:
-            arm.start()
-            proc = subprocess.run(
-                [sys.executable, __file__, "--client", str(port), ca, "--calls", str(args.calls),
-                 "--bulk-mib", str(args.bulk_mib)],
-                capture_output=True, text=True, check=True,
-            )  # fmt: skip
-            results[arm.name].append(json.loads(proc.stdout))
-            facts[f"{arm.name}#{round_no}"] = {**arm.stop(), "ignored": arm.ignored}
-            print(f"round {round_no + 1}/{args.rounds} {arm.name:5s} done", file=sys.stderr)
-    _report(results, facts)
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(workdir / "ca.pem"))
+    ca.issue_cert("localhost").private_key_and_cert_chain_pem.write_to_path(
+        str(workdir / "server.pem")
+    )
+    libs = {who: _private_libssl(workdir / who) for who in ("server", "client")}
+    server = _spawn(["--server", str(workdir)], env=libs["server"][1])
+    procs = [server]
+    arms: _Arms | None = None
+    try:
+        assert server.stdout is not None
+        ports = json.loads(server.stdout.readline())
+        client = _spawn(
+            ["--client", str(ports["tls"]), str(ports["ctl"]), str(workdir / "ca.pem")],
+            env=libs["client"][1],
+        )
+        procs.append(client)
+        _ask(client, {"op": "ping"})  # it has imported ssl: libssl is mapped
+        for who, proc in (("server", server), ("client", client)):
+            if _libssl_of(proc.pid) != libs[who][0]:
+                raise RuntimeError(f"the {who} did not load its private libssl")
+        arms = _Arms(server.pid, libs["client"][0])
+        names = [f"{k}-{s}" for s in SIZES for k in ("sink", "src")] + ["src-bulk"]
+        arms.set("lumen", on=True)  # the pipeline judges every connection, once
+        _ask(client, {"op": "open", "names": names})
+        deadline = time.monotonic() + 15
+        while arms.ignored < len(names) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        arms.set("lumen", on=False)
+        results = _measure(client, arms, args)
+        facts = {**arms.stop(), "ignored": arms.ignored, "conns": len(names)}
+        arms = None
+    finally:
+        if arms is not None:
+            arms.stop()
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(workdir, ignore_errors=True)
+    if args.json:
+        args.json.write_text(json.dumps({"runs": results, "facts": facts}))
+    _report(results, facts, args)
     return 0
 
 
-def _report(results: dict[str, list[dict[str, float]]], facts: dict[str, Any]) -> None:
-    keys = list(results["none"][0])
-    med = {
-        arm: {k: statistics.median(r[k] for r in runs) for k in keys}
-        for arm, runs in results.items()
-    }
-    print(f"\n{'workload':16s} {'none µs':>9s} {'floor µs':>9s} {'lumen µs':>9s} "
-          f"{'+floor':>8s} {'+lumen':>8s} {'lumen/floor':>11s}")  # fmt: skip
-    for key in keys:
+Runs = dict[str, dict[str, list[list[float]]]]
+"""arm → workload → per round, the batch figures."""
+
+
+def _measure(client: subprocess.Popen[str], arms: _Arms, args: argparse.Namespace) -> Runs:
+    work = [f"{k} {s} B" for s in SIZES for k in ("write", "read")]
+    runs: Runs = {arm: {} for arm in ARMS}
+    started = time.monotonic()
+    for round_no in range(args.rounds):
+        for arm in ARMS[round_no % 3 :] + ARMS[: round_no % 3]:
+            arms.set(arm, on=True)
+            try:
+                got = _ask(client, {"op": "run", "work": work, "batches": args.batches,
+                                    "bulk_mib": args.bulk_mib})  # fmt: skip
+            finally:
+                arms.set(arm, on=False)
+            for key, values in got.items():
+                runs[arm].setdefault(key, []).append(values)
+        took = time.monotonic() - started
+        print(f"round {round_no + 1}/{args.rounds} ({took:.0f} s)", file=sys.stderr)
+    return runs
+
+
+def _quartiles(values: list[float]) -> tuple[float, float, float]:
+    q1, q2, q3 = statistics.quantiles(values, n=4) if len(values) > 1 else values * 3
+    return q1, q2, q3
+
+
+def _added(runs: Runs, arm: str, key: str, per: Any) -> tuple[float, float, float]:
+    # Paired by round: (arm - none) from blocks minutes apart would carry drift.
+    diffs = [
+        per(statistics.median(a)) - per(statistics.median(n))
+        for a, n in zip(runs[arm][key], runs["none"][key], strict=True)
+    ]
+    return _quartiles(diffs)
+
+
+def _machine() -> str:
+    model = "?"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return f"{os.cpu_count()} CPUs, {model}, kernel {os.uname().release}, load {load}"
+
+
+def _low(runs: Runs, arm: str, key: str, q: int) -> float:
+    # Other load only ever adds time: a low quantile of all batches is the undisturbed cost.
+    return statistics.quantiles([v for b in runs[arm][key] for v in b], n=10)[q - 1]
+
+
+def _report(runs: Runs, facts: dict[str, Any], args: argparse.Namespace) -> None:
+    us = 1000.0
+    print(f"\nmachine: {_machine()}")
+    print(f"{args.rounds} rounds x {args.batches} batches per arm and workload; a batch is "
+          f"<= {_BATCH_CALLS} calls, <= {_WRITE_BYTES >> 20} MiB written or "
+          f"{_READ_BYTES >> 20} MiB read; µs per call")  # fmt: skip
+    print(
+        "  none: median [q1..q3] of batch means; +arm: median [q1..q3] over rounds of "
+        "(arm - none) in the same round; p10: 10th percentiles of all batches, arm - none"
+    )
+    print(f"\n{'workload':14s} {'calls':>5s} {'none':>19s} {'+floor':>19s} {'+lumen':>19s} "
+          f"{'lumen/floor':>11s} {'p10 +floor':>10s} {'+lumen':>6s} {'ratio':>5s}")  # fmt: skip
+    for key in runs["none"]:
         if key.startswith("bulk"):
             continue
-        none, floor, lumen = med["none"][key], med["floor"][key], med["lumen"][key]
-        add_f, add_l = floor - none, lumen - none
-        ratio = f"{add_l / add_f:11.2f}" if add_f > 0.05 else f"{'n/a':>11s}"
-        print(f"{key:16s} {none:9.2f} {floor:9.2f} {lumen:9.2f} {add_f:8.2f} {add_l:8.2f} {ratio}")
-    bulk = {arm: med[arm]["bulk MiB/s"] for arm in med}
-    ratio = bulk["lumen"] / bulk["floor"]
-    print(f"\nbulk TLS download (MiB/s): none {bulk['none']:.0f}, floor {bulk['floor']:.0f}, "
-          f"lumen {bulk['lumen']:.0f}  (lumen/floor throughput {ratio:.2f})")  # fmt: skip
-    lumen_facts = [v for k, v in facts.items() if k.startswith("lumen")]
-    drops = {r: sum(f["dropped"][r] for f in lumen_facts) for r in lumen_facts[0]["dropped"]}
-    print(f"lumen arm: connections ignored {sum(f['ignored'] for f in lumen_facts)}, "
-          f"records copied {sum(f['records'] for f in lumen_facts)}, drops {drops}")  # fmt: skip
+        n1, n2, n3 = (v / us for v in _quartiles([v for b in runs["none"][key] for v in b]))
+        f1, f2, f3 = (v / us for v in _added(runs, "floor", key, float))
+        l1, l2, l3 = (v / us for v in _added(runs, "lumen", key, float))
+        # n/a: the floor's effect is not resolved (its spread reaches zero).
+        ratio = f"{l2 / f2:11.2f}" if f1 > 0 else f"{'n/a':>11s}"
+        low = {arm: _low(runs, arm, key, 1) / us for arm in ARMS}
+        pf, pl = low["floor"] - low["none"], low["lumen"] - low["none"]
+        pratio = f"{pl / pf:5.2f}" if pf > 0.2 else f"{'n/a':>5s}"
+        calls = _calls(key.split()[0], int(key.split()[1]))
+        print(f"{key:14s} {calls:5d} {n2:6.1f} [{n1:5.1f}..{n3:5.1f}] "
+              f"{f2:6.1f} [{f1:5.1f}..{f3:5.1f}] {l2:6.1f} [{l1:5.1f}..{l3:5.1f}] {ratio} "
+              f"{pf:10.1f} {pl:6.1f} {pratio}")  # fmt: skip
+    key = "bulk MiB/s"
+    thr = {arm: _quartiles([v for b in runs[arm][key] for v in b]) for arm in ARMS}
+    per_mib = lambda mib_s: 1e6 / mib_s  # noqa: E731
+    f1, f2, f3 = _added(runs, "floor", key, per_mib)
+    l1, l2, l3 = _added(runs, "lumen", key, per_mib)
+    print(
+        f"\nbulk TLS download ({args.bulk_mib} MiB, 16 KiB records, {args.rounds} per arm), "
+        "MiB/s: " + ", ".join(f"{a} {q[1]:.0f} [{q[0]:.0f}..{q[2]:.0f}]" for a, q in thr.items())
+    )
+    ratio = f"{l2 / f2:.2f}" if f2 > 0 else "n/a"
+    print(f"  added µs per 16 KiB record: floor {f2 / 64:.1f} [{f1 / 64:.1f}..{f3 / 64:.1f}], "
+          f"lumen {l2 / 64:.1f} [{l1 / 64:.1f}..{l3 / 64:.1f}], lumen/floor {ratio}")  # fmt: skip
+    high = {arm: per_mib(_low(runs, arm, key, 9)) / 64 for arm in ARMS}  # p90 of MiB/s
+    pf, pl = high["floor"] - high["none"], high["lumen"] - high["none"]
+    print(f"  from p90 MiB/s: floor {pf:.1f}, lumen {pl:.1f}, "
+          f"lumen/floor {pl / pf if pf > 0 else float('nan'):.2f}")  # fmt: skip
+    drops = {reason: n for reason, n in facts["dropped"].items() if n}
+    print(f"lumen arm: connections judged and ignored {facts['ignored']}/{facts['conns']}, "
+          f"records copied {facts['records']}, drops {drops or 'none'}")  # fmt: skip
 
 
 if __name__ == "__main__":
