@@ -180,7 +180,9 @@ def test_round_trip_through_json() -> None:
     tokens=st.integers(min_value=0, max_value=10**9),
     source=st.sampled_from(list(UsageSource)),
 )
-def test_round_trip_property(cost: Decimal | None, ns: int, tokens: int, source: UsageSource) -> None:
+def test_round_trip_property(
+    cost: Decimal | None, ns: int, tokens: int, source: UsageSource
+) -> None:
     ns -= ns % 1000  # ISO keeps microseconds
     e = _event(
         cost_usd=cost,
