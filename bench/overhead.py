@@ -481,6 +481,10 @@ def _machine() -> str:
     return f"{os.cpu_count()} CPUs, {model}, kernel {os.uname().release}, load {load}"
 
 
+def _us_per_mib(mib_s: float) -> float:
+    return 1e6 / mib_s
+
+
 def _low(runs: Runs, arm: str, key: str, q: int) -> float:
     # Other load only ever adds time: a low quantile of all batches is the undisturbed cost.
     return statistics.quantiles([v for b in runs[arm][key] for v in b], n=10)[q - 1]
@@ -508,16 +512,15 @@ def _report(runs: Runs, facts: dict[str, Any], args: argparse.Namespace) -> None
         ratio = f"{l2 / f2:11.2f}" if f1 > 0 else f"{'n/a':>11s}"
         low = {arm: _low(runs, arm, key, 1) / us for arm in ARMS}
         pf, pl = low["floor"] - low["none"], low["lumen"] - low["none"]
-        pratio = f"{pl / pf:5.2f}" if pf > 0.2 else f"{'n/a':>5s}"
+        pratio = f"{pl / pf:5.2f}" if f1 > 0 and pf > 0 else f"{'n/a':>5s}"
         calls = _calls(key.split()[0], int(key.split()[1]))
         print(f"{key:14s} {calls:5d} {n2:6.1f} [{n1:5.1f}..{n3:5.1f}] "
               f"{f2:6.1f} [{f1:5.1f}..{f3:5.1f}] {l2:6.1f} [{l1:5.1f}..{l3:5.1f}] {ratio} "
               f"{pf:10.1f} {pl:6.1f} {pratio}")  # fmt: skip
     key = "bulk MiB/s"
     thr = {arm: _quartiles([v for b in runs[arm][key] for v in b]) for arm in ARMS}
-    per_mib = lambda mib_s: 1e6 / mib_s  # noqa: E731
-    f1, f2, f3 = _added(runs, "floor", key, per_mib)
-    l1, l2, l3 = _added(runs, "lumen", key, per_mib)
+    f1, f2, f3 = _added(runs, "floor", key, _us_per_mib)
+    l1, l2, l3 = _added(runs, "lumen", key, _us_per_mib)
     print(
         f"\nbulk TLS download ({args.bulk_mib} MiB, 16 KiB records, {args.rounds} per arm), "
         "MiB/s: " + ", ".join(f"{a} {q[1]:.0f} [{q[0]:.0f}..{q[2]:.0f}]" for a, q in thr.items())
@@ -525,7 +528,7 @@ def _report(runs: Runs, facts: dict[str, Any], args: argparse.Namespace) -> None
     ratio = f"{l2 / f2:.2f}" if f2 > 0 else "n/a"
     print(f"  added µs per 16 KiB record: floor {f2 / 64:.1f} [{f1 / 64:.1f}..{f3 / 64:.1f}], "
           f"lumen {l2 / 64:.1f} [{l1 / 64:.1f}..{l3 / 64:.1f}], lumen/floor {ratio}")  # fmt: skip
-    high = {arm: per_mib(_low(runs, arm, key, 9)) / 64 for arm in ARMS}  # p90 of MiB/s
+    high = {arm: _us_per_mib(_low(runs, arm, key, 9)) / 64 for arm in ARMS}  # p90 of MiB/s
     pf, pl = high["floor"] - high["none"], high["lumen"] - high["none"]
     print(f"  from p90 MiB/s: floor {pf:.1f}, lumen {pl:.1f}, "
           f"lumen/floor {pl / pf if pf > 0 else float('nan'):.2f}")  # fmt: skip
