@@ -25,7 +25,15 @@ Strategy (a 2-vCPU VM shared with other work: effects of ~1 µs must stand out):
   rotating order (ABC, BCA, CAB, ...) for many rounds. Added time per arm is the
   median over rounds of (arm - none) in the same round, which cancels drift.
 
-Run as root: ``.venv/bin/python bench/overhead.py [--rounds 54] [--batches 3]``.
+Reading the table: ``none`` is the median [q1..q3] of batch means (µs per call);
+``+floor``/``+lumen`` the median [q1..q3] over rounds of the paired difference;
+``p10`` columns compare the 10th percentiles of all batches (other load only adds
+time, so these show the undisturbed cost). A ratio is ``n/a`` when the floor's
+spread reaches zero: a 256 KiB write (~300 µs of encryption and loopback TCP) moves
+by more than a probe's cost from batch to batch on a shared VM.
+
+Run as root: ``.venv/bin/python bench/overhead.py [--rounds 54] [--batches 3]``
+(about 4 minutes; ``--json FILE`` keeps the raw batch figures).
 """
 
 from __future__ import annotations
