@@ -397,16 +397,17 @@ def main() -> int:
     import trustme
 
     workdir = Path(tempfile.mkdtemp(prefix="lumen-bench-"))
-    ca = trustme.CA()
-    ca.cert_pem.write_to_path(str(workdir / "ca.pem"))
-    ca.issue_cert("localhost").private_key_and_cert_chain_pem.write_to_path(
-        str(workdir / "server.pem")
-    )
-    libs = {who: _private_libssl(workdir / who) for who in ("server", "client")}
-    server = _spawn(["--server", str(workdir)], env=libs["server"][1])
-    procs = [server]
+    procs: list[subprocess.Popen[str]] = []
     arms: _Arms | None = None
     try:
+        ca = trustme.CA()
+        ca.cert_pem.write_to_path(str(workdir / "ca.pem"))
+        ca.issue_cert("localhost").private_key_and_cert_chain_pem.write_to_path(
+            str(workdir / "server.pem")
+        )
+        libs = {who: _private_libssl(workdir / who) for who in ("server", "client")}
+        server = _spawn(["--server", str(workdir)], env=libs["server"][1])
+        procs.append(server)
         assert server.stdout is not None
         ports = json.loads(server.stdout.readline())
         client = _spawn(
