@@ -4,8 +4,7 @@ Strategy for long ranges: a range ``[since, until)`` is split into the whole
 hours inside it, read from the hourly ``rollups``, and at most two partial
 hours at its edges, read from raw ``events`` through the time index. A month
 summary thus reads ~720 rollup rows plus at most two hours of events, whatever
-the number of stored events. Minute buckets do the same with whole minutes
-from ``minute_rollups`` and at most two partial minutes of raw events.
+the number of stored events. Minute buckets need raw events and read them all.
 
 Every function takes the store's read connection and returns plain records;
 the API turns them into JSON.
@@ -21,13 +20,7 @@ from typing import Any
 import aiosqlite
 
 from lumen_sniff.model import UsageEvent
-from lumen_sniff.store.rows import (
-    EVENT_COLUMNS,
-    HOUR_NS,
-    MINUTE_NS,
-    event_from_row,
-    usd_from_pusd,
-)
+from lumen_sniff.store.rows import EVENT_COLUMNS, HOUR_NS, event_from_row, usd_from_pusd
 from lumen_sniff.store.schema import GROUP_DIMS, ROLLUP_SUMS
 
 __all__ = [
@@ -47,7 +40,7 @@ MAX_NS = 2**63 - 1
 """Open upper bound of a time range."""
 
 BUCKETS_NS: dict[str, int] = {
-    "minute": MINUTE_NS,
+    "minute": 60_000_000_000,
     "hour": HOUR_NS,
     "day": 24 * HOUR_NS,
 }
@@ -163,11 +156,11 @@ class EventFilter:
 
 
 def split_range(
-    since_ns: int, until_ns: int, width_ns: int = HOUR_NS
+    since_ns: int, until_ns: int
 ) -> tuple[list[tuple[int, int]], tuple[int, int] | None]:
-    """Split ``[since, until)`` into raw-event edges and a range of whole buckets."""
-    first_hour = -(-since_ns // width_ns) * width_ns
-    last_hour = until_ns - until_ns % width_ns
+    """Split ``[since, until)`` into raw-event edges and a whole-hour rollup range."""
+    first_hour = -(-since_ns // HOUR_NS) * HOUR_NS
+    last_hour = until_ns - until_ns % HOUR_NS
     if first_hour >= last_hour:
         return [(since_ns, until_ns)], None
     edges = []
@@ -221,29 +214,29 @@ async def usage_series(
     series: dict[str, Series] = {}
     if since_ns >= until_ns:
         return []
-    # Minute buckets read the minute rollups, the others the hourly ones.
-    step, table = (MINUTE_NS, "minute_rollups") if width < HOUR_NS else (HOUR_NS, "rollups")
-    edges, whole = split_range(since_ns, until_ns, step)
+    if width < HOUR_NS:
+        edges, hours = [(since_ns, until_ns)], None
+    else:
+        edges, hours = split_range(since_ns, until_ns)
     for lo, hi in edges:
         sql = (
             f"SELECT (started_ns / {width}) * {width} AS t, COALESCE({group_by}, '') AS g, "
             f"{_RAW_SUMS} FROM events WHERE started_ns >= ? AND started_ns < ? GROUP BY t, g"
         )
         await _merge(conn, sql, (lo, hi), series)
-    if whole is not None:
-        if width == step:
-            # Rollup rows are already one per (bucket, value): no grouping (and no sort).
+    if hours is not None:
+        if width == HOUR_NS:
+            # Rollup rows are already one per (hour, value): no grouping (and no sort).
             sql = (
-                f"SELECT bucket_ns, value, {', '.join(ROLLUP_SUMS)} FROM {table} "
+                f"SELECT bucket_ns, value, {', '.join(ROLLUP_SUMS)} FROM rollups "
                 "WHERE dim = ? AND bucket_ns >= ? AND bucket_ns < ?"
             )
         else:
             sql = (
                 f"SELECT (bucket_ns / {width}) * {width} AS t, value, {_ROLLUP_SUMS} "
-                f"FROM {table} WHERE dim = ? AND bucket_ns >= ? AND bucket_ns < ? "
-                "GROUP BY t, value"
+                "FROM rollups WHERE dim = ? AND bucket_ns >= ? AND bucket_ns < ? GROUP BY t, value"
             )
-        await _merge(conn, sql, (group_by, *whole), series)
+        await _merge(conn, sql, (group_by, *hours), series)
     return sorted(series.values(), key=lambda s: (-s.requests, s.group or ""))
 
 

@@ -30,7 +30,7 @@ def cutoff_ns(now_ns: int, retention_days: int) -> int:
 
 
 async def prune(conn: aiosqlite.Connection, lock: asyncio.Lock, before_ns: int) -> int:
-    """Delete events started before ``before_ns`` and rollup buckets before it.
+    """Delete events started before ``before_ns`` and rollup hours before it.
 
     Args:
         conn: The write connection (autocommit mode).
@@ -55,9 +55,6 @@ async def prune(conn: aiosqlite.Connection, lock: asyncio.Lock, before_ns: int) 
                 count = cur.rowcount
                 if count < SLICE_ROWS:
                     await conn.execute("DELETE FROM rollups WHERE bucket_ns < ?", (before_ns,))
-                    await conn.execute(
-                        "DELETE FROM minute_rollups WHERE bucket_ns < ?", (before_ns,)
-                    )
                 await conn.execute("COMMIT")
             except BaseException:
                 await conn.execute("ROLLBACK")

@@ -14,8 +14,6 @@ __all__ = [
     "EVENT_COLUMNS",
     "HOUR_NS",
     "INSERT_EVENT_SQL",
-    "MINUTE_NS",
-    "UPSERT_MINUTE_ROLLUP_SQL",
     "UPSERT_ROLLUP_SQL",
     "event_from_row",
     "event_to_row",
@@ -26,9 +24,7 @@ __all__ = [
 ]
 
 HOUR_NS = 3_600_000_000_000
-"""Bucket width of ``rollups``."""
-MINUTE_NS = 60_000_000_000
-"""Bucket width of ``minute_rollups``."""
+"""Rollup bucket width."""
 
 _PUSD_PER_USD = Decimal(10) ** 12
 _ONE = Decimal(1)
@@ -79,18 +75,12 @@ INSERT_EVENT_SQL = (
 )
 """Insert one event; an id already stored is skipped (ids are deterministic)."""
 
-
-def _upsert_sql(table: str) -> str:
-    return (
-        f"INSERT INTO {table} (dim, bucket_ns, value, {', '.join(ROLLUP_SUMS)}) "
-        f"VALUES (?, ?, ?, {', '.join('?' * len(ROLLUP_SUMS))}) "
-        "ON CONFLICT (dim, bucket_ns, value) DO UPDATE SET "
-        + ", ".join(f"{c} = {c} + excluded.{c}" for c in ROLLUP_SUMS)
-    )
-
-
-UPSERT_ROLLUP_SQL = _upsert_sql("rollups")
-UPSERT_MINUTE_ROLLUP_SQL = _upsert_sql("minute_rollups")
+UPSERT_ROLLUP_SQL = (
+    f"INSERT INTO rollups (dim, bucket_ns, value, {', '.join(ROLLUP_SUMS)}) "
+    f"VALUES (?, ?, ?, {', '.join('?' * len(ROLLUP_SUMS))}) "
+    "ON CONFLICT (dim, bucket_ns, value) DO UPDATE SET "
+    + ", ".join(f"{c} = {c} + excluded.{c}" for c in ROLLUP_SUMS)
+)
 
 
 def pusd_from_usd(usd: Decimal) -> int:
@@ -187,18 +177,12 @@ def event_from_row(r: Sequence[Any]) -> UsageEvent:
     )
 
 
-def rollup_deltas(
-    rows: Iterable[tuple[Any, ...]], width_ns: int = HOUR_NS
-) -> list[tuple[Any, ...]]:
+def rollup_deltas(rows: Iterable[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     """Sum event rows into rollup upsert parameters (see :data:`UPSERT_ROLLUP_SQL`).
 
-    Each event adds to its bucket's ``total`` row and to one row per group
+    Each event adds to its hour's ``total`` row and to one row per group
     dimension. Summing in Python first makes a 1,000-event batch a few dozen
     upserts instead of 7,000.
-
-    Args:
-        rows: Event rows as :func:`event_to_row` gives them.
-        width_ns: Bucket width: :data:`HOUR_NS` or :data:`MINUTE_NS`.
     """
     index = {name: i for i, name in enumerate(EVENT_COLUMNS)}
     dim_cols = [(dim, index[dim]) for dim in GROUP_DIMS]
@@ -207,7 +191,7 @@ def rollup_deltas(
     i_tok = [index[c] for c in ROLLUP_SUMS[2:7]]
     acc: dict[tuple[str, int, str], list[int]] = {}
     for row in rows:
-        bucket = row[i_ns] - row[i_ns] % width_ns
+        bucket = row[i_ns] - row[i_ns] % HOUR_NS
         priced = row[i_priced]
         delta = (
             1,

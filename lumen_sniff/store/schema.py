@@ -24,12 +24,6 @@ Version 2 makes ``events.id`` unique (ids are deterministic, so a replayed
 capture or a re-submitted batch must not count twice). Upgrading a database
 that already holds duplicates keeps the first row stored per id and rebuilds
 the rollups of the hours that lost rows from the events that remain.
-
-Version 3 adds ``minute_rollups``: the same sums as ``rollups`` per minute,
-written in the same transaction and pruned with them, so minute buckets read
-~1,440 rows per group a day instead of every raw event (a month of minute
-rollups is a few rows per event's worth of dimensions; retention bounds it).
-Upgrading fills it from the stored events once.
 """
 
 from __future__ import annotations
@@ -168,35 +162,7 @@ _V2 = (
     "DROP TABLE _v2_hours;\n"
 )
 
-_MINUTE_NS = 60_000_000_000
-
-_V3 = """
-CREATE TABLE minute_rollups (
-    dim                TEXT NOT NULL,
-    bucket_ns          INTEGER NOT NULL,
-    value              TEXT NOT NULL,
-    requests           INTEGER NOT NULL,
-    errors             INTEGER NOT NULL,
-    input_tokens       INTEGER NOT NULL,
-    output_tokens      INTEGER NOT NULL,
-    cache_read_tokens  INTEGER NOT NULL,
-    cache_write_tokens INTEGER NOT NULL,
-    reasoning_tokens   INTEGER NOT NULL,
-    cost_pusd          INTEGER NOT NULL,
-    priced             INTEGER NOT NULL,
-    unpriced           INTEGER NOT NULL,
-    estimated          INTEGER NOT NULL,
-    PRIMARY KEY (dim, bucket_ns, value)
-) WITHOUT ROWID;
-""" + "".join(
-    f"INSERT INTO minute_rollups ({_V2_ROLLUP_COLS}) "
-    f"SELECT '{dim}', e.started_ns - e.started_ns % {_MINUTE_NS}, "
-    + ("''" if dim == "total" else f"COALESCE(e.{dim}, '')")
-    + f", {_V2_SUMS} FROM events e GROUP BY 2, 3;\n"
-    for dim in ("total", *_V2_DIMS)
-)
-
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2)
 """SQL scripts; migration ``i`` takes the schema from version ``i`` to ``i + 1``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

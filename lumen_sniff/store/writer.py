@@ -5,8 +5,7 @@ bounded asyncio queue, or counts a drop (``store_queue_full``) when the queue
 is full, so overload is visible in /api/status and /metrics instead of growing
 memory or stalling capture. One task takes what is queued, up to
 ``batch_max`` events, waiting at most ``batch_wait_s`` after the first one for
-more, and commits them in one transaction together with their hourly and
-per-minute rollups:
+more, and commits them in one transaction together with their hourly rollups:
 a crash either keeps a whole batch (events and rollups) or none of it. Only
 after the commit are listeners (live feed, metrics) told, so nothing is ever
 shown that a restart would lose.
@@ -35,14 +34,7 @@ from typing import Any, Protocol
 import aiosqlite
 
 from lumen_sniff.model import UsageEvent
-from lumen_sniff.store.rows import (
-    INSERT_EVENT_SQL,
-    MINUTE_NS,
-    UPSERT_MINUTE_ROLLUP_SQL,
-    UPSERT_ROLLUP_SQL,
-    event_to_row,
-    rollup_deltas,
-)
+from lumen_sniff.store.rows import INSERT_EVENT_SQL, UPSERT_ROLLUP_SQL, event_to_row, rollup_deltas
 
 __all__ = ["CommitListener", "Writer"]
 
@@ -222,7 +214,6 @@ class Writer:
         """Insert ``batch`` and its rollups in one transaction; return what was inserted."""
         rows = [event_to_row(e) for e in batch]
         deltas = rollup_deltas(rows)
-        minute_deltas = rollup_deltas(rows, MINUTE_NS)
         conn = self._conn
         async with self._lock:
             started = time.perf_counter()
@@ -237,9 +228,7 @@ class Writer:
                     keep = await self._inserted_indices(rows, last_seq)
                     batch = [batch[i] for i in keep]
                     deltas = rollup_deltas([rows[i] for i in keep])
-                    minute_deltas = rollup_deltas([rows[i] for i in keep], MINUTE_NS)
                 await conn.executemany(UPSERT_ROLLUP_SQL, deltas)
-                await conn.executemany(UPSERT_MINUTE_ROLLUP_SQL, minute_deltas)
                 await conn.execute("COMMIT")
             except BaseException:
                 with contextlib.suppress(sqlite3.Error, ValueError):

@@ -629,7 +629,7 @@ async def test_migration_from_v1_drops_duplicates_and_fixes_rollups(tmp_path: Pa
     s = await open_store(path, retention_days=0)
     try:
         assert s.event_count == 400
-        assert s.stats()["schema_version"] == SCHEMA_VERSION == 3
+        assert s.stats()["schema_version"] == SCHEMA_VERSION == 2
         assert await s.summary() == brute_totals(unique)
         got = {e.id: e for e in await s.events(limit=1000)}
         assert got == {e.id: e for e in unique}
@@ -653,33 +653,6 @@ async def test_migration_from_v1_drops_duplicates_and_fixes_rollups(tmp_path: Pa
         await s.close()
 
 
-async def test_minute_rollups_match_events_and_are_pruned(tmp_path: Path) -> None:
-    s = await open_store(tmp_path / "db", retention_days=5)
-    now = T0 + 20 * 24 * HOUR_NS + 30 * MIN_NS
-    old = random_events(50, seed=26, start_ns=now - 9 * 24 * HOUR_NS, span_ns=HOUR_NS)
-    new = random_events(400, seed=27, start_ns=now - 2 * 24 * HOUR_NS, span_ns=3 * HOUR_NS)
-    try:
-        await add(s, old + new)
-        with sqlite3.connect(s.path) as conn:
-            minutes = conn.execute(
-                "SELECT COUNT(DISTINCT bucket_ns), SUM(requests), SUM(input_tokens), "
-                "SUM(cost_pusd) FROM minute_rollups WHERE dim = 'total'"
-            ).fetchone()
-        assert minutes == (
-            len({e.started_ns // MIN_NS for e in old + new}),
-            450,
-            sum(e.input_tokens for e in old + new),
-            brute_totals(old + new).cost_pusd,
-        )
-        assert await s.prune(now_ns=now) == 50
-        with sqlite3.connect(s.path) as conn:
-            assert conn.execute(
-                "SELECT dim, SUM(requests) FROM minute_rollups GROUP BY dim"
-            ).fetchall() == [(dim, 400) for dim in sorted(("total", *GROUP_DIMS))]
-    finally:
-        await s.close()
-
-
 async def test_migration_from_v1_without_duplicates_keeps_everything(tmp_path: Path) -> None:
     path = tmp_path / "db"
     events = random_events(200, seed=25, start_ns=T0, span_ns=5 * HOUR_NS)
@@ -689,15 +662,6 @@ async def test_migration_from_v1_without_duplicates_keeps_everything(tmp_path: P
     try:
         assert s.event_count == 200
         assert await s.summary() == brute_totals(events)
-        # Minute rollups are filled from the stored events on upgrade.
-        lo, hi = T0 + 7 * MIN_NS + 5, T0 + 4 * HOUR_NS + 3
-        series = await s.usage("model", "minute", lo, hi)
-        got = {(x.group, t): p for x in series for t, p in x.points.items()}
-        expected: dict[tuple[str | None, int], list[UsageEvent]] = {}
-        for e in events:
-            if lo <= e.started_ns < hi:
-                expected.setdefault((e.model, e.started_ns - e.started_ns % MIN_NS), []).append(e)
-        assert got == {k: brute_totals(v) for k, v in expected.items()}
     finally:
         await s.close()
     assert rollups_by_dim(path) == before
