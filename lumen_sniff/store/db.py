@@ -284,12 +284,17 @@ async def open_store(
             await rconn.execute(f"PRAGMA {pragma}")
         async with rconn.execute("SELECT COUNT(*) FROM events") as cur:
             row = await cur.fetchone()
-    except (sqlite3.Error, OSError) as exc:
+    except BaseException as exc:
+        # Close on every failure, StoreError from _migrate included: an
+        # aiosqlite connection left open keeps a non-daemon thread alive, and
+        # the process could never exit.
         for conn in (rconn, wconn):
             if conn is not None:
                 with contextlib.suppress(sqlite3.Error, ValueError):
                     await conn.close()
-        raise StoreError(f"cannot open database {path}: {exc}") from exc
+        if isinstance(exc, sqlite3.Error | OSError):
+            raise StoreError(f"cannot open database {path}: {exc}") from exc
+        raise
     lock = asyncio.Lock()
     writer = Writer(
         wconn, lock, queue_size=queue_size, batch_max=batch_max, batch_wait_s=batch_wait_s
