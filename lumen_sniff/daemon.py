@@ -37,7 +37,7 @@ import uvicorn
 from lumen_sniff import __version__
 from lumen_sniff.api.auth import check_listen
 from lumen_sniff.config import Settings
-from lumen_sniff.errors import CaptureError
+from lumen_sniff.errors import CaptureError, ConfigError
 from lumen_sniff.model import Chunk, IgnoreConnection, UsageEvent
 
 __all__ = ["Capture", "Daemon", "key_salt"]
@@ -211,8 +211,12 @@ class Daemon:
         self._api_task = asyncio.create_task(self._server.serve(), name="api")
         while not self._server.started:
             if self._api_task.done():
-                self._api_task.result()  # raises the bind error
-                raise OSError(f"API could not listen on {self.settings.listen_port}")
+                self._api_task.result()
+                raise ConfigError(
+                    f"the API cannot listen on {self.settings.listen_host}:"
+                    f"{self.settings.listen_port} (in use, or not an address of this "
+                    "host): choose another with --listen or [api] listen"
+                )
             await asyncio.sleep(0.02)
 
     # ------------------------------------------------------------------- run
@@ -222,7 +226,11 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopping.set)
-        await self.start()
+        try:
+            await self.start()
+        except BaseException:
+            await self._abort_start()
+            raise
         pump = asyncio.create_task(self._pump(), name="pipeline")
         await self._stopping.wait()
         log.info("stopping: flushing pending events")
@@ -234,6 +242,19 @@ class Daemon:
         self._server.should_exit = True
         await self._api_task
         log.info("stopped; %d events stored this run", self._pump_stats["events"])
+
+    async def _abort_start(self) -> None:
+        """Undo a half-done start (e.g. the API port is taken).
+
+        The store's connection threads are not daemon threads: left open, they
+        would keep the process alive after the error was reported.
+        """
+        for capture in self._captures:
+            with contextlib.suppress(Exception):
+                capture.stop()
+        if self._store is not None:
+            with contextlib.suppress(Exception):
+                await self._store.close()
 
     async def _pump(self) -> None:
         """Move Chunks from the capture queues through the pipeline to the writer."""
@@ -299,3 +320,11 @@ class _QuietServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def startup(self, sockets: Any = None) -> None:
+        # uvicorn answers a failed bind with sys.exit(1), which would escape the
+        # event loop; end serve() instead and let the daemon report it.
+        try:
+            await super().startup(sockets)
+        except SystemExit:
+            self.should_exit = True
