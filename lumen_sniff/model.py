@@ -86,6 +86,8 @@ class ProcessInfo:
     """Container id, when the cgroup path names one."""
     unit: str | None = None
     """systemd unit, when the cgroup path names one."""
+    service: str | None = None
+    """Service name: systemd service, else container, else from the command line."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -325,6 +327,8 @@ class UsageEvent:
     """Container id of the caller."""
     unit: str | None = None
     """systemd unit of the caller."""
+    service: str | None = None
+    """Who spent it: systemd service, else container, else a name from the command line."""
     extra: dict[str, str] = field(default_factory=dict)
     """Small string facts kept for diagnosis (never prompt or completion text)."""
 

@@ -61,6 +61,7 @@ EXTRA_FIELDS: tuple[str, ...] = (
     "exe",
     "container",
     "unit",
+    "service",
 )
 """Further fields, after the public ones."""
 

@@ -126,6 +126,7 @@ class EventBuilder:
             exe=proc.exe if proc is not None else None,
             container=proc.container if proc is not None else None,
             unit=proc.unit if proc is not None else None,
+            service=proc.service if proc is not None else None,
             extra={} if complete else {"end": reason or "incomplete"},
         )
 

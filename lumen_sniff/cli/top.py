@@ -26,7 +26,7 @@ _WINDOW_MIN = 5
 def render(
     summary: dict[str, Any],
     by_model: dict[str, Any],
-    by_process: dict[str, Any],
+    by_service: dict[str, Any],
     latest: list[dict[str, Any]],
     window_min: int = _WINDOW_MIN,
 ) -> Group:
@@ -45,7 +45,7 @@ def render(
     return Group(
         Panel(head, title="lumen-sniff top"),
         _ranking("model", by_model),
-        _ranking("process", by_process),
+        _ranking("service", by_service),
         _latest(latest),
     )
 
@@ -66,7 +66,7 @@ def _ranking(name: str, usage: dict[str, Any]) -> Table:
 def _latest(latest: list[dict[str, Any]]) -> Table:
     table = Table(
         "time",
-        "process",
+        "service",
         "model",
         "status",
         "in",
@@ -79,7 +79,7 @@ def _latest(latest: list[dict[str, Any]]) -> Table:
     for e in latest:
         table.add_row(
             e["started_at"][11:19],
-            str(e["process"] or "-"),
+            str(e.get("service") or e["process"] or "-"),
             str(e["model"] or "-"),
             str(e["status"]),
             f"{e['input_tokens']:,}",
@@ -95,14 +95,14 @@ def _latest(latest: list[dict[str, Any]]) -> Table:
 @click.option("--once", is_flag=True, help="Print one screen and exit.")
 @api_options
 def top(api: ApiClient, interval: float, once: bool) -> None:
-    """Live view: requests/min, $/hour, tokens/s, top models and processes, latest calls."""
+    """Live view: requests/min, $/hour, tokens/s, top models and services, latest calls."""
 
     def screen() -> Group:
         since = f"{_WINDOW_MIN}m"
         return render(
             api.get("/api/summary", since=since),
             api.get("/api/usage", group_by="model", bucket="hour", since=since),
-            api.get("/api/usage", group_by="process", bucket="hour", since=since),
+            api.get("/api/usage", group_by="service", bucket="hour", since=since),
             api.get("/api/events", limit=15)["events"],
         )
 

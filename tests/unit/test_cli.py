@@ -64,6 +64,7 @@ def test_top_renders_rates_from_a_five_minute_window() -> None:
     event = {
         "started_at": "2026-11-23T13:46:05.000000Z",
         "process": "python3",
+        "service": "app.worker",
         "model": "gpt-4o-mini",
         "status": 200,
         "input_tokens": 300,
@@ -79,6 +80,7 @@ def test_top_renders_rates_from_a_five_minute_window() -> None:
     assert "10 tokens/s" in text  # 3000 tokens / 300 s
     assert "2 unpriced" in text
     assert "13:46:05" in text and "unpriced" in text
+    assert "app.worker" in text and "top services" in text
 
 
 def test_non_loopback_listen_without_token_is_refused() -> None:

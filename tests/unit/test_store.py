@@ -11,6 +11,7 @@ import random
 import sqlite3
 import stat
 from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -85,6 +86,7 @@ def random_events(n: int, seed: int, start_ns: int, span_ns: int) -> list[UsageE
                 api_key_id=rng.choice(["k:1", "k:2", None]),
                 tenant=rng.choice(["acme", "globex", None]),
                 container=rng.choice(["c0ffee", None]),
+                service=rng.choice(["billing", "app.worker", None]),
                 status=rng.choice([200, 200, 200, 429, 0]),
                 input_tokens=cache_read + rng.randrange(0, 5000),
                 output_tokens=rng.randrange(0, 900),
@@ -600,18 +602,28 @@ async def test_duplicates_survive_a_restart(tmp_path: Path) -> None:
 
 def _v1_database(path: Path, events: list[UsageEvent]) -> None:
     """A version-1 database as the version-1 writer left it: duplicates counted twice."""
-    insert = (
-        f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "
-        f"VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
-    )
+    service = EVENT_COLUMNS.index("service")  # a version-3 column
+    columns = EVENT_COLUMNS[:service] + EVENT_COLUMNS[service + 1 :]
+    insert = f"INSERT INTO events ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
     with sqlite3.connect(path, isolation_level=None) as conn:
         conn.executescript(MIGRATIONS[0])
         conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
         conn.execute("INSERT INTO schema_version (version) VALUES (1)")
         rows = [event_to_row(e) for e in events]
-        conn.executemany(insert, rows)
-        conn.executemany(UPSERT_ROLLUP_SQL, rollup_deltas(rows))
+        conn.executemany(insert, [r[:service] + r[service + 1 :] for r in rows])
+        v1_dims = ("provider", "model", "process", "api_key_id", "tenant", "container")
+        conn.executemany(
+            UPSERT_ROLLUP_SQL,
+            [d for d in rollup_deltas(rows) if d[0] == "total" or d[0] in v1_dims],
+        )
     conn.close()
+
+
+def _v3_service(e: UsageEvent) -> str | None:
+    """The service version 3 gives an event stored before it (no command line kept)."""
+    if e.unit and e.unit.endswith(".service") and not e.unit.startswith("user@"):
+        return e.unit.removesuffix(".service")
+    return e.container[:12] if e.container else e.process
 
 
 async def test_migration_from_v1_drops_duplicates_and_fixes_rollups(tmp_path: Path) -> None:
@@ -629,10 +641,10 @@ async def test_migration_from_v1_drops_duplicates_and_fixes_rollups(tmp_path: Pa
     s = await open_store(path, retention_days=0)
     try:
         assert s.event_count == 400
-        assert s.stats()["schema_version"] == SCHEMA_VERSION == 2
+        assert s.stats()["schema_version"] == SCHEMA_VERSION == 3
         assert await s.summary() == brute_totals(unique)
         got = {e.id: e for e in await s.events(limit=1000)}
-        assert got == {e.id: e for e in unique}
+        assert got == {e.id: replace(e, service=_v3_service(e)) for e in unique}
         expected = raw_sums(path)
         assert expected[0] == 400
         assert rollups_by_dim(path) == {dim: expected for dim in ("total", *GROUP_DIMS)}
@@ -662,6 +674,16 @@ async def test_migration_from_v1_without_duplicates_keeps_everything(tmp_path: P
     try:
         assert s.event_count == 200
         assert await s.summary() == brute_totals(events)
+        series = await s.usage("service", "hour", T0, T0 + 6 * HOUR_NS)
+        by_service = {x.group: x.requests for x in series}
+        expected: dict[str | None, int] = {}
+        for e in events:
+            expected[_v3_service(e)] = expected.get(_v3_service(e), 0) + 1
+        assert by_service == expected
     finally:
         await s.close()
-    assert rollups_by_dim(path) == before
+    after = rollups_by_dim(path)
+    assert after["service"] == after["total"]
+    assert {d: v for d, v in after.items() if d != "service"} == {
+        d: v for d, v in before.items() if d != "service"
+    }
