@@ -14,7 +14,7 @@ KREL    := $(shell uname -r)
 # tshark for key-log decryption, and the real clients the integration tests drive.
 APT_PACKAGES := python3 python3-venv python3-dev python3-bpfcc bpfcc-tools \
 	linux-headers-amd64 tshark python3-seccomp nodejs curl ca-certificates gcc \
-	libpcap0.8 iproute2 procps
+	libpcap0.8 iproute2 procps default-jdk-headless util-linux
 
 .PHONY: help setup apt headers venv run test test-unit lint bench fixtures install-service clean
 

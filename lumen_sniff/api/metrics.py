@@ -12,6 +12,9 @@ Exposed (counters count since the daemon started, as Prometheus expects):
   ``lumen_ttft_seconds{provider,model}`` histograms.
 * ``lumen_capture_dropped_total{reason}`` every record lost, by reason: the
   capture's drops (from the daemon's ``status()["dropped"]``) plus the store's.
+* ``lumen_unseen_connections_total{process,host}`` TLS connections to LLM hosts
+  whose plaintext could not be read (the blind-spot report of ``/api/status``;
+  bounded by its row cap).
 * ``lumen_store_events`` and ``lumen_store_queue_events`` gauges, ``lumen_ready``.
 
 Bounded cardinality: each label (provider, model, process, service, status) keeps the
@@ -91,6 +94,18 @@ class _StatusCollector(Collector):
         )
         for reason, count in sorted(dropped.items()):
             family.add_metric([reason], count)
+        yield family
+        unseen: dict[tuple[str, str], int] = {}
+        for row in capture.get("unseen") or ():
+            key = (str(row.get("process") or "unknown"), str(row.get("host") or "unknown"))
+            unseen[key] = unseen.get(key, 0) + int(row.get("connections", 0))
+        family = CounterMetricFamily(
+            "lumen_unseen_connections",
+            "TLS connections to LLM API hosts whose plaintext lumen-sniff could not read.",
+            labels=["process", "host"],
+        )
+        for (process, host), count in sorted(unseen.items()):
+            family.add_metric([process, host], count)
         yield family
         yield GaugeMetricFamily(
             "lumen_store_events", "Events in the database.", value=int(store.get("events", 0))

@@ -62,6 +62,7 @@ async def status(request: Request) -> dict[str, Any]:
         "ready": bool(capture.get("ready", False)),
         "version": __version__,
         "capture": capture,
+        "unseen": capture.get("unseen", []),
         "store": _store(request).stats(),
         "api": live.stats(),
     }
