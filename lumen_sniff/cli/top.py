@@ -29,6 +29,7 @@ def render(
     by_service: dict[str, Any],
     latest: list[dict[str, Any]],
     window_min: int = _WINDOW_MIN,
+    unseen: list[dict[str, Any]] | None = None,
 ) -> Group:
     """Build the screen from API answers (pure, so it can be tested)."""
     minutes = float(window_min)
@@ -42,12 +43,40 @@ def render(
         f"[yellow]{summary['unpriced_requests']} unpriced[/]",
         f"last {window_min} min",
     )
-    return Group(
+    parts: list[Any] = [
         Panel(head, title="lumen-sniff top"),
         _ranking("model", by_model),
         _ranking("service", by_service),
         _latest(latest),
+    ]
+    if unseen:
+        parts.append(_unseen(unseen))
+    return Group(*parts)
+
+
+def _unseen(rows: list[dict[str, Any]]) -> Table:
+    table = Table(
+        "service",
+        "process",
+        "host",
+        "conns",
+        "sent",
+        "received",
+        "reason",
+        expand=True,
+        title="[red]unseen: TLS to LLM hosts that lumen-sniff cannot read[/]",
     )
+    for r in rows[:8]:
+        table.add_row(
+            str(r.get("service") or "-"),
+            str(r["process"]),
+            str(r["host"]),
+            str(r["connections"]),
+            f"{r['bytes_sent']:,}",
+            f"{r['bytes_received']:,}",
+            str(r["reason"]),
+        )
+    return table
 
 
 def _ranking(name: str, usage: dict[str, Any]) -> Table:
@@ -104,6 +133,7 @@ def top(api: ApiClient, interval: float, once: bool) -> None:
             api.get("/api/usage", group_by="model", bucket="hour", since=since),
             api.get("/api/usage", group_by="service", bucket="hour", since=since),
             api.get("/api/events", limit=15)["events"],
+            unseen=api.get("/api/status").get("unseen", []),
         )
 
     if once:

@@ -10,6 +10,7 @@ API host name as its SNI while the traffic never leaves the machine.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
@@ -168,6 +169,16 @@ def test_java_httpclient_is_reported_unseen(
         if s.name == "lumen_unseen_connections_total"
     }
     assert samples[(("host", HOST), ("process", "java"))] >= 1
+
+    # The CLI says it too: top's unseen table and one doctor finding per blind spot.
+    env = {**os.environ, "COLUMNS": "250"}
+    for command in (["top", "--once"], ["doctor"]):
+        shown = subprocess.run(
+            [sys.executable, "-m", "lumen_sniff", *command, "--api", daemon.url],
+            capture_output=True, text=True, timeout=180, cwd=REPO, env=env, check=False,
+        )  # fmt: skip
+        assert HOST in shown.stdout and "Java JSSE not supported" in shown.stdout, shown
+        assert JAVA_CLASS in shown.stdout, shown.stdout
 
 
 def test_a_hooked_client_to_the_same_host_is_not_unseen(
