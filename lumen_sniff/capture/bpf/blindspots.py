@@ -22,6 +22,7 @@ from lumen_sniff.capture.bpf.discovery import parse_maps
 from lumen_sniff.capture.bpf.procinfo import ProcCache
 from lumen_sniff.capture.bpf.sockets import SocketWatch
 from lumen_sniff.capture.bpf.sockrecords import SockEvent, SockKind
+from lumen_sniff.capture.bpf.tlslib import NO_TLS_SYMBOLS, SKIP_REASONS
 from lumen_sniff.capture.bpf.unhookable import Unhookable
 from lumen_sniff.capture.unseen import UnseenTracker, blind_reason
 from lumen_sniff.errors import BpfUnavailable
@@ -185,6 +186,11 @@ def explain_process(
         A one-line reason.
     """
     mine = sorted((t for t in files if pid in t.pids), key=lambda t: t.kind != "executable")
+    for t in mine:
+        # Discovery's refusals feed the registry here, when a process needs
+        # explaining (cheap, rare); "no TLS functions" is not a refusal.
+        if t.skipped and t.skipped not in (NO_TLS_SYMBOLS, "unreadable"):
+            registry.report(t.key, t.path, SKIP_REASONS.get(t.skipped, t.skipped))
     try:
         maps = parse_maps((proc / str(pid) / "maps").read_text())
         exe: str | None = os.readlink(proc / str(pid) / "exe")

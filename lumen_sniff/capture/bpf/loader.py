@@ -46,7 +46,6 @@ from lumen_sniff.capture.bpf.ringrecords import (
     to_chunk,
 )
 from lumen_sniff.capture.bpf.settings import BpfSettings
-from lumen_sniff.capture.bpf.tlslib import NO_TLS_SYMBOLS, SKIP_REASONS
 from lumen_sniff.errors import BpfUnavailable
 from lumen_sniff.model import Chunk, ConnKey, Direction, ProcessInfo
 
@@ -176,7 +175,6 @@ class BpfCapture:
         self._bpf[b"lumen_events"].open_ring_buffer(self._callback)
         for target in self._discovery.scan_all(system=self.settings.system_libraries):
             self._attach(target)
-        self._note_skips()
         if self.settings.blind_spots and not self.settings.empty_probes:
             self._blind.start(tuple(c for c in cflags if "LUMEN_TASK_" in c))
         for name, fn in (
@@ -235,15 +233,6 @@ class BpfCapture:
                 continue
             for target in self._discovery.scan_pid(pid):
                 self._attach(target)
-            self._note_skips()
-
-    def _note_skips(self) -> None:
-        # Discovery's refusals (a row's judge said why) feed the unhookable
-        # registry; "no TLS functions" is not a refusal, just not a TLS binary.
-        for target in list(self._discovery.files.values()):
-            if target.skipped and target.skipped not in (NO_TLS_SYMBOLS, "unreadable"):
-                reason = SKIP_REASONS.get(target.skipped, target.skipped)
-                self._blind.registry.report(target.key, target.path, reason)
 
     def _explain(self, pid: int, info: ProcessInfo) -> str:
         s = self.settings

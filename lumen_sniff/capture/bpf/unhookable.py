@@ -4,9 +4,12 @@ Strategy: whoever learns that a file cannot be hooked says so here, keyed by the
 file's (device, inode) as discovery keys it, with a reason a person can act on:
 
 - target discovery's skipped files (a TLS row's judge refused it: a Go binary,
-  BoringSSL with no symbols), fed by the loader after every scan;
+  BoringSSL with no symbols): a row returns a skip key from its ``judge`` and
+  adds its text to ``tlslib.SKIP_REASONS``; the files a process maps are
+  reported when that process needs explaining;
 - attach failures, including a row's locator that could not find or verify
-  its functions (it raises with the reason; the loader reports the message).
+  its functions: it raises with the reason, and the loader reports
+  ``"<row name>: <message>"`` for that file.
 
 The blind-spot report (:mod:`lumen_sniff.capture.unseen`) asks it about the
 files a process maps when that process opens TLS that no probe read.
