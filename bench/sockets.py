@@ -111,8 +111,6 @@ def _bulk(mib: int) -> None:
 
 def main() -> int:
     """Run the workloads; print the figures."""
-    import bcc
-
     from lumen_sniff.capture.bpf.sockets import SocketWatch
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -124,13 +122,7 @@ def main() -> int:
     watch.start()
     stats_fd = _enable_stats()
     try:
-        bpf = watch._bpf  # noqa: SLF001 - a benchmark reads the program fds
-        progs = {
-            "tracepoint inet_sock_set_state": bpf.load_func(
-                b"tracepoint__sock__inet_sock_set_state", bcc.BPF.TRACEPOINT
-            ).fd,
-            "cgroup_skb egress": bpf.load_func(b"lumen_egress", bcc.BPF.CGROUP_SKB).fd,
-        }
+        progs = watch.program_fds()
         with tempfile.TemporaryDirectory():
             for name, work in (
                 (f"connections ({args.connections} TLS)", lambda: _connections(args.connections)),

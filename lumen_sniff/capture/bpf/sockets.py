@@ -150,6 +150,19 @@ class SocketWatch:
             except Exception:  # the thread must keep polling
                 log.exception("socket tick failed")
 
+    def program_fds(self) -> dict[str, int]:
+        """File descriptors of the loaded programs, by name (for run-time statistics)."""
+        import bcc
+
+        if self._bpf is None:
+            return {}
+        return {
+            "tracepoint inet_sock_set_state": self._bpf.load_func(
+                b"tracepoint__sock__inet_sock_set_state", bcc.BPF.TRACEPOINT
+            ).fd,
+            "cgroup_skb egress": self._bpf.load_func(b"lumen_egress", bcc.BPF.CGROUP_SKB).fd,
+        }
+
     def counters(self) -> dict[str, int]:
         """The program's counters by name, summed over CPUs."""
         out = dict.fromkeys(SOCK_COUNTERS, 0)
