@@ -1,4 +1,9 @@
-"""Blind spots through the daemon: a Java HttpClient (JSSE: nothing native to hook)
+"""Who spent it, and who could not be seen, through the daemon.
+
+Service names: a client in a ``.service`` cgroup is named after the service;
+one in a scope, after the module its command line runs.
+
+Blind spots: a Java HttpClient (JSSE: nothing native to hook)
 calls the stand-in as api.openai.com, and the daemon reports it as unseen, with its
 host, process, service and reason, in /api/status and /metrics. A hooked client
 (Python's ssl) calling the same host the same way is not reported.
@@ -10,11 +15,13 @@ API host name as its SNI while the traffic never leaves the machine.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +32,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import require_or_skip
 from tests.integration.test_daemon import Daemon, _start_daemon, _stop
-from tests.support.bpfcap import REPO, Server, bpf_ready, spawn_server
+from tests.support.bpfcap import CGROUP_ROOT, REPO, Server, bpf_ready, spawn_server
 
 pytestmark = [pytest.mark.bpf, pytest.mark.slow]
 
@@ -205,3 +212,49 @@ def test_a_hooked_client_to_the_same_host_is_not_unseen(
     assert not [r for r in status["unseen"] if proc.pid in r["pids"]], status["unseen"]
     counters = status["capture"]["backends"]["BpfCapture"]["blind_spots"]["counters"]
     assert counters["seen"] >= 1
+
+
+@pytest.mark.parametrize(
+    ("cgroup", "expected"),
+    [
+        # A systemd service names the caller, before its command line...
+        ("lumen-svc-{id}.service", "lumen-svc-{id}"),
+        # ...a login-session-like scope does not: the command line does.
+        ("lumen-scope-{id}.scope", "tests.support.clients"),
+    ],
+)
+def test_events_name_their_service(
+    daemon: Daemon, standin: Server, cgroup: str, expected: str
+) -> None:
+    unique = uuid.uuid4().hex[:10]
+    path = CGROUP_ROOT / cgroup.format(id=unique)
+    path.mkdir()
+    try:
+        argv = [
+            sys.executable, "-m", "tests.support.clients", "openai_chat",
+            "--base-url", str(standin.info["base_url"]), "--ca", str(standin.info["ca"]),
+        ]  # fmt: skip
+        joined = ["/bin/sh", "-c", f'echo $$ > {path}/cgroup.procs && exec "$@"', "sh", *argv]
+        run = subprocess.run(joined, capture_output=True, text=True, timeout=120, cwd=REPO)
+        assert run.returncode == 0, run.stderr[-2000:]
+        usage = json.loads(run.stdout.strip().splitlines()[-1])["usage"]
+        name = expected.format(id=unique)
+        deadline = time.monotonic() + 20
+        events: list[dict[str, Any]] = []
+        while not events and time.monotonic() < deadline:
+            events = daemon.api("/api/events", service=name, limit=100)["events"]
+            time.sleep(0.2)
+        events = [e for e in events if e["unit"] == path.name]
+    finally:
+        for _ in range(100):
+            try:
+                path.rmdir()
+                break
+            except OSError:
+                time.sleep(0.05)
+    (event,) = events
+    assert event["service"] == name
+    assert event["input_tokens"] == usage["input_tokens"]
+    assert event["output_tokens"] == usage["output_tokens"]
+    grouped = daemon.api("/api/usage", group_by="service", bucket="hour", since="1h")
+    assert name in {s["group"] for s in grouped["series"]}

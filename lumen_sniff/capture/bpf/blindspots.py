@@ -129,7 +129,11 @@ class BlindSpots:
     # ------------------------------------------------------------- status
 
     def status(self) -> dict[str, Any]:
-        """``{"unseen": [...], "counters": {...}, "unhookable": [...], "error"}``."""
+        """``{"active", "error", "unseen": [...], "counters", "dropped", "unhookable": [...]}``.
+
+        ``dropped`` counts what the report lost, by reason: socket records when
+        its ring buffer was full, connections past its pending or row bounds.
+        """
         with self._lock:
             spots = sorted(
                 self._tracker.groups.values(), key=lambda s: (-s.connections, s.host, s.process)
@@ -154,11 +158,16 @@ class BlindSpots:
             ]
         if self._watch is not None:
             counters.update(self._watch.counters())
+        dropped = {
+            "unseen_ringbuf_full": counters.get("ringbuf_full", 0),
+            "unseen_overflow": counters["dropped"],
+        }
         return {
             "active": self._watch is not None,
             "error": self.error,
             "unseen": rows,
             "counters": counters,
+            "dropped": dropped,
             "unhookable": self.registry.entries(),
         }
 

@@ -416,17 +416,20 @@ class BpfCapture:
             elif target.skipped in ("go",) or target.symbols:
                 skipped.append({"path": target.path, "reason": target.skipped, "pids": pids})
         drops = self.drops()
+        blind = self._blind.status()
+        dropped = {reason: d["records"] for reason, d in drops.items()}
+        dropped.update(blind["dropped"])
         return {
             "source": self.source,
             "running": self._bpf is not None and not self._stop.is_set(),
             "hooked": hooked,
             "skipped": skipped,
             "counters": dict(self._counters),
-            "dropped": {reason: d["records"] for reason, d in drops.items()},
+            "dropped": dropped,
             "dropped_bytes": {reason: d["bytes"] for reason, d in drops.items()},
             "queue_depth": self.chunks.qsize(),
             "kernel_skipped_processes": len(self.kernel_skips()),
             "settings": asdict(self.settings),
             "record_header_bytes": HEADER_SIZE,
-            "blind_spots": self._blind.status(),
+            "blind_spots": blind,
         }
