@@ -22,7 +22,6 @@
  */
 #include <uapi/linux/ptrace.h>
 #include <uapi/linux/bpf.h>
-#include <net/sock.h>
 
 #include "lumen.h"
 
