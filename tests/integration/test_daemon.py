@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import sqlite3
 import subprocess
@@ -19,15 +18,14 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.conftest import require_or_skip
 from tests.support.bpfcap import CGROUP_ROOT, REPO, Server, bpf_ready, spawn_server
+from tests.support.daemon import Daemon, start_daemon, stop_daemon
 
 pytestmark = [pytest.mark.bpf, pytest.mark.slow]
 
@@ -38,69 +36,6 @@ _TOKENS = (
     "cache_write_tokens",
     "reasoning_tokens",
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Daemon:
-    proc: subprocess.Popen[str]
-    url: str
-    db: Path
-    log: Path
-
-    def api(self, path: str, **params: Any) -> Any:
-        response = httpx.get(self.url + path, params=params, timeout=10)
-        response.raise_for_status()
-        return response.json()
-
-
-def _start_daemon(db: Path, log: Path) -> Daemon:
-    port = _free_port()
-    handle = log.open("a")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "lumen_sniff",
-            "run",
-            "--capture",
-            "bpf",
-            "--db",
-            str(db),
-            "--listen",
-            f"127.0.0.1:{port}",
-            "--config",
-            str(db.parent.parent / "none.toml"),
-        ],
-        stdout=handle,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=REPO,
-    )
-    handle.close()  # the child keeps its own descriptor
-    daemon = Daemon(proc=proc, url=f"http://127.0.0.1:{port}", db=db, log=log)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"daemon exited {proc.returncode}: {log.read_text()[-3000:]}")
-        try:
-            if daemon.api("/api/status")["ready"]:
-                return daemon
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
-    proc.kill()
-    raise AssertionError(f"daemon not ready in 90 s: {log.read_text()[-3000:]}")
-
-
-def _stop(daemon: Daemon) -> int:
-    daemon.proc.send_signal(signal.SIGTERM)
-    return daemon.proc.wait(60)
 
 
 class _Scope:
@@ -144,10 +79,10 @@ def standin() -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def daemon(workdir: Path) -> Iterator[Daemon]:
-    running = _start_daemon(workdir / "state" / "lumen.db", workdir / "daemon.log")
+    running = start_daemon(workdir / "state" / "lumen.db", workdir / "daemon.log")
     yield running
     if running.proc.poll() is None:
-        _stop(running)
+        stop_daemon(running)
 
 
 def _run_client(standin: Server, scope: _Scope, scenario: str) -> subprocess.Popen[str]:
@@ -226,13 +161,13 @@ def test_sigterm_under_load_loses_nothing_and_restart_keeps_it(
     workdir: Path, standin: Server
 ) -> None:
     db = workdir / "sigterm" / "lumen.db"
-    daemon = _start_daemon(db, workdir / "sigterm.log")
+    daemon = start_daemon(db, workdir / "sigterm.log")
     scope = _Scope()
     try:
         clients = [_run_client(standin, scope, "openai_chat") for _ in range(8)]
         results = [_client_result(p) for p in clients]
         # Stop at once: events may still sit in the pipeline or the writer's queue.
-        assert _stop(daemon) == 0, daemon.log.read_text()[-2000:]
+        assert stop_daemon(daemon) == 0, daemon.log.read_text()[-2000:]
     finally:
         scope.remove()
     with sqlite3.connect(db) as conn:
@@ -241,11 +176,11 @@ def test_sigterm_under_load_loses_nothing_and_restart_keeps_it(
         ).fetchone()
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     assert stored == (8, sum(r["usage"]["input_tokens"] for r in results))
-    restarted = _start_daemon(db, workdir / "sigterm.log")
+    restarted = start_daemon(db, workdir / "sigterm.log")
     try:
         assert len(_events_of(restarted, scope.name, want=8, timeout_s=5)) == 8
     finally:
-        assert _stop(restarted) == 0
+        assert stop_daemon(restarted) == 0
 
 
 def test_a_process_that_is_not_llm_traffic_yields_nothing(daemon: Daemon, standin: Server) -> None:

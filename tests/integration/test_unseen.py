@@ -31,8 +31,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import require_or_skip
-from tests.integration.test_daemon import Daemon, _start_daemon, _stop
 from tests.support.bpfcap import CGROUP_ROOT, REPO, Server, bpf_ready, spawn_server
+from tests.support.daemon import Daemon, start_daemon, stop_daemon
 
 pytestmark = [pytest.mark.bpf, pytest.mark.slow]
 
@@ -81,10 +81,10 @@ def standin(workdir: Path) -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def daemon(workdir: Path) -> Iterator[Daemon]:
-    running = _start_daemon(workdir / "state" / "lumen.db", workdir / "daemon.log")
+    running = start_daemon(workdir / "state" / "lumen.db", workdir / "daemon.log")
     yield running
     if running.proc.poll() is None:
-        _stop(running)
+        stop_daemon(running)
 
 
 @pytest.fixture(scope="module")
