@@ -33,7 +33,6 @@ from lumen_sniff.capture.bpf.blindspots import BlindSpots, explain_process
 from lumen_sniff.capture.bpf.btf import member_offsets_bytes
 from lumen_sniff.capture.bpf.conns import OpenConns
 from lumen_sniff.capture.bpf.discovery import Discovery, Rescans, Target
-from lumen_sniff.capture.bpf.libraries import library_named
 from lumen_sniff.capture.bpf.procinfo import ProcCache
 from lumen_sniff.capture.bpf.ringrecords import (
     DROP_REASONS,
@@ -189,9 +188,9 @@ class BpfCapture:
     def _attach(self, target: Target) -> None:
         done: list[str] = []
         try:
-            if target.facts is None:
-                raise ValueError("no ELF facts")
-            library = library_named(target.library)
+            library = target.library
+            if library is None or target.facts is None:
+                raise ValueError("not accepted by any TLS library row")
             for point in library.locate(library, target.path, target.facts):
                 attach = self._bpf.attach_uretprobe if point.ret else self._bpf.attach_uprobe
                 where: dict[str, Any] = (
@@ -201,7 +200,8 @@ class BpfCapture:
                 done.append(point.label)
         except Exception as exc:  # bcc raises bare Exception; a locator may raise anything
             self._attach_errors[target.path] = str(exc)
-            self._blind.registry.report(target.key, target.path, f"{target.library}: {exc}")
+            row = target.library.name if target.library else "attach"
+            self._blind.registry.report(target.key, target.path, f"{row}: {exc}")
             log.warning("could not hook %s: %s", target.path, exc)
         with self._lock:
             self._attached[target.path] = done
@@ -407,7 +407,7 @@ class BpfCapture:
                     {
                         "path": target.path,
                         "kind": target.kind,
-                        "library": target.library,
+                        "library": target.library.name if target.library else "",
                         "probes": attached[target.path],
                         "pids": pids,
                         "error": self._attach_errors.get(target.path, ""),
