@@ -17,13 +17,15 @@ message_delta and error events are parsed.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from lumen_sniff.providers._json import INVALID, as_int, first_string, parse
-from lumen_sniff.providers.errors import envelope_error_type
+from lumen_sniff.providers.error_shapes import envelope_error_type, json_envelope
+from lumen_sniff.providers.family import ApiFamily, Endpoint, Evidence
 from lumen_sniff.providers.reader import Reader, carries_text, text_chars
 
-__all__ = ["MessagesReader"]
+__all__ = ["FAMILY", "MessagesReader"]
 
 _FIELDS = (
     "input_tokens",
@@ -104,3 +106,38 @@ class MessagesReader(Reader):
         t.out_chars += text_chars(doc.get("content"))
         self._usage(doc.get("usage"), final=True)
         t.ended = True
+
+
+FAMILY = ApiFamily(
+    name="anthropic",
+    provider="anthropic",
+    endpoints=(
+        Endpoint(
+            path=re.compile(
+                r"/publishers/anthropic/models/(?P<model>[^/:]+)"
+                r":(?:(?P<stream>stream)RawPredict|rawPredict)$"
+            ),
+            api="messages",
+            reader=MessagesReader,
+            self_evident=True,
+            foreign_providers=frozenset({"google"}),
+        ),
+        Endpoint(path=re.compile(r"/v1/messages$"), api="messages", reader=MessagesReader),
+        Endpoint(
+            path=re.compile(r"/messages$"),
+            api="messages",
+            reader=MessagesReader,
+            needs_header="anthropic-version",
+        ),
+    ),
+    evidence=Evidence(
+        headers=frozenset({"anthropic-version"}),
+        body_keys=frozenset({"model", "messages", "prompt", "input", "contents"}),
+        body_also="max_tokens",
+    ),
+    error_shape=json_envelope,
+    hosts={"api.anthropic.com": "anthropic"},
+    path_prefixes=("/v1/", "/messages", "/anthropic/"),
+    path_parts=("/messages",),
+)
+"""Anthropic Messages, direct or on Vertex (rawPredict)."""

@@ -21,10 +21,11 @@ import re
 from typing import Any
 
 from lumen_sniff.providers._json import INVALID, as_int, dig, first_string, has_object, parse
-from lumen_sniff.providers.errors import envelope_error_type
+from lumen_sniff.providers.error_shapes import envelope_error_type, json_envelope
+from lumen_sniff.providers.family import ApiFamily, Endpoint, Evidence, Framing
 from lumen_sniff.providers.reader import Reader, text_chars
 
-__all__ = ["GeminiReader"]
+__all__ = ["FAMILY", "GeminiReader"]
 
 _TEXT = re.compile(rb'"text"\s*:\s*"[^"]')
 
@@ -99,3 +100,34 @@ class GeminiReader(Reader):
         self._usage(doc.get("usageMetadata"))
         t.final = t.reported
         t.ended = True
+
+
+_MODEL = r"/(?:tuned)?[mM]odels/(?P<model>[^/:]+)"
+
+FAMILY = ApiFamily(
+    name="gemini",
+    provider="google",
+    endpoints=(
+        Endpoint(
+            path=re.compile(_MODEL + r":(?:(?P<stream>stream)GenerateContent|generateContent)$"),
+            api="generate_content",
+            reader=GeminiReader,
+            framing=Framing.JSON_ARRAY,
+        ),
+        Endpoint(
+            path=re.compile(_MODEL + r":(?:embedContent|batchEmbedContents)$"),
+            api="embed_content",
+            reader=GeminiReader,
+            no_output=True,
+        ),
+    ),
+    evidence=Evidence(headers=frozenset({"x-goog-api-key"}), path_prefixes=("/v1",)),
+    error_shape=json_envelope,
+    hosts={
+        "generativelanguage.googleapis.com": "google",
+        "aiplatform.googleapis.com": "google",
+    },
+    host_patterns=((r".+-aiplatform\.googleapis\.com", "google"),),
+    path_prefixes=("/v1/", "/v1beta/", "/v1alpha/", "/v1beta1/", "/models/"),
+)
+"""Gemini API and Vertex AI (Google's own models)."""

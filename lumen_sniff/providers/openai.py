@@ -34,10 +34,11 @@ from lumen_sniff.providers._json import (
     has_object,
     parse,
 )
-from lumen_sniff.providers.errors import envelope_error_type
+from lumen_sniff.providers.error_shapes import envelope_error_type, json_envelope
+from lumen_sniff.providers.family import ApiFamily, Endpoint, Evidence
 from lumen_sniff.providers.reader import Reader, Tally, carries_text, text_chars
 
-__all__ = ["ChatReader", "ResponsesReader", "apply_openai_usage"]
+__all__ = ["FAMILY", "ChatReader", "ResponsesReader", "apply_openai_usage"]
 
 _FINISH = re.compile(rb'"finish_reason"\s*:\s*"')
 _USAGE_OBJECT = re.compile(rb'"usage"[ \t\r\n]*:[ \t\r\n]*\{')  # has_object(data, b'"usage"')
@@ -235,3 +236,74 @@ def _code(obj: Any) -> str | None:
         if isinstance(value, str) and value:
             return value[:64]
     return None
+
+
+FAMILY = ApiFamily(
+    name="openai",
+    provider="openai",
+    endpoints=(
+        Endpoint(path=re.compile(r"/chat/completions$"), api="chat", reader=ChatReader),
+        Endpoint(
+            path=re.compile(r"/responses/compact$"), api="responses_compact", reader=ResponsesReader
+        ),
+        Endpoint(path=re.compile(r"/responses$"), api="responses", reader=ResponsesReader),
+        Endpoint(
+            path=re.compile(r"/embeddings$"), api="embeddings", reader=ChatReader, no_output=True
+        ),
+        Endpoint(path=re.compile(r"/completions$"), api="completions", reader=ChatReader),
+    ),
+    path_model=re.compile(r"/openai/deployments/(?P<model>[^/]+)/"),
+    evidence=Evidence(
+        path_prefixes=("/v1/",),
+        body_keys=frozenset({"model", "messages", "prompt", "input", "contents"}),
+    ),
+    error_shape=json_envelope,
+    hosts={
+        "api.openai.com": "openai",
+        "openrouter.ai": "openrouter",
+        "api.openrouter.ai": "openrouter",
+        "api.groq.com": "groq",
+        "api.together.xyz": "together",
+        "api.together.ai": "together",
+        "api.deepseek.com": "deepseek",
+        "api.mistral.ai": "mistral",
+        "codestral.mistral.ai": "mistral",
+        "api.x.ai": "x-ai",
+        "api.fireworks.ai": "fireworks",
+        "api.cerebras.ai": "cerebras",
+        "api.perplexity.ai": "perplexity",
+        "api.moonshot.ai": "moonshotai",
+        "api.moonshot.cn": "moonshotai",
+        "api.novita.ai": "novita",
+        "api.z.ai": "zai",
+        "open.bigmodel.cn": "zhipuai",
+        "api.minimax.io": "minimax",
+        "api.minimaxi.com": "minimax",
+        "api.githubcopilot.com": "github-copilot",
+        "inference.baseten.co": "baseten",
+    },
+    host_patterns=(
+        (r".+\.openai\.azure\.com", "azure"),
+        (r".+\.cognitiveservices\.azure\.com", "azure"),
+        (r".+\.services\.ai\.azure\.com", "azure"),
+        (r".+\.azure-api\.net", "azure"),
+    ),
+    path_prefixes=(
+        "/v1/",
+        "/v1beta/",
+        "/v1alpha/",
+        "/v2/",
+        "/openai/",
+        "/api/v1/",
+        "/api/openai/",
+        "/chat/completions",
+        "/completions",
+        "/embeddings",
+        "/responses",
+        "/compatible-mode/",
+        "/inference/",
+        "/serving-endpoints/",
+    ),
+    path_parts=("/chat/completions", "/completions", "/embeddings", "/responses"),
+)
+"""OpenAI and every OpenAI-compatible server; tried last (its paths are the most generic)."""
