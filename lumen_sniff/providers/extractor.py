@@ -25,7 +25,8 @@ Responses with status ≥ 400 are always read as a JSON error document (SSE is
 still recognised), typed by the family's error shape, and give no usage. A
 JSON document is buffered up to ``_JSON_CAP``; past that only its head and
 tail are kept and the reader salvages ``usage`` from them. At ``finish`` the
-reader's tally becomes the Extraction: reported usage when the final usage was read, else an estimate
+reader's tally becomes the Extraction: reported usage when the final usage was
+read, else an estimate
 (:mod:`lumen_sniff.providers.estimate`) marked ``estimated``.
 """
 
