@@ -4,8 +4,9 @@ The pipeline judges a connection by its first request: if neither the host (a
 built-in or configured LLM host, see :mod:`lumen_sniff.providers.hosts`) nor
 the path looks like an LLM API, the connection is ignored and capture stops
 copying it. The path prefixes and parts come from the API family rows
-(:mod:`lumen_sniff.providers.table`). The path test is generous on purpose: ignoring a real LLM
-connection loses events, while keeping a stray one only costs CPU.
+(:mod:`lumen_sniff.providers.table`). The path test is generous on purpose:
+ignoring a real LLM connection loses events, while keeping a stray one only
+costs CPU.
 """
 
 from __future__ import annotations
