@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 __all__ = [
+    "USAGE_FLAGS",
     "BodyData",
     "Chunk",
     "ConnClosed",
@@ -236,6 +237,13 @@ HttpEvent = RequestHead | ResponseHead | BodyData | MessageEnd | Desync | ConnCl
 
 # ------------------------------------------------------------------ usage and events
 
+USAGE_FLAGS: dict[str, str] = {
+    "reasoning_exceeds_output": "reasoning tokens > output tokens (reasoning is a subset)",
+    "cache_exceeds_input": "cache reads + cache writes > input tokens (both are subsets)",
+}
+"""Names of the self-contradictions a reported usage can carry, and what they mean."""
+
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Usage:
@@ -259,6 +267,9 @@ class Usage:
     """Reported by the API, estimated, or none."""
     provider_cost_usd: Decimal | None = None
     """Cost the provider itself reported (OpenRouter ``usage.cost``)."""
+    flags: tuple[str, ...] = ()
+    """Ways the reported counts contradict themselves (see :data:`USAGE_FLAGS`);
+    the counts are kept as reported, never "fixed"."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -325,6 +336,9 @@ class UsageEvent:
     """Container id of the caller."""
     unit: str | None = None
     """systemd unit of the caller."""
+    usage_flags: tuple[str, ...] = ()
+    """Ways the reported usage contradicts itself (:data:`USAGE_FLAGS`), sorted;
+    the counts are as reported."""
     extra: dict[str, str] = field(default_factory=dict)
     """Small string facts kept for diagnosis (never prompt or completion text)."""
 

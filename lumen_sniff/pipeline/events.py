@@ -112,6 +112,7 @@ class EventBuilder:
             exe=proc.exe if proc is not None else None,
             container=proc.container if proc is not None else None,
             unit=proc.unit if proc is not None else None,
+            usage_flags=usage.flags,
             extra={} if complete else {"end": reason or "incomplete"},
         )
 
@@ -121,6 +122,8 @@ class EventBuilder:
         """(cost, price source); unknown usage is an unknown cost, never 0."""
         if usage.source is UsageSource.NONE and status < 400:
             return None, None
+        if "cache_exceeds_input" in usage.flags:
+            return None, None  # no uncached input count to price: unknown, not a guess
         priced = self._pricer.price(provider, model, usage, started_ns)
         return priced.cost_usd, priced.source
 

@@ -5,7 +5,9 @@ Anthropic's wire ``input_tokens`` EXCLUDES prompt-cache tokens, so
     input       = input_tokens + cache_creation_input_tokens + cache_read_input_tokens
     cache_write = cache_creation_input_tokens
     cache_read  = cache_read_input_tokens
-    output      = output_tokens (thinking included; no separate count exists)
+    output      = output_tokens (thinking included)
+    reasoning   = output_tokens_details.thinking_tokens (Claude Sonnet 4.5 and later;
+                  a subset of output_tokens, as genai-prices reads it)
 
 Streams: ``message_start.message.usage`` gives the input side and a placeholder
 ``output_tokens``; each ``message_delta.usage`` is cumulative and overrides
@@ -84,6 +86,9 @@ class MessagesReader(Reader):
         for key in _FIELDS:
             if key in usage:
                 wire[key] = as_int(usage[key])
+        details = usage.get("output_tokens_details")
+        if isinstance(details, dict) and "thinking_tokens" in details:
+            self.t.reasoning = as_int(details["thinking_tokens"])
         t = self.t
         t.cache_write = wire["cache_creation_input_tokens"]
         t.cache_read = wire["cache_read_input_tokens"]

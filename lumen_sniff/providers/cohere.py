@@ -65,7 +65,7 @@ class CohereReader(Reader):
                 t.output = as_int(source.get("output_tokens"))
                 t.reported = True
                 break
-        t.cache_read = min(as_int(usage.get("cached_tokens")), t.input)
+        t.cache_read = as_int(usage.get("cached_tokens"))  # as reported
 
     def document(self, doc: Any) -> None:
         t = self.t

@@ -46,7 +46,7 @@ from lumen_sniff.providers.estimate import estimate_input_tokens, estimate_outpu
 from lumen_sniff.providers.family import ErrorShape, Framing
 from lumen_sniff.providers.reader import Reader
 
-__all__ = ["BodyExtractor"]
+__all__ = ["BodyExtractor", "usage_flags"]
 
 _JSON_CAP = 8 << 20
 _HEAD_KEEP = 64 << 10
@@ -367,6 +367,7 @@ class BodyExtractor:
             reasoning_tokens=t.reasoning,
             source=source,
             provider_cost_usd=t.cost_usd,
+            flags=usage_flags(t.input, output, t.cache_read, t.cache_write, t.reasoning),
         )
         return Extraction(
             usage=usage,
@@ -375,3 +376,19 @@ class BodyExtractor:
             error_type=t.error_type,
             complete=complete and ended and not t.failed,
         )
+
+
+def usage_flags(
+    input_tokens: int, output_tokens: int, cache_read: int, cache_write: int, reasoning: int
+) -> tuple[str, ...]:
+    """The self-contradictions of a usage (``model.USAGE_FLAGS``), sorted; () when none.
+
+    The counts stay as reported: a provider that says reasoning exceeds output
+    is recorded saying so, and the flag lets a reader find such events.
+    """
+    flags: tuple[str, ...] = ()
+    if cache_read + cache_write > input_tokens:
+        flags += ("cache_exceeds_input",)
+    if reasoning > output_tokens:
+        flags += ("reasoning_exceeds_output",)
+    return flags

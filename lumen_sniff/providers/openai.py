@@ -11,6 +11,11 @@ Together, DeepSeek, Mistral, xAI, vLLM, llama.cpp, Ollama's /v1…):
   whose ``total_tokens`` equals prompt + completion + reasoning (xAI does this)
   counts it outside, so it is added to output.
 * OpenRouter's ``usage.cost`` → ``provider_cost_usd``.
+* An error chunk in a stream (OpenRouter: ``"error": {…}`` with
+  ``finish_reason: "error"``) fails the call, but the usage it carries is what
+  was billed: it is kept as reported, and the event names the error.
+* Counts are kept as reported, never clamped; the extractor flags a usage
+  that contradicts itself (reasoning > output, cache > input).
 * Streams: usage is in the last chunk (``choices: []`` with ``include_usage``;
   Groq nests it in ``x_groq.usage``; llama.cpp puts it on the ``finish_reason``
   chunk, with ``timings`` as a fallback; vLLM's continuous usage repeats it on
@@ -61,11 +66,12 @@ def apply_openai_usage(t: Tally, usage: dict[str, Any]) -> None:
         and total != prompt + completion
     ):
         completion += reasoning
+    # As reported, never clamped: a contradiction is flagged by the extractor.
     t.input = prompt
     t.output = completion
-    t.cache_read = min(cached, prompt)
-    t.cache_write = min(as_int(dig(pdet, "cache_write_tokens")), prompt)
-    t.reasoning = min(reasoning, completion)
+    t.cache_read = cached
+    t.cache_write = as_int(dig(pdet, "cache_write_tokens"))
+    t.reasoning = reasoning
     cost = as_decimal(usage.get("cost"))
     if cost is not None:
         t.cost_usd = cost
@@ -119,11 +125,16 @@ class ChatReader(Reader):
 
     def _chunk(self, doc: dict[str, Any], finished: bool) -> None:
         t = self.t
+        usage = doc.get("usage")
         if isinstance(doc.get("error"), dict):
+            # The call failed mid-stream. An error chunk can still carry the usage
+            # billed so far (OpenRouter): the wire's counts are kept, as final.
             t.error_type = envelope_error_type(doc)
             t.failed = True
+            if isinstance(usage, dict):
+                apply_openai_usage(t, usage)
+                t.final = True
             return
-        usage = doc.get("usage")
         if not isinstance(usage, dict):
             usage = dig(doc, "x_groq", "usage")
         if isinstance(usage, dict):

@@ -61,6 +61,7 @@ EVENT_COLUMNS: tuple[str, ...] = (
     "exe",
     "container",
     "unit",
+    "usage_flags",
     "extra",
     "error",
     "priced",
@@ -133,6 +134,7 @@ def event_to_row(e: UsageEvent) -> tuple[Any, ...]:
         e.exe,
         e.container,
         e.unit,
+        ",".join(e.usage_flags) or None,
         json.dumps(e.extra, sort_keys=True) if e.extra else None,
         int(is_error(e)),
         int(cost is not None),
@@ -173,7 +175,8 @@ def event_from_row(r: Sequence[Any]) -> UsageEvent:
         exe=r[28],
         container=r[29],
         unit=r[30],
-        extra=json.loads(r[31]) if r[31] else {},
+        usage_flags=tuple(r[31].split(",")) if r[31] else (),
+        extra=json.loads(r[32]) if r[32] else {},
     )
 
 
