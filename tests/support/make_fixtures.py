@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import fcntl
 import itertools
 import json
 import os
@@ -58,6 +59,21 @@ _AWS_VOLATILE = (
     (re.compile(rb"(?i)(Credential=[A-Z0-9]+/)(\d{8})(?=/)"), b"20260217"),
     (re.compile(rb"(?i)(Signature=)([0-9a-f]{64})"), b"0" * 64),
 )
+
+
+_PORTS_LOCK = Path(tempfile.gettempdir()) / "lumen-sniff-fixture-ports.lock"
+"""Held while the stand-ins listen on the fixed ports: recordings made at the same
+time (other checkouts of this repository on one machine) take turns."""
+
+
+@contextlib.contextmanager
+def _ports_lock() -> Iterator[None]:
+    with open(_PORTS_LOCK, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @contextlib.contextmanager
@@ -177,7 +193,7 @@ def record_all(out_dir: Path, names: list[str] | None = None, *,
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    with tempfile.TemporaryDirectory(prefix="standin-rec-") as tmp:
+    with _ports_lock(), tempfile.TemporaryDirectory(prefix="standin-rec-") as tmp:
         root = Path(tmp)
         with _server(True, tls_port, root / "tls", root / "ca") as tls_info, \
                 _server(False, plain_port, root / "plain", root / "ca") as plain_info:

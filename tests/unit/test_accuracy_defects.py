@@ -193,9 +193,11 @@ def test_reasoning_over_output_alone_is_flagged_but_priced() -> None:
 
 
 def test_flags_survive_the_store_row() -> None:
-    from lumen_sniff.store.rows import event_from_row, event_to_row
+    from lumen_sniff.store.rows import EVENT_COLUMNS, event_from_row, event_to_row
 
     ev = _event(_chunks("/v1/chat/completions", "api.openai.com", OPENAI,
                         {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]},
                         "openai_chat_usage_contradicts_itself.txt"))
-    assert event_from_row(event_to_row(ev)) == dataclasses.replace(ev)
+    row = dict(zip(EVENT_COLUMNS, event_to_row(ev), strict=True))
+    assert row["usage_flags"] == "cache_exceeds_input,reasoning_exceeds_output"
+    assert event_from_row(row) == ev
