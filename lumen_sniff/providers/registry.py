@@ -141,7 +141,7 @@ def _convincing(
         return body_ok
     if known is not None or endpoint.self_evident:
         return True
-    if request.path.startswith(evidence.path_prefixes) if evidence.path_prefixes else False:
+    if evidence.path_prefixes and request.path.startswith(evidence.path_prefixes):
         return True
     if evidence.headers and any(field in evidence.headers for field, _ in request.headers):
         return True

@@ -278,6 +278,13 @@ def test_api_names_are_unique_across_families() -> None:
             owner = seen.setdefault(endpoint.api, family.name)
             assert owner == family.name, f"{endpoint.api} in {owner} and {family.name}"
             assert issubclass(endpoint.reader, Reader)
+            # new_extractor finds the row by API name: rows sharing one must read alike.
+            _, first = ENDPOINTS[endpoint.api]
+            assert (first.reader, first.framing, first.no_output) == (
+                endpoint.reader,
+                endpoint.framing,
+                endpoint.no_output,
+            )
     assert set(ENDPOINTS) == set(seen)
 
 
