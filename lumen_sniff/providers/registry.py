@@ -74,23 +74,19 @@ def classify(request: RequestInfo, hosts: Mapping[str, str] | None = None) -> Cl
     """
     if request.method != "POST":
         return None
-    path = request.path
-    known = provider_for_host(request.host, hosts)
-    body: _Body | None = None
-    for family in FAMILIES:
-        for endpoint in family.endpoints:
-            m = endpoint.path.search(path)
-            if m is None:
-                continue
-            if endpoint.needs_header is not None and not _has_header(
-                request.headers, endpoint.needs_header
-            ):
-                continue
-            if body is None:
-                body = _read_body(request)
-            if not _convincing(family, endpoint, request, known, body):
-                return None
-            return _classification(family, endpoint, m, known, body)
+    candidates = _PATH_MATCHES.get(request.path)
+    if candidates is None:
+        candidates = _match_path(request.path)
+    for family, endpoint, groups in candidates:
+        if endpoint.needs_header is not None and not _has_header(
+            request.headers, endpoint.needs_header
+        ):
+            continue
+        body = _read_body(request)
+        known = provider_for_host(request.host, hosts)
+        if not _convincing(family, endpoint, request, known, body):
+            return None
+        return _classification(family, endpoint, groups, known, body)
     return None
 
 
@@ -124,6 +120,33 @@ def new_extractor(
 
 # ---------------------------------------------------------------------- helpers
 
+_Match = tuple[ApiFamily, Endpoint, Mapping[str, str | None]]
+_PATH_MATCHES: dict[str, tuple[_Match, ...]] = {}
+"""Path → the endpoint rows whose pattern matches it, in row order, with the
+pattern's groups. Memoised because the same few paths repeat: the rows' regular
+expressions then run once per distinct path, not once per request."""
+_PATH_MATCHES_MAX = 4096
+
+
+def _match_path(path: str) -> tuple[_Match, ...]:
+    found: list[_Match] = []
+    for family in FAMILIES:
+        for endpoint in family.endpoints:
+            m = endpoint.path.search(path)
+            if m is None:
+                continue
+            groups: dict[str, str | None] = m.groupdict()
+            if groups.get("model") is None and family.path_model is not None:
+                pm = family.path_model.search(path)
+                groups["model"] = pm.group("model") if pm is not None else None
+            found.append((family, endpoint, groups))
+    out = tuple(found)
+    if len(_PATH_MATCHES) >= _PATH_MATCHES_MAX:
+        _PATH_MATCHES.clear()
+    _PATH_MATCHES[path] = out
+    return out
+
+
 
 def _has_header(headers: Headers, name: str) -> bool:
     return any(field == name for field, _ in headers)
@@ -149,15 +172,15 @@ def _convincing(
 
 
 def _classification(
-    family: ApiFamily, endpoint: Endpoint, m: re.Match[str], known: str | None, body: _Body
+    family: ApiFamily,
+    endpoint: Endpoint,
+    groups: Mapping[str, str | None],
+    known: str | None,
+    body: _Body,
 ) -> Classification:
-    groups = m.groupdict()
     model = body.model
     if model is None:
         path_model = groups.get("model")
-        if path_model is None and family.path_model is not None:
-            pm = family.path_model.search(m.string)
-            path_model = pm.group("model") if pm is not None else None
         model = unquote(path_model) if path_model else None
     if groups.get("stream"):
         stream = True
