@@ -29,6 +29,7 @@ from typing import Any
 
 from lumen_sniff.capture.btf import member_offsets_bytes
 from lumen_sniff.capture.conns import OpenConns
+from lumen_sniff.capture.golang.probes import GO_PROBES
 from lumen_sniff.capture.probes import PROBES, BpfSettings, Probe
 from lumen_sniff.capture.procinfo import ProcCache
 from lumen_sniff.capture.records import (
@@ -174,6 +175,9 @@ class BpfCapture:
         log.info("eBPF capture: %d files hooked", len(self._attached))
 
     def _attach(self, target: Target) -> None:
+        if target.go is not None:
+            self._attach_go(target)
+            return
         done: list[str] = []
         try:
             for probe in PROBES:
@@ -186,6 +190,30 @@ class BpfCapture:
                     fn_name=probe.fn_name.encode(),
                 )
                 done.append(f"{probe.sym}{':ret' if probe.ret else ''}")
+        except Exception as exc:  # bcc raises bare Exception
+            self._attach_errors[target.path] = str(exc)
+            log.warning("could not hook %s: %s", target.path, exc)
+        with self._lock:
+            self._attached[target.path] = done
+
+    def _attach_go(self, target: Target) -> None:
+        # Addresses were found and checked by golang.locate; bcc turns each
+        # virtual address into a file offset through the program headers.
+        done: list[str] = []
+        hooks = target.go
+        assert hooks is not None
+        try:
+            for row in GO_PROBES:
+                func = hooks.function(row.func)
+                if func is None:
+                    continue
+                points = [(func.entry, row.enter)]
+                points += [(addr, row.ret) for addr in func.returns if row.ret]
+                for addr, fn_name in points:
+                    self._bpf.attach_uprobe(
+                        name=target.path.encode(), addr=addr, fn_name=fn_name.encode()
+                    )
+                done.append(f"{row.func}{f' +{len(func.returns)} RET' if row.ret else ''}")
         except Exception as exc:  # bcc raises bare Exception
             self._attach_errors[target.path] = str(exc)
             log.warning("could not hook %s: %s", target.path, exc)
@@ -378,7 +406,7 @@ class BpfCapture:
                         "error": self._attach_errors.get(target.path, ""),
                     }
                 )
-            elif target.skipped in ("go",) or target.symbols:
+            elif (target.go is not None and target.skipped != "go: no_go_tls") or target.symbols:
                 skipped.append({"path": target.path, "reason": target.skipped, "pids": pids})
         drops = self.drops()
         return {

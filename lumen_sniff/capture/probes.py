@@ -38,6 +38,12 @@ PROBES: tuple[Probe, ...] = (
     Probe(sym="SSL_read_ex", fn_name="lumen_enter_ssl_read_ex", ret=False),
     Probe(sym="SSL_read_ex", fn_name="lumen_leave_ssl_read_ex", ret=True),
     Probe(sym="SSL_free", fn_name="lumen_enter_ssl_free", ret=False),
+    # GnuTLS: (session, buf, size) -> ssize_t, the shape of SSL_write/SSL_read.
+    Probe(sym="gnutls_record_send", fn_name="lumen_enter_gnutls_record_send", ret=False),
+    Probe(sym="gnutls_record_send", fn_name="lumen_leave_gnutls_record_send", ret=True),
+    Probe(sym="gnutls_record_recv", fn_name="lumen_enter_gnutls_record_recv", ret=False),
+    Probe(sym="gnutls_record_recv", fn_name="lumen_leave_gnutls_record_recv", ret=True),
+    Probe(sym="gnutls_deinit", fn_name="lumen_enter_gnutls_deinit", ret=False),
 )
 """Every uprobe, attached to each target that defines ``sym``."""
 

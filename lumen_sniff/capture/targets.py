@@ -9,8 +9,9 @@ through ``/proc/PID/root``) map it.
 A file is a target when it exports (defines, not imports) ``SSL_write`` or
 ``SSL_write_ex`` and ``SSL_read``/``SSL_read_ex``: ``libssl.so*`` (also the
 ``libssl-<hash>.so`` that Python wheels bundle), and executables such as
-NodeSource's ``node`` that link OpenSSL statically. Go executables are skipped:
-uretprobes corrupt goroutine stacks.
+NodeSource's ``node`` that link OpenSSL statically; or ``gnutls_record_send`` and
+``gnutls_record_recv`` (``libgnutls.so.30``). Go executables are judged by
+:mod:`lumen_sniff.capture.golang.locate` (crypto/tls, probes at entry and RETs).
 
 :class:`Discovery` is not thread-safe; the loader calls it from one thread.
 """
@@ -28,6 +29,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lumen_sniff.capture.golang.locate import GoHooks, locate
+
 __all__ = [
     "SSL_SYMBOLS",
     "SYSTEM_EXECUTABLES",
@@ -41,8 +44,17 @@ __all__ = [
     "parse_maps",
 ]
 
-SSL_SYMBOLS = ("SSL_write", "SSL_write_ex", "SSL_read", "SSL_read_ex", "SSL_free")
-"""Functions the probes hook, when the file defines them."""
+SSL_SYMBOLS = (
+    "SSL_write",
+    "SSL_write_ex",
+    "SSL_read",
+    "SSL_read_ex",
+    "SSL_free",
+    "gnutls_record_send",
+    "gnutls_record_recv",
+    "gnutls_deinit",
+)
+"""Functions the probes hook, when the file defines them (OpenSSL's and GnuTLS's)."""
 
 SYSTEM_LIB_GLOBS = (
     "/usr/lib/*-linux-gnu/libssl.so.*",
@@ -52,6 +64,9 @@ SYSTEM_LIB_GLOBS = (
     "/usr/lib/libssl.so.*",
     "/usr/local/lib/libssl.so.*",
     "/usr/local/lib64/libssl.so.*",
+    "/usr/lib/*-linux-gnu/libgnutls.so.30",
+    "/lib/*-linux-gnu/libgnutls.so.30",
+    "/usr/lib64/libgnutls.so.30",
 )
 """System TLS libraries hooked at start even when no process maps them yet, so a
 short-lived client (curl) started later is covered from its first byte."""
@@ -62,7 +77,9 @@ reason (the exec tracepoint also catches them, but a fast client could race it).
 
 # Names worth an ELF look when mapped: OpenSSL's libssl (also wheel-bundled
 # libssl-1a2b3c4d.so.3) and libraries that embed it (Debian's libnode).
-_CANDIDATE_RE = re.compile(r"(?:^|/)(?:libssl(?:-[0-9a-f]+)?\.so[.0-9]*|libnode\.so[.0-9]*)$")
+_CANDIDATE_RE = re.compile(
+    r"(?:^|/)(?:libssl(?:-[0-9a-f]+)?\.so[.0-9]*|libnode\.so[.0-9]*|libgnutls\.so\.30[.0-9]*)$"
+)
 _GO_SECTIONS = (b".go.buildinfo", b".note.go.buildid", b".gopclntab")
 
 
@@ -173,7 +190,8 @@ def _elf_facts(m: mmap.mmap) -> ElfFacts | None:
 def _hookable(symbols: tuple[str, ...]) -> bool:
     writes = "SSL_write" in symbols or "SSL_write_ex" in symbols
     reads = "SSL_read" in symbols or "SSL_read_ex" in symbols
-    return writes and reads
+    gnutls = "gnutls_record_send" in symbols and "gnutls_record_recv" in symbols
+    return (writes and reads) or gnutls
 
 
 @dataclass(kw_only=True, slots=True)
@@ -191,7 +209,9 @@ class Target:
     pids: set[int] = field(default_factory=set)
     """Processes seen mapping it."""
     skipped: str = ""
-    """Why it is not hooked ("go", "no_ssl_symbols", "unreadable"), or empty."""
+    """Why it is not hooked ("go: <reason>", "no_ssl_symbols", "unreadable"), or empty."""
+    go: GoHooks | None = None
+    """For a Go executable, its verified crypto/tls attach points."""
 
 
 def _dev_matches(dev: str, st_dev: int) -> bool:
@@ -248,7 +268,10 @@ class Discovery:
         if facts is None:
             target = Target(path=path, key=key, kind=kind, symbols=(), skipped="unreadable")
         elif facts.is_go:
-            target = Target(path=path, key=key, kind=kind, symbols=facts.symbols, skipped="go")
+            # Go: crypto/tls through Go's own function table, probes at entry and RETs.
+            go = locate(path)
+            skipped = f"go: {go.refused}" if go.refused else ""
+            target = Target(path=path, key=key, kind="go", symbols=(), skipped=skipped, go=go)
         elif not _hookable(facts.symbols):
             skipped = "no_ssl_symbols"
             target = Target(path=path, key=key, kind=kind, symbols=facts.symbols, skipped=skipped)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from lumen_sniff.capture.bpf import PROBES, SOURCE_PATH, BpfCapture, BpfSettings
+from lumen_sniff.capture.golang.probes import GO_PROBES
 from lumen_sniff.capture.records import (
     DROP_REASONS,
     HEADER_PATH,
@@ -88,7 +89,11 @@ def test_ctypes_mirror_matches_compiled_header(tmp_path: Path) -> None:
 def test_every_probe_function_exists_in_the_c_program() -> None:
     source = SOURCE_PATH.read_text()
     defined = set(re.findall(r"^int (\w+)\(struct pt_regs \*ctx\)", source, re.MULTILINE))
-    assert {p.fn_name for p in PROBES} == defined
+    go = {name for row in GO_PROBES for name in (row.enter, row.ret) if name}
+    assert {p.fn_name for p in PROBES} | go == defined
+    for row in GO_PROBES:
+        # Go's probes sit at entry and at RET instructions, never on a uretprobe.
+        assert "_go_enter_" in row.enter and (not row.ret or "_go_ret_" in row.ret), row
     for probe in PROBES:
         # Entry probes are named enter, return probes leave: a swapped row would
         # read return values from argument registers.
