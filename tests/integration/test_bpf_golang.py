@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from lumen_sniff.capture.golang.locate import GO_READ, GO_WRITE, locate
+from lumen_sniff.capture.bpf.golang.locate import GO_READ, GO_WRITE, locate
 from lumen_sniff.model import Chunk, UsageEvent, UsageSource
 from lumen_sniff.pipeline import Pipeline, PipelineSettings
 from tests.conftest import require_or_skip

@@ -8,9 +8,11 @@ Threads:
 - the *discovery* thread rescans processes that exec'd or mapped an executable
   file (dlopen) and hooks new TLS libraries and executables.
 
-Probe attachment is a data table (:data:`PROBES`, in ``probes.py``); settings reach the C program
-as ``-D`` defines only. bcc is imported lazily: without it, :meth:`BpfCapture.start`
-raises :class:`lumen_sniff.errors.BpfUnavailable` with the reason.
+What to hook and where comes from the TLS library table
+(:mod:`lumen_sniff.capture.bpf.libraries`): each hooked file's row supplies its
+attach points. Settings reach the C program as ``-D`` defines only. bcc is
+imported lazily: without it, :meth:`BpfCapture.start` raises
+:class:`lumen_sniff.errors.BpfUnavailable` with the reason.
 """
 
 from __future__ import annotations
@@ -27,12 +29,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from lumen_sniff.capture.btf import member_offsets_bytes
-from lumen_sniff.capture.conns import OpenConns
-from lumen_sniff.capture.golang.probes import GO_PROBES
-from lumen_sniff.capture.probes import PROBES, BpfSettings, Probe
-from lumen_sniff.capture.procinfo import ProcCache
-from lumen_sniff.capture.records import (
+from lumen_sniff.capture.bpf.btf import member_offsets_bytes
+from lumen_sniff.capture.bpf.conns import OpenConns
+from lumen_sniff.capture.bpf.discovery import Discovery, Rescans, Target
+from lumen_sniff.capture.bpf.libraries import library_named
+from lumen_sniff.capture.bpf.procinfo import ProcCache
+from lumen_sniff.capture.bpf.ringrecords import (
     DROP_REASONS,
     HEADER_PATH,
     HEADER_SIZE,
@@ -42,11 +44,11 @@ from lumen_sniff.capture.records import (
     decode,
     to_chunk,
 )
-from lumen_sniff.capture.targets import Discovery, Rescans, Target
+from lumen_sniff.capture.bpf.settings import BpfSettings
 from lumen_sniff.errors import BpfUnavailable
 from lumen_sniff.model import Chunk, ConnKey, Direction
 
-__all__ = ["PROBES", "SOURCE_PATH", "BpfCapture", "BpfSettings", "Probe"]
+__all__ = ["SOURCE_PATH", "BpfCapture"]
 
 log = logging.getLogger("lumen_sniff.capture.bpf")
 
@@ -175,46 +177,19 @@ class BpfCapture:
         log.info("eBPF capture: %d files hooked", len(self._attached))
 
     def _attach(self, target: Target) -> None:
-        if target.go is not None:
-            self._attach_go(target)
-            return
         done: list[str] = []
         try:
-            for probe in PROBES:
-                if probe.sym not in target.symbols:
-                    continue
-                attach = self._bpf.attach_uretprobe if probe.ret else self._bpf.attach_uprobe
-                attach(
-                    name=target.path.encode(),
-                    sym=probe.sym.encode(),
-                    fn_name=probe.fn_name.encode(),
+            if target.facts is None:
+                raise ValueError("no ELF facts")
+            library = library_named(target.library)
+            for point in library.locate(library, target.path, target.facts):
+                attach = self._bpf.attach_uretprobe if point.ret else self._bpf.attach_uprobe
+                where: dict[str, Any] = (
+                    {"sym": point.sym.encode()} if point.sym else {"addr": point.addr}
                 )
-                done.append(f"{probe.sym}{':ret' if probe.ret else ''}")
-        except Exception as exc:  # bcc raises bare Exception
-            self._attach_errors[target.path] = str(exc)
-            log.warning("could not hook %s: %s", target.path, exc)
-        with self._lock:
-            self._attached[target.path] = done
-
-    def _attach_go(self, target: Target) -> None:
-        # Addresses were found and checked by golang.locate; bcc turns each
-        # virtual address into a file offset through the program headers.
-        done: list[str] = []
-        hooks = target.go
-        assert hooks is not None
-        try:
-            for row in GO_PROBES:
-                func = hooks.function(row.func)
-                if func is None:
-                    continue
-                points = [(func.entry, row.enter)]
-                points += [(addr, row.ret) for addr in func.returns if row.ret]
-                for addr, fn_name in points:
-                    self._bpf.attach_uprobe(
-                        name=target.path.encode(), addr=addr, fn_name=fn_name.encode()
-                    )
-                done.append(f"{row.func}{f' +{len(func.returns)} RET' if row.ret else ''}")
-        except Exception as exc:  # bcc raises bare Exception
+                attach(name=point.path.encode(), fn_name=point.fn_name.encode(), **where)
+                done.append(point.label)
+        except Exception as exc:  # bcc raises bare Exception; a locator may raise anything
             self._attach_errors[target.path] = str(exc)
             log.warning("could not hook %s: %s", target.path, exc)
         with self._lock:
@@ -401,12 +376,13 @@ class BpfCapture:
                     {
                         "path": target.path,
                         "kind": target.kind,
+                        "library": target.library,
                         "probes": attached[target.path],
                         "pids": pids,
                         "error": self._attach_errors.get(target.path, ""),
                     }
                 )
-            elif (target.go is not None and target.skipped != "go: no_go_tls") or target.symbols:
+            elif target.skipped.startswith("go") or target.symbols:
                 skipped.append({"path": target.path, "reason": target.skipped, "pids": pids})
         drops = self.drops()
         return {
