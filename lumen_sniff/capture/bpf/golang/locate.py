@@ -34,7 +34,13 @@ from elftools.construct import ConstructError
 from elftools.elf import elffile
 
 from lumen_sniff.capture.bpf.golang.buildinfo import go_version, version_tuple
-from lumen_sniff.capture.bpf.golang.pclntab import GoFunc, PclntabError, PclnTable, find_header, parse
+from lumen_sniff.capture.bpf.golang.pclntab import (
+    GoFunc,
+    PclntabError,
+    PclnTable,
+    find_header,
+    parse,
+)
 
 __all__ = [
     "GO_CLOSE",
