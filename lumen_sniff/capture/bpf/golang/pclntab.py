@@ -154,10 +154,13 @@ def parse(data: bytes, *, text_addr: int = 0) -> PclnTable:
     if pad1 or pad2 or min_lc not in (1, 2, 4) or ptr_size not in (4, 8):
         raise PclntabError("malformed pclntab header")
     fmt = "<Q" if ptr_size == 8 else "<I"
-    words = [
-        struct.unpack_from(fmt, data, 8 + i * ptr_size)[0]
-        for i in range(7 if layout == "1.16" else 8)
-    ]
+    try:
+        words = [
+            struct.unpack_from(fmt, data, 8 + i * ptr_size)[0]
+            for i in range(7 if layout == "1.16" else 8)
+        ]
+    except struct.error as exc:
+        raise PclntabError("pclntab header truncated") from exc
     if layout == "1.16":
         nfunc, _nfiles, funcname_off, _cu, _filetab, _pctab, pcln_off = words
         text_start = 0
