@@ -7,7 +7,8 @@ PY      := /usr/bin/python3
 VENV    := .venv
 VPY     := $(VENV)/bin/python
 STAMP   := $(VENV)/.stamp-$(shell cat pyproject.toml | md5sum | cut -c1-12)
-APT_STAMP := /var/lib/lumen-sniff-setup/apt-stamp-v1
+# The stamp names the package list: adding a package makes setup install it.
+APT_STAMP = /var/lib/lumen-sniff-setup/apt-stamp-$(shell echo $(APT_PACKAGES) | md5sum | cut -c1-12)
 KREL    := $(shell uname -r)
 
 # Debian packages: bcc (python3-bpfcc is not on PyPI), kernel headers for bcc,
