@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import struct
 
 import pytest
@@ -55,7 +56,9 @@ def _table(magic: int, funcs: tuple[tuple[str, int, int], ...] = _FUNCS) -> byte
     return header + names + pad + ftab + funcs_blob
 
 
-@pytest.mark.parametrize("magic", [0xFFFFFFFA, 0xFFFFFFF0, 0xFFFFFFF1], ids=["1.16", "1.18", "1.20"])
+@pytest.mark.parametrize(
+    "magic", [0xFFFFFFFA, 0xFFFFFFF0, 0xFFFFFFF1], ids=["1.16", "1.18", "1.20"]
+)
 def test_every_layout_finds_functions_by_name(magic: int) -> None:
     table = parse(_table(magic))
     found = table.find(("crypto/tls.(*Conn).Write", "crypto/tls.(*Conn).Read", "absent"))
@@ -116,10 +119,8 @@ def test_header_is_found_in_a_blob_without_section_headers() -> None:
 
 @given(st.binary(max_size=300))
 def test_parse_never_raises_anything_but_pclntab_error(data: bytes) -> None:
-    try:
+    with contextlib.suppress(PclntabError):
         parse(struct.pack("<IBBBB", 0xFFFFFFF0, 0, 0, 1, 8) + data).find(("a", "b"))
-    except PclntabError:
-        pass
 
 
 def _buildinfo_inline(version: bytes) -> bytes:
