@@ -184,3 +184,11 @@ def test_check_function_refuses_unexpected_shapes(code: bytes, reason: str) -> N
     func = GoFunc(name="f", entry=_ENTRY, end=_ENTRY + len(code))
     result = check_function(code, func)
     assert isinstance(result, str) and reason in result, result
+
+
+@pytest.mark.parametrize("magic", [0xFFFFFFFA, 0xFFFFFFF0])
+def test_fast_lookup_agrees_with_the_linear_scan(magic: int) -> None:
+    table = parse(_table(magic))
+    names = {0: "runtime.main", len("runtime.main") + 1: "crypto/tls.(*Conn).Write"}
+    assert table._find_fast(names) == table._find_linear(names)
+    assert len(table._find_fast(names)) == 2

@@ -133,10 +133,10 @@ class _Image:
 
     def __init__(self, elf: Any, stream: BinaryIO) -> None:
         self._stream = stream
-        self._loads = [
-            (seg["p_vaddr"], seg["p_offset"], seg["p_filesz"])
-            for seg in elf.iter_segments()
-            if seg["p_type"] == "PT_LOAD"
+        loads = [seg for seg in elf.iter_segments() if seg["p_type"] == "PT_LOAD"]
+        self._loads = [(s["p_vaddr"], s["p_offset"], s["p_filesz"]) for s in loads]
+        self._data_loads = [
+            (s["p_vaddr"], s["p_offset"], s["p_filesz"]) for s in loads if not s["p_flags"] & 1
         ]
 
     def read(self, addr: int, size: int) -> bytes | None:
@@ -147,9 +147,10 @@ class _Image:
                 return data if len(data) == size else None
         return None
 
-    def load_blobs(self) -> list[bytes]:
+    def data_blobs(self) -> list[bytes]:
+        """The non-executable PT_LOAD segments (where Go's read-only tables live)."""
         blobs = []
-        for _vaddr, offset, filesz in self._loads:
+        for _vaddr, offset, filesz in self._data_loads:
             self._stream.seek(offset)
             blobs.append(self._stream.read(filesz))
         return blobs
@@ -163,7 +164,9 @@ def _pclntab(elf: Any, image: _Image) -> PclnTable | None:
             return parse(section.data(), text_addr=text_addr)
     if not text_addr:
         return None
-    for blob in image.load_blobs():  # section headers removed: look for the header
+    # No section of its own (external linking merges it into .data.rel.ro), or no
+    # section headers: look for the header in the data segments.
+    for blob in image.data_blobs():
         pos = find_header(blob)
         if pos >= 0:
             return parse(blob[pos:], text_addr=text_addr)

@@ -31,6 +31,7 @@ read: nothing hookable lives in those binaries.
 
 from __future__ import annotations
 
+import bisect
 import struct
 from dataclasses import dataclass
 
@@ -118,20 +119,53 @@ class PclnTable:
         if not wanted:
             return found
         try:
-            for index in range(self.nfunc):
-                entry, funcoff = self._entry(index)
-                hit = wanted.get(self._name_offset(funcoff))
-                if hit is not None and hit not in found:
-                    end, _ = self._entry(index + 1)
-                    if end <= entry:
-                        raise PclntabError(f"{hit}: function table out of order")
-                    found[hit] = GoFunc(name=hit, entry=entry, end=end)
-        except struct.error as exc:
+            found = self._find_fast(wanted)
+            if len(set(wanted.values())) != len(found):
+                found = self._find_linear(wanted)
+        except (struct.error, TypeError) as exc:
             raise PclntabError(f"function table truncated: {exc}") from exc
         return found
 
+    def _func(self, index: int, name: str) -> GoFunc:
+        entry, _ = self._entry(index)
+        end, _ = self._entry(index + 1)
+        if end <= entry:
+            raise PclntabError(f"{name}: function table out of order")
+        return GoFunc(name=name, entry=entry, end=end)
 
-def parse(data: bytes, *, text_addr: int = 0) -> PclnTable:
+    def _find_fast(self, wanted: dict[int, str]) -> dict[str, GoFunc]:
+        # Search the _func records for each name offset (C speed), and accept a
+        # hit only where the function table really points (bisect: the records
+        # are laid out in table order). A large binary has 100k+ functions; a
+        # Python loop over them all costs about half a second.
+        wide = self.layout == "1.16" and self.ptr_size == 8
+        head = self.ptr_size if self.layout == "1.16" else 4  # _func.entry before nameoff
+        size = self.nfunc * 2 * (8 if wide else 4)
+        rows = memoryview(self.data)[self.pcln_off : self.pcln_off + size]
+        funcoffs = rows.cast("Q" if wide else "I")[1::2].tolist()
+        found: dict[str, GoFunc] = {}
+        for nameoff, name in wanted.items():
+            needle = struct.pack("<i", nameoff)
+            pos = self.data.find(needle, self.pcln_off)
+            while pos != -1 and name not in found:
+                funcoff = pos - head - self.pcln_off
+                index = bisect.bisect_left(funcoffs, funcoff)
+                if index < len(funcoffs) and funcoffs[index] == funcoff:
+                    found[name] = self._func(index, name)
+                pos = self.data.find(needle, pos + 1)
+        return found
+
+    def _find_linear(self, wanted: dict[int, str]) -> dict[str, GoFunc]:
+        found: dict[str, GoFunc] = {}
+        for index in range(self.nfunc):
+            _entry, funcoff = self._entry(index)
+            hit = wanted.get(self._name_offset(funcoff))
+            if hit is not None and hit not in found:
+                found[hit] = self._func(index, hit)
+        return found
+
+
+def parse(data: bytes | memoryview, *, text_addr: int = 0) -> PclnTable:
     """Read a pclntab header.
 
     Args:
@@ -145,6 +179,15 @@ def parse(data: bytes, *, text_addr: int = 0) -> PclnTable:
     Raises:
         PclntabError: unknown magic, not amd64-sized, or offsets out of range.
     """
+    table = _parse(data, text_addr=text_addr, check_only=False)
+    assert table is not None
+    return table
+
+
+def _parse(
+    data: bytes | memoryview, *, text_addr: int = 0, check_only: bool
+) -> PclnTable | None:
+    """:func:`parse`; with ``check_only``, validate without copying the bytes (None)."""
     if len(data) < 8:
         raise PclntabError("too short for a pclntab header")
     magic, pad1, pad2, min_lc, ptr_size = struct.unpack_from("<IBBBB", data, 0)
@@ -170,6 +213,8 @@ def parse(data: bytes, *, text_addr: int = 0) -> PclnTable:
     row = 2 * ptr_size if layout == "1.16" else 8
     if not (0 < funcname_off < pcln_off and pcln_off + (nfunc + 1) * row <= len(data)):
         raise PclntabError("pclntab offsets out of range")
+    if check_only:
+        return None
     return PclnTable(
         layout=layout,
         ptr_size=ptr_size,
@@ -177,25 +222,34 @@ def parse(data: bytes, *, text_addr: int = 0) -> PclnTable:
         text_start=text_start,
         funcname_off=funcname_off,
         pcln_off=pcln_off,
-        data=data,
+        data=bytes(data),
     )
 
 
 def find_header(blob: bytes) -> int:
     """Offset of the first plausible pclntab header in ``blob``, or -1.
 
-    For binaries whose section headers were removed: the header is 8-aligned,
-    has a known magic, zero padding, minLC 1 and 8-byte pointers, and must parse.
+    For binaries whose pclntab has no section of its own (external linking puts
+    it inside ``.data.rel.ro``) or no section headers at all: the header is
+    8-aligned, has a known magic, zero padding, minLC 1 and 8-byte pointers, and
+    must parse.
     """
+    view = memoryview(blob)
+    best = -1
     for magic in MAGICS:
         needle = struct.pack("<IBBBB", magic, 0, 0, 1, 8)
         pos = blob.find(needle)
-        while pos != -1:
-            if pos % 8 == 0:
-                try:
-                    parse(blob[pos:])
-                    return pos
-                except (PclntabError, struct.error):
-                    pass
+        while pos != -1 and (best == -1 or pos < best):
+            if pos % 8 == 0 and _plausible(view[pos:]):
+                best = pos
+                break
             pos = blob.find(needle, pos + 1)
-    return -1
+    return best
+
+
+def _plausible(view: memoryview) -> bool:
+    try:
+        _parse(view, check_only=True)
+    except (PclntabError, struct.error):
+        return False
+    return True
