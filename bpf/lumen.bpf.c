@@ -377,7 +377,12 @@ struct lumen_go_slot {
 	u32 dir;  /* LUMEN_DIR_* */
 };
 
-BPF_TABLE("lru_hash", struct lumen_go_slot, struct lumen_call, lumen_go_calls, LUMEN_MAX_THREADS);
+/* Goroutines, not threads: a Go server keeps one goroutine blocked in Read per
+ * connection, so this is sized for connections. An evicted slot loses that call. */
+#ifndef LUMEN_MAX_GOROUTINES
+#define LUMEN_MAX_GOROUTINES 65536
+#endif
+BPF_TABLE("lru_hash", struct lumen_go_slot, struct lumen_call, lumen_go_calls, LUMEN_MAX_GOROUTINES);
 
 static __always_inline int go_enter(struct pt_regs *ctx, u32 fn)
 {
