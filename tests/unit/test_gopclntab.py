@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import struct
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -192,3 +193,18 @@ def test_fast_lookup_agrees_with_the_linear_scan(magic: int) -> None:
     names = {0: "runtime.main", len("runtime.main") + 1: "crypto/tls.(*Conn).Write"}
     assert table._find_fast(names) == table._find_linear(names)
     assert len(table._find_fast(names)) == 2
+
+
+def test_go_row_judges_only_go_files_and_reports_why_it_refuses(tmp_path: Path) -> None:
+    from lumen_sniff.capture.bpf.elf import ElfFacts
+    from lumen_sniff.capture.bpf.libraries.golang import GOLANG
+    from lumen_sniff.capture.bpf.tlslib import NO_TLS_SYMBOLS
+
+    def facts(path: str, *, is_go: bool) -> ElfFacts:
+        return ElfFacts(symbols=(), addresses=(), sections=frozenset(), is_go=is_go, path=path)
+
+    assert GOLANG.judge(GOLANG, facts("/bin/true", is_go=False)) == NO_TLS_SYMBOLS
+    junk = tmp_path / "not-really-go"
+    junk.write_bytes(b"\x7fELF" + b"\0" * 60)
+    reason = GOLANG.judge(GOLANG, facts(str(junk), is_go=True))
+    assert reason.startswith("go: ") and "unreadable" in reason, reason
