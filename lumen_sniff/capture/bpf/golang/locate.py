@@ -47,6 +47,7 @@ __all__ = [
     "GO_READ",
     "GO_WRITE",
     "MIN_GO",
+    "NO_GO_TLS",
     "GoFunction",
     "GoHooks",
     "check_function",
@@ -56,6 +57,8 @@ __all__ = [
 GO_WRITE = "crypto/tls.(*Conn).Write"
 GO_READ = "crypto/tls.(*Conn).Read"
 GO_CLOSE = "crypto/tls.(*Conn).Close"
+NO_GO_TLS = "no_go_tls"
+"""The refusal of a Go binary that does not link crypto/tls (nothing to hook, nothing to say)."""
 MIN_GO = (1, 17)
 """First Go release with the register ABI on amd64."""
 
@@ -86,7 +89,7 @@ class GoHooks:
     functions: tuple[GoFunction, ...]
     """Verified Write, Read (and Close, when present) functions; empty when refused."""
     refused: str
-    """Why the binary is not hooked ("" when it is); "no_go_tls" when it has no crypto/tls."""
+    """Why the binary is not hooked ("" when it is); :data:`NO_GO_TLS` without crypto/tls."""
 
     def function(self, name: str) -> GoFunction | None:
         """The verified function called ``name``, if any."""
@@ -195,7 +198,7 @@ def _locate(elf: Any, stream: BinaryIO) -> GoHooks:
         return _refuse(version, "no Go function table (.gopclntab) found")
     found = table.find((GO_WRITE, GO_READ, GO_CLOSE))
     if GO_WRITE not in found or GO_READ not in found:
-        return _refuse(version, "no_go_tls")
+        return _refuse(version, NO_GO_TLS)
     functions = []
     for name in (GO_WRITE, GO_READ, GO_CLOSE):
         func = found.get(name)

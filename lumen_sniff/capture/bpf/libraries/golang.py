@@ -14,7 +14,14 @@ import os
 import re
 
 from lumen_sniff.capture.bpf.elf import ElfFacts
-from lumen_sniff.capture.bpf.golang.locate import GO_CLOSE, GO_READ, GO_WRITE, GoHooks, locate
+from lumen_sniff.capture.bpf.golang.locate import (
+    GO_CLOSE,
+    GO_READ,
+    GO_WRITE,
+    NO_GO_TLS,
+    GoHooks,
+    locate,
+)
 from lumen_sniff.capture.bpf.tlslib import (
     NO_TLS_SYMBOLS,
     ArgConvention,
@@ -27,10 +34,6 @@ from lumen_sniff.capture.bpf.tlslib import (
 __all__ = ["GOLANG"]
 
 _E, _RETS = ProbeKind.ENTRY, ProbeKind.RET_OFFSETS
-
-NO_GO_TLS = "no_go_tls"
-"""What :func:`locate` says of a Go binary without crypto/tls."""
-
 
 @functools.lru_cache(maxsize=256)
 def _hooks_of(path: str, _identity: tuple[int, int, int, int]) -> GoHooks:
