@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import require_or_skip
-from tests.integration.test_daemon import Daemon, _events_of, _Scope, _start_daemon, _stop
 from tests.support.bpfcap import REPO, Server, bpf_ready, spawn_server
+from tests.support.daemonproc import Daemon, Scope, events_of, start_daemon, stop_daemon
 from tests.support.golang import build_goclient, go_available, run_unhooked
 
 pytestmark = [pytest.mark.bpf, pytest.mark.slow]
@@ -54,10 +54,10 @@ def standin() -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def daemon(workdir: Path) -> Iterator[Daemon]:
-    running = _start_daemon(workdir / "state" / "lumen.db", workdir / "daemon.log")
+    running = start_daemon(workdir / "state" / "lumen.db", workdir / "daemon.log")
     yield running
     if running.proc.poll() is None:
-        _stop(running)
+        stop_daemon(running)
 
 
 def _hooked_paths(status: Any) -> set[str]:
@@ -72,7 +72,7 @@ def _hooked_paths(status: Any) -> set[str]:
     return found
 
 
-def _run(scope: _Scope, argv: list[str], wait_for: str = "") -> tuple[int, str, str, int]:
+def _run(scope: Scope, argv: list[str], wait_for: str = "") -> tuple[int, str, str, int]:
     with subprocess.Popen(
         scope.argv(*argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True, cwd=REPO,
@@ -100,7 +100,7 @@ def test_stripped_go_client_shows_exact_usage_in_the_api(
     args = [str(standin.info["ca"]), str(standin.info["base_url"]), "h2"]
     reference = run_unhooked(binary, *args)
     assert reference.returncode == 0, reference.stderr[-2000:]
-    scope = _Scope()
+    scope = Scope()
     try:
         pids = []
         for _run_no in range(_GO_RUNS):  # several runs: none may differ from the reference
@@ -118,7 +118,7 @@ def test_stripped_go_client_shows_exact_usage_in_the_api(
             assert (proc.returncode, out) == (reference.returncode, reference.stdout), err[-2000:]
             pids.append(proc.pid)
         client = json.loads(out.strip().splitlines()[-1])
-        events = _events_of(daemon, scope.name, want=client["calls"] * _GO_RUNS)
+        events = events_of(daemon, scope.name, want=client["calls"] * _GO_RUNS)
         for pid in pids:
             _check([e for e in events if e["pid"] == pid], client, binary.name)
     finally:
@@ -130,14 +130,14 @@ def test_libcurl_gnutls_client_shows_exact_usage_in_the_api(
 ) -> None:
     ok = subprocess.run(["/usr/bin/python3", "-c", "import pycurl"], check=False).returncode == 0
     require_or_skip(ok, "python3-pycurl is missing (make setup installs it)")
-    scope = _Scope()
+    scope = Scope()
     try:
         argv = ["/usr/bin/python3", str(REPO / "tests/support/gnutls_client.py")]
         argv += [str(standin.info["ca"]), str(standin.info["base_url"]), "h1"]
         code, out, err, pid = _run(scope, argv)
         assert code == 0, err[-2000:]
         client = json.loads(out.strip().splitlines()[-1])
-        events = _events_of(daemon, scope.name, want=client["calls"])
+        events = events_of(daemon, scope.name, want=client["calls"])
         assert {e["pid"] for e in events} == {pid}, daemon.log.read_text()[-2000:]
         _check(events, client, "python3")
     finally:
