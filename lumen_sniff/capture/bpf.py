@@ -65,6 +65,17 @@ def _task_offsets() -> dict[str, int]:
         return {}
 
 
+def _located_facts(target: Target) -> dict[str, Any]:
+    """Status fields of a library located without symbols (none for symbol targets)."""
+    if not target.addresses:
+        return {}
+    return {
+        "tls": target.tls,
+        "addresses": {name: f"{addr:#x}" for name, addr in target.addresses.items()},
+        "locate_ms": round(target.locate_ms, 1),
+    }
+
+
 def _mount_tracefs() -> None:
     # bcc detaches uprobes through tracefs; minimal systems do not mount it, and
     # without it every detach at exit fails ("open(.../uprobe_events)").
@@ -180,11 +191,13 @@ class BpfCapture:
                 if probe.sym not in target.symbols:
                     continue
                 attach = self._bpf.attach_uretprobe if probe.ret else self._bpf.attach_uprobe
-                attach(
-                    name=target.path.encode(),
-                    sym=probe.sym.encode(),
-                    fn_name=probe.fn_name.encode(),
+                # Functions located without symbols go by their verified address.
+                where: dict[str, Any] = (
+                    {"addr": target.addresses[probe.sym]}
+                    if probe.sym in target.addresses
+                    else {"sym": probe.sym.encode()}
                 )
+                attach(name=target.path.encode(), fn_name=probe.fn_name.encode(), **where)
                 done.append(f"{probe.sym}{':ret' if probe.ret else ''}")
         except Exception as exc:  # bcc raises bare Exception
             self._attach_errors[target.path] = str(exc)
@@ -376,10 +389,13 @@ class BpfCapture:
                         "probes": attached[target.path],
                         "pids": pids,
                         "error": self._attach_errors.get(target.path, ""),
+                        **_located_facts(target),
                     }
                 )
-            elif target.skipped in ("go",) or target.symbols:
-                skipped.append({"path": target.path, "reason": target.skipped, "pids": pids})
+            elif target.skipped in ("go",) or target.symbols or target.tls:
+                skipped.append(
+                    {"path": target.path, "reason": target.skipped, "pids": pids, "tls": target.tls}
+                )
         drops = self.drops()
         return {
             "source": self.source,

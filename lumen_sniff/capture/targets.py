@@ -28,6 +28,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lumen_sniff.capture.boringssl import Located
+from lumen_sniff.capture.statictls import judge_static_tls
+
 __all__ = [
     "SSL_SYMBOLS",
     "SYSTEM_EXECUTABLES",
@@ -191,7 +194,31 @@ class Target:
     pids: set[int] = field(default_factory=set)
     """Processes seen mapping it."""
     skipped: str = ""
-    """Why it is not hooked ("go", "no_ssl_symbols", "unreadable"), or empty."""
+    """Why it is not hooked ("go", "no_ssl_symbols", "unreadable", or a located
+    library's reason such as "static BoringSSL, functions not located (...)"), or empty."""
+    tls: str = ""
+    """The TLS library found without symbols ("boringssl-static"), or empty."""
+    addresses: dict[str, int] = field(default_factory=dict)
+    """Entry addresses of functions located without symbols (name to virtual address)."""
+    locate_ms: float = 0.0
+    """Time spent locating them."""
+
+
+def _static_target(
+    *, path: str, key: tuple[str, int], kind: str, symbols: tuple[str, ...]
+) -> Target:
+    """A file without exported SSL functions: hookable only if a static TLS row locates them."""
+    judged = judge_static_tls(path)
+    if judged is None:
+        return Target(path=path, key=key, kind=kind, symbols=symbols, skipped="no_ssl_symbols")
+    found = judged.found
+    if not isinstance(found, Located):
+        return Target(path=path, key=key, kind=kind, symbols=(), tls=judged.library,
+                      skipped=found.reason)  # fmt: skip
+    return Target(
+        path=path, key=key, kind=kind, symbols=tuple(n for n, _ in found.addresses),
+        tls=judged.library, addresses=dict(found.addresses), locate_ms=found.locate_ms,
+    )  # fmt: skip
 
 
 def _dev_matches(dev: str, st_dev: int) -> bool:
@@ -250,8 +277,7 @@ class Discovery:
         elif facts.is_go:
             target = Target(path=path, key=key, kind=kind, symbols=facts.symbols, skipped="go")
         elif not _hookable(facts.symbols):
-            skipped = "no_ssl_symbols"
-            target = Target(path=path, key=key, kind=kind, symbols=facts.symbols, skipped=skipped)
+            target = _static_target(path=path, key=key, kind=kind, symbols=facts.symbols)
         else:
             target = Target(path=path, key=key, kind=kind, symbols=facts.symbols)
         if pid:
