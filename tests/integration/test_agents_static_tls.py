@@ -1,7 +1,7 @@
 """Real agents with stripped, statically linked BoringSSL (Bun executables), through eBPF.
 
 Claude Code (two versions far apart) and Bun's own ``fetch`` call the TLS
-stand-in. The functions are located without symbols (capture/boringssl.py);
+stand-in. The functions are located without symbols (capture/bpf/boringssl.py);
 each run's events must equal, field for field (usage and cost exact), what the
 stand-in's own record of the same connections gives through the same pipeline.
 
@@ -139,8 +139,8 @@ def test_agent_usage_exact_and_unharmed(
     while (hooked := _hooked(collector, agent.path)) is None and time.monotonic() < deadline:
         time.sleep(0.1)
     assert hooked is not None, collector.capture.status()["skipped"]
-    assert hooked["tls"] == "boringssl-static" and not hooked["error"], hooked
-    assert sorted(hooked["addresses"]) == ["SSL_read", "SSL_write"], hooked
+    assert hooked["library"] == "boringssl-static" and not hooked["error"], hooked
+    assert set(hooked["probes"]) >= {"SSL_write", "SSL_write:ret", "SSL_read", "SSL_read:ret"}
 
     for i in range(RUNS):
         for old in rec.glob("conn-*.json"):

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import sys
 
 import pytest
 
-from lumen_sniff.capture.boringssl import _ordered, _Site
-from lumen_sniff.capture.funcshape import _reaches, decode
+from lumen_sniff.capture.bpf.boringssl import _ordered, _Site
+from lumen_sniff.capture.bpf.elf import elf_facts
+from lumen_sniff.capture.bpf.funcshape import _reaches, decode
+from lumen_sniff.capture.bpf.libraries import TLS_SYMBOLS
+from lumen_sniff.capture.bpf.libraries.boringssl_static import BORINGSSL_STATIC
+from lumen_sniff.capture.bpf.tlslib import NO_TLS_SYMBOLS
 
 PROLOGUE = bytes.fromhex("554889e5")  # push rbp; mov rbp, rsp
 # sub rsp, 0x10; mov ecx, imm32; mov edi, 0x10; leave; ret
-BODY = bytes.fromhex("4883ec10" "b97f7dd400" "bf10000000" "c9c3")
+BODY = bytes.fromhex("4883ec10b97f7dd400bf10000000c9c3")
 PAD = b"\xcc" * 4
 
 
@@ -48,9 +52,8 @@ def test_reason_order_names_ssl_write() -> None:
     assert _ordered(_sites((226, 100), (215, 975), (111, 981)), (226, 215, 111)) is None
 
 
-@pytest.mark.parametrize("path", ["/bin/true"])
+@pytest.mark.parametrize("path", ["/bin/true", sys.executable])
 def test_plain_executable_is_not_static_boringssl(path: str) -> None:
-    from lumen_sniff.capture.statictls import judge_static_tls
-
-    assert Path(path).exists()
-    assert judge_static_tls(path) is None
+    facts = elf_facts(path, TLS_SYMBOLS)
+    assert facts is not None and facts.path == path
+    assert BORINGSSL_STATIC.judge(BORINGSSL_STATIC, facts) == NO_TLS_SYMBOLS

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import capstone
 
-from lumen_sniff.capture.elfscan import ElfImage
+from lumen_sniff.capture.bpf.elfscan import ElfImage
 
 __all__ = ["Insn", "decode", "function_entry"]
 

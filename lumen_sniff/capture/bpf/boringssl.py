@@ -23,6 +23,9 @@ Strategy:
    UNINITIALIZED then HANDSHAKE_FAILURE. ``SSL_read`` (with ``SSL_peek`` inlined
    into it) holds the SHOULD_NOT_HAVE_BEEN_CALLED site between those two, calls
    ``ssl_read_impl`` directly and then writes back the consumed span.
+   ``SSL_shutdown`` (the close signal; optional) has UNINITIALIZED then
+   APPLICATION_DATA_ON_SHUTDOWN and calls ``ssl_read_impl``. (``SSL_free`` has no
+   error site to find it by.)
 3. Each entry is verified (:mod:`funcshape`): padding, prologue, an exact
    instruction path to the evidence, and at least one direct caller.
 
@@ -42,12 +45,12 @@ from dataclasses import dataclass
 
 from elftools.common.exceptions import ELFError
 
-from lumen_sniff.capture.elfscan import AddressLoad, ElfImage
-from lumen_sniff.capture.funcshape import decode, function_entry
+from lumen_sniff.capture.bpf.elfscan import AddressLoad, ElfImage
+from lumen_sniff.capture.bpf.funcshape import decode, function_entry
 
 __all__ = ["Located", "NotLocated", "is_static_boringssl", "locate"]
 
-log = logging.getLogger("lumen_sniff.capture.boringssl")
+log = logging.getLogger("lumen_sniff.capture.bpf.boringssl")
 
 SSL_LIB_SUFFIX = b"/ssl/ssl_lib.cc"
 """Tail of the source path BoringSSL's error macro passes as __FILE__."""
@@ -60,6 +63,7 @@ R_SHOULD_NOT_HAVE_BEEN_CALLED = 66  # ERR_R_SHOULD_NOT_HAVE_BEEN_CALLED
 R_BAD_LENGTH = 111  # SSL_R_BAD_LENGTH
 R_HANDSHAKE_FAILURE = 215  # SSL_R_SSL_HANDSHAKE_FAILURE
 R_UNINITIALIZED = 226  # SSL_R_UNINITIALIZED
+R_APPLICATION_DATA_ON_SHUTDOWN = 291  # SSL_R_APPLICATION_DATA_ON_SHUTDOWN
 
 _MAX_SPAN_LINES = 60
 """Most source lines one function's error sites may span."""
@@ -234,7 +238,25 @@ def _identify(
         return NotLocated(
             reason="static BoringSSL, functions not located (SSL_read shape: SSL_peek not inlined)"
         )
-    return (("SSL_write", write), ("SSL_read", reads))
+    found = (("SSL_write", write), ("SSL_read", reads))
+    shutdown = _shutdown(image, by_entry, exclude={write, reads, impl}, impl=impl)
+    return found + ((("SSL_shutdown", shutdown),) if shutdown is not None else ())
+
+
+def _shutdown(
+    image: ElfImage, by_entry: dict[int, list[_Site]], *, exclude: set[int], impl: int
+) -> int | None:
+    """SSL_shutdown (optional: the close signal): UNINITIALIZED then APPLICATION_DATA_ON_SHUTDOWN,
+    calling ssl_read_impl directly and called directly itself."""
+    reasons = (R_UNINITIALIZED, R_APPLICATION_DATA_ON_SHUTDOWN)
+    found = [e for e, s in by_entry.items() if e not in exclude and _ordered(s, reasons)]
+    if len(found) != 1:
+        return None
+    calls = image.call_sites({found[0], impl})
+    end = max(s.vaddr for s in by_entry[found[0]])
+    if not calls[found[0]] or not any(found[0] < c < end for c in calls[impl]):
+        return None
+    return found[0]
 
 
 def _consumes_after(image: ElfImage, entry: int, impl_calls: list[int]) -> bool:

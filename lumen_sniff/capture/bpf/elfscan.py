@@ -17,13 +17,17 @@ pyelftools reads headers only; the bytes come from the map.
 from __future__ import annotations
 
 import mmap
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
+from elftools.elf import elffile
 from elftools.elf.sections import NoteSection
+
+_ELFFile: Callable[[BinaryIO], Any] = elffile.ELFFile
+"""pyelftools is untyped: its objects are Any here."""
 
 __all__ = ["AddressLoad", "ElfImage", "Section"]
 
@@ -65,7 +69,7 @@ class ElfImage:
         self._file: BinaryIO = open(path, "rb")  # noqa: SIM115 - closed in close()
         try:
             self._map = mmap.mmap(self._file.fileno(), 0, prot=mmap.PROT_READ)
-            elf = ELFFile(self._file)
+            elf = _ELFFile(self._file)
             if elf["e_machine"] != "EM_X86_64" or elf.elfclass != 64:
                 raise ValueError("not an x86-64 ELF64 file")
             self.is_pie = elf["e_type"] == "ET_DYN"
@@ -197,11 +201,12 @@ class ElfImage:
         return out
 
 
-def _build_id(elf: ELFFile) -> str:
+def _build_id(elf: Any) -> str:
     for sec in elf.iter_sections():
         if not isinstance(sec, NoteSection):
             continue
-        for note in sec.iter_notes():
+        notes: Any = sec
+        for note in notes.iter_notes():
             if note["n_type"] == "NT_GNU_BUILD_ID":
                 return str(note["n_desc"])
     return ""
