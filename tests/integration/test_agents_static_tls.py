@@ -5,6 +5,9 @@ stand-in. The functions are located without symbols (capture/bpf/boringssl.py);
 each run's events must equal, field for field (usage and cost exact), what the
 stand-in's own record of the same connections gives through the same pipeline.
 
+Codex CLI calls through rustls (statically linked Rust), which is not hooked:
+it must be listed as skipped with that reason, and still be unharmed.
+
 No harm: each agent first runs several times before this module starts the
 capture (the module sorts before the other eBPF modules, so the shared capture is
 not yet running), then as many times under it; output and exit code must match.
@@ -25,7 +28,7 @@ import pytest
 from lumen_sniff.model import Chunk, UsageEvent, UsageSource
 from lumen_sniff.pipeline import Pipeline, PipelineSettings
 from tests.conftest import require_or_skip
-from tests.support.agents import AGENTS, Agent, load_records
+from tests.support.agents import AGENTS, CODEX, Agent, load_records
 from tests.support.bpfcap import (
     Collector,
     Server,
@@ -67,7 +70,8 @@ def _run(agent: Agent, server: Server, argv_wrap: Any = None) -> tuple[int, str]
 def baselines(standin: tuple[Server, Path]) -> dict[str, list[tuple[int, str]]]:
     """Each installed agent's output and exit code before the capture runs."""
     server, _ = standin
-    return {a.name: [_run(a, server) for _ in range(RUNS)] for a in AGENTS if a.path.exists()}
+    agents = (*AGENTS, CODEX)
+    return {a.name: [_run(a, server) for _ in range(RUNS)] for a in agents if a.path.exists()}
 
 
 @pytest.fixture(scope="module")
@@ -156,3 +160,33 @@ def test_agent_usage_exact_and_unharmed(
                    for e in expected)  # fmt: skip
         assert _view(captured) == _view(expected)
         assert all(e.pid is not None for e in captured)
+
+
+def test_codex_reported_unhooked_with_reason_and_unharmed(
+    standin: tuple[Server, Path],
+    baselines: dict[str, list[tuple[int, str]]],
+    collector: Collector,
+) -> None:
+    require_or_skip(CODEX.path.exists(), f"{CODEX.path} missing: run `make setup-test`")
+    server, rec = standin
+    for i in range(RUNS):
+        for old in rec.glob("conn-*.json"):
+            old.unlink()
+        rc, out, captured = _captured_run(CODEX, server, collector)
+        assert (rc, out) == baselines[CODEX.name][i], "output or exit code changed under capture"
+        assert rc == 0 and "Stand-in reply" in out, out
+        deadline = time.monotonic() + 10
+        while not list(rec.glob("conn-*.json")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        expected = _events(load_records(rec))
+        assert expected and all(e.usage_source is UsageSource.REPORTED for e in expected)
+        assert captured == [], "rustls is not hooked: nothing may be captured"
+    skipped = [s for s in collector.capture.status()["skipped"] if _same(s["path"], CODEX.path)]
+    assert len(skipped) == 1 and skipped[0]["reason"].startswith("rustls"), skipped
+
+
+def _same(a: str, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
