@@ -66,6 +66,7 @@ class ElfImage:
 
     def __init__(self, path: str) -> None:
         self.path = path
+        self._call_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._file: BinaryIO = open(path, "rb")  # noqa: SIM115 - closed in close()
         try:
             self._map = mmap.mmap(self._file.fileno(), 0, prot=mmap.PROT_READ)
@@ -186,6 +187,17 @@ class ElfImage:
         sec = self.sections.get(section)
         if sec is None or not targets:
             return out
+        sites, dests = self._calls(sec)
+        wanted = np.fromiter(targets, dtype=np.int64)
+        for i in np.flatnonzero(np.isin(dests, wanted)).tolist():
+            out[int(dests[i])].append(int(sites[i]))
+        return out
+
+    def _calls(self, sec: Section) -> tuple[np.ndarray, np.ndarray]:
+        # One pass over the section per image, however many queries follow.
+        cached = self._call_cache.get(sec.name)
+        if cached is not None:
+            return cached
         text = self._array(sec)
         cand = np.flatnonzero(text[:-4] == 0xE8)
         rel = (
@@ -194,11 +206,10 @@ class ElfImage:
             | text[cand + 3].astype(np.uint32) << 16
             | text[cand + 4].astype(np.uint32) << 24
         ).view(np.int32)
-        dest = cand.astype(np.int64) + 5 + sec.vaddr + rel
-        wanted = np.fromiter(targets, dtype=np.int64)
-        for i in np.flatnonzero(np.isin(dest, wanted)).tolist():
-            out[int(dest[i])].append(sec.vaddr + int(cand[i]))
-        return out
+        sites = cand.astype(np.int64) + sec.vaddr
+        result = (sites, sites + 5 + rel)
+        self._call_cache[sec.name] = result
+        return result
 
 
 def _build_id(elf: Any) -> str:
