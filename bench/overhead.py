@@ -69,7 +69,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from lumen_sniff.capture.bpf.elf import elf_facts  # noqa: E402 (needs the path above)
-from lumen_sniff.capture.bpf.libraries import TLS_SYMBOLS, library_named  # noqa: E402
+from lumen_sniff.capture.bpf.libraries import TLS_LIBRARIES, TLS_SYMBOLS  # noqa: E402
 from lumen_sniff.capture.bpf.tlslib import AttachPoint  # noqa: E402
 
 BUN = REPO / "tests/agents/bun/node_modules/@oven/bun-linux-x64/bin/bun"
@@ -349,7 +349,7 @@ class _Arms:
 
 def _points(library: str, path: str, *, labels: list[str] | None) -> tuple[AttachPoint, ...]:
     """The attach points a library row gives for ``path`` (those with ``labels``, or all)."""
-    row = library_named(library)
+    row = next(r for r in TLS_LIBRARIES if r.name == library)
     facts = elf_facts(path, TLS_SYMBOLS)
     if facts is None:
         raise RuntimeError(f"{path} is not readable as ELF")
