@@ -157,7 +157,7 @@ def test_agent_usage_exact_and_unharmed(
         expected = _events(load_records(rec))
         assert expected, "the stand-in recorded no LLM call"
         assert all(e.usage_source is UsageSource.REPORTED and e.input_tokens > 0
-                   for e in expected)  # fmt: skip
+                   and e.cost_usd is not None for e in expected)  # fmt: skip
         assert _view(captured) == _view(expected)
         assert all(e.pid is not None for e in captured)
 
