@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 
-from lumen_sniff.capture.bpf.boringssl import _ordered, _Site
+from lumen_sniff.capture.bpf.boringssl import NotLocated, _ordered, _Site, locate
 from lumen_sniff.capture.bpf.elf import elf_facts
 from lumen_sniff.capture.bpf.funcshape import _reaches, decode
 from lumen_sniff.capture.bpf.libraries import TLS_SYMBOLS
@@ -57,3 +58,11 @@ def test_plain_executable_is_not_static_boringssl(path: str) -> None:
     facts = elf_facts(path, TLS_SYMBOLS)
     assert facts is not None and facts.path == path
     assert BORINGSSL_STATIC.judge(BORINGSSL_STATIC, facts) == NO_TLS_SYMBOLS
+
+
+def test_locate_refuses_a_file_without_boringssl(tmp_path: Path) -> None:
+    found = locate("/bin/true")
+    assert isinstance(found, NotLocated) and "no ssl_lib.cc path" in found.reason
+    junk = tmp_path / "junk"
+    junk.write_bytes(b"\x7fELF" + b"\0" * 60)
+    assert isinstance(locate(str(junk)), NotLocated)

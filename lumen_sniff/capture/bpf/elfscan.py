@@ -100,6 +100,12 @@ class ElfImage:
 
     # ------------------------------------------------------------- bytes
 
+    def section_of(self, vaddr: int) -> Section | None:
+        """The section holding ``vaddr``, if any."""
+        return next(
+            (s for s in self.sections.values() if s.vaddr <= vaddr < s.vaddr + s.size), None
+        )
+
     def read(self, vaddr: int, size: int) -> bytes:
         """Bytes of the file at a virtual address (inside a section)."""
         for sec in self.sections.values():

@@ -68,7 +68,10 @@ def function_entry(image: ElfImage, inside: int) -> int | None:
     Returns:
         The verified entry, or None when the shape does not fit every rule above.
     """
-    lo = max(inside - MAX_FUNCTION_BYTES, 0)
+    sec = image.section_of(inside)
+    if sec is None:
+        return None
+    lo = max(inside - MAX_FUNCTION_BYTES, sec.vaddr + 1)
     try:
         window = image.read(lo, inside - lo + 16)
     except ValueError:
