@@ -383,7 +383,7 @@ class BpfCapture:
                     }
                 )
             elif target.skipped not in (NO_TLS_SYMBOLS, "unreadable") or target.symbols:
-                # Includes a row's own reasons ("static BoringSSL, functions not located").
+                # Includes a row's own reasons ("go…", "static BoringSSL, functions not located").
                 skipped.append({"path": target.path, "reason": target.skipped, "pids": pids})
         drops = self.drops()
         return {
