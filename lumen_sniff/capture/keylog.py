@@ -162,9 +162,12 @@ class TlsDecryptor:
                 yield from self._line(line.rstrip("\n").split("\t"))
             errors = proc.stderr.read()
         if proc.returncode:
-            self.tshark_error = " ".join(
-                line for line in errors.splitlines() if "Running as user" not in line
-            ).strip() or f"tshark exited with status {proc.returncode}"
+            self.tshark_error = (
+                " ".join(
+                    line for line in errors.splitlines() if "Running as user" not in line
+                ).strip()
+                or f"tshark exited with status {proc.returncode}"
+            )
         for session in self.sessions.values():
             if session.offsets and session.server is not None:
                 yield Chunk(

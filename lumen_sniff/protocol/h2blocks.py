@@ -26,8 +26,19 @@ BLOCK_CAP_BYTES = 256 * 1024
 class HeaderBlocks:
     """The header block in progress on one direction, and that direction's HPACK decoder."""
 
-    __slots__ = ("_buf", "_conn", "_end_stream", "_lost", "_push", "_reason", "_role",
-                 "_streams", "_ts", "hpack", "sid")
+    __slots__ = (
+        "_buf",
+        "_conn",
+        "_end_stream",
+        "_lost",
+        "_push",
+        "_reason",
+        "_role",
+        "_streams",
+        "_ts",
+        "hpack",
+        "sid",
+    )
 
     def __init__(self, conn: ConnKey, role: Role, streams: StreamTable) -> None:
         self._conn = conn
@@ -61,8 +72,9 @@ class HeaderBlocks:
         self.sid, self._ts, self._push = sid, frame_ts, push
         self._end_stream = not push and bool(flags & FLAG_END_STREAM)
 
-    def fragment(self, sid: int, flags: int, frame_ts: int, data: bytes, ts: int, *,
-                 push: bool) -> None:
+    def fragment(
+        self, sid: int, flags: int, frame_ts: int, data: bytes, ts: int, *, push: bool
+    ) -> None:
         """Add one frame's fragment; decode and report the block at END_HEADERS.
 
         Args:
@@ -85,15 +97,17 @@ class HeaderBlocks:
         self._buf.clear()
         fields = self.hpack.decode(block)
         if fields is None:
-            self._streams.emit(Desync(conn=self._conn, stream=sid, ts_ns=ts, reason="hpack",
-                                      lost_bytes=len(block)))
+            self._streams.emit(
+                Desync(conn=self._conn, stream=sid, ts_ns=ts, reason="hpack", lost_bytes=len(block))
+            )
             if not self._push:
                 self._streams.lost_head(self._role, sid, self._end_stream, ts, "hpack")
         elif not self._push:
             self._streams.headers(self._role, sid, fields, self._end_stream, self._ts, ts)
 
-    def discard(self, sid: int, flags: int, frame_ts: int, lost: int, ts: int, reason: str, *,
-                push: bool) -> None:
+    def discard(
+        self, sid: int, flags: int, frame_ts: int, lost: int, ts: int, reason: str, *, push: bool
+    ) -> None:
         """Skip the block in progress (or the one this frame opens): ``lost`` more bytes."""
         if self.sid is None:
             self._open(sid, flags, frame_ts, push)
@@ -108,8 +122,9 @@ class HeaderBlocks:
     def stray(self, sid: int, lost: int, ts: int) -> None:
         """A CONTINUATION with no block open: its HEADERS was lost."""
         self.hpack.lose_state()
-        self._streams.emit(Desync(conn=self._conn, stream=sid, ts_ns=ts, reason="hpack",
-                                  lost_bytes=lost))
+        self._streams.emit(
+            Desync(conn=self._conn, stream=sid, ts_ns=ts, reason="hpack", lost_bytes=lost)
+        )
 
     def abandon(self, ts: int) -> None:
         """The block in progress will not be decoded: report it, forget the table."""
@@ -121,7 +136,8 @@ class HeaderBlocks:
         self.sid, self._reason, self._lost = None, "", 0
         self._buf.clear()
         self.hpack.lose_state()
-        self._streams.emit(Desync(conn=self._conn, stream=sid, ts_ns=ts, reason=reason,
-                                  lost_bytes=lost))
+        self._streams.emit(
+            Desync(conn=self._conn, stream=sid, ts_ns=ts, reason=reason, lost_bytes=lost)
+        )
         if not self._push:
             self._streams.lost_head(self._role, sid, self._end_stream, ts, reason)

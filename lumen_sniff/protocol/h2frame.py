@@ -82,13 +82,24 @@ random bytes pass this test with probability 1/128.
 # exact body length (-1: any).
 _FLAGS = (0x09, 0x2D, 0x00, 0x00, 0x01, 0x0C, 0x01, 0x00, 0x00, 0x04)
 _MUST_BE_ZERO, _NONZERO, _EITHER, _ODD = 0, 1, 2, 3
-_STREAM_RULE = (_ODD, _ODD, _NONZERO, _NONZERO, _MUST_BE_ZERO, _ODD, _MUST_BE_ZERO,
-                _MUST_BE_ZERO, _EITHER, _ODD)
+_STREAM_RULE = (
+    _ODD,
+    _ODD,
+    _NONZERO,
+    _NONZERO,
+    _MUST_BE_ZERO,
+    _ODD,
+    _MUST_BE_ZERO,
+    _MUST_BE_ZERO,
+    _EITHER,
+    _ODD,
+)
 _EXACT_LENGTH = (-1, -1, 5, 4, -1, -1, 8, -1, 4, -1)
 
 
-def plausible_length(buf: bytes | bytearray | memoryview, pos: int, role: Role,
-                     max_frame_bytes: int) -> int:
+def plausible_length(
+    buf: bytes | bytearray | memoryview, pos: int, role: Role, max_frame_bytes: int
+) -> int:
     """Judge the 9 bytes at ``buf[pos:]`` as a frame header ``role``'s side could send.
 
     Args:
@@ -127,8 +138,9 @@ def plausible_length(buf: bytes | bytearray | memoryview, pos: int, role: Role,
     return length
 
 
-def find_boundary(buf: bytearray, start: int, role: Role, max_frame_bytes: int, *,
-                  at_end: bool = False) -> tuple[int, bool]:
+def find_boundary(
+    buf: bytearray, start: int, role: Role, max_frame_bytes: int, *, at_end: bool = False
+) -> tuple[int, bool]:
     """Scan ``buf`` from ``start`` for a frame header confirmed by the next one.
 
     Args:

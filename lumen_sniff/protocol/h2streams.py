@@ -44,8 +44,16 @@ _IDENTITY = frozenset({"", "identity"})
 class Message:
     """One request or response on one stream."""
 
-    __slots__ = ("decoder", "drop_reason", "dropped_bytes", "finished", "open", "retired", "role",
-                 "sid")
+    __slots__ = (
+        "decoder",
+        "drop_reason",
+        "dropped_bytes",
+        "finished",
+        "open",
+        "retired",
+        "role",
+        "sid",
+    )
 
     def __init__(self, sid: int, role: Role, *, open_: bool, drop_reason: str = "") -> None:
         self.sid = sid
@@ -64,8 +72,9 @@ class Message:
 class StreamTable:
     """The streams of one connection, and the events their messages produce."""
 
-    def __init__(self, conn: ConnKey, process: ProcessInfo | None,
-                 peer: tuple[str, int] | None) -> None:
+    def __init__(
+        self, conn: ConnKey, process: ProcessInfo | None, peer: tuple[str, int] | None
+    ) -> None:
         self._conn = conn
         self._process = process
         self._peer = peer
@@ -97,8 +106,11 @@ class StreamTable:
         msg = self._pending_msg
         assert msg is not None
         data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
-        self._events.append(BodyData(conn=self._conn, stream=msg.sid, role=msg.role,
-                                     ts_ns=self._pending_ts, data=data))
+        self._events.append(
+            BodyData(
+                conn=self._conn, stream=msg.sid, role=msg.role, ts_ns=self._pending_ts, data=data
+            )
+        )
         self._pending = []
         self._pending_msg = None
 
@@ -140,8 +152,16 @@ class StreamTable:
         msg.open = False
         msg.finished = True
         msg.drop_reason = reason or "after_end"
-        self.emit(MessageEnd(conn=self._conn, stream=msg.sid, role=msg.role, ts_ns=ts,
-                             complete=complete, reason=reason))
+        self.emit(
+            MessageEnd(
+                conn=self._conn,
+                stream=msg.sid,
+                role=msg.role,
+                ts_ns=ts,
+                complete=complete,
+                reason=reason,
+            )
+        )
 
     def cut(self, msg: Message | None, ts: int, reason: str) -> None:
         """End ``msg`` as incomplete if it is open (its bytes were lost)."""
@@ -159,8 +179,15 @@ class StreamTable:
             self._report_drops(msg, ts)
 
     def _report_drops(self, msg: Message, ts: int) -> None:
-        self.emit(Desync(conn=self._conn, stream=msg.sid, ts_ns=ts, reason=msg.drop_reason,
-                         lost_bytes=msg.dropped_bytes))
+        self.emit(
+            Desync(
+                conn=self._conn,
+                stream=msg.sid,
+                ts_ns=ts,
+                reason=msg.drop_reason,
+                lost_bytes=msg.dropped_bytes,
+            )
+        )
         msg.dropped_bytes = 0
 
     # ---------------------------------------------------------------- streams
@@ -258,8 +285,15 @@ class StreamTable:
             msg.finished = True
         self._maybe_retire(sid, ts)
 
-    def headers(self, role: Role, sid: int, fields: list[tuple[str, str]], end_stream: bool,
-                head_ts: int, ts: int) -> None:
+    def headers(
+        self,
+        role: Role,
+        sid: int,
+        fields: list[tuple[str, str]],
+        end_stream: bool,
+        head_ts: int,
+        ts: int,
+    ) -> None:
         """A decoded header block from ``role`` on ``sid``: a head, an interim, or trailers."""
         msgs = self._stream(sid, ts)
         msg = msgs[role]
@@ -294,26 +328,52 @@ class StreamTable:
         if end_stream:
             self.end_stream(role, sid, ts)
 
-    def _head(self, role: Role, sid: int, pseudo: dict[str, str],
-              headers: tuple[tuple[str, str], ...], ts: int) -> RequestHead | ResponseHead | None:
+    def _head(
+        self,
+        role: Role,
+        sid: int,
+        pseudo: dict[str, str],
+        headers: tuple[tuple[str, str], ...],
+        ts: int,
+    ) -> RequestHead | ResponseHead | None:
         if role is Role.REQUEST:
             method = pseudo.get(":method", "").upper()
             if not method:
                 return None
             authority = pseudo.get(":authority", "") or next(
-                (v for n, v in headers if n == "host"), "")
+                (v for n, v in headers if n == "host"), ""
+            )
             target = pseudo.get(":path", "") or (authority if method == "CONNECT" else "")
-            return RequestHead(conn=self._conn, stream=sid, ts_ns=ts, method=method,
-                               target=target, authority=authority.lower(), headers=headers,
-                               http_version="2", process=self._process, peer=self._peer)
+            return RequestHead(
+                conn=self._conn,
+                stream=sid,
+                ts_ns=ts,
+                method=method,
+                target=target,
+                authority=authority.lower(),
+                headers=headers,
+                http_version="2",
+                process=self._process,
+                peer=self._peer,
+            )
         status = pseudo.get(":status", "")
         if len(status) != 3 or not status.isdigit() or status[0] == "0":
             return None
-        return ResponseHead(conn=self._conn, stream=sid, ts_ns=ts, status=int(status),
-                            headers=headers, http_version="2")
+        return ResponseHead(
+            conn=self._conn,
+            stream=sid,
+            ts_ns=ts,
+            status=int(status),
+            headers=headers,
+            http_version="2",
+        )
 
 
 def _reopenable(msg: Message) -> bool:
     """A message whose head was lost before any of its DATA: a later head may still open it."""
-    return (not msg.open and not msg.finished and msg.dropped_bytes == 0
-            and msg.drop_reason in ("hpack", "too_large", "frame"))
+    return (
+        not msg.open
+        and not msg.finished
+        and msg.dropped_bytes == 0
+        and msg.drop_reason in ("hpack", "too_large", "frame")
+    )

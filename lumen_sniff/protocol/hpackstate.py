@@ -59,8 +59,9 @@ class _LossyTable(HeaderTable):
         self.unknown_tail = unknown_tail
 
     def get_by_index(self, index: int) -> tuple[bytes, bytes]:
-        if (self.unknown_tail
-                and index > HeaderTable.STATIC_TABLE_LENGTH + len(self.dynamic_entries)):
+        if self.unknown_tail and index > HeaderTable.STATIC_TABLE_LENGTH + len(
+            self.dynamic_entries
+        ):
             return _UNKNOWN, _UNKNOWN
         return super().get_by_index(index)
 
@@ -96,8 +97,9 @@ class HeaderDecoder:
     def _new_decoder(self, table_size: int, *, unknown_tail: bool = False) -> hpack.Decoder:
         decoder = hpack.Decoder(max_header_list_size=MAX_HEADER_LIST_BYTES)
         decoder.max_allowed_table_size = self._allowed
-        decoder.header_table = _LossyTable(min(table_size, self._allowed),
-                                           unknown_tail=unknown_tail)
+        decoder.header_table = _LossyTable(
+            min(table_size, self._allowed), unknown_tail=unknown_tail
+        )
         return decoder
 
     def announce_table_size(self, size: int) -> None:

@@ -89,8 +89,23 @@ class _Side:
     """One direction's framing state."""
 
     __slots__ = (
-        "blocks", "buf", "counting", "end_stream", "flags", "frame_ts", "ftype", "max_frame_bytes",
-        "pad", "preface_pos", "remaining", "replay", "role", "sid", "skipped", "state", "target",
+        "blocks",
+        "buf",
+        "counting",
+        "end_stream",
+        "flags",
+        "frame_ts",
+        "ftype",
+        "max_frame_bytes",
+        "pad",
+        "preface_pos",
+        "remaining",
+        "replay",
+        "role",
+        "sid",
+        "skipped",
+        "state",
+        "target",
     )
 
     def __init__(self, role: Role, state: int, blocks: HeaderBlocks) -> None:
@@ -125,8 +140,14 @@ class _Side:
 class Http2Parser:
     """One HTTP/2 connection seen from outside: implements ``ConnectionParser``."""
 
-    def __init__(self, conn: ConnKey, process: ProcessInfo | None = None,
-                 peer: tuple[str, int] | None = None, *, mid_stream: bool = False) -> None:
+    def __init__(
+        self,
+        conn: ConnKey,
+        process: ProcessInfo | None = None,
+        peer: tuple[str, int] | None = None,
+        *,
+        mid_stream: bool = False,
+    ) -> None:
         """Start parsing a connection.
 
         Args:
@@ -143,14 +164,23 @@ class Http2Parser:
         streams = self._streams
         self._sides = (
             _Side(Role.REQUEST, _PREFACE, HeaderBlocks(conn, Role.REQUEST, streams)),
-            _Side(Role.RESPONSE, _SYNC if mid_stream else _HEAD,
-                  HeaderBlocks(conn, Role.RESPONSE, streams)))
+            _Side(
+                Role.RESPONSE,
+                _SYNC if mid_stream else _HEAD,
+                HeaderBlocks(conn, Role.RESPONSE, streams),
+            ),
+        )
         if mid_stream:
             for side in self._sides:
                 side.blocks.hpack.allow_any_table_size()
         self._handlers: tuple[Callable[[_Side, memoryview, int, int], int], ...] = (
-            self._on_preface, self._on_head, self._on_data_pad, self._on_data, self._on_body,
-            self._on_skip, self._on_sync,
+            self._on_preface,
+            self._on_head,
+            self._on_data_pad,
+            self._on_data,
+            self._on_body,
+            self._on_skip,
+            self._on_sync,
         )
 
     @property
@@ -196,8 +226,9 @@ class Http2Parser:
             frame_left -= len(side.buf)
         framed = state in (_DATA_PAD, _DATA, _BODY, _SKIP) and lost_bytes <= frame_left
         stream = (side.sid or None) if framed and (in_data or state == _BODY) else None
-        self._streams.emit(Desync(conn=self._conn, stream=stream, ts_ns=ts_ns, reason="gap",
-                                  lost_bytes=lost_bytes))
+        self._streams.emit(
+            Desync(conn=self._conn, stream=stream, ts_ns=ts_ns, reason="gap", lost_bytes=lost_bytes)
+        )
         if not framed:
             self._enter_sync(side, ts_ns)
             return self._streams.take()
@@ -238,8 +269,11 @@ class Http2Parser:
             lost = len(side.buf) + side.skipped
             if lost:
                 reason = "resync" if side.state == _SYNC else "truncated"
-                self._streams.emit(Desync(conn=self._conn, stream=None, ts_ns=ts_ns,
-                                          reason=reason, lost_bytes=lost))
+                self._streams.emit(
+                    Desync(
+                        conn=self._conn, stream=None, ts_ns=ts_ns, reason=reason, lost_bytes=lost
+                    )
+                )
             side.blocks.abandon(ts_ns)
         self._streams.close_all(ts_ns)
         self._streams.emit(ConnClosed(conn=self._conn, ts_ns=ts_ns))
@@ -248,9 +282,9 @@ class Http2Parser:
     # -------------------------------------------------------------- state handlers
 
     def _on_preface(self, side: _Side, view: memoryview, pos: int, ts: int) -> int:
-        want = PREFACE[side.preface_pos:]
+        want = PREFACE[side.preface_pos :]
         take = min(len(want), len(view) - pos)
-        if view[pos:pos + take] == want[:take]:
+        if view[pos : pos + take] == want[:take]:
             side.preface_pos += take
             if side.preface_pos == len(PREFACE):
                 side.state = _HEAD
@@ -270,7 +304,7 @@ class Http2Parser:
                 self._begin(side, (hi << 8) | lo, ftype, flags, sid & 0x7FFF_FFFF, ts)
                 return pos + 9
         take = min(9 - len(buf), len(view) - pos)
-        buf += view[pos:pos + take]
+        buf += view[pos : pos + take]
         if len(buf) == 9:
             hi, lo, ftype, flags, sid = FRAME_HEADER.unpack_from(buf)
             buf.clear()
@@ -281,8 +315,15 @@ class Http2Parser:
         pad = view[pos]
         payload = side.remaining - 1 - pad
         if payload < 0:
-            self._streams.emit(Desync(conn=self._conn, stream=side.sid, ts_ns=ts,
-                                      reason="frame", lost_bytes=side.remaining))
+            self._streams.emit(
+                Desync(
+                    conn=self._conn,
+                    stream=side.sid,
+                    ts_ns=ts,
+                    reason="frame",
+                    lost_bytes=side.remaining,
+                )
+            )
             self._streams.cut(side.target, ts, "desync")
             self._skip(side, side.remaining - 1)
             return pos + 1
@@ -298,7 +339,7 @@ class Http2Parser:
             if target is not None:
                 target.dropped_bytes += take
         elif target is not None and target.open:
-            self._streams.body(target, view[pos:pos + take], ts)
+            self._streams.body(target, view[pos : pos + take], ts)
         side.remaining -= take
         if not side.remaining:
             self._end_data(side, ts)
@@ -334,16 +375,18 @@ class Http2Parser:
 
     def _sync(self, side: _Side, ts: int, *, at_end: bool) -> None:
         buf = side.buf
-        found_at, found = find_boundary(buf, 0, side.role,
-                                        min(side.max_frame_bytes, RESYNC_MAX_FRAME), at_end=at_end)
+        found_at, found = find_boundary(
+            buf, 0, side.role, min(side.max_frame_bytes, RESYNC_MAX_FRAME), at_end=at_end
+        )
         if found:
             side.replay = bytes(buf[found_at:])
             buf.clear()
             side.state = _HEAD
             lost, side.skipped = side.skipped + found_at, 0
             if lost:
-                self._streams.emit(Desync(conn=self._conn, stream=None, ts_ns=ts,
-                                          reason="resync", lost_bytes=lost))
+                self._streams.emit(
+                    Desync(conn=self._conn, stream=None, ts_ns=ts, reason="resync", lost_bytes=lost)
+                )
         elif found_at:
             del buf[:found_at]
             side.skipped += found_at
@@ -440,8 +483,15 @@ class Http2Parser:
             if ftype in (HEADERS, PUSH_PROMISE):
                 self._discard(side, len(body), ts, "frame")
             else:
-                self._streams.emit(Desync(conn=self._conn, stream=sid or None, ts_ns=ts,
-                                          reason="frame", lost_bytes=len(body)))
+                self._streams.emit(
+                    Desync(
+                        conn=self._conn,
+                        stream=sid or None,
+                        ts_ns=ts,
+                        reason="frame",
+                        lost_bytes=len(body),
+                    )
+                )
 
     def _settings(self, side: _Side, settings: dict[int, int]) -> None:
         other = self._sides[1 - side.role]
@@ -452,8 +502,9 @@ class Http2Parser:
                 other.max_frame_bytes = min(value, LARGEST_FRAME)
 
     def _discard(self, side: _Side, lost: int, ts: int, reason: str) -> None:
-        side.blocks.discard(side.sid, side.flags, side.frame_ts, lost, ts, reason,
-                            push=side.ftype == PUSH_PROMISE)
+        side.blocks.discard(
+            side.sid, side.flags, side.frame_ts, lost, ts, reason, push=side.ftype == PUSH_PROMISE
+        )
 
     # --------------------------------------------------------------------- loss
 
