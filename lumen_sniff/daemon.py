@@ -101,6 +101,7 @@ class Daemon:
         self._store: Any = None
         self._writer: Any = None
         self._server: Any = None
+        self._budgets: Any = None
 
     # ------------------------------------------------------------------ start
 
@@ -116,6 +117,7 @@ class Daemon:
             self.settings.db_path, retention_days=self.settings.retention_days
         )
         self._writer = self._store.writer
+        await self._start_budgets()
         self._pipeline = Pipeline(self._pipeline_settings(key_salt(state_dir)))
         self._start_captures()
         await self._start_api()
@@ -128,6 +130,19 @@ class Daemon:
             self.settings.listen_host,
             self.settings.listen_port,
         )
+
+    async def _start_budgets(self) -> None:
+        from lumen_sniff.budgets.service import BudgetService
+        from lumen_sniff.store import EventFilter
+
+        store = self._store
+        self._budgets = BudgetService(
+            self.settings.budgets,
+            store.budgets,
+            lambda since: store.export(EventFilter(since_ns=since)),
+        )
+        await self._budgets.start()
+        store.writer.add_listener(self._budgets)
 
     def _pipeline_settings(self, salt: bytes) -> Any:
         from lumen_sniff.pipeline import PipelineSettings
@@ -197,6 +212,7 @@ class Daemon:
             status=self.status,
             token=self.settings.token,
             pricer=Pricer(overrides_from(self.settings.prices)),
+            budgets=self._budgets,
         )
         config = uvicorn.Config(
             app,
@@ -238,6 +254,8 @@ class Daemon:
             capture.stop()
         await pump
         self._emit(self._pipeline.close())
+        await self._store.writer.flush()
+        await self._budgets.stop()  # fail-open: blocks and pauses end with the daemon
         await self._store.close()
         self._server.should_exit = True
         await self._api_task
@@ -252,6 +270,9 @@ class Daemon:
         for capture in self._captures:
             with contextlib.suppress(Exception):
                 capture.stop()
+        if self._budgets is not None:
+            with contextlib.suppress(Exception):
+                await self._budgets.stop()
         if self._store is not None:
             with contextlib.suppress(Exception):
                 await self._store.close()

@@ -253,7 +253,7 @@ class Evaluator:
         b = track.budget
         verb = b.action.value + (" applied" if active else " lifted")
         kind = f"{b.action.value}_{'applied' if active else 'lifted'}"
-        return [
+        out: list[Decision] = [
             Enforcement(
                 budget=b.name,
                 action=b.action,
@@ -262,15 +262,25 @@ class Evaluator:
                 at_ns=now_ns,
                 pids=st.pids,
                 comms=frozenset({b.match}) if b.scope is ScopeKind.SERVICE else frozenset(),
-            ),
+            )
+        ]
+        applied = track.fired.get(f"{b.action.value}_applied", -1)
+        lifted = track.fired.get(f"{b.action.value}_lifted", -1)
+        if active and applied > lifted:
+            # An "applied" alert stands with no lift after it: this is the same
+            # block restored after a restart, not news.
+            return out
+        track.fired[kind] = now_ns
+        out.append(
             Alert(
                 budget=b.name,
                 kind=kind,
                 key=f"{b.name}:{kind}:{now_ns}",
                 at_ns=now_ns,
                 message=f"budget {b.name} ({_scope(b)}): {verb}: {reason}",
-            ),
-        ]
+            )
+        )
+        return out
 
     def _lift(self, track: _Track, now_ns: int, reason: str, st: BudgetStatus) -> list[Decision]:
         track.enforced = False

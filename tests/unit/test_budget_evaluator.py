@@ -211,3 +211,16 @@ def test_rolling_sum_equals_the_events_in_the_window(calls: list[tuple[int, int]
 def test_budget_is_frozen() -> None:
     b = _budget()
     assert dataclasses.is_dataclass(b)
+
+
+def test_block_restored_after_restart_is_not_alerted_again() -> None:
+    ev = Evaluator(now_ns=T0)
+    fired = {"threshold:50": T0, "threshold:80": T0, "threshold:100": T0, "block_applied": T0}
+    state = BudgetState(fired=fired)
+    ev.add(_budget(action=Action.BLOCK), T0, state)
+    out = ev.feed([_event(T0 + 1, "2")], T0 + 2)
+    assert [type(d).__name__ for d in out] == ["Enforcement"]
+    out = ev.reset("b", T0 + 3)
+    assert _alerts(out) == ["block_lifted"]
+    out = ev.feed([_event(T0 + 4, "2")], T0 + 4)
+    assert "block_applied" in _alerts(out)
