@@ -76,10 +76,10 @@ class Enforcer:
 
     # -------------------------------------------------------------- learn
 
-    def learn(self, events: Iterable[UsageEvent]) -> None:
-        """Note who called which host; learn LLM endpoints from their sockets."""
+    def learn(self, events: Iterable[UsageEvent]) -> list[tuple[str, int]]:
+        """Note who called which host; learn LLM endpoints; return the new ones."""
         now = time.monotonic()
-        fresh = False
+        fresh: list[tuple[str, int]] = []
         for e in events:
             if e.pid is None:
                 continue
@@ -94,10 +94,18 @@ class Enforcer:
                 continue
             self._learned[key] = now
             for addr, port in llm_peers(e.pid, e.host):
-                if not self._allowed_addr(addr):
-                    fresh |= self.guard.add_endpoint(addr, port)
+                if not self._allowed_addr(addr) and self.guard.add_endpoint(addr, port):
+                    fresh.append((addr, port))
         if fresh and self.guard.blocked_tgids:
             self._destroy()
+        return fresh
+
+    def restore_endpoints(self, endpoints: Iterable[tuple[str, int]]) -> None:
+        """Endpoints learned by an earlier run (the allowlist still wins)."""
+        if self.error is None:
+            for addr, port in endpoints:
+                if not self._allowed_addr(addr):
+                    self.guard.add_endpoint(addr, port)
 
     def _allowed_name(self, host: str) -> bool:
         return parse_host(host)[0].lower() in self._allow_hosts

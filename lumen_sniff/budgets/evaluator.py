@@ -164,7 +164,8 @@ class Evaluator:
         out: list[Decision] = []
         for track in list(self._tracks.values()):
             track.window.advance(now_ns)
-            out += self._check(track, now_ns, lift_reason="period reset")
+            why = "rolling window moved on" if track.window.rolling else "period reset"
+            out += self._check(track, now_ns, lift_reason=why)
         return out
 
     # ------------------------------------------------------------ outputs

@@ -54,14 +54,21 @@ def slack_body(payload: dict[str, Any]) -> dict[str, str]:
         scope = payload["scope"] + (f" = {payload['match']}" if payload["match"] else "")
         lines.append(
             f"budget *{payload['budget']}* ({scope}, {payload['period']}): "
-            f"${payload['spent_usd']:.4f} of ${payload['limit_usd']:.4f} "
+            f"{_usd(payload['spent_usd'])} of {_usd(payload['limit_usd'])} "
             f"({payload['percent']:.0f}%)"
         )
         for label, key, field in (
             ("models", "top_models", "model"),
             ("services", "top_services", "service"),
         ):
-            top = ", ".join(f"{t[field] or '?'} ${t['cost_usd']:.4f}" for t in payload[key])
+            top = ", ".join(f"{t[field] or '?'} {_usd(t['cost_usd'])}" for t in payload[key])
             if top:
                 lines.append(f"top {label}: {top}")
     return {"text": "\n".join(lines)}
+
+
+def _usd(value: float) -> str:
+    # Cents for real money, every significant digit for tiny test budgets.
+    if value >= 1:
+        return f"${value:,.2f}"
+    return "$" + (f"{value:.8f}".rstrip("0").rstrip(".") or "0")

@@ -51,6 +51,7 @@ log = logging.getLogger("lumen_sniff.budgets")
 
 _TICK_S = 0.25
 _FIRED_LOOKBACK_NS = 32 * 86400 * 10**9
+_ENDPOINT_MAX_AGE_NS = 30 * 86400 * 10**9
 History = Callable[[int], AsyncIterator[UsageEvent]]
 
 
@@ -118,6 +119,7 @@ class BudgetService:
         resets = await self._db.resets()
         fired = states_from(await self._db.fired(now - _FIRED_LOOKBACK_NS))
         self.enforcer.start()
+        self.enforcer.restore_endpoints(await self._db.endpoints(now - _ENDPOINT_MAX_AGE_NS))
         for b in budgets:
             state = BudgetState(reset_ns=resets.get(b.name, 0), fired=fired.get(b.name, {}))
             self.evaluator.add(b, now, state)
@@ -168,8 +170,10 @@ class BudgetService:
 
     def committed(self, events: Sequence[UsageEvent]) -> None:
         """Count a committed batch (store commit-listener protocol)."""
-        self.enforcer.learn(events)
+        fresh = self.enforcer.learn(events)
         now = self._clock()
+        if fresh:
+            self._persist.put_nowait(lambda: self._db.save_endpoints(fresh, now))
         self._handle(self.evaluator.feed(events, now))
         if self.evaluator.enforced():
             for st in self.evaluator.statuses(now):

@@ -123,6 +123,28 @@ class BudgetDb:
             ]
         )
 
+    # ---------------------------------------------------------- endpoints
+
+    async def save_endpoints(self, endpoints: Sequence[tuple[str, int]], now_ns: int) -> None:
+        """Remember LLM endpoints learned from traffic."""
+        await self._write(
+            [
+                (
+                    "INSERT INTO llm_endpoints (addr, port, last_seen_ns) VALUES (?, ?, ?) "
+                    "ON CONFLICT (addr, port) DO UPDATE SET last_seen_ns = excluded.last_seen_ns",
+                    (addr, port, now_ns),
+                )
+                for addr, port in endpoints
+            ]
+        )
+
+    async def endpoints(self, since_ns: int) -> list[tuple[str, int]]:
+        """LLM endpoints seen since ``since_ns``."""
+        rows = await self._rows(
+            "SELECT addr, port FROM llm_endpoints WHERE last_seen_ns >= ?", (since_ns,)
+        )
+        return [(str(a), int(p)) for a, p in rows]
+
     # ----------------------------------------------------- kill switches
 
     async def manual_blocks(self) -> list[tuple[str, str, str, int, str]]:

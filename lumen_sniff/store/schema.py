@@ -166,7 +166,8 @@ _V2 = (
 )
 
 # Version 3: budgets made through the API, manual resets and kill switches, the
-# enforcement log, and the alert outbox (one row per alert, one per delivery).
+# enforcement log, the alert outbox (one row per alert, one per delivery), and
+# the LLM endpoints learned from traffic (a restarted daemon can block at once).
 _V3 = """
 CREATE TABLE budgets (
     name       TEXT PRIMARY KEY,
@@ -215,6 +216,12 @@ CREATE TABLE alert_deliveries (
     PRIMARY KEY (alert_id, dest)
 );
 CREATE INDEX alert_deliveries_due ON alert_deliveries (state, next_ns);
+CREATE TABLE llm_endpoints (
+    addr         TEXT NOT NULL,
+    port         INTEGER NOT NULL,
+    last_seen_ns INTEGER NOT NULL,
+    PRIMARY KEY (addr, port)
+);
 """
 
 MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)

@@ -40,8 +40,12 @@ def main(argv: list[str] | None = None) -> int:
     libc.prctl(_PR_SET_NAME, args.name.encode()[:15], 0, 0, 0)
     import openai
 
-    client = openai.OpenAI(base_url=args.base_url + "/v1", api_key=OPENAI_KEY, max_retries=0,
-                           http_client=openai.DefaultHttpxClient(verify=args.ca))
+    client = openai.OpenAI(
+        base_url=args.base_url + "/v1",
+        api_key=OPENAI_KEY,
+        max_retries=0,
+        http_client=openai.DefaultHttpxClient(verify=args.ca),
+    )
     if args.gate:
         print(json.dumps({"waiting": True}), flush=True)
         sys.stdin.readline()
@@ -51,9 +55,14 @@ def main(argv: list[str] | None = None) -> int:
         line: dict[str, object] = {"i": i, "start_ns": start}
         try:
             out = client.chat.completions.create(
-                model=OPENAI_MODEL, messages=[{"role": "user", "content": DEFAULT_PROMPT}])
-            line.update(ok=True, error=None, tokens=out.usage.total_tokens if out.usage else None,
-                        text=out.choices[0].message.content)
+                model=OPENAI_MODEL, messages=[{"role": "user", "content": DEFAULT_PROMPT}]
+            )
+            line.update(
+                ok=True,
+                error=None,
+                tokens=out.usage.total_tokens if out.usage else None,
+                text=out.choices[0].message.content,
+            )
             errors = 0
         except openai.OpenAIError as exc:
             line.update(ok=False, error=type(exc).__name__)
