@@ -76,10 +76,14 @@ class Enforcer:
 
     # -------------------------------------------------------------- learn
 
-    def learn(self, events: Iterable[UsageEvent]) -> list[tuple[str, int]]:
-        """Note who called which host; learn LLM endpoints; return the new ones."""
+    def learn(self, events: Iterable[UsageEvent]) -> list[tuple[int, str]]:
+        """Note who called; return the (pid, host) pairs whose endpoints to look up.
+
+        The lookup itself (:meth:`discover`: /proc and DNS, which can block) runs
+        in a worker thread; :meth:`add_endpoints` takes its answer on the loop.
+        """
         now = time.monotonic()
-        fresh: list[tuple[str, int]] = []
+        todo: list[tuple[int, str]] = []
         for e in events:
             if e.pid is None:
                 continue
@@ -93,9 +97,19 @@ class Enforcer:
             if now - self._learned.get(key, -RELEARN_S) < RELEARN_S:
                 continue
             self._learned[key] = now
-            for addr, port in llm_peers(e.pid, e.host):
-                if not self._allowed_addr(addr) and self.guard.add_endpoint(addr, port):
-                    fresh.append((addr, port))
+            todo.append(key)
+        return todo
+
+    def discover(self, todo: Iterable[tuple[int, str]]) -> set[tuple[str, int]]:
+        """The LLM endpoints of those (pid, host) pairs (blocking I/O: call off the loop)."""
+        found: set[tuple[str, int]] = set()
+        for pid, host in todo:
+            found |= {p for p in llm_peers(pid, host) if not self._allowed_addr(p[0])}
+        return found
+
+    def add_endpoints(self, endpoints: Iterable[tuple[str, int]]) -> list[tuple[str, int]]:
+        """Add endpoints to the guard; close blocked processes' connections to new ones."""
+        fresh = [ep for ep in endpoints if self.guard.add_endpoint(*ep)]
         if fresh and self.guard.blocked_tgids:
             self._destroy()
         return fresh

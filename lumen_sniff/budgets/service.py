@@ -24,6 +24,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from lumen_sniff.budgets.enforcer import Enforcer
@@ -100,6 +101,8 @@ class BudgetService:
         self._persist: asyncio.Queue[Callable[[], Coroutine[Any, Any, Any]]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._manual: dict[str, str] = {}
+        # One thread for /proc and DNS lookups: getaddrinfo can block for seconds.
+        self._lookups = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lumen-endpoints")
 
     # ----------------------------------------------------------- lifecycle
 
@@ -164,16 +167,19 @@ class BudgetService:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        self._lookups.shutdown(wait=True, cancel_futures=True)
         self.enforcer.stop()
 
     # ----------------------------------------------------- commit listener
 
     def committed(self, events: Sequence[UsageEvent]) -> None:
         """Count a committed batch (store commit-listener protocol)."""
-        fresh = self.enforcer.learn(events)
+        todo = self.enforcer.learn(events)
+        if todo:
+            loop = asyncio.get_running_loop()
+            task = loop.run_in_executor(self._lookups, self.enforcer.discover, todo)
+            task.add_done_callback(self._discovered)
         now = self._clock()
-        if fresh:
-            self._persist.put_nowait(lambda: self._db.save_endpoints(fresh, now))
         self._handle(self.evaluator.feed(events, now))
         if self.evaluator.enforced():
             for st in self.evaluator.statuses(now):
@@ -182,6 +188,14 @@ class BudgetService:
 
     def closed(self) -> None:
         """Part of the commit-listener protocol."""
+
+    def _discovered(self, task: asyncio.Future[set[tuple[str, int]]]) -> None:
+        if task.cancelled() or task.exception() is not None:
+            return
+        fresh = self.enforcer.add_endpoints(task.result())
+        if fresh:
+            now = self._clock()
+            self._persist.put_nowait(lambda: self._db.save_endpoints(fresh, now))
 
     async def _tick_loop(self) -> None:
         while True:
