@@ -1,0 +1,400 @@
+"""eBPF capture: compile ``bpf/lumen.bpf.c`` with bcc, hook TLS libraries, make Chunks.
+
+Threads:
+
+- the *poll* thread drains the ring buffer (woken per batch by the BPF program,
+  or by its poll timeout) and turns records into Chunks on the bounded
+  :attr:`BpfCapture.chunks` queue; a full queue is a counted drop;
+- the *discovery* thread rescans processes that exec'd or mapped an executable
+  file (dlopen) and hooks new TLS libraries and executables.
+
+What to hook and where comes from the TLS library table
+(:mod:`lumen_sniff.capture.bpf.libraries`): each hooked file's row supplies its
+attach points. Settings reach the C program as ``-D`` defines only. bcc is
+imported lazily: without it, :meth:`BpfCapture.start` raises
+:class:`lumen_sniff.errors.BpfUnavailable` with the reason.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import logging
+import os
+import queue
+import subprocess
+import threading
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from lumen_sniff.capture.bpf.btf import member_offsets_bytes
+from lumen_sniff.capture.bpf.conns import OpenConns
+from lumen_sniff.capture.bpf.discovery import Discovery, Rescans, Target
+from lumen_sniff.capture.bpf.libraries import library_named
+from lumen_sniff.capture.bpf.procinfo import ProcCache
+from lumen_sniff.capture.bpf.ringrecords import (
+    DROP_REASONS,
+    HEADER_PATH,
+    HEADER_SIZE,
+    Kind,
+    Record,
+    conn_struct,
+    decode,
+    to_chunk,
+)
+from lumen_sniff.capture.bpf.settings import BpfSettings
+from lumen_sniff.errors import BpfUnavailable
+from lumen_sniff.model import Chunk, ConnKey, Direction
+
+__all__ = ["SOURCE_PATH", "BpfCapture"]
+
+log = logging.getLogger("lumen_sniff.capture.bpf")
+
+SOURCE_PATH = HEADER_PATH.parent / "lumen.bpf.c"
+"""The BPF C program."""
+
+TRACEFS = Path("/sys/kernel/tracing")
+
+
+@functools.cache
+def _task_offsets() -> dict[str, int]:
+    try:
+        return member_offsets_bytes("task_struct", ("group_leader", "comm"))
+    except (OSError, KeyError, ValueError) as exc:
+        # Without BTF the thread's own comm is used; procinfo fills the leader's.
+        log.warning("no kernel BTF for task_struct (%s): comm is the thread's", exc)
+        return {}
+
+
+def _mount_tracefs() -> None:
+    # bcc detaches uprobes through tracefs; minimal systems do not mount it, and
+    # without it every detach at exit fails ("open(.../uprobe_events)").
+    if (TRACEFS / "uprobe_events").exists():
+        return
+    proc = subprocess.run(
+        ["mount", "-t", "tracefs", "nodev", str(TRACEFS)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        log.warning("could not mount tracefs at %s: %s", TRACEFS, proc.stderr.strip())
+
+
+class BpfCapture:
+    """Uprobes on SSL_read/SSL_write in every TLS library → bounded queue of Chunks."""
+
+    source = "bpf"
+    """ConnKey.source of the Chunks this backend makes."""
+
+    def __init__(self, settings: BpfSettings | None = None) -> None:
+        self.settings = settings or BpfSettings()
+        self.settings.validate()
+        self.chunks: queue.Queue[Chunk] = queue.Queue(maxsize=self.settings.queue_size)
+        self._bpf: Any = None
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._procs = ProcCache()
+        self._discovery = Discovery(exclude_pids=self.settings.exclude_pids)
+        self._rescans = Rescans()
+        self._attached: dict[str, list[str]] = {}
+        self._attach_errors: dict[str, str] = {}
+        self._wall_offset_ns = time.time_ns() - time.monotonic_ns()
+        self._wanted: dict[int, bool] = {}
+        self._conns = OpenConns()
+        self._counters = {"records": 0, "bytes": 0, "chunks": 0, "closed": 0}
+        self._counters.update({"process_events": 0, "filtered_records": 0, "bad_records": 0})
+        self._counters.update({"ignored_connections": 0, "queue_full": 0})
+        self._queue_full_bytes = 0
+        self._callback: Any = None
+
+    # ---------------------------------------------------------------- source
+
+    def render_source(self) -> tuple[str, list[str]]:
+        """The C program and the cflags it is compiled with (for ``--dump-bpf``)."""
+        s = self.settings
+        chunks = -(-s.max_bytes_per_call // s.chunk_bytes)
+        page = os.sysconf("SC_PAGE_SIZE")
+        cflags = [
+            f"-I{HEADER_PATH.parent}",
+            f"-DLUMEN_CHUNK_BYTES={s.chunk_bytes}",
+            f"-DLUMEN_CAP_BYTES={s.max_bytes_per_call}",
+            f"-DLUMEN_MAX_CHUNKS={chunks}",
+            f"-DLUMEN_RINGBUF_PAGES={max(1, s.ring_bytes // page)}",
+            f"-DLUMEN_WAKEUP_RECORDS={s.wakeup_records}",
+            f"-DLUMEN_WAKEUP_BYTES={s.wakeup_bytes}",
+        ]
+        offsets = _task_offsets()
+        if offsets:
+            cflags.append(f"-DLUMEN_TASK_GROUP_LEADER_OFF={offsets['group_leader']}")
+            cflags.append(f"-DLUMEN_TASK_COMM_OFF={offsets['comm']}")
+        if s.empty_probes:
+            cflags.append("-DLUMEN_EMPTY_PROBES=1")
+        return SOURCE_PATH.read_text(), cflags
+
+    # ----------------------------------------------------------------- start
+
+    def start(self) -> None:
+        """Compile, attach to every TLS library and executable found, start the threads.
+
+        Raises:
+            BpfUnavailable: not root, bcc missing, or the program does not load.
+        """
+        if os.geteuid() != 0:
+            raise BpfUnavailable("eBPF capture needs root (CAP_BPF and CAP_PERFMON)")
+        try:
+            import bcc
+        except ImportError as exc:
+            raise BpfUnavailable(
+                f"bcc is not importable ({exc}): install python3-bpfcc (make setup)"
+            ) from exc
+        _mount_tracefs()
+        text, cflags = self.render_source()
+        try:
+            self._bpf = bcc.BPF(text=text.encode(), cflags=cflags)
+        except Exception as exc:  # bcc raises bare Exception on compile/load errors
+            raise BpfUnavailable(
+                f"the BPF program did not compile or load: {exc} "
+                "(kernel headers? run `lumen-sniff doctor`)"
+            ) from exc
+        skip = self._bpf[b"lumen_skip"]
+        for pid in {*self.settings.exclude_pids, os.getpid()}:
+            skip[ctypes.c_uint32(pid)] = ctypes.c_uint8(1)
+        self._callback = self._on_record
+        self._bpf[b"lumen_events"].open_ring_buffer(self._callback)
+        for target in self._discovery.scan_all(system=self.settings.system_libraries):
+            self._attach(target)
+        for name, fn in (
+            ("lumen-bpf-poll", self._poll_loop),
+            ("lumen-bpf-discovery", self._scan_loop),
+        ):
+            thread = threading.Thread(target=fn, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        log.info("eBPF capture: %d files hooked", len(self._attached))
+
+    def _attach(self, target: Target) -> None:
+        done: list[str] = []
+        try:
+            if target.facts is None:
+                raise ValueError("no ELF facts")
+            library = library_named(target.library)
+            for point in library.locate(library, target.path, target.facts):
+                attach = self._bpf.attach_uretprobe if point.ret else self._bpf.attach_uprobe
+                where: dict[str, Any] = (
+                    {"sym": point.sym.encode()} if point.sym else {"addr": point.addr}
+                )
+                attach(name=point.path.encode(), fn_name=point.fn_name.encode(), **where)
+                done.append(point.label)
+        except Exception as exc:  # bcc raises bare Exception; a locator may raise anything
+            self._attach_errors[target.path] = str(exc)
+            log.warning("could not hook %s: %s", target.path, exc)
+        with self._lock:
+            self._attached[target.path] = done
+
+    # ------------------------------------------------------------- threads
+
+    def _poll_loop(self) -> None:
+        timeout = self.settings.poll_timeout_ms
+        last_clock = time.monotonic()
+        while not self._stop.is_set():
+            self._bpf.ring_buffer_poll(timeout)
+            # Records written with BPF_RB_NO_WAKEUP do not wake epoll: take them too.
+            self._bpf.ring_buffer_consume()
+            now = time.monotonic()
+            if now - last_clock > 1.0:
+                # Follow NTP steps: CLOCK_MONOTONIC → wall clock.
+                self._wall_offset_ns = time.time_ns() - time.monotonic_ns()
+                last_clock = now
+        self._bpf.ring_buffer_consume()
+
+    def _scan_loop(self) -> None:
+        while not self._stop.is_set():
+            due = self._rescans.next_due(timeout_s=0.1)
+            if due is None:
+                continue
+            pid, forget = due
+            if forget:
+                self._discovery.forget_pid(pid)
+                continue
+            for target in self._discovery.scan_pid(pid):
+                self._attach(target)
+
+    def _on_record(self, _ctx: Any, data: Any, size: int) -> int:
+        try:
+            record = decode(ctypes.string_at(data, size))
+            if record is None:
+                self._counters["bad_records"] += 1
+            elif record.kind in (Kind.DATA, Kind.CLOSE):
+                self._on_conn_record(record)
+            else:
+                self._on_process_record(record)
+        except Exception:  # never let an exception unwind into bcc's C callback
+            log.exception("ring buffer record handling failed")
+        return 0
+
+    def _on_process_record(self, record: Record) -> None:
+        self._counters["process_events"] += 1
+        pid = record.pid
+        if record.kind is Kind.EXEC:
+            self._procs.forget(pid)
+            self._wanted.pop(pid, None)
+            # Read /proc now, while the program surely exists: a short-lived client
+            # (curl) may be gone by the time its records are handled.
+            self._procs.lookup(pid=pid, comm=record.comm)
+            self._rescans.add(pid, delays_s=(0.0, 0.1))
+        elif record.kind is Kind.MMAP:
+            # The tracepoint fires at syscall entry; the mapping exists a moment later.
+            self._rescans.add(pid, delays_s=(0.005, 0.1))
+        elif record.kind is Kind.EXIT:
+            process = self._procs.lookup(pid=pid, comm=record.comm)
+            self._procs.forget(pid)
+            self._wanted.pop(pid, None)
+            self._rescans.add(pid, delays_s=(0.0,), forget=True)
+            for ssl, egress_end in self._conns.pop_pid(pid):
+                self._put(
+                    Chunk(
+                        conn=ConnKey(source="bpf", pid=pid, handle=ssl),
+                        direction=Direction.EGRESS,
+                        offset=egress_end,
+                        ts_ns=record.ts_ns + self._wall_offset_ns,
+                        data=b"",
+                        closed=True,
+                        process=process,
+                    ),
+                    0,
+                )
+
+    def _is_wanted(self, record: Record) -> bool:
+        wanted = self._wanted.get(record.pid)
+        if wanted is not None:
+            return wanted
+        s = self.settings
+        info = self._procs.lookup(pid=record.pid, comm=record.comm)
+        wanted = (
+            (not s.pids or record.pid in s.pids)
+            and (not s.comms or info.comm in s.comms)
+            and (not s.exes or info.exe in s.exes)
+        )
+        if len(self._wanted) > 65536:
+            self._wanted.clear()
+        self._wanted[record.pid] = wanted
+        if not wanted and self._bpf is not None:
+            # From now on the probes bail out in the kernel for this process.
+            self._bpf[b"lumen_skip"][ctypes.c_uint32(record.pid)] = ctypes.c_uint8(1)
+        return wanted
+
+    def _on_conn_record(self, record: Record) -> None:
+        self._counters["records"] += 1
+        if not self._is_wanted(record):
+            self._counters["filtered_records"] += 1
+            return
+        if record.kind is Kind.CLOSE:
+            self._conns.close(record.pid, record.ssl)
+            self._counters["closed"] += 1
+        else:
+            self._counters["bytes"] += len(record.data)
+            end = record.offset + len(record.data) + record.lost_bytes
+            self._conns.advance(record.pid, record.ssl, record.direction, end)
+        process = self._procs.lookup(
+            pid=record.pid,
+            tid=record.tid,
+            comm=record.comm,
+            uid=record.uid,
+            cgroup_id=record.cgroup_id,
+        )
+        chunk = to_chunk(record, wall_offset_ns=self._wall_offset_ns, process=process)
+        self._put(chunk, len(record.data) + record.lost_bytes)
+
+    def _put(self, chunk: Chunk, size: int) -> None:
+        try:
+            self.chunks.put_nowait(chunk)
+            self._counters["chunks"] += 1
+        except queue.Full:
+            self._counters["queue_full"] += 1
+            self._queue_full_bytes += size
+
+    # ------------------------------------------------------------ control
+
+    def ignore(self, conn: ConnKey) -> None:
+        """Stop copying a connection: its probes bail out in the kernel from now on."""
+        if self._bpf is None or conn.source != self.source:
+            return
+        self._bpf[b"lumen_ignored"][conn_struct(conn)] = ctypes.c_uint8(1)
+        self._conns.close(conn.pid, conn.handle)
+        self._counters["ignored_connections"] += 1
+
+    def stop(self) -> None:
+        """Stop the threads and detach every probe; queued Chunks stay in ``chunks``."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._threads.clear()
+        if self._bpf is not None:
+            try:
+                self._bpf.cleanup()
+            except Exception as exc:  # bcc raises bare Exception
+                log.warning("detaching probes: %s", exc)
+            self._bpf = None
+
+    # ------------------------------------------------------------- status
+
+    def drops(self) -> dict[str, dict[str, int]]:
+        """Drops by reason: ``{"ringbuf_full": {"records": n, "bytes": n}, ...}``."""
+        out = {reason: {"records": 0, "bytes": 0} for reason in (*DROP_REASONS, "queue_full")}
+        if self._bpf is not None:
+            table = self._bpf[b"lumen_drops"]
+            for index, reason in enumerate(DROP_REASONS):
+                for cpu_value in table[ctypes.c_int(index)]:
+                    out[reason]["records"] += cpu_value.records
+                    out[reason]["bytes"] += cpu_value.bytes
+        out["queue_full"] = {
+            "records": self._counters["queue_full"],
+            "bytes": self._queue_full_bytes,
+        }
+        return out
+
+    def kernel_skips(self) -> set[int]:
+        """Processes whose calls the probes now drop in the kernel (filtered or excluded)."""
+        if self._bpf is None:
+            return set()
+        return {key.value for key in self._bpf[b"lumen_skip"]}
+
+    def status(self) -> dict[str, Any]:
+        """Hooked files with the pids using them, counters, drops by reason, settings."""
+        with self._lock:
+            attached = dict(self._attached)
+        hooked = []
+        skipped = []
+        for target in list(self._discovery.files.values()):
+            pids = sorted(p for p in list(target.pids) if os.path.exists(f"/proc/{p}"))
+            if target.path in attached:
+                hooked.append(
+                    {
+                        "path": target.path,
+                        "kind": target.kind,
+                        "library": target.library,
+                        "probes": attached[target.path],
+                        "pids": pids,
+                        "error": self._attach_errors.get(target.path, ""),
+                    }
+                )
+            elif target.skipped in ("go",) or target.symbols:
+                skipped.append({"path": target.path, "reason": target.skipped, "pids": pids})
+        drops = self.drops()
+        return {
+            "source": self.source,
+            "running": self._bpf is not None and not self._stop.is_set(),
+            "hooked": hooked,
+            "skipped": skipped,
+            "counters": dict(self._counters),
+            "dropped": {reason: d["records"] for reason, d in drops.items()},
+            "dropped_bytes": {reason: d["bytes"] for reason, d in drops.items()},
+            "queue_depth": self.chunks.qsize(),
+            "kernel_skipped_processes": len(self.kernel_skips()),
+            "settings": asdict(self.settings),
+            "record_header_bytes": HEADER_SIZE,
+        }

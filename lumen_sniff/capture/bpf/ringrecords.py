@@ -1,0 +1,186 @@
+"""Ring-buffer records from ``bpf/lumen.h``, mirrored with ctypes and decoded.
+
+The C header is the contract; :class:`RecordHeader` copies its layout field by
+field (not packed, natural alignment), and ``tests/unit/test_bpf_layout.py``
+compiles the header and compares sizes and offsets. Decoding is pure: bytes in,
+a :class:`Record` out. Turning records into :class:`lumen_sniff.model.Chunk`
+needs the process metadata and the clock offset, which the loader passes in.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import enum
+from dataclasses import dataclass
+from pathlib import Path
+
+from lumen_sniff.model import Chunk, ConnKey, Direction, ProcessInfo
+
+__all__ = [
+    "COMM_LEN",
+    "DROP_REASONS",
+    "HEADER_PATH",
+    "HEADER_SIZE",
+    "ConnStruct",
+    "DropStruct",
+    "Kind",
+    "Record",
+    "RecordHeader",
+    "conn_struct",
+    "decode",
+    "to_chunk",
+]
+
+HEADER_PATH = Path(__file__).resolve().parents[3] / "bpf" / "lumen.h"
+"""The C header this module mirrors."""
+
+COMM_LEN = 16
+"""LUMEN_COMM_LEN."""
+
+DROP_REASONS = ("ringbuf_full", "cap_exceeded", "read_failed")
+"""Names of the BPF drop counters, in LUMEN_DROP_* index order."""
+
+
+class Kind(enum.IntEnum):
+    """``lumen_record.kind`` (LUMEN_KIND_*)."""
+
+    DATA = 0
+    CLOSE = 1
+    EXEC = 2
+    MMAP = 3
+    EXIT = 4
+
+
+class RecordHeader(ctypes.Structure):
+    """``struct lumen_record`` without its trailing payload."""
+
+    _fields_ = [  # noqa: RUF012 - ctypes wants a plain list
+        ("ts_ns", ctypes.c_uint64),
+        ("ssl", ctypes.c_uint64),
+        ("offset", ctypes.c_uint64),
+        ("lost_bytes", ctypes.c_uint64),
+        ("cgroup_id", ctypes.c_uint64),
+        ("pid", ctypes.c_uint32),
+        ("tid", ctypes.c_uint32),
+        ("uid", ctypes.c_uint32),
+        ("data_len", ctypes.c_uint32),
+        ("kind", ctypes.c_uint8),
+        ("direction", ctypes.c_uint8),
+        ("pad", ctypes.c_uint8 * 6),
+        ("comm", ctypes.c_char * COMM_LEN),
+    ]
+
+
+class ConnStruct(ctypes.Structure):
+    """``struct lumen_conn``: the (tgid, SSL*) key of the offsets and ignored maps."""
+
+    _fields_ = [  # noqa: RUF012
+        ("pid", ctypes.c_uint32),
+        ("pad", ctypes.c_uint32),
+        ("ssl", ctypes.c_uint64),
+    ]
+
+
+class DropStruct(ctypes.Structure):
+    """``struct lumen_drop``: one drop counter."""
+
+    _fields_ = [  # noqa: RUF012
+        ("records", ctypes.c_uint64),
+        ("bytes", ctypes.c_uint64),
+    ]
+
+
+HEADER_SIZE = ctypes.sizeof(RecordHeader)
+
+
+def conn_struct(conn: ConnKey) -> ConnStruct:
+    """The BPF map key for a connection."""
+    return ConnStruct(pid=conn.pid, pad=0, ssl=conn.handle)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Record:
+    """One decoded ring-buffer record."""
+
+    kind: Kind
+    """What happened."""
+    ts_ns: int
+    """Kernel CLOCK_MONOTONIC time."""
+    pid: int
+    """tgid."""
+    tid: int
+    """Thread id."""
+    uid: int
+    """Real uid."""
+    cgroup_id: int
+    """cgroup v2 id."""
+    comm: str
+    """The process leader's comm."""
+    ssl: int = 0
+    """The SSL* (data and close records)."""
+    direction: Direction = Direction.EGRESS
+    """Which way the bytes moved."""
+    offset: int = 0
+    """Position of ``data[0]`` in the direction's stream."""
+    lost_bytes: int = 0
+    """Bytes after ``data`` in the same call that were not copied."""
+    data: bytes = b""
+    """Payload."""
+
+
+def decode(raw: bytes) -> Record | None:
+    """Decode one ring-buffer record; None when it is malformed.
+
+    Args:
+        raw: The record's bytes, header then payload.
+
+    Returns:
+        The record, or None if it is shorter than its header says or of unknown kind.
+    """
+    if len(raw) < HEADER_SIZE:
+        return None
+    head = RecordHeader.from_buffer_copy(raw, 0)
+    end = HEADER_SIZE + head.data_len
+    if end > len(raw) or head.direction > 1:
+        return None
+    try:
+        kind = Kind(head.kind)
+    except ValueError:
+        return None
+    return Record(
+        kind=kind,
+        ts_ns=head.ts_ns,
+        pid=head.pid,
+        tid=head.tid,
+        uid=head.uid,
+        cgroup_id=head.cgroup_id,
+        comm=head.comm.decode("utf-8", "replace"),
+        ssl=head.ssl,
+        direction=Direction(head.direction),
+        offset=head.offset,
+        lost_bytes=head.lost_bytes,
+        data=raw[HEADER_SIZE:end],
+    )
+
+
+def to_chunk(record: Record, *, wall_offset_ns: int, process: ProcessInfo | None) -> Chunk:
+    """Turn a data or close record into a Chunk.
+
+    Args:
+        record: A record of kind DATA or CLOSE.
+        wall_offset_ns: Wall clock minus CLOCK_MONOTONIC, in nanoseconds.
+        process: Process metadata to attach.
+
+    Returns:
+        The Chunk, with a wall-clock timestamp.
+    """
+    return Chunk(
+        conn=ConnKey(source="bpf", pid=record.pid, handle=record.ssl),
+        direction=record.direction,
+        offset=record.offset,
+        ts_ns=record.ts_ns + wall_offset_ns,
+        data=record.data,
+        lost_bytes=record.lost_bytes,
+        closed=record.kind is Kind.CLOSE,
+        process=process,
+    )
