@@ -132,6 +132,7 @@ class Daemon:
         )
 
     async def _start_budgets(self) -> None:
+        from lumen_sniff.budgets.baseline import trailing_baseline
         from lumen_sniff.budgets.service import BudgetService
         from lumen_sniff.store import EventFilter
 
@@ -140,6 +141,7 @@ class Daemon:
             self.settings.budgets,
             store.budgets,
             lambda since: store.export(EventFilter(since_ns=since)),
+            baseline=lambda budget, now: trailing_baseline(store, budget, now),
         )
         await self._budgets.start()
         store.writer.add_listener(self._budgets)

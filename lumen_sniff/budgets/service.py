@@ -23,8 +23,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 from typing import Any
 
 from lumen_sniff.budgets.enforcer import Enforcer
@@ -54,6 +55,8 @@ _TICK_S = 0.25
 _FIRED_LOOKBACK_NS = 32 * 86400 * 10**9
 _ENDPOINT_MAX_AGE_NS = 30 * 86400 * 10**9
 History = Callable[[int], AsyncIterator[UsageEvent]]
+Baseline = Callable[[Budget, int], Awaitable[Decimal | None]]
+_BASELINE_EVERY_S = 600.0
 
 
 class BudgetError(ValueError):
@@ -90,10 +93,12 @@ class BudgetService:
         history: History,
         *,
         clock: Callable[[], int] = time.time_ns,
+        baseline: Baseline | None = None,
     ) -> None:
         self.settings = settings
         self._db = db
         self._history = history
+        self._baseline = baseline
         self._clock = clock
         self.evaluator = Evaluator(now_ns=clock(), anomaly_factor=settings.anomaly_factor)
         self.enforcer = Enforcer(settings)
@@ -201,6 +206,17 @@ class BudgetService:
         while True:
             await asyncio.sleep(_TICK_S)
             self._handle(self.evaluator.tick(self._clock()))
+
+    async def _baseline_loop(self) -> None:
+        # Anomaly alerts compare with the trailing baseline; refreshed every 10 min.
+        while self._baseline is not None:
+            now = self._clock()
+            for b in self.evaluator.budgets:
+                try:
+                    self.evaluator.set_baseline(b.name, await self._baseline(b, now))
+                except Exception:
+                    log.exception("baseline of budget %s", b.name)
+            await asyncio.sleep(_BASELINE_EVERY_S)
 
     async def _persist_loop(self) -> None:
         while True:

@@ -188,6 +188,36 @@ def test_pause_stops_the_process_and_resume_continues_it(env: Env) -> None:
     assert log[0]["reason"] == "resumed by an operator"
 
 
+def test_manual_kill_switch_closes_keepalive_and_refuses_until_unblocked(env: Env) -> None:
+    proc = env.client(
+        "free-agent", "--calls", "400", "--interval", "0.05", "--stop-after-errors", "2"
+    )
+    assert proc.stdout is not None
+    first = json.loads(proc.stdout.readline())  # one call done: its connection is open
+    assert first["ok"]
+    run = env.daemon.cli("block", "--service", "free-agent", "--reason", "runaway agent")
+    assert run.returncode == 0, run.stderr
+    lines = [first, *_lines(proc)]
+    assert len(lines) < 400  # it was stopped, not allowed to finish
+    assert [line["error"] for line in lines[-2:]] == ["APIConnectionError"] * 2
+    data = env.daemon.api("/api/budgets")
+    assert data["manual_blocks"] == {"manual:service:free-agent": "runaway agent"}
+    assert "free-agent" in data["enforcement"]["blocked_comms"]
+    assert _one_call(env, "free-agent")["error"] == "APIConnectionError"
+    run = env.daemon.cli("unblock", "--service", "free-agent")
+    assert run.returncode == 0, run.stderr
+    assert _one_call(env, "free-agent")["ok"]
+    log = [
+        r
+        for r in env.daemon.api("/api/budgets")["log"]
+        if r["budget"] == "manual:service:free-agent"
+    ]
+    assert [(r["active"], r["reason"]) for r in log] == [
+        (False, "unblocked"),
+        (True, "runaway agent"),
+    ]
+
+
 def test_block_alerts_restart_and_kill9(env: Env) -> None:
     capped = env.client("capped-a", "--calls", "60", "--interval", "0.05")
     free = env.client(
