@@ -81,6 +81,9 @@ def _run(daemon: DaemonProc, standin: dict[str, Any], interval: float) -> dict[s
     events = sorted(
         daemon.api("/api/events", process=name, limit=1000)["events"], key=lambda e: e["started_at"]
     )
+    # A call cut by the block (its connection destroyed mid-response) is an
+    # incomplete event without a cost: it is not counted as spend.
+    events = [e for e in events if e["cost_usd"] is not None]
     spent, crossing = 0.0, None
     for i, e in enumerate(events):
         spent += e["cost_usd"]

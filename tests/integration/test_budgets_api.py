@@ -199,3 +199,65 @@ def test_outbox_retries_and_a_restart_neither_loses_nor_repeats(
         ("/b", None, None),
         ("/b", None, None),
     ]
+
+
+def test_cli_budget_commands(tmp_path: Path, hook: WebhookReceiver) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.support.bpfcap import REPO
+
+    settings = BudgetSettings(webhooks=(Webhook(url=hook.url + "/t"),))
+    h = Harness(tmp_path / "db", settings)
+    url = str(h.http.base_url).rstrip("/")
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "lumen_sniff", *args, "--api", url],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            cwd=REPO,
+            env={**os.environ, "COLUMNS": "200"},
+        )
+
+    try:
+        add = cli(
+            "budgets",
+            "add",
+            "--name",
+            "m",
+            "--scope",
+            "model",
+            "--match",
+            "gpt-4o-mini",
+            "--period",
+            "24h",
+            "--limit-usd",
+            "0.1",
+            "--thresholds",
+            "90",
+            "--action",
+            "block",
+        )
+        assert add.returncode == 0, add.stderr
+        h.add("0.05")
+        listed = cli("budgets", "list")
+        assert listed.returncode == 0 and "model=gpt-4o-mini" in listed.stdout, listed.stderr
+        assert "warning" not in listed.stdout and " ok " in listed.stdout
+        assert (
+            cli("budgets", "add", "--name", "x", "--period", "soon", "--limit-usd", "1")
+            .stderr.strip()
+            .endswith(
+                "period: period must be hour, day, week, month or "
+                "a rolling width like 10m, 24h, 7d; got 'soon'"
+            )
+        )
+        assert cli("budgets", "reset", "m").returncode == 0
+        assert cli("alerts", "test").stdout.strip() == "test alert sent"
+        assert hook.bodies("/t")[-1]["kind"] == "test"
+        assert cli("budgets", "remove", "m").returncode == 0
+        assert "no budget named 'm'" in cli("budgets", "reset", "m").stderr
+    finally:
+        h.stop()
