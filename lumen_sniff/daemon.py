@@ -102,6 +102,7 @@ class Daemon:
         self._writer: Any = None
         self._server: Any = None
         self._budgets: Any = None
+        self._budget_batch: list[UsageEvent] = []
 
     # ------------------------------------------------------------------ start
 
@@ -144,7 +145,6 @@ class Daemon:
             baseline=lambda budget, now: trailing_baseline(store, budget, now),
         )
         await self._budgets.start()
-        store.writer.add_listener(self._budgets)
 
     def _pipeline_settings(self, salt: bytes) -> Any:
         from lumen_sniff.pipeline import PipelineSettings
@@ -257,6 +257,7 @@ class Daemon:
             capture.stop()
         await pump
         self._emit(self._pipeline.close())
+        self._feed_budgets()
         await self._store.writer.flush()
         await self._budgets.stop()  # fail-open: blocks and pauses end with the daemon
         await self._store.close()
@@ -289,6 +290,7 @@ class Daemon:
                     moved += 1
                     self._emit(self._pipeline.feed(chunk))
             self._pump_stats["chunks"] += moved
+            self._feed_budgets()
             if moved == 0:
                 if self._stopping.is_set():
                     return
@@ -296,11 +298,19 @@ class Daemon:
             else:
                 await asyncio.sleep(0)
 
+    def _feed_budgets(self) -> None:
+        # Budgets see events as they leave the pipeline, not after the store's
+        # batched commit: a block lands up to one batch window sooner.
+        if self._budget_batch:
+            self._budgets.observe(self._budget_batch)
+            self._budget_batch = []
+
     def _emit(self, outputs: list[Any]) -> None:
         for out in outputs:
             if isinstance(out, UsageEvent):
                 self._pump_stats["events"] += 1
                 self._writer.submit(out)
+                self._budget_batch.append(out)
             elif isinstance(out, IgnoreConnection):
                 self._pump_stats["ignored_connections"] += 1
                 for capture in self._captures:

@@ -23,10 +23,11 @@ host, on the hot path, to learn something needed once per (process, host),
 and it would change the capture program the whole project depends on. This
 lookup costs one /proc walk per (pid, host) per :data:`RELEARN_S`.
 
-Destroying: ``ss -K`` with an exact 4-tuple filter per socket, which sends
-``SOCK_DESTROY`` over inet_diag netlink (``CONFIG_INET_DIAG_DESTROY``): the
-application's next read or write fails (``ECONNABORTED``), so a keep-alive
-connection cannot carry the next call past a block.
+Destroying: one ``SOCK_DESTROY`` request per socket over sock_diag netlink,
+naming its exact 4-tuple (what ``ss -K`` sends, without a fork and exec;
+needs ``CONFIG_INET_DIAG_DESTROY`` and CAP_NET_ADMIN): the application's next
+read or write fails (``ECONNABORTED``), so a keep-alive connection cannot carry
+the next call past a block.
 """
 
 from __future__ import annotations
@@ -34,13 +35,17 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
-import subprocess
+import struct
 from collections.abc import Set
 from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["RELEARN_S", "TcpConn", "destroy", "llm_peers", "parse_host", "tcp_conns"]
 
+_NETLINK_SOCK_DIAG = 4
+_SOCK_DESTROY = 21
+_NLMSG_ERROR = 2
+_NLM_F_REQUEST_ACK = 0x1 | 0x4
 RELEARN_S = 5.0
 """Minimum time between two lookups for the same (pid, host)."""
 _ESTABLISHED = "01"
@@ -54,6 +59,8 @@ class TcpConn:
     """Local address and port."""
     remote: tuple[str, int]
     """Peer address and port."""
+    family: int = socket.AF_INET
+    """Socket family (an IPv4 peer of an AF_INET6 socket is an IPv4-mapped address)."""
 
 
 def parse_host(host: str) -> tuple[str, int | None]:
@@ -97,7 +104,7 @@ def tcp_conns(pid: int, proc: Path = Path("/proc")) -> list[TcpConn]:
     except OSError:
         return []
     out = []
-    for table in ("tcp", "tcp6"):
+    for table, family in (("tcp", socket.AF_INET), ("tcp6", socket.AF_INET6)):
         try:
             lines = (base / "net" / table).read_text().splitlines()[1:]
         except OSError:
@@ -105,7 +112,7 @@ def tcp_conns(pid: int, proc: Path = Path("/proc")) -> list[TcpConn]:
         for line in lines:
             f = line.split()
             if len(f) > 9 and f[3] == _ESTABLISHED and f[9] in inodes:
-                out.append(TcpConn(local=_endpoint(f[1]), remote=_endpoint(f[2])))
+                out.append(TcpConn(local=_endpoint(f[1]), remote=_endpoint(f[2]), family=family))
     return out
 
 
@@ -139,22 +146,31 @@ def llm_peers(pid: int, host: str, proc: Path = Path("/proc")) -> set[tuple[str,
 
 def destroy(pids: Set[int], endpoints: Set[tuple[str, int]], proc: Path = Path("/proc")) -> int:
     """Destroy the established connections of ``pids`` to ``endpoints``; how many."""
-    terms = []
-    for pid in pids:
-        for c in tcp_conns(pid, proc):
-            if c.remote in endpoints:
-                terms.append(f"( dst {_ss(c.remote)} and src {_ss(c.local)} )")
-    if not terms:
-        return 0
-    subprocess.run(
-        ["ss", "-K", "-n", "-t", "state", "established", " or ".join(terms)],
-        capture_output=True,
-        check=False,
-        timeout=5,
-    )
-    return len(terms)
+    done = 0
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, _NETLINK_SOCK_DIAG) as nl:
+        for pid in pids:
+            for c in tcp_conns(pid, proc):
+                if c.remote in endpoints and _sock_destroy(nl, c) == 0:
+                    done += 1
+    return done
 
 
-def _ss(endpoint: tuple[str, int]) -> str:
-    addr, port = endpoint
-    return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
+def _sock_destroy(nl: socket.socket, c: TcpConn) -> int:
+    """One SOCK_DESTROY request (what ``ss -K`` sends); the kernel's errno, 0 on success."""
+
+    def packed(addr: str) -> bytes:
+        raw = ipaddress.ip_address(addr).packed
+        if c.family == socket.AF_INET6 and len(raw) == 4:
+            raw = b"\0" * 10 + b"\xff\xff" + raw  # IPv4-mapped, as the socket holds it
+        return raw.ljust(16, b"\0")
+
+    # struct inet_diag_req_v2 + inet_diag_sockid: ports and addresses big-endian,
+    # any state, no interface, no cookie (INET_DIAG_NOCOOKIE).
+    sockid = struct.pack(
+        "!HH16s16s", c.local[1], c.remote[1], packed(c.local[0]), packed(c.remote[0])
+    ) + struct.pack("=III", 0, 0xFFFFFFFF, 0xFFFFFFFF)
+    req = struct.pack("=BBBxI", c.family, socket.IPPROTO_TCP, 0, 0xFFFFFFFF) + sockid
+    nl.send(struct.pack("=IHHII", 16 + len(req), _SOCK_DESTROY, _NLM_F_REQUEST_ACK, 1, 0) + req)
+    answer = nl.recv(4096)
+    kind = struct.unpack_from("=H", answer, 4)[0]
+    return -struct.unpack_from("=i", answer, 16)[0] if kind == _NLMSG_ERROR else 0

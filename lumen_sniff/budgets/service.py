@@ -2,16 +2,17 @@
 
 Data flow::
 
-    store writer ──committed(events)──▶ Enforcer.learn (endpoints, who is who)
+    daemon pump ──observe(events)──▶ Enforcer.learn (endpoints, who is who)
                                          Evaluator.feed ──▶ decisions
     tick task (every 0.25 s) ─────────▶ Evaluator.tick ──▶ decisions
-    decisions: Enforcement ──▶ Enforcer.apply (at once: guard maps, ss -K, watchdog)
+    decisions: Enforcement ──▶ Enforcer.apply (at once: guard maps, SOCK_DESTROY, watchdog)
                             └─▶ persist queue ──▶ enforcement_log
                Alert ──▶ persist queue ──▶ alerts outbox (+ log line) ──▶ Outbox task ──▶ webhooks
 
-Events are counted once they are committed, so a restart rebuilds exactly the
-same state from the database (:meth:`BudgetService.start` replays each
-budget's window), and alerts already stored are not decided again. Enforcement
+Events are counted as they leave the pipeline (the daemon hands them over
+before the store's batched commit, to block sooner); a restart rebuilds the
+state from the database (:meth:`BudgetService.start` replays each budget's
+window), and alerts already stored are not decided again. Enforcement
 happens on the event loop with no await between the decision and the kernel
 update, so the delay from a limit reached to refused connects is the store's
 commit delay plus a map update.
@@ -175,10 +176,10 @@ class BudgetService:
         self._lookups.shutdown(wait=True, cancel_futures=True)
         self.enforcer.stop()
 
-    # ----------------------------------------------------- commit listener
+    # -------------------------------------------------------------- events
 
-    def committed(self, events: Sequence[UsageEvent]) -> None:
-        """Count a committed batch (store commit-listener protocol)."""
+    def observe(self, events: Sequence[UsageEvent]) -> None:
+        """Count new events (called on the loop as they leave the pipeline)."""
         todo = self.enforcer.learn(events)
         if todo:
             loop = asyncio.get_running_loop()
@@ -190,9 +191,6 @@ class BudgetService:
             for st in self.evaluator.statuses(now):
                 if st.budget.name in self.evaluator.enforced():
                     self.enforcer.refresh(st.budget.name, st.pids)
-
-    def closed(self) -> None:
-        """Part of the commit-listener protocol."""
 
     def _discovered(self, task: asyncio.Future[set[tuple[str, int]]]) -> None:
         if task.cancelled() or task.exception() is not None:

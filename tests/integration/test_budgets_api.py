@@ -23,6 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from lumen_sniff.api import create_app
 from lumen_sniff.budgets.service import BudgetService
 from lumen_sniff.budgets.settings import BudgetSettings, Webhook, budget_from_mapping
+from lumen_sniff.model import UsageEvent
 from lumen_sniff.store import EventFilter, Store, open_store
 from tests.support.webhook import WebhookReceiver
 from tests.unit.test_store import T0, make_event
@@ -30,6 +31,19 @@ from tests.unit.test_store import T0, make_event
 CONFIG_BUDGET = budget_from_mapping(
     {"name": "cfg", "scope": "model", "match": "gpt-4o-mini", "period": "day", "limit_usd": 1}
 )
+
+
+class _Observer:
+    """Hands committed events to the service (the daemon hands them over from its pump)."""
+
+    def __init__(self, svc: BudgetService) -> None:
+        self._svc = svc
+
+    def committed(self, events: list[UsageEvent]) -> None:
+        self._svc.observe(events)
+
+    def closed(self) -> None:
+        pass
 
 
 class Harness:
@@ -50,7 +64,7 @@ class Harness:
             clock=clock,
         )
         self.call(self.svc.start())
-        store.writer.add_listener(self.svc)
+        store.writer.add_listener(_Observer(self.svc))
         app = create_app(
             store, status=lambda: {"ready": True, "dropped": {}}, token=None, budgets=self.svc
         )
