@@ -25,8 +25,8 @@ from lumen_sniff.budgets.service import BudgetService
 from lumen_sniff.budgets.settings import BudgetSettings, Webhook, budget_from_mapping
 from lumen_sniff.model import UsageEvent
 from lumen_sniff.store import EventFilter, Store, open_store
+from tests.support.events import T0, make_event
 from tests.support.webhook import WebhookReceiver
-from tests.unit.test_store import T0, make_event
 
 CONFIG_BUDGET = budget_from_mapping(
     {"name": "cfg", "scope": "model", "match": "gpt-4o-mini", "period": "day", "limit_usd": 1}

@@ -8,7 +8,7 @@ from pathlib import Path
 from lumen_sniff.budgets.baseline import trailing_baseline
 from lumen_sniff.budgets.settings import budget_from_mapping
 from lumen_sniff.store import open_store
-from tests.unit.test_store import T0, make_event
+from tests.support.events import T0, make_event
 
 HOUR = 3600 * 10**9
 DAY = 24 * HOUR
