@@ -12,7 +12,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Protocol
 
-from lumen_sniff.budgets.model import Budget, ScopeKind
+from lumen_sniff.budgets.model import SERVICE_COLUMN, Budget, ScopeKind
 from lumen_sniff.store.queries import Series, Totals
 
 __all__ = ["BASELINE_DAYS", "StoreLike", "trailing_baseline"]
@@ -23,7 +23,7 @@ _DAY_NS = 24 * _HOUR_NS
 _DIMS = {
     ScopeKind.PROVIDER: "provider",
     ScopeKind.MODEL: "model",
-    ScopeKind.SERVICE: "process",  # until events carry `service`
+    ScopeKind.SERVICE: SERVICE_COLUMN,
     ScopeKind.CONTAINER: "container",
     ScopeKind.API_KEY_ID: "api_key_id",
     ScopeKind.TENANT: "tenant",

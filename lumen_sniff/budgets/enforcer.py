@@ -152,10 +152,11 @@ class Enforcer:
         comms: set[str] = set()
         cgroups: set[int] = set()
         stop: set[int] = set()
+        named = _pids_named({c for e, _ in self._active.values() for c in e.comms})
         for e, by_cgroup in self._active.values():
             pids = set(e.pids)
             for comm in e.comms:
-                pids |= self._seen.get(comm, set())
+                pids |= self._seen.get(comm, set()) | named.get(comm[:15], set())
             pids -= self._self
             if e.action is Action.PAUSE:
                 stop |= pids
@@ -229,6 +230,28 @@ class Enforcer:
             except subprocess.TimeoutExpired:
                 self._watchdog.kill()
         self.guard.stop()
+
+
+def _pids_named(names: set[str]) -> dict[str, set[int]]:
+    """Running processes by name (kernel comm, 15 characters), for the names asked.
+
+    A service blocked by name includes processes that have not made a call this
+    daemon saw (started before a restart, or holding a connection opened then).
+    """
+    wanted = {n[:15] for n in names}
+    out: dict[str, set[int]] = {}
+    if not wanted:
+        return out
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            comm = Path(entry.path, "comm").read_text().rstrip("\n")
+        except OSError:
+            continue
+        if comm in wanted:
+            out.setdefault(comm, set()).add(int(entry.name))
+    return out
 
 
 def _with_pids(e: Enforcement, pids: frozenset[int]) -> Enforcement:

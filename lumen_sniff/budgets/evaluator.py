@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from lumen_sniff.budgets.model import (
+    SERVICE_IS_PROCESS_NAME,
     Action,
     Alert,
     Budget,
@@ -39,6 +40,7 @@ from lumen_sniff.budgets.model import (
     ScopeKind,
     State,
     scope_value,
+    service_of,
 )
 from lumen_sniff.budgets.window import Contribution, Window
 from lumen_sniff.model import UsageEvent, UsageSource
@@ -262,7 +264,7 @@ class Evaluator:
                 reason=reason,
                 at_ns=now_ns,
                 pids=st.pids,
-                comms=frozenset({b.match}) if b.scope is ScopeKind.SERVICE else frozenset(),
+                comms=frozenset({b.match}) if _by_name(b) else frozenset(),
             )
         ]
         applied = track.fired.get(f"{b.action.value}_applied", -1)
@@ -288,6 +290,10 @@ class Evaluator:
         return self._enforce(track, now_ns, False, reason, st)
 
 
+def _by_name(b: Budget) -> bool:
+    return b.scope is ScopeKind.SERVICE and SERVICE_IS_PROCESS_NAME
+
+
 def _contribution(e: UsageEvent) -> Contribution:
     return Contribution(
         ts_ns=e.started_ns,
@@ -295,7 +301,7 @@ def _contribution(e: UsageEvent) -> Contribution:
         tokens=e.input_tokens + e.output_tokens,
         estimated=e.usage_source is UsageSource.ESTIMATED,
         model=e.model or "",
-        service=e.process or "",
+        service=service_of(e) or "",
         pid=e.pid,
     )
 

@@ -12,6 +12,8 @@ from decimal import Decimal
 from lumen_sniff.model import UsageEvent
 
 __all__ = [
+    "SERVICE_COLUMN",
+    "SERVICE_IS_PROCESS_NAME",
     "Action",
     "Alert",
     "Budget",
@@ -22,6 +24,7 @@ __all__ = [
     "ScopeKind",
     "State",
     "scope_value",
+    "service_of",
 ]
 
 
@@ -42,13 +45,27 @@ PROCESS_SCOPES = frozenset({ScopeKind.SERVICE, ScopeKind.UNIT, ScopeKind.CONTAIN
 """Scopes that name processes (enforced on the process or its cgroup)."""
 
 
+# Until UsageEvent has its `service` field, a service is the process name. The
+# switch is here and only here, three lines: `return event.service`,
+# SERVICE_COLUMN = "service" and SERVICE_IS_PROCESS_NAME = False.
+def service_of(event: UsageEvent) -> str | None:
+    """The event's service."""
+    return event.process
+
+
+SERVICE_COLUMN = "process"
+"""The stored column (and rollup dimension) that holds a service."""
+SERVICE_IS_PROCESS_NAME = True
+"""A service is blocked by process name (True) or, once it is a systemd service or
+container name, by the cgroups of its processes (False)."""
+
+
 def scope_value(event: UsageEvent, kind: ScopeKind) -> str | None:
     """The value of ``kind`` on ``event`` (None when the event lacks it)."""
     if kind is ScopeKind.GLOBAL:
         return ""
     if kind is ScopeKind.SERVICE:
-        # Until the event has a `service` field, a service is its process name.
-        return event.process
+        return service_of(event)
     value: str | None = getattr(event, kind.value)
     return value
 

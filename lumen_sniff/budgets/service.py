@@ -34,6 +34,7 @@ from lumen_sniff.budgets.evaluator import Decision, Evaluator, states_from
 from lumen_sniff.budgets.messages import alert_payload, slot_of
 from lumen_sniff.budgets.model import (
     PROCESS_SCOPES,
+    SERVICE_IS_PROCESS_NAME,
     Action,
     Alert,
     Budget,
@@ -233,7 +234,8 @@ class BudgetService:
         for d in decisions:
             if isinstance(d, Enforcement):
                 scope = statuses[d.budget].budget.scope if d.budget in statuses else None
-                self.enforcer.apply(d, by_cgroup=scope in PROCESS_SCOPES - {ScopeKind.SERVICE})
+                by_name = scope is ScopeKind.SERVICE and SERVICE_IS_PROCESS_NAME
+                self.enforcer.apply(d, by_cgroup=scope in PROCESS_SCOPES and not by_name)
                 self._log_enforcement(d, restored=restored)
             else:
                 self._alert(d, statuses.get(d.budget))
