@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import require_or_skip
-from tests.support.bpfcap import REPO, Server, bpf_ready, spawn_server
+from tests.support.bpfcap import CGROUP_ROOT, REPO, Server, bpf_ready, spawn_server
 from tests.support.daemonproc import DaemonProc, start_daemon
 from tests.support.webhook import WebhookReceiver
 
@@ -75,7 +76,7 @@ headers = {{ X-Token = "t0k" }}
 url = "{hook}/slack"
 format = "slack"
 """
-_WATCHED = ("capped-a", "capped-b", "free-agent", "pause-me", "pause-two")
+_WATCHED = ("capped-a", "capped-b", "free-agent", "pause-me", "pause-two", "unit-agent")
 
 
 @dataclass
@@ -91,7 +92,7 @@ class Env:
             self.dir / "db" / "lumen.db", self.dir / "config.toml", self.dir / "daemon.log", *args
         )
 
-    def client(self, name: str, *extra: str) -> subprocess.Popen[str]:
+    def client(self, name: str, *extra: str, cgroup: Path | None = None) -> subprocess.Popen[str]:
         argv = [
             sys.executable,
             "-m",
@@ -104,6 +105,8 @@ class Env:
             str(self.standin.info["ca"]),
             *extra,
         ]
+        if cgroup is not None:
+            argv = ["/bin/sh", "-c", f'echo $$ > {cgroup}/cgroup.procs && exec "$@"', "sh", *argv]
         return subprocess.Popen(
             argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO
         )
@@ -151,8 +154,8 @@ def env() -> Iterator[Env]:
             hook.close()
 
 
-def _one_call(env: Env, name: str) -> dict[str, Any]:
-    lines = _lines(env.client(name, "--calls", "1", "--stop-after-errors", "1"))
+def _one_call(env: Env, name: str, cgroup: Path | None = None) -> dict[str, Any]:
+    lines = _lines(env.client(name, "--calls", "1", "--stop-after-errors", "1", cgroup=cgroup))
     assert len(lines) == 1
     return lines[0]
 
@@ -186,6 +189,44 @@ def test_pause_stops_the_process_and_resume_continues_it(env: Env) -> None:
     log = [r for r in env.daemon.api("/api/budgets")["log"] if r["budget"] == "paused"]
     assert [(r["action"], r["active"]) for r in log] == [("pause", False), ("pause", True)]
     assert log[0]["reason"] == "resumed by an operator"
+
+
+def test_unit_scope_blocks_its_cgroup_until_reset(env: Env) -> None:
+    unit = f"lumen-budget-{uuid.uuid4().hex[:8]}.scope"
+    cgroup = CGROUP_ROOT / unit
+    cgroup.mkdir()
+    try:
+        env.daemon.post(
+            "/api/budgets",
+            {
+                "name": "unit-cap",
+                "scope": "unit",
+                "match": unit,
+                "period": "day",
+                "limit_usd": "0.00003",
+                "thresholds": [100],
+                "action": "block",
+            },
+        )
+        lines = _lines(
+            env.client("unit-agent", "--calls", "40", "--interval", "0.05", cgroup=cgroup)
+        )
+        assert lines[-1]["error"] == "APIConnectionError" and lines[0]["ok"]
+        data = env.daemon.api("/api/budgets")
+        assert os.stat(cgroup).st_ino in data["enforcement"]["blocked_cgroups"]
+        # Another program in that cgroup is refused too; the same name elsewhere is not.
+        assert _one_call(env, "free-agent", cgroup)["error"] == "APIConnectionError"
+        assert _one_call(env, "unit-agent")["ok"]
+        assert env.daemon.cli("budgets", "reset", "unit-cap").returncode == 0
+        assert _one_call(env, "unit-agent", cgroup)["ok"]
+        assert env.daemon.cli("budgets", "remove", "unit-cap").returncode == 0
+    finally:
+        for _ in range(100):
+            try:
+                cgroup.rmdir()
+                break
+            except OSError:
+                time.sleep(0.05)
 
 
 def test_manual_kill_switch_closes_keepalive_and_refuses_until_unblocked(env: Env) -> None:

@@ -90,3 +90,50 @@ def test_slack_body_is_readable() -> None:
     text = slack_body(payload)["text"]
     assert "budget *b* (global, day): $8.50 of $10.00 (85%)" in text
     assert "top models: gpt-4o $8.00" in text and "top services: agent $0.00005" in text
+
+
+def test_allowlist_names_and_networks_are_never_learned(tmp_path: Path) -> None:
+    from lumen_sniff.budgets.enforcer import Enforcer
+    from lumen_sniff.budgets.settings import BudgetSettings
+    from lumen_sniff.model import UsageEvent, UsageSource
+
+    enforcer = Enforcer(BudgetSettings(allowlist=("127.0.0.0/8", "gateway.internal")))
+    enforcer.error = None  # as if the guard had loaded; nothing here touches it
+
+    def event(host: str) -> UsageEvent:
+        return UsageEvent(
+            id="x",
+            started_at="",
+            started_ns=0,
+            provider="openai",
+            api="chat",
+            model=None,
+            stream=False,
+            status=200,
+            input_tokens=0,
+            output_tokens=0,
+            cache_read_tokens=0,
+            cache_write_tokens=0,
+            reasoning_tokens=0,
+            cost_usd=None,
+            usage_source=UsageSource.NONE,
+            pid=4242,
+            process="agent",
+            duration_ms=None,
+            ttft_ms=None,
+            api_key_id=None,
+            tenant=None,
+            host=host,
+        )
+
+    todo = enforcer.learn(
+        [event("gateway.internal:8443"), event("127.0.0.1:8443"), event("[::1]:443")]
+    )
+    assert todo == [(4242, "127.0.0.1:8443"), (4242, "[::1]:443")]
+    assert enforcer.learn([event("127.0.0.1:8443")]) == []  # looked up recently
+    proc = _fake_proc(tmp_path)
+    from lumen_sniff.budgets import endpoints
+
+    found = {p for pid, host in todo for p in endpoints.llm_peers(pid, host, proc)}
+    assert found == {("127.0.0.1", 8443), ("::1", 443)}
+    assert {p for p in found if not enforcer._allowed_addr(p[0])} == {("::1", 443)}
