@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tests.support.bpfcap import spawn_server  # noqa: E402 (needs the path above)
-from tests.support.daemonproc import DaemonProc, start_daemon  # noqa: E402
+from tests.support.budgetd import DaemonProc, start_daemon  # noqa: E402
 
 _LIMIT_USD = "0.00005"  # between the 5th and 6th stand-in call
 

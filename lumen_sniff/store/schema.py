@@ -20,7 +20,7 @@ Tables:
   row count bounded by the distinct values of each dimension.
 * ``laps``: named time ranges started from the CLI.
 * ``budgets``, ``budget_resets``, ``manual_blocks``, ``enforcement_log``,
-  ``alerts``, ``alert_deliveries`` (version 3): see
+  ``alerts``, ``alert_deliveries``, ``llm_endpoints`` (version 4): see
   :mod:`lumen_sniff.store.budgetdb`.
 
 Version 2 makes ``events.id`` unique (ids are deterministic, so a replayed
@@ -165,10 +165,14 @@ _V2 = (
     "DROP TABLE _v2_hours;\n"
 )
 
-# Version 3: budgets made through the API, manual resets and kill switches, the
+_V3 = "ALTER TABLE events ADD COLUMN usage_flags TEXT;\n"
+"""Version 3: ``events.usage_flags``, the comma-separated self-contradictions of
+the reported usage (NULL when none); older rows have none recorded."""
+
+# Version 4: budgets made through the API, manual resets and kill switches, the
 # enforcement log, the alert outbox (one row per alert, one per delivery), and
 # the LLM endpoints learned from traffic (a restarted daemon can block at once).
-_V3 = """
+_V4 = """
 CREATE TABLE budgets (
     name       TEXT PRIMARY KEY,
     spec       TEXT NOT NULL,
@@ -224,7 +228,7 @@ CREATE TABLE llm_endpoints (
 );
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
 """SQL scripts; migration ``i`` takes the schema from version ``i`` to ``i + 1``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

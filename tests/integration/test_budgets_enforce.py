@@ -25,7 +25,7 @@ import pytest
 
 from tests.conftest import require_or_skip
 from tests.support.bpfcap import CGROUP_ROOT, REPO, Server, bpf_ready, spawn_server
-from tests.support.daemonproc import DaemonProc, start_daemon
+from tests.support.budgetd import DaemonProc, start_daemon
 from tests.support.webhook import WebhookReceiver
 
 pytestmark = [pytest.mark.bpf, pytest.mark.slow]

@@ -18,7 +18,7 @@ import pytest
 
 from tests.conftest import require_or_skip
 from tests.support.bpfcap import REPO, bpf_ready, spawn_server
-from tests.support.daemonproc import start_daemon
+from tests.support.budgetd import start_daemon
 
 pytestmark = [pytest.mark.bpf, pytest.mark.slow]
 
