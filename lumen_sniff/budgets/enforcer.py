@@ -41,6 +41,7 @@ __all__ = ["Enforcer"]
 log = logging.getLogger("lumen_sniff.enforce")
 
 _SEEN_MAX = 4096
+_IDLE = "not loaded: no block budget or kill switch yet"
 
 
 class Enforcer:
@@ -48,7 +49,10 @@ class Enforcer:
 
     def __init__(self, settings: BudgetSettings) -> None:
         self.guard = ConnectGuard(fail_closed=settings.fail_closed)
-        self.error: str | None = "not started"
+        self.error: str | None = _IDLE
+        """Why blocks are not applied (None once the guard is loaded)."""
+        self._saved: set[tuple[str, int]] = set()
+        """Endpoints known while the guard is not loaded (added when it is)."""
         nets, names = [], set()
         for entry in settings.allowlist:
             try:
@@ -65,14 +69,22 @@ class Enforcer:
         self._self = {os.getpid()}
         self._cgroup_of: dict[int, int | None] = {}
 
-    def start(self) -> None:
-        """Load the guard; on failure record why (blocks are then reported, not applied)."""
+    def load(self) -> None:
+        """Load the guard, once, when a block may be needed; on failure record why.
+
+        Until then nothing is attached to the kernel's connect path: a host with
+        only ``alert`` budgets pays nothing for enforcement.
+        """
+        if self.error != _IDLE:
+            return
         try:
             self.guard.start()
             self.error = None
         except CaptureError as exc:
             self.error = str(exc)
             log.warning("blocking unavailable: %s", exc)
+            return
+        self.restore_endpoints(sorted(self._saved))
 
     # -------------------------------------------------------------- learn
 
@@ -91,7 +103,7 @@ class Enforcer:
                 pids = self._seen.setdefault(e.process, set())
                 if len(pids) < _SEEN_MAX:
                     pids.add(e.pid)
-            if not e.host or self.error is not None or self._allowed_name(e.host):
+            if not e.host or self.error not in (None, _IDLE) or self._allowed_name(e.host):
                 continue
             key = (e.pid, e.host)
             if now - self._learned.get(key, -RELEARN_S) < RELEARN_S:
@@ -109,6 +121,10 @@ class Enforcer:
 
     def add_endpoints(self, endpoints: Iterable[tuple[str, int]]) -> list[tuple[str, int]]:
         """Add endpoints to the guard; close blocked processes' connections to new ones."""
+        if self.error == _IDLE:
+            fresh = [ep for ep in endpoints if ep not in self._saved]
+            self._saved |= set(fresh)
+            return fresh
         fresh = [ep for ep in endpoints if self.guard.add_endpoint(*ep)]
         if fresh and self.guard.blocked_tgids:
             self._destroy()
@@ -116,7 +132,9 @@ class Enforcer:
 
     def restore_endpoints(self, endpoints: Iterable[tuple[str, int]]) -> None:
         """Endpoints learned by an earlier run (the allowlist still wins)."""
-        if self.error is None:
+        if self.error == _IDLE:
+            self._saved |= set(endpoints)
+        elif self.error is None:
             for addr, port in endpoints:
                 if not self._allowed_addr(addr):
                     self.guard.add_endpoint(addr, port)

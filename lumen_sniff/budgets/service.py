@@ -128,13 +128,15 @@ class BudgetService:
                 budgets.append(b)
         resets = await self._db.resets()
         fired = states_from(await self._db.fired(now - _FIRED_LOOKBACK_NS))
-        self.enforcer.start()
+        manual = await self._db.manual_blocks()
+        if manual or any(b.action is not Action.ALERT for b in budgets):
+            self.enforcer.load()
         self.enforcer.restore_endpoints(await self._db.endpoints(now - _ENDPOINT_MAX_AGE_NS))
         for b in budgets:
             state = BudgetState(reset_ns=resets.get(b.name, 0), fired=fired.get(b.name, {}))
             self.evaluator.add(b, now, state)
         await self._replay(budgets, now)
-        for scope, match, action, _, reason in await self._db.manual_blocks():
+        for scope, match, action, _, reason in manual:
             self._apply_manual(scope, match, Action(action), reason, now)
         self._tasks = [
             asyncio.create_task(c, name=n)
@@ -145,9 +147,9 @@ class BudgetService:
             )
         ]
         log.info(
-            "budgets: %d tracked, blocking %s",
+            "budgets: %d tracked, blocking: %s",
             len(budgets),
-            "ready" if self.enforcer.error is None else f"unavailable ({self.enforcer.error})",
+            self.enforcer.error or "ready",
         )
 
     async def _replay(self, budgets: Sequence[Budget], now: int) -> None:
@@ -295,6 +297,8 @@ class BudgetService:
         old = current.get(b.name)
         if old is not None and old.source == "config":
             raise BudgetError(f"budget {b.name!r} comes from the config file; edit it there")
+        if b.action is not Action.ALERT:
+            self.enforcer.load()
         await self._db.save_budget(b.name, budget_spec(b), now)
         if old is not None and (old.scope, old.match, old.period) == (b.scope, b.match, b.period):
             self._handle(self.evaluator.update(b, now))
@@ -331,6 +335,7 @@ class BudgetService:
         now = self._clock()
         await self._db.set_manual_block("service", service, "block", on, now, reason)
         if on:
+            self.enforcer.load()
             self._apply_manual("service", service, Action.BLOCK, reason, now)
         else:
             key = f"manual:service:{service}"

@@ -34,7 +34,7 @@ def list_budgets(api: ApiClient, as_json: bool) -> None:
         console.print(f"[bold red]manual block[/] {key}: {reason}")
     enforcement = data["enforcement"]
     if enforcement.get("error"):
-        console.print(f"[yellow]blocking unavailable:[/] {enforcement['error']}")
+        console.print(f"[yellow]blocking:[/] {enforcement['error']}")
     for row in data["log"][:10]:
         verb = "applied" if row["active"] else "lifted"
         console.print(f"{row['at'][:19]} {row['budget']}: {row['action']} {verb}: {row['reason']}")

@@ -63,9 +63,11 @@ def test_fail_closed_block_survives_kill9_until_the_pins_go() -> None:
         )
         try:
             assert _call(standin.info, "closed-agent")["ok"]  # the endpoint is learned
-            assert sorted(p.name for p in PINS.iterdir()) == ["guard_connect4", "guard_connect6"]
+            # No block budget: nothing is attached until the kill switch needs it.
+            assert daemon.api("/api/budgets")["enforcement"]["loaded"] is False
             run = daemon.cli("block", "--service", "closed-agent")
             assert run.returncode == 0, run.stderr
+            assert sorted(p.name for p in PINS.iterdir()) == ["guard_connect4", "guard_connect6"]
             assert _call(standin.info, "closed-agent")["error"] == "APIConnectionError"
             daemon.proc.send_signal(signal.SIGKILL)
             daemon.proc.wait(10)
