@@ -7,21 +7,25 @@ PY      := /usr/bin/python3
 VENV    := .venv
 VPY     := $(VENV)/bin/python
 STAMP   := $(VENV)/.stamp-$(shell cat pyproject.toml | md5sum | cut -c1-12)
-APT_STAMP := /var/lib/lumen-sniff-setup/apt-stamp-v1
+# The stamp names the package list: adding a package makes setup install it.
+APT_STAMP = /var/lib/lumen-sniff-setup/apt-stamp-$(shell echo $(APT_PACKAGES) | md5sum | cut -c1-12)
 KREL    := $(shell uname -r)
 
 # Debian packages: bcc (python3-bpfcc is not on PyPI), kernel headers for bcc,
-# tshark for key-log decryption, and the real clients the integration tests drive.
+# tshark for key-log decryption, and the real clients the integration tests drive
+# (golang-go builds the Go client; gnutls-bin and python3-pycurl drive GnuTLS).
 APT_PACKAGES := python3 python3-venv python3-dev python3-bpfcc bpfcc-tools \
 	linux-headers-amd64 tshark python3-seccomp nodejs curl ca-certificates gcc \
 	libpcap0.8 iproute2 procps default-jdk-headless util-linux
+APT_PACKAGES += golang-go gnutls-bin python3-pycurl
 
-.PHONY: help setup apt headers venv run test test-unit lint bench fixtures install-service clean
+.PHONY: help setup setup-test npm apt headers venv run test test-unit lint bench fixtures install-service clean
 
 help:
 	@echo "make run      start the daemon in the foreground (default db, loopback API)"
 	@echo "make test     run the whole test suite (unit + eBPF integration)"
 	@echo "make setup    install Debian packages, kernel headers link and .venv"
+	@echo "make setup-test  also install the pinned real agents the tests drive (npm)"
 	@echo "make bench    run the benchmarks in bench/"
 
 setup: apt headers venv
@@ -68,11 +72,29 @@ $(STAMP): pyproject.toml | apt
 	$(VPY) -c 'import bcc, seccomp'
 	@rm -f $(VENV)/.stamp-* && touch $@
 
+# Real AI agents for the integration tests only (tests/agents/<name>, one pinned
+# version per directory with its lockfile). Debian's nodejs comes without npm,
+# NodeSource's carries it (and conflicts with Debian's npm package): install the
+# package only when no npm command exists. --ignore-scripts: the tests run the
+# platform binaries directly, and no install script may reach beyond the registry.
+AGENT_DIRS := $(patsubst %/package.json,%,$(wildcard tests/agents/*/package.json))
+
+npm: apt
+	@command -v npm >/dev/null || { \
+	  echo "installing Debian package: npm"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends npm; }
+
+setup-test: setup npm $(AGENT_DIRS:%=%/node_modules/.lumen-stamp)
+
+tests/agents/%/node_modules/.lumen-stamp: tests/agents/%/package-lock.json tests/agents/%/package.json
+	cd tests/agents/$* && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	@touch $@
+
 run: setup
 	$(VENV)/bin/lumen-sniff run $(ARGS)
 
 # The whole suite. eBPF tests fail (never skip) under make test: LUMEN_REQUIRE_BPF=1.
-test: setup
+test: setup-test
 	LUMEN_REQUIRE_BPF=1 $(VENV)/bin/pytest $(PYTEST_ARGS)
 
 test-unit: venv
@@ -87,6 +109,7 @@ bench: setup
 	$(VPY) bench/store.py
 	$(VPY) bench/replay.py
 	$(VPY) bench/overhead.py
+	$(VPY) bench/overhead_go.py
 
 # Regenerate every recorded fixture with the real clients against the stand-in.
 fixtures: setup
@@ -97,4 +120,4 @@ install-service: setup
 	$(VENV)/bin/lumen-sniff install-service
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache tests/agents/*/node_modules

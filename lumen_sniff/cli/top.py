@@ -15,6 +15,7 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 
+from lumen_sniff.cli.budgettable import budget_table
 from lumen_sniff.cli.client import ApiClient, api_options
 from lumen_sniff.cli.report import money
 
@@ -30,6 +31,7 @@ def render(
     latest: list[dict[str, Any]],
     window_min: int = _WINDOW_MIN,
     unseen: list[dict[str, Any]] | None = None,
+    budgets: list[dict[str, Any]] | None = None,
 ) -> Group:
     """Build the screen from API answers (pure, so it can be tested)."""
     minutes = float(window_min)
@@ -43,12 +45,10 @@ def render(
         f"[yellow]{summary['unpriced_requests']} unpriced[/]",
         f"last {window_min} min",
     )
-    parts: list[Any] = [
-        Panel(head, title="lumen-sniff top"),
-        _ranking("model", by_model),
-        _ranking("service", by_service),
-        _latest(latest),
-    ]
+    parts: list[Any] = [Panel(head, title="lumen-sniff top")]
+    if budgets:
+        parts.append(budget_table(budgets))
+    parts += [_ranking("model", by_model), _ranking("service", by_service), _latest(latest)]
     if unseen:
         parts.append(_unseen(unseen))
     return Group(*parts)
@@ -119,6 +119,14 @@ def _latest(latest: list[dict[str, Any]]) -> Table:
     return table
 
 
+def _budgets(api: ApiClient) -> list[dict[str, Any]]:
+    try:
+        budgets: list[dict[str, Any]] = api.get("/api/budgets")["budgets"]
+    except click.ClickException:  # a daemon without budgets (503)
+        return []
+    return budgets
+
+
 @click.command()
 @click.option("--interval", type=click.FloatRange(0.2, 60), default=2.0, show_default=True)
 @click.option("--once", is_flag=True, help="Print one screen and exit.")
@@ -134,6 +142,7 @@ def top(api: ApiClient, interval: float, once: bool) -> None:
             api.get("/api/usage", group_by="service", bucket="hour", since=since),
             api.get("/api/events", limit=15)["events"],
             unseen=api.get("/api/status").get("unseen", []),
+            budgets=_budgets(api),
         )
 
     if once:

@@ -16,7 +16,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,8 +23,12 @@ from typing import Any
 import pytest
 
 from tests.conftest import require_or_skip
-from tests.support.bpfcap import CGROUP_ROOT, REPO, Server, bpf_ready, spawn_server
-from tests.support.daemon import Daemon, start_daemon, stop_daemon
+from tests.support.bpfcap import REPO, Server, bpf_ready, spawn_server
+from tests.support.daemonproc import Daemon
+from tests.support.daemonproc import Scope as _Scope
+from tests.support.daemonproc import events_of as _events_of
+from tests.support.daemonproc import start_daemon as _start_daemon
+from tests.support.daemonproc import stop_daemon as _stop
 
 pytestmark = [pytest.mark.bpf, pytest.mark.slow]
 
@@ -36,26 +39,6 @@ _TOKENS = (
     "cache_write_tokens",
     "reasoning_tokens",
 )
-
-
-class _Scope:
-    """A cgroup whose processes the daemon labels with unit ``<name>``."""
-
-    def __init__(self) -> None:
-        self.name = f"lumen-e2e-{uuid.uuid4().hex[:10]}.scope"
-        self.path = CGROUP_ROOT / self.name
-        self.path.mkdir()
-
-    def argv(self, *cmd: str) -> list[str]:
-        return ["/bin/sh", "-c", f'echo $$ > {self.path}/cgroup.procs && exec "$@"', "sh", *cmd]
-
-    def remove(self) -> None:
-        for _ in range(100):
-            try:
-                self.path.rmdir()
-                return
-            except OSError:
-                time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
@@ -79,10 +62,10 @@ def standin() -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def daemon(workdir: Path) -> Iterator[Daemon]:
-    running = start_daemon(workdir / "state" / "lumen.db", workdir / "daemon.log")
+    running = _start_daemon(workdir / "state" / "lumen.db", workdir / "daemon.log")
     yield running
     if running.proc.poll() is None:
-        stop_daemon(running)
+        _stop(running)
 
 
 def _run_client(standin: Server, scope: _Scope, scenario: str) -> subprocess.Popen[str]:
@@ -106,17 +89,6 @@ def _client_result(proc: subprocess.Popen[str]) -> dict[str, Any]:
     assert proc.returncode == 0, err[-2000:]
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     return result
-
-
-def _events_of(daemon: Daemon, unit: str, want: int, timeout_s: float = 20) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + timeout_s
-    mine: list[dict[str, Any]] = []
-    while time.monotonic() < deadline:
-        mine = [e for e in daemon.api("/api/events", limit=1000)["events"] if e["unit"] == unit]
-        if len(mine) >= want:
-            return mine
-        time.sleep(0.2)
-    return mine
 
 
 @pytest.mark.parametrize(
@@ -161,13 +133,13 @@ def test_sigterm_under_load_loses_nothing_and_restart_keeps_it(
     workdir: Path, standin: Server
 ) -> None:
     db = workdir / "sigterm" / "lumen.db"
-    daemon = start_daemon(db, workdir / "sigterm.log")
+    daemon = _start_daemon(db, workdir / "sigterm.log")
     scope = _Scope()
     try:
         clients = [_run_client(standin, scope, "openai_chat") for _ in range(8)]
         results = [_client_result(p) for p in clients]
         # Stop at once: events may still sit in the pipeline or the writer's queue.
-        assert stop_daemon(daemon) == 0, daemon.log.read_text()[-2000:]
+        assert _stop(daemon) == 0, daemon.log.read_text()[-2000:]
     finally:
         scope.remove()
     with sqlite3.connect(db) as conn:
@@ -176,11 +148,11 @@ def test_sigterm_under_load_loses_nothing_and_restart_keeps_it(
         ).fetchone()
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     assert stored == (8, sum(r["usage"]["input_tokens"] for r in results))
-    restarted = start_daemon(db, workdir / "sigterm.log")
+    restarted = _start_daemon(db, workdir / "sigterm.log")
     try:
         assert len(_events_of(restarted, scope.name, want=8, timeout_s=5)) == 8
     finally:
-        assert stop_daemon(restarted) == 0
+        assert _stop(restarted) == 0
 
 
 def test_a_process_that_is_not_llm_traffic_yields_nothing(daemon: Daemon, standin: Server) -> None:

@@ -32,7 +32,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import require_or_skip
 from tests.support.bpfcap import CGROUP_ROOT, REPO, Server, bpf_ready, spawn_server
-from tests.support.daemon import Daemon, start_daemon, stop_daemon
+from tests.support.daemonproc import Daemon, start_daemon, stop_daemon
 
 pytestmark = [pytest.mark.bpf, pytest.mark.slow]
 

@@ -53,6 +53,7 @@ EXTRAS = [
     "exe",
     "container",
     "unit",
+    "usage_flags",
     "service",
 ]
 
@@ -130,6 +131,7 @@ def test_event_to_dict_values() -> None:
         "exe": "/usr/bin/python3.11",
         "container": None,
         "unit": None,
+        "usage_flags": [],
         "service": None,
     }
     assert json.loads(json.dumps(d)) == d

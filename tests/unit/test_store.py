@@ -536,15 +536,18 @@ async def test_duplicates_survive_a_restart(tmp_path: Path) -> None:
 
 def _v1_database(path: Path, events: list[UsageEvent]) -> None:
     """A version-1 database as the version-1 writer left it: duplicates counted twice."""
-    service = EVENT_COLUMNS.index("service")  # a version-3 column
-    columns = EVENT_COLUMNS[:service] + EVENT_COLUMNS[service + 1 :]
-    insert = f"INSERT INTO events ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+    # Version 1 had every column but those later migrations added.
+    keep = [i for i, c in enumerate(EVENT_COLUMNS) if c not in ("usage_flags", "service")]
+    columns = [EVENT_COLUMNS[i] for i in keep]
+    insert = (
+        f"INSERT INTO events ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+    )
     with sqlite3.connect(path, isolation_level=None) as conn:
         conn.executescript(MIGRATIONS[0])
         conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
         conn.execute("INSERT INTO schema_version (version) VALUES (1)")
         rows = [event_to_row(e) for e in events]
-        conn.executemany(insert, [r[:service] + r[service + 1 :] for r in rows])
+        conn.executemany(insert, [tuple(r[i] for i in keep) for r in rows])
         v1_dims = ("provider", "model", "process", "api_key_id", "tenant", "container")
         conn.executemany(
             UPSERT_ROLLUP_SQL,
@@ -575,7 +578,7 @@ async def test_migration_from_v1_drops_duplicates_and_fixes_rollups(tmp_path: Pa
     s = await open_store(path, retention_days=0)
     try:
         assert s.event_count == 400
-        assert s.stats()["schema_version"] == SCHEMA_VERSION == 3
+        assert s.stats()["schema_version"] == SCHEMA_VERSION == 5
         assert await s.summary() == brute_totals(unique)
         got = {e.id: e for e in await s.events(limit=1000)}
         assert got == {e.id: replace(e, service=_v3_service(e)) for e in unique}

@@ -1,4 +1,9 @@
-"""A ``lumen-sniff run`` subprocess for integration tests: its own database and port."""
+"""Run ``lumen-sniff run`` as a subprocess and put clients in cgroups it can tell apart.
+
+Shared by the daemon end-to-end tests: each client runs in a fresh cgroup named
+``lumen-e2e-<id>.scope``, which the daemon reports as the event's systemd
+``unit``, so a test finds its own events among whatever else the machine does.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +12,20 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from tests.support.bpfcap import REPO
+from tests.support.bpfcap import CGROUP_ROOT, REPO
 
-__all__ = ["Daemon", "free_port", "start_daemon", "stop_daemon"]
+__all__ = ["Daemon", "Scope", "events_of", "free_port", "start_daemon", "stop_daemon"]
 
 
 def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -26,6 +33,8 @@ def free_port() -> int:
 
 @dataclass
 class Daemon:
+    """A running ``lumen-sniff run`` and how to reach it."""
+
     proc: subprocess.Popen[str]
     url: str
     db: Path
@@ -79,3 +88,34 @@ def start_daemon(db: Path, log: Path) -> Daemon:
 def stop_daemon(daemon: Daemon) -> int:
     daemon.proc.send_signal(signal.SIGTERM)
     return daemon.proc.wait(60)
+
+
+class Scope:
+    """A cgroup whose processes the daemon labels with unit ``<name>``."""
+
+    def __init__(self) -> None:
+        self.name = f"lumen-e2e-{uuid.uuid4().hex[:10]}.scope"
+        self.path = CGROUP_ROOT / self.name
+        self.path.mkdir()
+
+    def argv(self, *cmd: str) -> list[str]:
+        return ["/bin/sh", "-c", f'echo $$ > {self.path}/cgroup.procs && exec "$@"', "sh", *cmd]
+
+    def remove(self) -> None:
+        for _ in range(100):
+            try:
+                self.path.rmdir()
+                return
+            except OSError:
+                time.sleep(0.05)
+
+
+def events_of(daemon: Daemon, unit: str, want: int, timeout_s: float = 20) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout_s
+    mine: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        mine = [e for e in daemon.api("/api/events", limit=1000)["events"] if e["unit"] == unit]
+        if len(mine) >= want:
+            return mine
+        time.sleep(0.2)
+    return mine
