@@ -4,7 +4,8 @@ One daemon (eBPF capture, its own database, port and config) watches services
 each run from a script named after itself (the service name the daemon derives
 from the command line) and renamed (``prctl(PR_SET_NAME)``, so the name guard
 refuses new processes of a blocked service). A webhook receiver on 127.0.0.1
-collects alerts. Tests run in file order and share the daemon; the last one restarts it and then ``kill -9``s it.
+collects alerts. Tests run in file order and share the daemon; the last one
+restarts it and then ``kill -9``s it.
 """
 
 from __future__ import annotations
