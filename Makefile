@@ -11,10 +11,11 @@ APT_STAMP := /var/lib/lumen-sniff-setup/apt-stamp-v1
 KREL    := $(shell uname -r)
 
 # Debian packages: bcc (python3-bpfcc is not on PyPI), kernel headers for bcc,
-# tshark for key-log decryption, and the real clients the integration tests drive.
+# tshark for key-log decryption, the real clients the integration tests drive, and
+# the real Prometheus (and promtool) and redis-server the fleet tests run.
 APT_PACKAGES := python3 python3-venv python3-dev python3-bpfcc bpfcc-tools \
 	linux-headers-amd64 tshark python3-seccomp nodejs curl ca-certificates gcc \
-	libpcap0.8 iproute2 procps
+	libpcap0.8 iproute2 procps prometheus redis-server
 
 .PHONY: help setup apt headers venv run test test-unit lint bench fixtures install-service clean
 

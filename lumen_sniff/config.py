@@ -40,6 +40,19 @@ Example file (every key optional)::
     output = 12.0
     cache_read = 1.5               # optional, defaults to input
     cache_write = 3.75             # optional, defaults to input
+
+    [otlp]                         # OpenTelemetry export, off by default
+    enabled = true
+    endpoint = "http://collector.internal:4318"
+    protocol = "http/protobuf"     # or "grpc" (endpoint "collector.internal:4317")
+    headers = { authorization = "Bearer change-me" }
+    resource = { "service.namespace" = "payments", "deployment.environment" = "prod" }
+
+    [redis]                        # Redis Streams, off by default
+    enabled = true
+    url = "redis://127.0.0.1:6379/0"
+    key = "lumen:events:{tenant}"
+    maxlen = 100000
 """
 
 from __future__ import annotations
@@ -53,7 +66,9 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from lumen_sniff.configsinks import OTLP_KEYS, REDIS_KEYS, otlp_settings, redis_settings
 from lumen_sniff.errors import ConfigError
+from lumen_sniff.sinks.settings import OtlpSettings, RedisSettings
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -142,6 +157,10 @@ class Settings:
     """Request headers that name the tenant, lower case."""
     prices: tuple[PriceOverride, ...] = ()
     """User price overrides."""
+    otlp: OtlpSettings = field(default_factory=OtlpSettings)
+    """OpenTelemetry export (off by default)."""
+    redis: RedisSettings = field(default_factory=RedisSettings)
+    """Redis Streams export (off by default)."""
     config_path: Path | None = None
     """The file these settings came from, if any."""
 
@@ -216,7 +235,9 @@ class _Validator:
         self._lines = text.splitlines()
 
     def settings(self, doc: dict[str, Any]) -> Settings:
-        self._only(doc, "", ("api", "store", "capture", "providers", "tenants", "prices"))
+        self._only(
+            doc, "", ("api", "store", "capture", "providers", "tenants", "prices", "otlp", "redis")
+        )
         api = self._table(doc, "api", ("listen", "token"))
         store = self._table(doc, "store", ("db", "retention_days"))
         cap = self._table(doc, "capture", tuple(CaptureSettings.__dataclass_fields__))
@@ -245,6 +266,8 @@ class _Validator:
                 h.lower() for h in self._strs(tenants, "tenants", "headers", ("x-tenant-id",))
             ),
             prices=self._prices(doc.get("prices", {})),
+            otlp=otlp_settings(self, self._table(doc, "otlp", OTLP_KEYS)),
+            redis=redis_settings(self, self._table(doc, "redis", REDIS_KEYS)),
             config_path=self._path,
         )
 
@@ -368,6 +391,10 @@ class _Validator:
         if money < 0 or not money.is_finite():
             raise self._error(name, key, f"must be a finite number >= 0, got {value!r}")
         return money
+
+    def error(self, table: str, key: str, reason: str) -> ConfigError:
+        """A ConfigError naming the file, the line and the reason (for configsinks)."""
+        return self._error(table, key, reason)
 
     def _error(self, table: str, key: str, reason: str) -> ConfigError:
         line = self._line_of(table, key)

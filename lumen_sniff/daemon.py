@@ -101,6 +101,8 @@ class Daemon:
         self._store: Any = None
         self._writer: Any = None
         self._server: Any = None
+        self._sinks: list[Any] = []
+        self._sink_errors: dict[str, str] = {}
 
     # ------------------------------------------------------------------ start
 
@@ -116,6 +118,7 @@ class Daemon:
             self.settings.db_path, retention_days=self.settings.retention_days
         )
         self._writer = self._store.writer
+        self._start_sinks()
         self._pipeline = Pipeline(self._pipeline_settings(key_salt(state_dir)))
         self._start_captures()
         await self._start_api()
@@ -128,6 +131,15 @@ class Daemon:
             self.settings.listen_host,
             self.settings.listen_port,
         )
+
+    def _start_sinks(self) -> None:
+        """Export sinks listen to the writer: they see only committed events."""
+        from lumen_sniff.sinks import build_sinks
+
+        self._sinks, self._sink_errors = build_sinks(self.settings)
+        for runner in self._sinks:
+            runner.start()
+            self._writer.add_listener(runner)
 
     def _pipeline_settings(self, salt: bytes) -> Any:
         from lumen_sniff.pipeline import PipelineSettings
@@ -303,6 +315,8 @@ class Daemon:
             "pipeline": dict(self._pipeline.stats) if self._pipeline else {},
             "pump": dict(self._pump_stats),
             "dropped": dropped,
+            "export": {runner.name: runner.stats() for runner in self._sinks},
+            "export_unavailable": dict(self._sink_errors),
         }
 
 

@@ -2,24 +2,36 @@
 
 Exposed (counters count since the daemon started, as Prometheus expects):
 
-* ``lumen_requests_total{provider,model,process,status}`` LLM calls stored.
-* ``lumen_tokens_total{provider,model,process,type}`` tokens; ``type`` is
+* ``lumen_requests_total{provider,model,process,tenant,status}`` LLM calls stored.
+* ``lumen_tokens_total{provider,model,process,tenant,type}`` tokens; ``type`` is
   ``input``, ``output``, ``cache_read``, ``cache_write`` or ``reasoning``
   (normalised convention: cache counts are part of input, reasoning of output).
-* ``lumen_cost_usd_total{provider,model,process}`` priced cost in USD.
-* ``lumen_unpriced_requests_total{provider,model}`` calls with no price (not $0).
+* ``lumen_cost_usd_total{provider,model,process,tenant}`` priced cost in USD.
+* ``lumen_unpriced_requests_total{provider,model,tenant}`` calls with no price (not $0).
 * ``lumen_request_duration_seconds{provider,model}`` and
   ``lumen_ttft_seconds{provider,model}`` histograms.
 * ``lumen_capture_dropped_total{reason}`` every record lost, by reason: the
   capture's drops (from the daemon's ``status()["dropped"]``) plus the store's.
 * ``lumen_store_events`` and ``lumen_store_queue_events`` gauges, ``lumen_ready``.
+* ``lumen_export_*{sink}``: the export sinks (see :mod:`lumen_sniff.api.exportmetrics`).
+
+Fleet labels: ``tenant`` (and every other row of
+:data:`lumen_sniff.labels.FLEET_LABELS`) follows ``process`` on the per-call
+series. The host is not a label here: Prometheus adds it from the target.
+
+Restarts: counters start at 0 when the daemon starts and are never re-seeded
+from the database. Prometheus' ``increase()``/``rate()`` treat the drop to 0
+as a reset and count only what follows, so a restart neither loses nor
+double-counts. Re-seeding from the database would: a seeded value below the
+last scrape (events still in flight at the stop, a label value that now maps
+to ``other`` in a different first-seen order, retention pruning) reads as a
+reset, and ``increase()`` would count the whole history again.
 
 Bounded cardinality: each label (provider, model, process, status) keeps the
 first ``max_values`` distinct values it sees (50 by default) and reports every
-later value as ``other``; a missing value is ``unknown``. First-seen rather
-than top-N keeps a series' meaning stable for the daemon's life, and the busy
-values are, in practice, the ones seen first. So at most ~50⁴ label sets can
-exist in theory and, since real traffic is correlated, a few hundred in practice.
+later value as ``other``; a missing value is ``unknown`` (see
+:class:`lumen_sniff.labels.Bounded`). So at most ~50⁵ label sets can exist in
+theory and, since real traffic is correlated, a few hundred in practice.
 
 Metrics are updated from the writer's commit notifications, aggregated per
 batch, so they never count an event the database does not hold.
@@ -35,6 +47,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from lumen_sniff.api.exportmetrics import ExportCollector
+from lumen_sniff.labels import FLEET_LABELS, Bounded, fleet_values
 from lumen_sniff.model import UsageEvent
 
 __all__ = ["CONTENT_TYPE", "Metrics"]
@@ -45,23 +59,6 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _TOKEN_TYPES = ("input", "output", "cache_read", "cache_write", "reasoning")
 _DURATION_BUCKETS_S = (0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, float("inf"))
 _TTFT_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, float("inf"))
-
-
-class _Bounded:
-    """Maps a label's values to themselves for the first N seen, then to ``other``."""
-
-    def __init__(self, max_values: int) -> None:
-        self._max = max_values
-        self._seen: set[str] = set()
-
-    def __call__(self, value: object) -> str:
-        text = "unknown" if value is None or value == "" else str(value)
-        if text in self._seen:
-            return text
-        if len(self._seen) < self._max:
-            self._seen.add(text)
-            return text
-        return "other"
 
 
 class _StatusCollector(Collector):
@@ -124,25 +121,29 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         """The app's own registry (never the process-global one)."""
         r = self.registry
+        fleet = [name for name, _ in FLEET_LABELS]
         self._requests = Counter(
             "lumen_requests",
             "LLM API calls stored.",
-            ["provider", "model", "process", "status"],
+            ["provider", "model", "process", *fleet, "status"],
             registry=r,
         )
         self._tokens = Counter(
             "lumen_tokens",
             "Tokens by type (cache counts are part of input, reasoning of output).",
-            ["provider", "model", "process", "type"],
+            ["provider", "model", "process", *fleet, "type"],
             registry=r,
         )
         self._cost = Counter(
-            "lumen_cost_usd", "Priced cost in USD.", ["provider", "model", "process"], registry=r
+            "lumen_cost_usd",
+            "Priced cost in USD.",
+            ["provider", "model", "process", *fleet],
+            registry=r,
         )
         self._unpriced = Counter(
             "lumen_unpriced_requests",
             "Calls with no known price (not counted as $0).",
-            ["provider", "model"],
+            ["provider", "model", *fleet],
             registry=r,
         )
         self._duration = Histogram(
@@ -160,22 +161,24 @@ class Metrics:
             registry=r,
         )
         r.register(_StatusCollector(status, store_stats))
-        self._provider = _Bounded(max_values)
-        self._model = _Bounded(max_values)
-        self._process = _Bounded(max_values)
-        self._status = _Bounded(max_values)
+        r.register(ExportCollector(status))
+        self._provider = Bounded(max_values)
+        self._model = Bounded(max_values)
+        self._process = Bounded(max_values)
+        self._status = Bounded(max_values)
+        self._fleet = tuple(Bounded(max_values) for _ in FLEET_LABELS)
 
     def committed(self, events: Sequence[UsageEvent]) -> None:
         """Count a committed batch (sums per label set first: one inc per series)."""
-        requests: dict[tuple[str, str, str, str], int] = {}
-        tokens: dict[tuple[str, str, str], list[int]] = {}
-        costs: dict[tuple[str, str, str], Decimal] = {}
-        unpriced: dict[tuple[str, str], int] = {}
+        requests: dict[tuple[str, ...], int] = {}
+        tokens: dict[tuple[str, ...], list[int]] = {}
+        costs: dict[tuple[str, ...], Decimal] = {}
+        unpriced: dict[tuple[str, ...], int] = {}
         for e in events:
             provider = self._provider(e.provider)
             model = self._model(e.model)
-            process = self._process(e.process)
-            key = (provider, model, process)
+            fleet = fleet_values(e, self._fleet)
+            key = (provider, model, self._process(e.process), *fleet)
             rkey = (*key, self._status(e.status))
             requests[rkey] = requests.get(rkey, 0) + 1
             sums = tokens.setdefault(key, [0, 0, 0, 0, 0])
@@ -185,7 +188,8 @@ class Metrics:
             sums[3] += e.cache_write_tokens
             sums[4] += e.reasoning_tokens
             if e.cost_usd is None:
-                unpriced[(provider, model)] = unpriced.get((provider, model), 0) + 1
+                ukey = (provider, model, *fleet)
+                unpriced[ukey] = unpriced.get(ukey, 0) + 1
             else:
                 costs[key] = costs.get(key, Decimal(0)) + e.cost_usd
             if e.duration_ms is not None:

@@ -372,11 +372,17 @@ def test_live_streams_committed_events_and_ends_on_close(tmp_path: Path) -> None
 
 def test_metrics(tmp_path: Path) -> None:
     s = Served(tmp_path / "events.db", metrics_max_label_values=2)
-    s.status_value = {"ready": True, "dropped": {"ringbuf_full": 7}}
+    s.status_value = {
+        "ready": True,
+        "dropped": {"ringbuf_full": 7},
+        "export": {"redis": {"sent": 3, "failures": 2, "queue": 1, "dropped": {"queue_full": 4}}},
+    }
     try:
         s.add(
             [
-                make_event(T0, model="m-a", cost_usd=Decimal("0.5"), duration_ms=1500.0),
+                make_event(
+                    T0, model="m-a", cost_usd=Decimal("0.5"), duration_ms=1500.0, tenant="acme"
+                ),
                 make_event(T0, model="m-b", status=429, cost_usd=None, ttft_ms=None),
                 make_event(T0, model="m-c", reasoning_tokens=5, output_tokens=25),
                 make_event(T0, model="m-d", cost_usd=Decimal("0.25")),
@@ -393,22 +399,23 @@ def test_metrics(tmp_path: Path) -> None:
                 if smp.name == name + suffix
             }
 
-        base = (("process", "python3"), ("provider", "openai"))
+        base = (("process", "python3"), ("provider", "openai"), ("tenant", "unknown"))
+        acme = (("process", "python3"), ("provider", "openai"), ("tenant", "acme"))
         assert samples("lumen_requests", "_total") == {
-            (("model", "m-a"), *base, ("status", "200")): 1,
-            (("model", "m-b"), *base, ("status", "429")): 1,
-            (("model", "other"), *base, ("status", "200")): 2,
+            tuple(sorted((("model", "m-a"), *acme, ("status", "200")))): 1,
+            tuple(sorted((("model", "m-b"), *base, ("status", "429")))): 1,
+            tuple(sorted((("model", "other"), *base, ("status", "200")))): 2,
         }
         tokens = samples("lumen_tokens", "_total")
         assert tokens[(("model", "other"), *base, ("type", "output"))] == 45
         assert tokens[(("model", "other"), *base, ("type", "reasoning"))] == 5
-        assert tokens[(("model", "m-a"), *base, ("type", "input"))] == 100
+        assert tokens[(("model", "m-a"), *acme, ("type", "input"))] == 100
         assert samples("lumen_cost_usd", "_total") == {
-            (("model", "m-a"), *base): 0.5,
+            (("model", "m-a"), *acme): 0.5,
             (("model", "other"), *base): 0.25 + 0.000027,
         }
         assert samples("lumen_unpriced_requests", "_total") == {
-            (("model", "m-b"), ("provider", "openai")): 1
+            (("model", "m-b"), ("provider", "openai"), ("tenant", "unknown")): 1
         }
         assert samples("lumen_request_duration_seconds", "_count") == {
             (("model", "m-a"), ("provider", "openai")): 1,
@@ -425,6 +432,13 @@ def test_metrics(tmp_path: Path) -> None:
         assert samples("lumen_capture_dropped", "_total") == {(("reason", "ringbuf_full"),): 7}
         assert samples("lumen_store_events") == {(): 4}
         assert samples("lumen_ready") == {(): 1}
+        assert samples("lumen_export_dropped", "_total") == {
+            (("reason", r), ("sink", "redis")): 4 if r == "queue_full" else 0
+            for r in ("queue_full", "export_failed", "rejected", "shutdown")
+        }
+        assert samples("lumen_export_sent", "_total") == {(("sink", "redis"),): 3}
+        assert samples("lumen_export_failures", "_total") == {(("sink", "redis"),): 2}
+        assert samples("lumen_export_queue_records") == {(("sink", "redis"),): 1}
     finally:
         s.stop()
 
