@@ -35,10 +35,16 @@ theory and, since real traffic is correlated, a few hundred in practice.
 
 Metrics are updated from the writer's commit notifications, aggregated per
 batch, so they never count an event the database does not hold.
+
+New series start at 0: the first scrape after a label set appears shows it at
+0 and the next one shows what it counted (see ``Metrics._inc``), so
+``increase()`` counts a series' first calls too. With two scrapers (an HA
+pair), only the first to scrape gets the 0.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
@@ -167,6 +173,9 @@ class Metrics:
         self._process = Bounded(max_values)
         self._status = Bounded(max_values)
         self._fleet = tuple(Bounded(max_values) for _ in FLEET_LABELS)
+        self._lock = threading.Lock()
+        self._shown: set[tuple[int, tuple[str, ...]]] = set()
+        self._held: list[tuple[Counter, tuple[str, ...], float]] = []
 
     def committed(self, events: Sequence[UsageEvent]) -> None:
         """Count a committed batch (sums per label set first: one inc per series)."""
@@ -197,18 +206,40 @@ class Metrics:
             if e.ttft_ms is not None:
                 self._ttft.labels(provider, model).observe(e.ttft_ms / 1000)
         for rkey, count in requests.items():
-            self._requests.labels(*rkey).inc(count)
+            self._inc(self._requests, rkey, count)
         for key, sums in tokens.items():
             for kind, value in zip(_TOKEN_TYPES, sums, strict=True):
-                self._tokens.labels(*key, kind).inc(value)
+                self._inc(self._tokens, (*key, kind), value)
         for key, cost in costs.items():
-            self._cost.labels(*key).inc(float(cost))
+            self._inc(self._cost, key, float(cost))
         for ukey, count in unpriced.items():
-            self._unpriced.labels(*ukey).inc(count)
+            self._inc(self._unpriced, ukey, count)
+
+    def _inc(self, counter: Counter, key: tuple[str, ...], amount: float) -> None:
+        """Increment a series, or hold the amount until the series has been scraped at 0.
+
+        A counter series that first appears with its value already above 0 loses
+        that value in ``increase()``/``rate()`` (Prometheus has no earlier sample
+        to take the difference from), and a call that opens a series is exactly
+        a fleet's long tail: a new tenant, model or process. So a new series is
+        exported at 0 first, and what it counted waits for the next scrape.
+        """
+        with self._lock:
+            if (id(counter), key) in self._shown:
+                counter.labels(*key).inc(amount)
+                return
+            counter.labels(*key)  # created at 0: the next scrape shows it so
+            self._held.append((counter, key, amount))
 
     def closed(self) -> None:
         """Nothing to release (part of the commit-listener protocol)."""
 
     def render(self) -> bytes:
-        """The exposition text of every metric."""
-        return generate_latest(self.registry)
+        """The exposition text of every metric; releases the held increments after it."""
+        with self._lock:
+            text = generate_latest(self.registry)
+            for counter, key, amount in self._held:
+                self._shown.add((id(counter), key))
+                counter.labels(*key).inc(amount)
+            self._held.clear()
+        return text

@@ -388,6 +388,17 @@ def test_metrics(tmp_path: Path) -> None:
                 make_event(T0, model="m-d", cost_usd=Decimal("0.25")),
             ]
         )
+        # A new series is scraped at 0 first, so increase() counts its first calls.
+        first = s.http.get("/metrics")
+        assert first.status_code == 200
+        held = [
+            smp.value
+            for f in text_string_to_metric_families(first.text)
+            if f.name in ("lumen_requests", "lumen_tokens", "lumen_cost_usd")
+            for smp in f.samples
+            if smp.name.endswith("_total")
+        ]
+        assert held and set(held) == {0.0}
         response = s.http.get("/metrics")
         assert response.status_code == 200
         families = {f.name: f for f in text_string_to_metric_families(response.text)}
