@@ -88,6 +88,7 @@ bench: setup
 	$(VPY) bench/store.py
 	$(VPY) bench/replay.py
 	$(VPY) bench/overhead.py
+	$(VPY) bench/otlp_export.py
 
 # Regenerate every recorded fixture with the real clients against the stand-in.
 fixtures: setup

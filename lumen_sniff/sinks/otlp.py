@@ -59,6 +59,15 @@ log = logging.getLogger("lumen_sniff.sinks")
 
 _SCOPE = "lumen_sniff"
 
+_QUIET_LOGGERS = ("opentelemetry.exporter.otlp", "opentelemetry.sdk.metrics._internal.export")
+"""The SDK logs every failed attempt (with a traceback for metrics); the sinks count
+failures in /api/status and /metrics and log once per outage instead."""
+
+
+def _quiet_sdk() -> None:
+    for name in _QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
 
 def resource_of(settings: OtlpSettings) -> Resource:
     """The resource: the configured attributes over host.name and service.name defaults."""
@@ -159,6 +168,7 @@ class OtlpMetricsSink:
     name = "otlp_metrics"
 
     def __init__(self, settings: OtlpSettings, *, max_label_values: int = 50) -> None:
+        _quiet_sdk()
         self._exporter = _CountingExporter(_metric_exporter(settings))
         reader = PeriodicExportingMetricReader(
             self._exporter,
@@ -240,6 +250,7 @@ class OtlpLogsSink:
     name = "otlp_logs"
 
     def __init__(self, settings: OtlpSettings) -> None:
+        _quiet_sdk()
         self._exporter = _log_exporter(settings)
         self._resource = resource_of(settings)
         self._scope = InstrumentationScope(_SCOPE, __version__)
