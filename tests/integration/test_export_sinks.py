@@ -23,7 +23,7 @@ from lumen_sniff.sinks import OtlpSettings, QueueSettings, RedisSettings, SinkRu
 from lumen_sniff.sinks.otlp import OtlpLogsSink, OtlpMetricsSink
 from lumen_sniff.sinks.redisstream import RedisStreamSink
 from tests.conftest import require_or_skip
-from tests.support.otlpreceiver import OtlpReceiver, attrs_of
+from tests.support.otlpreceiver import GrpcOtlpReceiver, OtlpReceiver, attrs_of
 from tests.unit.test_store import make_event
 
 T0 = 1_750_000_000_000_000_000
@@ -269,3 +269,24 @@ def test_redis_streams_one_xadd_per_call_by_tenant_bounded_and_reconnecting(
             restarted.wait(10)
     finally:
         client.close()
+
+
+def test_otlp_over_grpc_reaches_a_real_grpc_receiver() -> None:
+    receiver = GrpcOtlpReceiver()
+    settings = OtlpSettings(
+        enabled=True, endpoint=receiver.endpoint, protocol="grpc", metrics_interval_s=3600
+    )
+    metrics_sink = OtlpMetricsSink(settings)
+    logs_sink = OtlpLogsSink(settings)
+    try:
+        logs_sink.send(EVENTS)
+        metrics_sink.send(EVENTS)
+        assert metrics_sink.flush()
+        ids = [attrs_of(r.attributes)["lumen.event.id"] for _, r in receiver.log_records()]
+        assert ids == [e.id for e in EVENTS]
+        tokens = receiver.latest_metrics()["gen_ai.client.token.usage"]
+        assert sum(p.sum for p in tokens.histogram.data_points) == 1200 + 80 + 50 + 400
+    finally:
+        metrics_sink.close()
+        logs_sink.close()
+        receiver.stop()
