@@ -175,7 +175,7 @@ class Metrics:
         self._fleet = tuple(Bounded(max_values) for _ in FLEET_LABELS)
         self._lock = threading.Lock()
         self._shown: set[tuple[int, tuple[str, ...]]] = set()
-        self._held: list[tuple[Counter, tuple[str, ...], float]] = []
+        self._held: dict[tuple[int, tuple[str, ...]], tuple[Counter, tuple[str, ...], float]] = {}
 
     def committed(self, events: Sequence[UsageEvent]) -> None:
         """Count a committed batch (sums per label set first: one inc per series)."""
@@ -224,12 +224,15 @@ class Metrics:
         a fleet's long tail: a new tenant, model or process. So a new series is
         exported at 0 first, and what it counted waits for the next scrape.
         """
+        ident = (id(counter), key)
         with self._lock:
-            if (id(counter), key) in self._shown:
+            if ident in self._shown:
                 counter.labels(*key).inc(amount)
                 return
             counter.labels(*key)  # created at 0: the next scrape shows it so
-            self._held.append((counter, key, amount))
+            # One entry per series (bounded like the labels), however long no one scrapes.
+            _, _, held = self._held.get(ident, (counter, key, 0.0))
+            self._held[ident] = (counter, key, held + amount)
 
     def closed(self) -> None:
         """Nothing to release (part of the commit-listener protocol)."""
@@ -238,8 +241,8 @@ class Metrics:
         """The exposition text of every metric; releases the held increments after it."""
         with self._lock:
             text = generate_latest(self.registry)
-            for counter, key, amount in self._held:
-                self._shown.add((id(counter), key))
+            for ident, (counter, key, amount) in self._held.items():
+                self._shown.add(ident)
                 counter.labels(*key).inc(amount)
             self._held.clear()
         return text

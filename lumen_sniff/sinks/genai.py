@@ -28,10 +28,12 @@ from lumen_sniff.model import UsageEvent, UsageSource
 __all__ = [
     "DURATION_BUCKETS_S",
     "TOKEN_BUCKETS",
+    "error_type",
     "log_attributes",
     "metric_attributes",
     "operation_name",
     "provider_name",
+    "subset_points",
     "token_points",
 ]
 
