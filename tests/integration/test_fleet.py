@@ -5,7 +5,8 @@ Real components throughout: Debian's ``prometheus`` (2.42) scrapes three
 capture filtered to its own clients (see :mod:`tests.support.fleet`). The
 clients are the real SDKs, talking to the TLS stand-in, each daemon's with its
 own tenant. Daemon ``fleet-a`` also exports OTLP to a receiver built on the
-official opentelemetry-proto classes.
+official opentelemetry-proto classes, and ``fleet-c`` XADDs to a real
+redis-server.
 
 The tests run in file order on one fleet: the last two stop the receiver and
 restart a daemon.
@@ -13,6 +14,7 @@ restart a daemon.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
@@ -66,8 +68,10 @@ class Fleet:
         return sum(d.api("/api/summary")["cost_usd"] for d in self.daemons.values())
 
 
-def _config(host: str, receiver: OtlpReceiver) -> str:
+def _config(host: str, receiver: OtlpReceiver, redis_sock: Path) -> str:
     text = f'[capture]\ncomms = ["lum{host}"]\n'
+    if host == "fleet-c":
+        text += f'[redis]\nenabled = true\nurl = "unix://{redis_sock}"\nbatch_wait_s = 0.05\n'
     if host == "fleet-a":
         text += (
             f'[otlp]\nenabled = true\nendpoint = "{receiver.endpoint}"\n'
@@ -83,6 +87,7 @@ def fleet() -> Iterator[Fleet]:
     ok, why = bpf_ready()
     require_or_skip(ok, why)
     require_or_skip(shutil.which("prometheus") is not None, "Debian package prometheus missing")
+    require_or_skip(shutil.which("redis-server") is not None, "Debian package redis-server missing")
     receiver = OtlpReceiver()
     daemons: dict[str, DaemonProc] = {}
     prom: Prometheus | None = None
@@ -90,10 +95,12 @@ def fleet() -> Iterator[Fleet]:
         tempfile.TemporaryDirectory() as ca_dir,
         tempfile.TemporaryDirectory() as workdir,
         spawn_server("tests.support.standin", "--tls", "--port", "0", "--ca-dir", ca_dir) as server,
+        redis_server(Path(workdir) / "redis.sock") as redis_sock,
     ):
         try:
             for host in TRAFFIC:
-                daemons[host] = DaemonProc(host, Path(workdir), _config(host, receiver))
+                config = _config(host, receiver, redis_sock)
+                daemons[host] = DaemonProc(host, Path(workdir), config)
                 daemons[host].start()
             prom = Prometheus({h: d.port for h, d in daemons.items()}, RULES)
             fleet = Fleet(server.info, receiver, daemons, prom, {h: 0 for h in TRAFFIC})
@@ -111,6 +118,32 @@ def fleet() -> Iterator[Fleet]:
             if prom is not None:
                 prom.stop()
             receiver.stop()
+
+
+@contextlib.contextmanager
+def redis_server(sock: Path) -> Iterator[Path]:
+    """Debian's redis-server on a unix socket only."""
+    proc = subprocess.Popen(
+        ["redis-server", "--port", "0", "--unixsocket", str(sock), "--save", "",
+         "--appendonly", "no", "--dir", str(sock.parent)],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_until(sock.exists, 10, "redis-server")
+        yield sock
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.fixture
+def fleet_redis(fleet: Fleet) -> Iterator[Any]:
+    import redis
+
+    sock = fleet.daemons["fleet-c"].workdir / "redis.sock"
+    client = redis.Redis(unix_socket_path=str(sock), decode_responses=True)
+    yield client
+    client.close()
 
 
 def test_promtool_accepts_the_shipped_rules() -> None:
@@ -222,6 +255,23 @@ def test_otlp_receiver_gets_each_call_of_its_daemon(fleet: Fleet) -> None:
     assert got["gen_ai.client.operation.duration"].unit == "s"
     cost = sum(p.as_double for p in got["lumen.cost.usd"].sum.data_points)
     assert cost == pytest.approx(daemon.api("/api/summary")["cost_usd"], rel=1e-9)
+
+
+def test_redis_stream_holds_each_call_of_its_daemon(fleet: Fleet, fleet_redis: Any) -> None:
+    daemon = fleet.daemons["fleet-c"]
+    events = daemon.api("/api/events", limit=100)["events"]
+    wait_until(
+        lambda: daemon.api("/api/status")["export"]["redis"]["sent"] == len(events),
+        what="the stream entries to be sent",
+    )
+    entries = [fields for _, fields in fleet_redis.xrange("lumen:events:initech")]
+    assert sorted(e["id"] for e in entries) == sorted(e["id"] for e in events)
+    by_id = {e["id"]: e for e in events}
+    for entry in entries:
+        event = by_id[entry["id"]]
+        assert entry["input_tokens"] == str(event["input_tokens"])
+        assert entry["process"] == "lumfleet-c" and entry["tenant"] == "initech"
+        assert float(entry["cost_usd"]) == pytest.approx(event["cost_usd"])
 
 
 def test_a_dead_collector_queues_counts_drops_and_capture_goes_on(fleet: Fleet) -> None:
