@@ -15,11 +15,13 @@ restart a daemon.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import re
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -308,6 +310,7 @@ def test_a_restarted_daemon_neither_goes_back_nor_counts_twice(fleet: Fleet) -> 
     b = fleet.daemons["fleet-b"]
     b_before = b.api("/api/summary")["cost_usd"]
     assert b_before > 0.15 * expected  # so counting it twice would show
+    restart_s = time.time()
     b.stop()
     b.start()  # same database, same port: the counters start again at 0
     fleet.traffic("fleet-b", ["openai_chat", "openai_chat"])
@@ -324,3 +327,8 @@ def test_a_restarted_daemon_neither_goes_back_nor_counts_twice(fleet: Fleet) -> 
     )
     assert after >= before * 0.98  # never backwards (beyond increase()'s extrapolation)
     assert after < expected + 0.5 * b_before  # and B's history was not counted twice
+    # Second by second across the restart, too: no dip while B is down or just back.
+    seen = fleet.prom.range_values(fleet_total, restart_s - 2, time.time())
+    assert len(seen) >= 5
+    for earlier, later in itertools.pairwise(seen):
+        assert later >= earlier * 0.98, seen

@@ -174,6 +174,18 @@ class Prometheus:
         result: list[dict[str, Any]] = body["data"]["result"]
         return result
 
+    def range_values(self, expr: str, start_s: float, end_s: float) -> list[float]:
+        """The values of a one-series range query at 1 s steps."""
+        response = httpx.get(
+            self.url + "/api/v1/query_range",
+            params={"query": expr, "start": start_s, "end": end_s, "step": "1s"},
+            timeout=10,
+        )
+        body = response.json()
+        assert body["status"] == "success", (expr, body)
+        result = body["data"]["result"]
+        return [float(v) for _, v in result[0]["values"]] if result else []
+
     def value(self, expr: str) -> float | None:
         """The single value of a one-series instant query, None when empty."""
         result = self.query(expr)
