@@ -37,7 +37,8 @@ Metrics are updated from the writer's commit notifications, aggregated per
 batch, so they never count an event the database does not hold.
 
 New series start at 0: the first scrape after a label set appears shows it at
-0 and the next one shows what it counted (see ``Metrics._inc``), so
+0 and the next one shows what it counted (histograms too, up to 1000 held
+observations per series) (see ``Metrics._inc``), so
 ``increase()`` counts a series' first calls too. With two scrapers (an HA
 pair), only the first to scrape gets the 0.
 """
@@ -62,6 +63,8 @@ __all__ = ["CONTENT_TYPE", "Metrics"]
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 """Prometheus text exposition format."""
 
+_MAX_HELD = 1000
+"""Observations held per new histogram series before the first scrape (then observed)."""
 _TOKEN_TYPES = ("input", "output", "cache_read", "cache_write", "reasoning")
 _DURATION_BUCKETS_S = (0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, float("inf"))
 _TTFT_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, float("inf"))
@@ -176,6 +179,9 @@ class Metrics:
         self._lock = threading.Lock()
         self._shown: set[tuple[int, tuple[str, ...]]] = set()
         self._held: dict[tuple[int, tuple[str, ...]], tuple[Counter, tuple[str, ...], float]] = {}
+        self._held_obs: dict[
+            tuple[int, tuple[str, ...]], tuple[Histogram, tuple[str, ...], list[float]]
+        ] = {}
 
     def committed(self, events: Sequence[UsageEvent]) -> None:
         """Count a committed batch (sums per label set first: one inc per series)."""
@@ -202,9 +208,9 @@ class Metrics:
             else:
                 costs[key] = costs.get(key, Decimal(0)) + e.cost_usd
             if e.duration_ms is not None:
-                self._duration.labels(provider, model).observe(e.duration_ms / 1000)
+                self._observe(self._duration, (provider, model), e.duration_ms / 1000)
             if e.ttft_ms is not None:
-                self._ttft.labels(provider, model).observe(e.ttft_ms / 1000)
+                self._observe(self._ttft, (provider, model), e.ttft_ms / 1000)
         for rkey, count in requests.items():
             self._inc(self._requests, rkey, count)
         for key, sums in tokens.items():
@@ -234,6 +240,19 @@ class Metrics:
             _, _, held = self._held.get(ident, (counter, key, 0.0))
             self._held[ident] = (counter, key, held + amount)
 
+    def _observe(self, histogram: Histogram, key: tuple[str, ...], value: float) -> None:
+        """Observe into a histogram series, held like :meth:`_inc` until it was scraped at 0."""
+        ident = (id(histogram), key)
+        with self._lock:
+            held = self._held_obs.get(ident)
+            if ident in self._shown or (held is not None and len(held[2]) >= _MAX_HELD):
+                histogram.labels(*key).observe(value)
+                return
+            histogram.labels(*key)
+            if held is None:
+                held = self._held_obs[ident] = (histogram, key, [])
+            held[2].append(value)
+
     def closed(self) -> None:
         """Nothing to release (part of the commit-listener protocol)."""
 
@@ -245,4 +264,9 @@ class Metrics:
                 self._shown.add(ident)
                 counter.labels(*key).inc(amount)
             self._held.clear()
+            for ident, (histogram, key, values) in self._held_obs.items():
+                self._shown.add(ident)
+                for value in values:
+                    histogram.labels(*key).observe(value)
+            self._held_obs.clear()
         return text

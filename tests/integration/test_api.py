@@ -394,9 +394,15 @@ def test_metrics(tmp_path: Path) -> None:
         held = [
             smp.value
             for f in text_string_to_metric_families(first.text)
-            if f.name in ("lumen_requests", "lumen_tokens", "lumen_cost_usd")
+            if f.name
+            in (
+                "lumen_requests",
+                "lumen_tokens",
+                "lumen_cost_usd",
+                "lumen_request_duration_seconds",
+            )
             for smp in f.samples
-            if smp.name.endswith("_total")
+            if smp.name.endswith(("_total", "_count"))
         ]
         assert held and set(held) == {0.0}
         response = s.http.get("/metrics")

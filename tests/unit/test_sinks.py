@@ -9,11 +9,13 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lumen_sniff.config import load_settings
 from lumen_sniff.errors import ConfigError
 from lumen_sniff.model import UsageEvent, UsageSource
-from lumen_sniff.sinks import QueueSettings, SinkRejected, SinkRunner, build_sinks
+from lumen_sniff.sinks import DROP_REASONS, QueueSettings, SinkRejected, SinkRunner, build_sinks
 from lumen_sniff.sinks.genai import (
     DURATION_BUCKETS_S,
     TOKEN_BUCKETS,
@@ -267,3 +269,49 @@ def test_bad_sink_config_names_file_line_and_reason(
     with pytest.raises(ConfigError) as err:
         _load(tmp_path, text)
     assert message in str(err.value)
+
+
+class ScriptedSink:
+    """Fails or succeeds by a script of outcomes (then succeeds)."""
+
+    name = "scripted"
+
+    def __init__(self, outcomes: list[str]) -> None:
+        self._outcomes = list(outcomes)
+        self.delivered = 0
+
+    def send(self, events: Sequence[UsageEvent]) -> None:
+        outcome = self._outcomes.pop(0) if self._outcomes else "ok"
+        if outcome == "fail":
+            raise ConnectionError("down")
+        if outcome == "reject":
+            raise SinkRejected("bad")
+        self.delivered += len(events)
+
+    def close(self) -> None:
+        pass
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    batches=st.lists(st.integers(min_value=0, max_value=12), max_size=8),
+    outcomes=st.lists(st.sampled_from(["ok", "fail", "reject"]), max_size=10),
+    queue_size=st.integers(min_value=1, max_value=20),
+    batch_max=st.integers(min_value=1, max_value=6),
+)
+def test_every_record_is_sent_or_dropped_exactly_once(
+    batches: list[int], outcomes: list[str], queue_size: int, batch_max: int
+) -> None:
+    sink = ScriptedSink(outcomes)
+    runner = SinkRunner(
+        sink, _settings(queue_size=queue_size, batch_max=batch_max, retry_pauses_s=(0.0,))
+    )
+    runner.start()
+    n = 0
+    for size in batches:
+        runner.committed([make_event(T0 + n + i) for i in range(size)])
+        n += size
+    runner.closed()
+    assert runner.sent == sink.delivered
+    assert _accounted(runner) == n
+    assert set(runner.dropped) <= set(DROP_REASONS)
