@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -315,3 +317,13 @@ def test_every_record_is_sent_or_dropped_exactly_once(
     assert runner.sent == sink.delivered
     assert _accounted(runner) == n
     assert set(runner.dropped) <= set(DROP_REASONS)
+
+
+def test_the_export_libraries_are_not_imported_when_export_is_off() -> None:
+    code = (
+        "import sys, lumen_sniff.daemon, lumen_sniff.config, lumen_sniff.api.app, "
+        "lumen_sniff.sinks\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'opentelemetry', 'redis', 'grpc'}))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "[]"
