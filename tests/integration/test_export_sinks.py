@@ -23,8 +23,8 @@ from lumen_sniff.sinks import OtlpSettings, QueueSettings, RedisSettings, SinkRu
 from lumen_sniff.sinks.otlp import OtlpLogsSink, OtlpMetricsSink
 from lumen_sniff.sinks.redisstream import RedisStreamSink
 from tests.conftest import require_or_skip
+from tests.support.events import make_event
 from tests.support.otlpreceiver import GrpcOtlpReceiver, OtlpReceiver, attrs_of
-from tests.unit.test_store import make_event
 
 T0 = 1_750_000_000_000_000_000
 _QUICK = QueueSettings(batch_wait_s=0.01, retry_pauses_s=(0.05, 0.05), close_timeout_s=10)

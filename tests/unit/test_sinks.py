@@ -26,7 +26,7 @@ from lumen_sniff.sinks.genai import (
     subset_points,
     token_points,
 )
-from tests.unit.test_store import make_event
+from tests.support.events import make_event
 
 T0 = 1_750_000_000_000_000_000
 
