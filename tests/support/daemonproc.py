@@ -1,0 +1,121 @@
+"""Run ``lumen-sniff run`` as a subprocess and put clients in cgroups it can tell apart.
+
+Shared by the daemon end-to-end tests: each client runs in a fresh cgroup named
+``lumen-e2e-<id>.scope``, which the daemon reports as the event's systemd
+``unit``, so a test finds its own events among whatever else the machine does.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.support.bpfcap import CGROUP_ROOT, REPO
+
+__all__ = ["Daemon", "Scope", "events_of", "free_port", "start_daemon", "stop_daemon"]
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Daemon:
+    """A running ``lumen-sniff run`` and how to reach it."""
+
+    proc: subprocess.Popen[str]
+    url: str
+    db: Path
+    log: Path
+
+    def api(self, path: str, **params: Any) -> Any:
+        response = httpx.get(self.url + path, params=params, timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+
+def start_daemon(db: Path, log: Path) -> Daemon:
+    port = free_port()
+    handle = log.open("a")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "lumen_sniff",
+            "run",
+            "--capture",
+            "bpf",
+            "--db",
+            str(db),
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--config",
+            str(db.parent.parent / "none.toml"),
+        ],
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=REPO,
+    )
+    handle.close()  # the child keeps its own descriptor
+    daemon = Daemon(proc=proc, url=f"http://127.0.0.1:{port}", db=db, log=log)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"daemon exited {proc.returncode}: {log.read_text()[-3000:]}")
+        try:
+            if daemon.api("/api/status")["ready"]:
+                return daemon
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.25)
+    proc.kill()
+    raise AssertionError(f"daemon not ready in 90 s: {log.read_text()[-3000:]}")
+
+
+def stop_daemon(daemon: Daemon) -> int:
+    daemon.proc.send_signal(signal.SIGTERM)
+    return daemon.proc.wait(60)
+
+
+class Scope:
+    """A cgroup whose processes the daemon labels with unit ``<name>``."""
+
+    def __init__(self) -> None:
+        self.name = f"lumen-e2e-{uuid.uuid4().hex[:10]}.scope"
+        self.path = CGROUP_ROOT / self.name
+        self.path.mkdir()
+
+    def argv(self, *cmd: str) -> list[str]:
+        return ["/bin/sh", "-c", f'echo $$ > {self.path}/cgroup.procs && exec "$@"', "sh", *cmd]
+
+    def remove(self) -> None:
+        for _ in range(100):
+            try:
+                self.path.rmdir()
+                return
+            except OSError:
+                time.sleep(0.05)
+
+
+def events_of(daemon: Daemon, unit: str, want: int, timeout_s: float = 20) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout_s
+    mine: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        mine = [e for e in daemon.api("/api/events", limit=1000)["events"] if e["unit"] == unit]
+        if len(mine) >= want:
+            return mine
+        time.sleep(0.2)
+    return mine
