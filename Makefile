@@ -13,11 +13,13 @@ KREL    := $(shell uname -r)
 
 # Debian packages: bcc (python3-bpfcc is not on PyPI), kernel headers for bcc,
 # tshark for key-log decryption, and the real clients the integration tests drive
-# (golang-go builds the Go client; gnutls-bin and python3-pycurl drive GnuTLS).
+# (golang-go builds the Go client; gnutls-bin and python3-pycurl drive GnuTLS), and
+# the real Prometheus (and promtool) and redis-server the fleet tests run.
 APT_PACKAGES := python3 python3-venv python3-dev python3-bpfcc bpfcc-tools \
 	linux-headers-amd64 tshark python3-seccomp nodejs curl ca-certificates gcc \
 	libpcap0.8 iproute2 procps default-jdk-headless util-linux
 APT_PACKAGES += golang-go gnutls-bin python3-pycurl
+APT_PACKAGES += prometheus redis-server
 
 .PHONY: help setup setup-test npm apt headers venv run test test-unit lint bench fixtures install-service clean
 
@@ -110,6 +112,7 @@ bench: setup
 	$(VPY) bench/replay.py
 	$(VPY) bench/overhead.py
 	$(VPY) bench/overhead_go.py
+	$(VPY) bench/otlp_export.py
 
 # Regenerate every recorded fixture with the real clients against the stand-in.
 fixtures: setup

@@ -61,6 +61,8 @@ async def status(request: Request) -> dict[str, Any]:
     return {
         "ready": bool(capture.get("ready", False)),
         "version": __version__,
+        "export": capture.pop("export", {}),  # export sink name → its runner's stats
+        "export_unavailable": capture.pop("export_unavailable", {}),
         "capture": capture,
         "unseen": capture.get("unseen", []),
         "store": _store(request).stats(),

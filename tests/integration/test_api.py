@@ -384,12 +384,21 @@ def test_live_streams_committed_events_and_ends_on_close(tmp_path: Path) -> None
 
 def test_metrics(tmp_path: Path) -> None:
     s = Served(tmp_path / "events.db", metrics_max_label_values=2)
-    s.status_value = {"ready": True, "dropped": {"ringbuf_full": 7}}
+    s.status_value = {
+        "ready": True,
+        "dropped": {"ringbuf_full": 7},
+        "export": {"redis": {"sent": 3, "failures": 2, "queue": 1, "dropped": {"queue_full": 4}}},
+    }
     try:
         s.add(
             [
                 make_event(
-                    T0, model="m-a", cost_usd=Decimal("0.5"), duration_ms=1500.0, service="bill"
+                    T0,
+                    model="m-a",
+                    cost_usd=Decimal("0.5"),
+                    duration_ms=1500.0,
+                    tenant="acme",
+                    service="bill",
                 ),
                 make_event(
                     T0, model="m-b", status=429, cost_usd=None, ttft_ms=None, service="bill"
@@ -398,6 +407,23 @@ def test_metrics(tmp_path: Path) -> None:
                 make_event(T0, model="m-d", cost_usd=Decimal("0.25"), service="bill"),
             ]
         )
+        # A new series is scraped at 0 first, so increase() counts its first calls.
+        first = s.http.get("/metrics")
+        assert first.status_code == 200
+        held = [
+            smp.value
+            for f in text_string_to_metric_families(first.text)
+            if f.name
+            in (
+                "lumen_requests",
+                "lumen_tokens",
+                "lumen_cost_usd",
+                "lumen_request_duration_seconds",
+            )
+            for smp in f.samples
+            if smp.name.endswith(("_total", "_count"))
+        ]
+        assert held and set(held) == {0.0}
         response = s.http.get("/metrics")
         assert response.status_code == 200
         families = {f.name: f for f in text_string_to_metric_families(response.text)}
@@ -409,22 +435,29 @@ def test_metrics(tmp_path: Path) -> None:
                 if smp.name == name + suffix
             }
 
-        base = (("process", "python3"), ("provider", "openai"), ("service", "bill"))
+        bill = (("process", "python3"), ("provider", "openai"), ("service", "bill"))
+        base = (*bill, ("tenant", "unknown"))
+        acme = (*bill, ("tenant", "acme"))
         assert samples("lumen_requests", "_total") == {
-            (("model", "m-a"), *base, ("status", "200")): 1,
-            (("model", "m-b"), *base, ("status", "429")): 1,
-            (("model", "other"), *base, ("status", "200")): 2,
+            tuple(sorted((("model", "m-a"), *acme, ("status", "200")))): 1,
+            tuple(sorted((("model", "m-b"), *base, ("status", "429")))): 1,
+            tuple(sorted((("model", "other"), *base, ("status", "200")))): 2,
         }
         tokens = samples("lumen_tokens", "_total")
         assert tokens[(("model", "other"), *base, ("type", "output"))] == 45
         assert tokens[(("model", "other"), *base, ("type", "reasoning"))] == 5
-        assert tokens[(("model", "m-a"), *base, ("type", "input"))] == 100
+        assert tokens[(("model", "m-a"), *acme, ("type", "input"))] == 100
         assert samples("lumen_cost_usd", "_total") == {
-            (("model", "m-a"), *base): 0.5,
+            (("model", "m-a"), *acme): 0.5,
             (("model", "other"), *base): 0.25 + 0.000027,
         }
         assert samples("lumen_unpriced_requests", "_total") == {
-            (("model", "m-b"), ("provider", "openai")): 1
+            (
+                ("model", "m-b"),
+                ("provider", "openai"),
+                ("service", "bill"),
+                ("tenant", "unknown"),
+            ): (1)
         }
         assert samples("lumen_request_duration_seconds", "_count") == {
             (("model", "m-a"), ("provider", "openai")): 1,
@@ -441,6 +474,13 @@ def test_metrics(tmp_path: Path) -> None:
         assert samples("lumen_capture_dropped", "_total") == {(("reason", "ringbuf_full"),): 7}
         assert samples("lumen_store_events") == {(): 4}
         assert samples("lumen_ready") == {(): 1}
+        assert samples("lumen_export_dropped", "_total") == {
+            (("reason", r), ("sink", "redis")): 4 if r == "queue_full" else 0
+            for r in ("queue_full", "export_failed", "rejected", "shutdown")
+        }
+        assert samples("lumen_export_sent", "_total") == {(("sink", "redis"),): 3}
+        assert samples("lumen_export_failures", "_total") == {(("sink", "redis"),): 2}
+        assert samples("lumen_export_queue_records") == {(("sink", "redis"),): 1}
     finally:
         s.stop()
 
