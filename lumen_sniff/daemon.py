@@ -148,6 +148,7 @@ class Daemon:
             lambda since: store.export(EventFilter(since_ns=since)),
             baseline=lambda budget, now: trailing_baseline(store, budget, now),
         )
+        self._budgets.enforcer.busy = self._open_by_pid
         await self._budgets.start()
 
     def _start_sinks(self) -> None:
@@ -289,6 +290,10 @@ class Daemon:
                 await asyncio.sleep(_IDLE_S)
             else:
                 await asyncio.sleep(0)
+
+    def _open_by_pid(self) -> dict[int, int]:
+        # Budgets leave a blocked process's connections open while it has a call in flight.
+        return dict(self._pipeline.open_by_pid()) if self._pipeline is not None else {}
 
     def _feed_budgets(self) -> None:
         # Budgets see events as they leave the pipeline, not after the store's

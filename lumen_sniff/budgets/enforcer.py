@@ -5,8 +5,10 @@ Strategy: every active enforcement (a budget's, or a manual kill switch) is kept
 by key; after any change :meth:`Enforcer.sync` recomputes the union of targets
 and makes the kernel match it. Blocks: the guard's tgid, cgroup and comm sets,
 then the established connections of every blocked process to a known LLM
-endpoint are destroyed. Pauses: processes that should be stopped and are not
-get ``stop``, those that no longer should get ``cont``. Targets are:
+endpoint are destroyed, at once for a process with no LLM call in flight, and
+once its calls end (or after a ceiling) otherwise (:mod:`.inflight`).
+Pauses: processes that should be stopped and are not get ``stop``, those that
+no longer should get ``cont``. Targets are:
 
 * the processes that made the scope's calls this period (every scope; for
   api_key_id, tenant, model and provider this is the only handle there is);
@@ -25,12 +27,13 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from lumen_sniff.budgets.endpoints import RELEARN_S, destroy, llm_peers, parse_host
 from lumen_sniff.budgets.enforce import ConnectGuard, cgroup2_root
+from lumen_sniff.budgets.inflight import Deferral
 from lumen_sniff.budgets.model import Action, Enforcement
 from lumen_sniff.budgets.settings import BudgetSettings
 from lumen_sniff.errors import CaptureError
@@ -68,6 +71,9 @@ class Enforcer:
         self._watchdog: subprocess.Popen[str] | None = None
         self._self = {os.getpid()}
         self._cgroup_of: dict[int, int | None] = {}
+        self.busy: Callable[[], Mapping[int, int]] = dict
+        """Open LLM exchanges per pid (the daemon plugs in the pipeline's count)."""
+        self._deferred = Deferral(settings.inflight_grace_s)
 
     def load(self) -> None:
         """Load the guard, once, when a block may be needed; on failure record why.
@@ -191,7 +197,21 @@ class Enforcer:
         self._pause(stop)
 
     def _destroy(self) -> None:
-        count = destroy(self.guard.blocked_tgids, self.guard.endpoints)
+        blocked = self.guard.blocked_tgids
+        due = self._deferred.due(blocked, self.busy(), time.monotonic())
+        self._close(due)
+        if len(due) < len(blocked):
+            log.info("calls in flight: connections of %d blocked processes close when they end",
+                     len(blocked) - len(due))
+
+    def poll(self) -> None:
+        """Destroy the connections of blocked processes whose calls in flight have ended."""
+        if self.error is None and self._deferred.waiting:
+            due = self._deferred.poll(self.guard.blocked_tgids, self.busy(), time.monotonic())
+            self._close(due)
+
+    def _close(self, pids: set[int]) -> None:
+        count = destroy(pids, self.guard.endpoints) if pids else 0
         if count:
             log.info("closed %d open LLM connections of blocked processes", count)
 
@@ -234,7 +254,11 @@ class Enforcer:
 
     def status(self) -> dict[str, Any]:
         """For /api/budgets."""
-        out: dict[str, Any] = {"error": self.error, "paused_pids": sorted(self._stopped)}
+        out: dict[str, Any] = {
+            "error": self.error,
+            "paused_pids": sorted(self._stopped),
+            "inflight_pids": sorted(self._deferred.waiting),
+        }
         out.update(self.guard.status())
         return out
 

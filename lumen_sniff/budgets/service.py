@@ -194,6 +194,7 @@ class BudgetService:
             for st in self.evaluator.statuses(now):
                 if st.budget.name in self.evaluator.enforced():
                     self.enforcer.refresh(st.budget.name, st.pids)
+        self.enforcer.poll()  # calls that were in flight at a block may have ended
 
     def _discovered(self, task: asyncio.Future[set[tuple[str, int]]]) -> None:
         if task.cancelled() or task.exception() is not None:
@@ -207,6 +208,7 @@ class BudgetService:
         while True:
             await asyncio.sleep(_TICK_S)
             self._handle(self.evaluator.tick(self._clock()))
+            self.enforcer.poll()  # the ceiling for calls in flight at a block
 
     async def _baseline_loop(self) -> None:
         # Anomaly alerts compare with the trailing baseline; refreshed every 10 min.

@@ -23,6 +23,7 @@ Example::
     [enforcement]
     allowlist = ["10.1.2.3", "192.168.0.0/16", "llm-gateway.internal"]  # never blocked
     fail_closed = false        # true: blocks outlive the daemon (pinned BPF link)
+    inflight_grace_s = 120     # a call in flight at a block may finish for this long
 
     [alerts]
     anomaly_factor = 3.0
@@ -41,6 +42,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from lumen_sniff.budgets.inflight import DEFAULT_GRACE_S
 from lumen_sniff.budgets.model import Action, Budget, ScopeKind
 from lumen_sniff.budgets.period import parse_period
 from lumen_sniff.errors import ConfigError
@@ -84,6 +86,8 @@ class BudgetSettings:
     """Hosts, addresses or CIDR blocks that are never blocked."""
     fail_closed: bool = False
     """Keep blocks when the daemon dies (pinned BPF link); default fail-open."""
+    inflight_grace_s: float = DEFAULT_GRACE_S
+    """Longest a blocked process's calls in flight may finish before its connections close."""
     anomaly_factor: float = 3.0
     """Spend rate over the trailing baseline that raises an anomaly alert."""
     webhooks: tuple[Webhook, ...] = ()
@@ -163,7 +167,7 @@ def parse_budget_settings(doc: Mapping[str, Any], path: Path, text: str) -> Budg
         if any(b.name == budget.name for b in budgets):
             raise loc.error("budgets", i, "name", f"duplicate budget name {budget.name!r}")
         budgets.append(budget)
-    enf = _table(doc, "enforcement", ("allowlist", "fail_closed"), loc)
+    enf = _table(doc, "enforcement", ("allowlist", "fail_closed", "inflight_grace_s"), loc)
     alerts = _table(doc, "alerts", ("anomaly_factor", "webhooks"), loc)
     allow = enf.get("allowlist", [])
     if not isinstance(allow, list) or not all(isinstance(a, str) and a for a in allow):
@@ -171,6 +175,9 @@ def parse_budget_settings(doc: Mapping[str, Any], path: Path, text: str) -> Budg
     fail_closed = enf.get("fail_closed", False)
     if not isinstance(fail_closed, bool):
         raise loc.error("enforcement", None, "fail_closed", "must be true or false")
+    grace = enf.get("inflight_grace_s", DEFAULT_GRACE_S)
+    if isinstance(grace, bool) or not isinstance(grace, int | float) or grace < 0:
+        raise loc.error("enforcement", None, "inflight_grace_s", "must be a number of seconds >= 0")
     factor = alerts.get("anomaly_factor", 3.0)
     if isinstance(factor, bool) or not isinstance(factor, int | float) or not factor > 1:
         raise loc.error("alerts", None, "anomaly_factor", "must be a number > 1")
@@ -178,6 +185,7 @@ def parse_budget_settings(doc: Mapping[str, Any], path: Path, text: str) -> Budg
         budgets=tuple(budgets),
         allowlist=tuple(allow),
         fail_closed=fail_closed,
+        inflight_grace_s=float(grace),
         anomaly_factor=float(factor),
         webhooks=_webhooks(alerts, loc),
     )

@@ -145,6 +145,18 @@ class ExchangeAssembler:
         """Exchanges being assembled, across all connections."""
         return sum(len(exchanges) for exchanges in self._conns.values())
 
+    def open_by_pid(self) -> dict[int, int]:
+        """Exchanges being assembled per process (tgid; eBPF connections only).
+
+        Budgets use it to leave a blocked process's connections open while a
+        call is still streaming (lumen_sniff/budgets/inflight.py).
+        """
+        out: dict[int, int] = {}
+        for conn, exchanges in self._conns.items():
+            if exchanges and conn.pid:
+                out[conn.pid] = out.get(conn.pid, 0) + len(exchanges)
+        return out
+
     @property
     def buffered_bytes(self) -> int:
         """Request body bytes held by open exchanges (for classification and estimates)."""

@@ -128,6 +128,10 @@ class Pipeline:
         """Exchanges being assembled."""
         return self._assembler.open_exchanges
 
+    def open_by_pid(self) -> dict[int, int]:
+        """Exchanges being assembled per process (see the assembler)."""
+        return self._assembler.open_by_pid()
+
     def _handle(self, events: list[HttpEvent]) -> list[PipelineOutput]:
         handle = self._assembler.handle
         out: list[PipelineOutput] = []

@@ -70,6 +70,15 @@ limit_usd = 0.00003
 thresholds = [100]
 action = "pause"
 
+[[budgets]]
+name = "inflight"
+scope = "service"
+match = "inflight-a"
+period = "day"
+limit_usd = 0.00003
+thresholds = [100]
+action = "block"
+
 [[alerts.webhooks]]
 url = "{hook}/json"
 headers = {{ X-Token = "t0k" }}
@@ -78,7 +87,15 @@ headers = {{ X-Token = "t0k" }}
 url = "{hook}/slack"
 format = "slack"
 """
-_WATCHED = ("capped-a", "capped-b", "free-agent", "pause-me", "pause-two", "unit-agent")
+_WATCHED = (
+    "capped-a",
+    "capped-b",
+    "free-agent",
+    "inflight-a",
+    "pause-me",
+    "pause-two",
+    "unit-agent",
+)
 
 
 @dataclass
@@ -117,7 +134,13 @@ class Env:
             argv = ["/bin/sh", "-c", f'echo $$ > {cgroup}/cgroup.procs && exec "$@"', "sh", *argv]
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         return subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=env
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+            env=env,
         )
 
     def budget(self, name: str) -> dict[str, Any]:
@@ -266,6 +289,50 @@ def test_manual_kill_switch_closes_keepalive_and_refuses_until_unblocked(env: En
         (False, "unblocked"),
         (True, "runaway agent"),
     ]
+
+
+def test_call_in_flight_at_block_completes_and_counts_as_overshoot(env: Env) -> None:
+    # Two processes of one service: a slow stream (400 ms between events) is in
+    # flight while the other's plain calls cross the limit.
+    slow = env.client(
+        "inflight-a", "--stream", "--scenario", "gap_ms=400", "--calls", "2", "--step"
+    )
+    assert slow.stdout is not None and slow.stdin is not None
+    assert json.loads(slow.stdout.readline()) == {"streaming": True}
+    fast = _lines(env.client("inflight-a", "--calls", "40", "--interval", "0.05"))
+    done = next(i for i, line in enumerate(fast) if not line["ok"])
+    assert done >= 4, fast  # 3 calls are under the limit
+    assert {line["error"] for line in fast[done:]} == {"APIConnectionError"}
+    first = json.loads(slow.stdout.readline())
+    assert first["ok"] and first["tokens"] == fast[0]["tokens"], first  # not cut
+    block = next(
+        r
+        for r in env.daemon.api("/api/budgets")["log"]
+        if r["budget"] == "inflight" and r["active"]
+    )
+    assert first["start_ns"] < block["at_ns"] < first["end_ns"]  # it was in flight
+    # Its connection is closed once its event is in; then the next call fails.
+    _wait(
+        lambda: slow.pid not in env.daemon.api("/api/budgets")["enforcement"]["inflight_pids"]
+        and env.budget("inflight")["requests"] == done + 1,
+        30,
+        "the streamed call's event",
+    )
+    slow.stdin.write("go\n")
+    slow.stdin.flush()
+    rest = [line for line in _lines(slow) if "i" in line]
+    assert [(line["i"], line["error"]) for line in rest] == [(1, "APIConnectionError")]
+    events = env.daemon.api("/api/events", service="inflight-a", limit=50)["events"]
+    (streamed,) = [e for e in events if e["pid"] == slow.pid]
+    assert streamed["stream"] and streamed["output_tokens"] == 12
+    assert streamed["input_tokens"] + streamed["output_tokens"] == first["tokens"]
+    status = env.budget("inflight")
+    per_call = status["spent_usd"] / (done + 1)
+    assert streamed["cost_usd"] == pytest.approx(per_call)
+    # Spent: the plain calls and the streamed one, which all ended past the limit.
+    assert status["overshoot_usd"] == pytest.approx((done + 1) * per_call - 0.00003)
+    assert status["overshoot_usd"] > streamed["cost_usd"]
+    print(f"overshoot with a call in flight: ${status['overshoot_usd']:.8f}")
 
 
 def test_block_alerts_restart_and_kill9(env: Env) -> None:

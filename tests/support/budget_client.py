@@ -9,7 +9,10 @@ user would), printing one JSON line per call: ``{"i", "start_ns", "end_ns",
 (``APIConnectionError`` when a connection is refused or destroyed). It exits
 after ``--calls`` calls or ``--stop-after-errors`` errors in a row. A line
 ``{"waiting": true}`` and a read of one stdin line come first when ``--gate``
-is given, so a test can start several clients at once.
+is given, so a test can start several clients at once. ``--stream`` streams
+each call (usage included; a line ``{"streaming": true}`` at the first chunk),
+``--scenario FLAGS`` sends the stand-in's scenario header, and ``--step`` reads
+one stdin line before every call after the first.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import ctypes
 import json
 import sys
 import time
+from typing import Any
 
 from tests.support.clients import OPENAI_MODEL
 from tests.support.clients_common import DEFAULT_PROMPT, OPENAI_KEY
@@ -35,9 +39,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--interval", type=float, default=0.0)
     p.add_argument("--stop-after-errors", type=int, default=3)
     p.add_argument("--gate", action="store_true")
+    p.add_argument("--stream", action="store_true")
+    p.add_argument("--scenario", default="")
+    p.add_argument("--step", action="store_true")
     args = p.parse_args(argv)
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_NAME, args.name.encode()[:15], 0, 0, 0)
+    import httpx
     import openai
 
     client = openai.OpenAI(
@@ -50,21 +58,28 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"waiting": True}), flush=True)
         sys.stdin.readline()
     errors = 0
+    headers = {"x-standin-scenario": args.scenario} if args.scenario else None
     for i in range(args.calls):
+        if args.step and i:
+            sys.stdin.readline()
         start = time.time_ns()
         line: dict[str, object] = {"i": i, "start_ns": start}
         try:
-            out = client.chat.completions.create(
-                model=OPENAI_MODEL, messages=[{"role": "user", "content": DEFAULT_PROMPT}]
-            )
-            line.update(
-                ok=True,
-                error=None,
-                tokens=out.usage.total_tokens if out.usage else None,
-                text=out.choices[0].message.content,
-            )
+            if args.stream:
+                line.update(_streamed(client, headers))
+            else:
+                out = client.chat.completions.create(
+                    model=OPENAI_MODEL,
+                    messages=[{"role": "user", "content": DEFAULT_PROMPT}],
+                    extra_headers=headers,
+                )
+                line.update(
+                    tokens=out.usage.total_tokens if out.usage else None,
+                    text=out.choices[0].message.content,
+                )
+            line.update(ok=True, error=None)
             errors = 0
-        except openai.OpenAIError as exc:
+        except (openai.OpenAIError, httpx.HTTPError) as exc:  # httpx: a stream cut midway
             line.update(ok=False, error=type(exc).__name__)
             errors += 1
         line["end_ns"] = time.time_ns()
@@ -74,6 +89,27 @@ def main(argv: list[str] | None = None) -> int:
         if args.interval:
             time.sleep(args.interval)
     return 0
+
+
+def _streamed(client: Any, headers: dict[str, str] | None) -> dict[str, object]:
+    """One streamed call: its total tokens and text, announcing the first chunk."""
+    stream = client.chat.completions.create(
+        model=OPENAI_MODEL,
+        messages=[{"role": "user", "content": DEFAULT_PROMPT}],
+        stream=True,
+        stream_options={"include_usage": True},
+        extra_headers=headers,
+    )
+    parts: list[str] = []
+    tokens = None
+    for n, chunk in enumerate(stream):
+        if n == 0:
+            print(json.dumps({"streaming": True}), flush=True)
+        if chunk.choices and chunk.choices[0].delta.content:
+            parts.append(chunk.choices[0].delta.content)
+        if chunk.usage is not None:
+            tokens = chunk.usage.total_tokens
+    return {"tokens": tokens, "text": "".join(parts)}
 
 
 if __name__ == "__main__":

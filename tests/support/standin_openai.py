@@ -90,6 +90,10 @@ def _chat_usage(plan: TokenPlan) -> dict[str, Any]:
 
 
 def _gap(req: StandinRequest) -> float:
+    # ``gap_ms=N``: N ms between stream events (a call that stays in flight for a while).
+    for flag in req.flags:
+        if flag.startswith("gap_ms=") and flag[7:].isdigit():
+            return int(flag[7:]) / 1000
     return 0.05 if "slow" in req.flags else 0.002
 
 

@@ -23,7 +23,7 @@ The token model (what every route reports, so tests know exact usage):
   with that provider's recorded error shape, ``midstream_error`` (Anthropic
   stream) fails after two deltas, ``gzip_sse`` gzips Anthropic SSE,
   ``llamacpp`` answers OpenAI chat like llama.cpp's server, ``slow`` spaces
-  stream events 50 ms apart.
+  stream events 50 ms apart, ``gap_ms=N`` N ms apart (OpenAI chat).
 """
 
 from __future__ import annotations
