@@ -13,6 +13,7 @@ is a 401, and a database failure is a 503, never a 500.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
@@ -20,7 +21,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from lumen_sniff import __version__
+from lumen_sniff.api.aggregates import router as aggregates_router
 from lumen_sniff.api.auth import BearerAuth
+from lumen_sniff.api.dashboard import mount_dashboard
 from lumen_sniff.api.live import LiveFeed
 from lumen_sniff.api.metrics import Metrics
 from lumen_sniff.api.params import reject_unknown_params
@@ -40,6 +43,7 @@ def create_app(
     pricer: PricerLike | None = None,
     metrics_max_label_values: int = 50,
     live_max_clients: int = 64,
+    web_dir: Path | None = None,
 ) -> FastAPI:
     """Build the HTTP API over an open store.
 
@@ -53,6 +57,7 @@ def create_app(
             :class:`lumen_sniff.pricing.prices.Pricer` without overrides.
         metrics_max_label_values: Distinct values per metric label before ``other``.
         live_max_clients: Concurrent /api/live streams.
+        web_dir: The built dashboard served at ``/``; default the checkout's ``web/dist``.
 
     Returns:
         The app, with ``app.state.store``, ``.live`` and ``.metrics`` set.
@@ -77,6 +82,8 @@ def create_app(
     app.state.metrics = metrics
     app.state.pricer = pricer
     app.include_router(router)
+    app.include_router(aggregates_router)
+    mount_dashboard(app, web_dir)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StoreError, _store_error)
     if token:
