@@ -16,7 +16,9 @@ APT_PACKAGES := python3 python3-venv python3-dev python3-bpfcc bpfcc-tools \
 	linux-headers-amd64 tshark python3-seccomp nodejs curl ca-certificates gcc \
 	libpcap0.8 iproute2 procps
 
-.PHONY: help setup apt headers venv run test test-unit lint bench fixtures install-service clean
+WEB_SRC := $(shell find web/src -type f 2>/dev/null)
+
+.PHONY: help setup apt npm web headers venv run test test-unit lint bench fixtures install-service clean
 
 help:
 	@echo "make run      start the daemon in the foreground (default db, loopback API)"
@@ -24,7 +26,26 @@ help:
 	@echo "make setup    install Debian packages, kernel headers link and .venv"
 	@echo "make bench    run the benchmarks in bench/"
 
-setup: apt headers venv
+setup: apt headers venv web
+
+# Debian 12's nodejs (18) comes without npm, which is its own package there;
+# NodeSource's nodejs carries npm and conflicts with Debian's: install npm only
+# when no npm command exists.
+npm: apt
+	@command -v npm >/dev/null || { \
+	  echo "installing Debian package: npm"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends npm; }
+
+# The dashboard: the chart library comes from the npm lockfile (web/package-lock.json);
+# our own page and modules are copied beside it into web/dist (gitignored), which the
+# daemon serves at /. Nothing third-party lives in the repository.
+web: web/dist/index.html
+web/dist/index.html: web/package.json web/package-lock.json $(WEB_SRC) | npm
+	cd web && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	rm -rf web/dist.tmp && mkdir -p web/dist.tmp/vendor
+	cp -R web/src/. web/dist.tmp/
+	cp web/node_modules/uplot/dist/uPlot.esm.js web/node_modules/uplot/dist/uPlot.min.css web/dist.tmp/vendor/
+	rm -rf web/dist && mv web/dist.tmp web/dist
 
 apt: $(APT_STAMP)
 $(APT_STAMP):
@@ -97,4 +118,4 @@ install-service: setup
 	$(VENV)/bin/lumen-sniff install-service
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache web/node_modules web/dist
