@@ -73,6 +73,7 @@ async def events(
     process: str | None = None,
     api_key_id: str | None = None,
     tenant: str | None = None,
+    container: str | None = None,
     status: Annotated[str | None, Query(description="HTTP code, 'error' or 'ok'.")] = None,
 ) -> JSONResponse:
     """The newest events matching every given filter, newest first: {"events": [...]}."""
@@ -86,6 +87,7 @@ async def events(
         process=process,
         api_key_id=api_key_id,
         tenant=tenant,
+        container=container,
         status=code,
         errors_only=errors_only,
     )

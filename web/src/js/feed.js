@@ -34,8 +34,11 @@ export class Feed {
 
   setFilter(matches) { this.matches = matches; }
 
-  push(event) {
-    this.arrivals.push(performance.now());
+  clear() { this.pending = []; this.body.replaceChildren(); }
+
+  // counted: false for calls that did not just arrive (the newest calls shown at load).
+  push(event, counted = true) {
+    if (counted) this.arrivals.push(performance.now());
     if (this.paused || !this.matches(event)) return;
     this.pending.push(event);
     if (this.pending.length > MAX_ROWS) this.pending.splice(0, this.pending.length - MAX_ROWS);

@@ -38,10 +38,12 @@ function toggleFilter(dim, value) {
 }
 
 function setView(next) {
+  const refilter = JSON.stringify(next.filters) !== JSON.stringify(view.filters);
   view = next;
   state.write(view);
   syncControls();
   refresh();
+  if (refilter) seedFeed();
 }
 
 function syncControls() {
@@ -55,6 +57,15 @@ function syncControls() {
     fmt.el("button", { type: "button", class: "chip", "aria-label": `Remove filter ${state.DIM_LABELS[d] ?? d} ${v}`, onclick: () => toggleFilter(d, v) },
       `${state.DIM_LABELS[d] ?? d}: ${v} ✕`)));
   feed.setFilter((e) => Object.entries(view.filters).every(([d, v]) => e[d] === v));
+}
+
+// The feed starts with the newest few matching calls (one bounded request), then follows live.
+async function seedFeed() {
+  feed.clear();
+  try {
+    const recent = await api.get("/api/events", { limit: 50, ...view.filters });
+    for (const e of recent.events.reverse()) feed.push(e, false);
+  } catch (err) { handle(err); }
 }
 
 function localMidnight() {
@@ -103,14 +114,18 @@ async function load() {
   document.body.dataset.loaded = String(Number(document.body.dataset.loaded ?? 0) + 1);
 }
 
+let lapCount = -1;
 function renderLapList() {
   panels.renderLaps($("laps"), laps);
   const form = $("lap-compare");
+  // A new lap resets the comparison to the last two; otherwise the reader's choice stays.
+  const reset = laps.length !== lapCount;
+  lapCount = laps.length;
   for (const [name, fallback] of [["a", laps.length - 2], ["b", laps.length - 1]]) {
     const sel = form.elements[name];
     const keep = sel.value;
     sel.replaceChildren(...laps.map((l, i) => fmt.el("option", { value: String(i), text: `${l.name} (${fmt.dateTime(l.started_at)})` })));
-    sel.value = keep !== "" && Number(keep) < laps.length ? keep : String(Math.max(0, fallback));
+    sel.value = reset ? String(Math.max(0, fallback)) : keep;
   }
   compareLaps();
 }
@@ -201,11 +216,7 @@ async function start() {
   started = true;
   syncControls();
   await refresh();
-  // The feed starts with the newest few calls (one bounded request), then follows live.
-  try {
-    const recent = await api.get("/api/events", { limit: 50 });
-    for (const e of recent.events.reverse()) feed.push(e);
-  } catch (err) { handle(err); }
+  await seedFeed();
   follow();
   setInterval(refresh, REFRESH_EVERY_MS);
 }
@@ -230,7 +241,7 @@ function bind() {
   });
   $("chart-dim").addEventListener("change", (e) => setView({ ...view, dim: e.target.value }));
   $("table-dim").addEventListener("change", (e) => setView({ ...view, table: e.target.value }));
-  window.addEventListener("popstate", () => { view = state.read(dims); syncControls(); refresh(); });
+  window.addEventListener("popstate", () => { view = state.read(dims); syncControls(); refresh(); seedFeed(); });
   $("lap-start").addEventListener("submit", async (e) => {
     e.preventDefault();
     const input = e.target.elements.name;
