@@ -34,7 +34,16 @@ def artifacts_dir() -> Path:
 
 @contextmanager
 def chromium() -> Iterator[Browser]:
-    """Launch Debian's chromium headless (no sandbox: the tests run as root)."""
+    """Launch Debian's chromium headless (no sandbox: the tests run as root).
+
+    Fails under CI=true or ``make test`` (skips elsewhere) when the browser or
+    the built dashboard (``make setup``) is missing.
+    """
+    from lumen_sniff.api.dashboard import DEFAULT_WEB_DIR
+    from tests.conftest import require_or_skip
+
+    require_or_skip(CHROMIUM.exists(), f"{CHROMIUM} missing (apt-get install chromium)")
+    require_or_skip((DEFAULT_WEB_DIR / "index.html").exists(), "dashboard not built: make setup")
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
         try:

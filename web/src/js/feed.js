@@ -57,7 +57,7 @@ export class Feed {
   row(e) {
     const failed = e.status === 0 || e.status >= 400;
     const who = [e.service, e.process].filter(Boolean).join(" / ") || (e.pid != null ? `pid ${e.pid}` : "?");
-    const tr = fmt.el("tr", { tabindex: "0", "aria-label": `${e.model ?? "unknown model"} at ${fmt.time(e.started_at)}` },
+    const tr = fmt.el("tr", { tabindex: "0", dataset: { id: e.id }, "aria-label": `${e.model ?? "unknown model"} at ${fmt.time(e.started_at)}` },
       fmt.el("td", { class: "text", text: fmt.time(e.started_at) }),
       fmt.el("td", { class: "text", text: who }),
       fmt.el("td", { class: "text", text: `${e.provider} / ${e.model ?? "?"}` }),

@@ -104,6 +104,7 @@ async function load() {
   panels.renderGauges($("gauges"), {
     range: await summary, today: await today, lastMinute: await lastMinute, last5: await last5, lap, status: await status,
   });
+  if (!performance.getEntriesByName("lumen:gauges").length) performance.mark("lumen:gauges");
   document.body.dataset.since = win.since;
   document.body.dataset.until = win.until;
   chart.update(await usage, win);
@@ -111,7 +112,9 @@ async function load() {
   panels.renderCache($("cache-summary"), $("cache"), await cache);
   renderLapList();
   if (budgets) panels.renderBudgets($("budgets"), await budgets);
-  document.body.dataset.loaded = String(Number(document.body.dataset.loaded ?? 0) + 1);
+  const loaded = Number(document.body.dataset.loaded ?? 0) + 1;
+  if (loaded === 1) performance.mark("lumen:loaded");
+  document.body.dataset.loaded = String(loaded);
 }
 
 let lapCount = -1;

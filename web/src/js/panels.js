@@ -93,9 +93,10 @@ export class Breakdown {
 export function renderCache(summaryEl, table, c) {
   summaryEl.replaceChildren(
     gauge("cache-share", "Input from cache", fmt.pct(c.cache_read_share), { sub: `${fmt.n(c.cache_read_tokens)} of ${fmt.n(c.input_tokens)} tokens` }),
-    gauge("cache-saved", "Saved by cache", fmt.usd(c.saved_usd), { exact: c.saved_usd, sub: `net of writes ${fmt.usd(c.net_saved_usd)}` }),
+    gauge("cache-saved", "Saved by cache", fmt.usd(c.saved_usd), { exact: c.saved_usd, sub: `net of cache writes ${fmt.usd(c.net_saved_usd)}` }),
+    gauge("cache-written", "Written to cache", fmt.n(c.cache_write_tokens), { sub: "tokens" }),
   );
-  const head = fmt.el("tr", {}, ...["Model", "Input", "Cache read", "Cache write", "From cache", "Saved"].map((h, i) => fmt.el("th", { scope: "col", class: i ? null : "text", text: h })));
+  const head = fmt.el("tr", {}, ...["Model", "Input", "Cache read", "Cached", "Saved"].map((h, i) => fmt.el("th", { scope: "col", class: i ? null : "text", text: h })));
   const rows = c.models.map((m) => {
     const bar = fmt.el("div", { class: "bar", role: "img", "aria-label": fmt.pct(m.cache_read_share) }, fmt.el("span"));
     bar.firstChild.style.width = `${Math.round((m.cache_read_share ?? 0) * 100)}%`;
@@ -103,7 +104,6 @@ export function renderCache(summaryEl, table, c) {
       fmt.el("td", { class: "text", text: m.model ?? "(none)" }),
       fmt.el("td", { text: fmt.n(m.input_tokens) }),
       fmt.el("td", { text: fmt.n(m.cache_read_tokens) }),
-      fmt.el("td", { text: fmt.n(m.cache_write_tokens) }),
       fmt.el("td", {}, fmt.el("div", { title: fmt.pct(m.cache_read_share) }, bar)),
       fmt.el("td", { text: m.priced ? fmt.usd(m.saved_usd) : fmt.UNPRICED, title: m.priced ? null : "unpriced model" }));
   });
