@@ -61,7 +61,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from lumen_sniff.capture.probes import PROBES  # noqa: E402 (needs the path above)
+from lumen_sniff.capture.bpf.libraries.openssl import OPENSSL  # noqa: E402 (needs the path above)
+from lumen_sniff.capture.bpf.tlslib import ProbeKind  # noqa: E402
 
 SIZES = (64, 1024, 16384, 262144)
 ARMS = ("none", "floor", "lumen")
@@ -271,7 +272,8 @@ class _Arms:
     """Both captures loaded once; an arm is which one's probes sit on the client's libssl."""
 
     def __init__(self, exclude: int, lib: str) -> None:
-        from lumen_sniff.capture.bpf import BpfCapture, BpfSettings
+        from lumen_sniff.capture.bpf.loader import BpfCapture
+        from lumen_sniff.capture.bpf.settings import BpfSettings
 
         self.caps = {
             "floor": BpfCapture(BpfSettings(empty_probes=True, exclude_pids=(exclude,))),
@@ -296,14 +298,16 @@ class _Arms:
         for probe in probes:
             kw = {"name": path.encode(), "sym": probe.sym.encode()}
             if on:
-                attach = bpf.attach_uretprobe if probe.ret else bpf.attach_uprobe
+                ret = probe.kind is ProbeKind.RETURN
+                attach = bpf.attach_uretprobe if ret else bpf.attach_uprobe
                 attach(fn_name=probe.fn_name.encode(), **kw)
             else:
-                (bpf.detach_uretprobe if probe.ret else bpf.detach_uprobe)(**kw)
+                ret = probe.kind is ProbeKind.RETURN
+                (bpf.detach_uretprobe if ret else bpf.detach_uprobe)(**kw)
 
     def set(self, arm: str, *, on: bool) -> None:
         if arm != "none":
-            self._switch(self.caps[arm], self._lib, list(PROBES), on=on)
+            self._switch(self.caps[arm], self._lib, list(OPENSSL.probes), on=on)
 
     def _run_pipeline(self) -> None:
         from lumen_sniff.model import IgnoreConnection
@@ -330,7 +334,7 @@ class _Arms:
 
 
 def _probes_of(labels: list[str]) -> list[Any]:
-    return [p for p in PROBES if f"{p.sym}{':ret' if p.ret else ''}" in labels]
+    return [p for p in OPENSSL.probes if p.label in labels]
 
 
 def _libssl_of(pid: int) -> str:

@@ -134,7 +134,7 @@ def _machine() -> str:
 
 
 def _frames(path: Path) -> int:
-    from lumen_sniff.capture.pcapfile import CaptureFile
+    from lumen_sniff.capture.pcap.pcapfile import CaptureFile
 
     with CaptureFile(path) as capture:
         for _ in capture.raw():

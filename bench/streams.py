@@ -37,7 +37,8 @@ _FIELDS = (
 
 def main() -> int:
     """Run the benchmark; print the figures."""
-    from lumen_sniff.capture.bpf import BpfCapture, BpfSettings
+    from lumen_sniff.capture.bpf.loader import BpfCapture
+    from lumen_sniff.capture.bpf.settings import BpfSettings
     from lumen_sniff.model import UsageEvent
     from lumen_sniff.pipeline import Pipeline, PipelineSettings
 

@@ -164,7 +164,8 @@ class Daemon:
         self._captures.append(capture)
 
     def _make_bpf(self) -> Capture:
-        from lumen_sniff.capture.bpf import BpfCapture, BpfSettings
+        from lumen_sniff.capture.bpf.loader import BpfCapture
+        from lumen_sniff.capture.bpf.settings import BpfSettings
 
         cap = self.settings.capture
         capture: Capture = BpfCapture(
@@ -179,7 +180,7 @@ class Daemon:
         return capture
 
     def _make_sniffer(self) -> Capture:
-        from lumen_sniff.capture.sniffer import Sniffer
+        from lumen_sniff.capture.pcap.sniffer import Sniffer
 
         cap = self.settings.capture
         sniffer: Capture = Sniffer(

@@ -7,6 +7,7 @@ TLS libraries the running processes use and whether each can be hooked.
 
 from __future__ import annotations
 
+import glob
 import os
 import platform
 from collections.abc import Callable
@@ -97,16 +98,19 @@ def _bcc_import() -> Check:
     return Check(name="bcc import", ok=True, detail="bcc (python3-bpfcc)")
 
 
-def _libssl() -> str | None:
-    for line in Path("/proc/self/maps").read_text().splitlines():
-        if "libssl.so" in line:
-            return line.split()[-1]
-    for candidate in (
-        "/usr/lib/x86_64-linux-gnu/libssl.so.3",
-        "/usr/lib/aarch64-linux-gnu/libssl.so.3",
-    ):
-        if Path(candidate).exists():
-            return candidate
+def _probe_site() -> tuple[str, str] | None:
+    """A TLS library file on this machine and a symbol its row hooks, to test-attach."""
+    from lumen_sniff.capture.bpf.libraries import TLS_LIBRARIES
+
+    for library in TLS_LIBRARIES:
+        for line in Path("/proc/self/maps").read_text().splitlines():
+            path = line.split()[-1]
+            if library.file_names.search(path):
+                return path, library.probes[0].sym
+        for pattern in library.system_libraries:
+            found = sorted(glob.glob(pattern))
+            if found:
+                return found[0], library.probes[0].sym
     return None
 
 
@@ -127,21 +131,22 @@ def _load_and_attach() -> list[Check]:
             )
         ]
     checks = [Check(name="BPF load", ok=True, detail="a test program compiled and loaded")]
-    lib = _libssl()
-    if lib is None:
+    site = _probe_site()
+    if site is None:
         checks.append(
             Check(
                 name="uprobe attach",
                 ok=False,
-                detail="no libssl.so found",
+                detail="no TLS library found",
                 fix="apt-get install libssl3",
             )
         )
         return checks
+    lib, sym = site
     try:
-        program.attach_uprobe(name=lib, sym="SSL_write", fn_name="probe")
-        program.detach_uprobe(name=lib, sym="SSL_write")
-        checks.append(Check(name="uprobe attach", ok=True, detail=f"{lib}:SSL_write"))
+        program.attach_uprobe(name=lib, sym=sym, fn_name="probe")
+        program.detach_uprobe(name=lib, sym=sym)
+        checks.append(Check(name="uprobe attach", ok=True, detail=f"{lib}:{sym}"))
     except Exception as exc:
         checks.append(
             Check(
@@ -167,26 +172,24 @@ def _load_and_attach() -> list[Check]:
 
 
 def _tls_libraries() -> list[Check]:
-    from lumen_sniff.capture.targets import Discovery
+    from lumen_sniff.capture.bpf.discovery import Discovery
+    from lumen_sniff.capture.bpf.tlslib import NO_TLS_SYMBOLS, SKIP_REASONS
 
     discovery = Discovery(exclude_pids=(os.getpid(),))
     discovery.scan_all(system=False)
     checks = []
     for target in sorted(discovery.files.values(), key=lambda t: t.path):
-        if not target.pids or target.skipped == "no_ssl_symbols":
+        if not target.pids or target.skipped == NO_TLS_SYMBOLS:
             continue
         comms = sorted({_comm(pid) for pid in target.pids})
         detail = f"{len(target.pids)} process(es): " + ", ".join(comms[:5])
         hookable = not target.skipped
-        why = {
-            "go": "Go binaries are not hooked yet (uretprobes crash Go)",
-            "unreadable": "file not readable",
-        }.get(target.skipped, target.skipped)
+        why = SKIP_REASONS.get(target.skipped, target.skipped)
         checks.append(
             Check(
                 name=f"TLS: {target.path}",
                 ok=hookable,
-                detail=detail if hookable else f"{detail}; {why}",
+                detail=f"{target.library}: {detail}" if hookable else f"{detail}; {why}",
             )
         )
     return checks

@@ -71,7 +71,7 @@ def replay(
     jobs: int,
 ) -> None:
     """Replay CAPTURE (pcap or pcapng) and report the LLM calls in it."""
-    from lumen_sniff.capture.replay import replay_file
+    from lumen_sniff.capture.pcap.replay import replay_file
 
     events: list[UsageEvent] = []
     printer = _print_json if as_json else None

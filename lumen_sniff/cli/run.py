@@ -115,7 +115,8 @@ def _ports(text: str) -> tuple[int, ...]:
 
 
 def _dump_bpf(settings: object) -> None:
-    from lumen_sniff.capture.bpf import BpfCapture, BpfSettings
+    from lumen_sniff.capture.bpf.loader import BpfCapture
+    from lumen_sniff.capture.bpf.settings import BpfSettings
 
     cap = settings.capture  # type: ignore[attr-defined]
     source, cflags = BpfCapture(

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from lumen_sniff.capture.bpf import BpfCapture, BpfSettings
+from lumen_sniff.capture.bpf.loader import BpfCapture
+from lumen_sniff.capture.bpf.settings import BpfSettings
 from lumen_sniff.model import Chunk, Direction
 from tests.conftest import require_or_skip
 from tests.support.bpfcap import REPO, Server, TestCgroup, bpf_ready, reassemble, spawn_server

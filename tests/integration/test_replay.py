@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from lumen_sniff.capture.packets import parse_frame
-from lumen_sniff.capture.pcapfile import CaptureFile
-from lumen_sniff.capture.tcp import TcpReassembler
+from lumen_sniff.capture.pcap.pcapfile import CaptureFile
+from lumen_sniff.capture.tcp.reassembler import TcpReassembler
+from lumen_sniff.capture.tcp.segments import parse_frame
 from lumen_sniff.cli.replay import replay
 from lumen_sniff.model import Direction
 from tests.conftest import require_or_skip

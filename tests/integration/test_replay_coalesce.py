@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from lumen_sniff.capture.replay import ReplayReport, replay_file
-from lumen_sniff.capture.tcp import ReassemblySettings
+from lumen_sniff.capture.pcap.replay import ReplayReport, replay_file
+from lumen_sniff.capture.tcp.reassembler import ReassemblySettings
 from lumen_sniff.cli.replay import _pipeline_factory
 from lumen_sniff.serialize import event_to_dict
 from tests.support.make_pcaps import Conversation, frame, write_pcap

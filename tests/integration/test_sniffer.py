@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from lumen_sniff.capture.sniffer import Sniffer, port_filter
+from lumen_sniff.capture.pcap.sniffer import Sniffer, port_filter
 from lumen_sniff.model import Chunk, Direction
 from tests.conftest import require_or_skip
 from tests.support.standin import StandinServer, running_standin

@@ -124,7 +124,8 @@ class Collector:
 @functools.cache
 def shared_capture() -> Collector:
     """The one capture of this test process (started on first use, stopped at exit)."""
-    from lumen_sniff.capture.bpf import BpfCapture, BpfSettings
+    from lumen_sniff.capture.bpf.loader import BpfCapture
+    from lumen_sniff.capture.bpf.settings import BpfSettings
 
     capture = BpfCapture(BpfSettings(queue_size=1 << 20))
     capture.start()

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from lumen_sniff.capture.bpf import PROBES, SOURCE_PATH, BpfCapture, BpfSettings
-from lumen_sniff.capture.records import (
+from lumen_sniff.capture.bpf.libraries import TLS_LIBRARIES
+from lumen_sniff.capture.bpf.loader import SOURCE_PATH, BpfCapture
+from lumen_sniff.capture.bpf.ringrecords import (
     DROP_REASONS,
     HEADER_PATH,
     ConnStruct,
@@ -20,6 +21,8 @@ from lumen_sniff.capture.records import (
     Kind,
     RecordHeader,
 )
+from lumen_sniff.capture.bpf.settings import BpfSettings
+from lumen_sniff.capture.bpf.tlslib import ProbeKind
 from lumen_sniff.errors import ConfigError
 from lumen_sniff.model import Direction
 from tests.conftest import require_or_skip
@@ -88,12 +91,25 @@ def test_ctypes_mirror_matches_compiled_header(tmp_path: Path) -> None:
 def test_every_probe_function_exists_in_the_c_program() -> None:
     source = SOURCE_PATH.read_text()
     defined = set(re.findall(r"^int (\w+)\(struct pt_regs \*ctx\)", source, re.MULTILINE))
-    assert {p.fn_name for p in PROBES} == defined
-    for probe in PROBES:
+    probes = [p for library in TLS_LIBRARIES for p in library.probes]
+    assert {p.fn_name for p in probes} == defined
+    for probe in probes:
         # Entry probes are named enter, return probes leave: a swapped row would
         # read return values from argument registers.
-        assert ("_leave_" in probe.fn_name) == probe.ret, probe
-        assert probe.fn_name.endswith(probe.sym.lower()), probe
+        assert ("_leave_" in probe.fn_name) == (probe.kind is ProbeKind.RETURN), probe
+
+
+@pytest.mark.parametrize("library", TLS_LIBRARIES, ids=lambda lib: lib.name)
+def test_every_probe_names_a_symbol_its_row_lists(library) -> None:  # type: ignore[no-untyped-def]
+    # A probe whose function is missing from ``symbols`` is never looked up in
+    # the file, so it would silently never attach.
+    for probe in library.probes:
+        assert probe.sym in library.symbols, probe
+    assert library.close in library.symbols
+    assert any(p.sym == library.close and p.kind is ProbeKind.ENTRY for p in library.probes)
+    for group in library.required:
+        assert set(group) <= set(library.symbols), group
+    assert len({lib.name for lib in TLS_LIBRARIES}) == len(TLS_LIBRARIES)
 
 
 def test_settings_reach_the_program_as_defines_only() -> None:

@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from lumen_sniff.capture.conns import OpenConns
-from lumen_sniff.capture.procinfo import ProcCache, container_id, systemd_unit
-from lumen_sniff.capture.records import HEADER_SIZE, Kind, RecordHeader, decode, to_chunk
-from lumen_sniff.capture.targets import Discovery, Rescans, elf_facts, parse_maps
+from lumen_sniff.capture.bpf.conns import OpenConns
+from lumen_sniff.capture.bpf.discovery import Discovery, Rescans, parse_maps
+from lumen_sniff.capture.bpf.elf import elf_facts
+from lumen_sniff.capture.bpf.libraries import TLS_SYMBOLS
+from lumen_sniff.capture.bpf.procinfo import ProcCache, container_id, systemd_unit
+from lumen_sniff.capture.bpf.ringrecords import HEADER_SIZE, Kind, RecordHeader, decode, to_chunk
 from lumen_sniff.model import ConnKey, Direction, ProcessInfo
 from tests.conftest import require_or_skip
 
@@ -189,19 +191,29 @@ def elves(tmp_path: Path) -> dict[str, Path]:
         ),
         "importer": _cc(tmp_path, "importer", IMPORTER, str(lib)),
         "go": _cc(tmp_path, "gobin", GO_LIKE + "int main(void) { return 0; }\n", "-rdynamic"),
+        # Linked in, not exported: SSL_write and friends are only in .symtab.
+        "static": _cc(tmp_path, "static-tls", SSL_LIB + "int main(void) { return 0; }\n"),
     }
 
 
 def test_elf_facts_sees_defined_symbols_only(elves: dict[str, Path]) -> None:
-    lib = elf_facts(str(elves["lib"]))
+    lib = elf_facts(str(elves["lib"]), TLS_SYMBOLS)
     assert (
         lib is not None and lib.symbols == ("SSL_write", "SSL_read", "SSL_free") and not lib.is_go
     )
-    importer = elf_facts(str(elves["importer"]))
+    address = lib.address("SSL_write")
+    assert address is not None and address > 0 and lib.address("SSL_read_ex") is None
+    importer = elf_facts(str(elves["importer"]), TLS_SYMBOLS)
     assert importer is not None and importer.symbols == ()  # imports SSL_write, defines none
-    go = elf_facts(str(elves["go"]))
+    go = elf_facts(str(elves["go"]), TLS_SYMBOLS)
     assert go is not None and go.is_go
-    assert elf_facts(__file__) is None
+    assert elf_facts(__file__, TLS_SYMBOLS) is None
+
+
+def test_elf_facts_reads_symtab_too(elves: dict[str, Path]) -> None:
+    static = elf_facts(str(elves["static"]), TLS_SYMBOLS)
+    assert static is not None and static.symbols == ("SSL_write", "SSL_read", "SSL_free")
+    assert ".symtab" in static.sections
 
 
 def _fake_proc(tmp_path: Path, pid: int, exe: Path, libs: list[Path]) -> None:
@@ -233,7 +245,8 @@ def test_discovery_hooks_each_file_once_and_skips_go(
     by_path = {t.path: t for t in discovery.files.values()}
     assert by_path[str(elves["lib"])].pids == {10, 11}
     assert by_path[str(elves["go"])].skipped == "go"
-    assert by_path[str(elves["importer"])].skipped == "no_ssl_symbols"
+    assert by_path[str(elves["importer"])].skipped == "no_tls_symbols"
+    assert first[str(elves["lib"])].library == "openssl"
     assert discovery.scan_pid(10) == []  # already judged
     assert discovery.scan_pid(999) == []  # no such process
     discovery.forget_pid(10)

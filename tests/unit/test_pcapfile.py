@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lumen_sniff.capture.pcapfile import CaptureFile, Frame
+from lumen_sniff.capture.pcap.pcapfile import CaptureFile, Frame
 from lumen_sniff.errors import ReplayError
 from tests.support.make_pcaps import write_pcap, write_pcapng
 

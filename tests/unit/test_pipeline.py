@@ -11,7 +11,6 @@ from decimal import Decimal
 import pytest
 
 from lumen_sniff.config import PriceOverride
-from lumen_sniff.exchange import event_id, iso_utc
 from lumen_sniff.model import (
     Chunk,
     ConnKey,
@@ -23,6 +22,7 @@ from lumen_sniff.model import (
     UsageSource,
 )
 from lumen_sniff.pipeline import Pipeline, PipelineSettings
+from lumen_sniff.pipeline.events import event_id, iso_utc
 from lumen_sniff.providers.base import RequestInfo
 
 T0 = 1_795_441_565_000_000_000

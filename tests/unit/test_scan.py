@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lumen_sniff.capture.packets import ACK, LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL, tcp_fields
-from lumen_sniff.capture.pcapfile import CaptureFile
-from lumen_sniff.capture.scan import scan_capture
-from lumen_sniff.capture.tcp import ReassemblySettings, TcpReassembler
+from lumen_sniff.capture.pcap.pcapfile import CaptureFile
+from lumen_sniff.capture.pcap.scan import scan_capture
+from lumen_sniff.capture.tcp.reassembler import ReassemblySettings, TcpReassembler
+from lumen_sniff.capture.tcp.segments import ACK, LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL, tcp_fields
 from lumen_sniff.errors import ReplayError
 from lumen_sniff.model import Chunk
 from tests.support.make_pcaps import Conversation, frame, ipv4_tcp, write_pcap, write_pcapng

@@ -8,8 +8,8 @@ from collections import defaultdict
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lumen_sniff.capture.packets import LINKTYPE_RAW, Segment, directional_key, parse_frame
-from lumen_sniff.capture.tcp import ReassemblySettings, TcpReassembler
+from lumen_sniff.capture.tcp.reassembler import ReassemblySettings, TcpReassembler
+from lumen_sniff.capture.tcp.segments import LINKTYPE_RAW, Segment, directional_key, parse_frame
 from lumen_sniff.model import Chunk, ConnKey, Direction
 from tests.support.make_pcaps import Conversation
 

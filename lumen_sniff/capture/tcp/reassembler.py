@@ -4,7 +4,7 @@ Strategy
 --------
 A *flow* is one TCP connection, numbered in order of first sight (the number
 is the Chunk's ``ConnKey.handle``). Each sending side is a
-:class:`~lumen_sniff.capture.tcphalf.HalfStream`, found directly by its
+:class:`~lumen_sniff.capture.tcp.flow.HalfStream`, found directly by its
 *directional key* (source address, destination address, source and
 destination port, as bytes), which is also what replay slices out of a frame
 without parsing further.
@@ -19,7 +19,7 @@ show as a jump in Chunk offsets (the tracker turns that into a gap) and in the
 ``gap_bytes`` counter. Bytes a snap length cut off ride on the Chunk as
 ``lost_bytes``.
 
-In-order bytes go out through :class:`~lumen_sniff.capture.delivery.Delivery`,
+In-order bytes go out through :class:`~lumen_sniff.capture.tcp.delivery.Delivery`,
 at once or, for replay (``coalesce_window_ns`` > 0), coalesced into fewer,
 bigger Chunks without changing the events (see that module).
 
@@ -45,16 +45,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from lumen_sniff.capture.delivery import Delivery, Flow, reverse_key, sender_of
-from lumen_sniff.capture.packets import (
+from lumen_sniff.capture.tcp.delivery import Delivery
+from lumen_sniff.capture.tcp.flow import SEQ_MASK, Flow, HalfStream
+from lumen_sniff.capture.tcp.segments import (
     ACK,
     FIN,
     RST,
     SYN,
     Segment,
     directional_key,
+    reverse_key,
+    sender_of,
 )
-from lumen_sniff.capture.tcphalf import SEQ_MASK, HalfStream
 from lumen_sniff.model import Chunk, ConnKey, Direction
 
 __all__ = ["ReassemblySettings", "TcpReassembler"]
@@ -164,7 +166,7 @@ class TcpReassembler:
         """Take one segment given as fields; append the Chunks it made deliverable to ``out``.
 
         Args:
-            key: its :func:`~lumen_sniff.capture.packets.directional_key`.
+            key: its :func:`~lumen_sniff.capture.tcp.segments.directional_key`.
             seq: sequence number.
             flags: TCP flags byte.
             payload: payload bytes captured.

@@ -6,11 +6,10 @@ keys everything by the (device, inode) that ``/proc/PID/maps`` reports, and a
 file is examined and hooked once, however many processes (or containers, seen
 through ``/proc/PID/root``) map it.
 
-A file is a target when it exports (defines, not imports) ``SSL_write`` or
-``SSL_write_ex`` and ``SSL_read``/``SSL_read_ex``: ``libssl.so*`` (also the
-``libssl-<hash>.so`` that Python wheels bundle), and executables such as
-NodeSource's ``node`` that link OpenSSL statically. Go executables are skipped:
-uretprobes corrupt goroutine stacks.
+Which files are worth a look and which are hooked is the TLS library table's
+(:mod:`lumen_sniff.capture.bpf.libraries`): a process's executable and every
+mapped file a row's ``file_names`` matches are read (:func:`elf_facts`, both
+symbol tables), and the first row whose ``judge`` accepts the file hooks it.
 
 :class:`Discovery` is not thread-safe; the loader calls it from one thread.
 """
@@ -19,51 +18,17 @@ from __future__ import annotations
 
 import glob
 import heapq
-import mmap
 import os
-import re
-import struct
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = [
-    "SSL_SYMBOLS",
-    "SYSTEM_EXECUTABLES",
-    "SYSTEM_LIB_GLOBS",
-    "Discovery",
-    "ElfFacts",
-    "Mapping",
-    "Rescans",
-    "Target",
-    "elf_facts",
-    "parse_maps",
-]
+from lumen_sniff.capture.bpf.elf import ElfFacts, elf_facts
+from lumen_sniff.capture.bpf.libraries import TLS_LIBRARIES, TLS_SYMBOLS
+from lumen_sniff.capture.bpf.tlslib import NO_TLS_SYMBOLS
 
-SSL_SYMBOLS = ("SSL_write", "SSL_write_ex", "SSL_read", "SSL_read_ex", "SSL_free")
-"""Functions the probes hook, when the file defines them."""
-
-SYSTEM_LIB_GLOBS = (
-    "/usr/lib/*-linux-gnu/libssl.so.*",
-    "/lib/*-linux-gnu/libssl.so.*",
-    "/usr/lib64/libssl.so.*",
-    "/lib64/libssl.so.*",
-    "/usr/lib/libssl.so.*",
-    "/usr/local/lib/libssl.so.*",
-    "/usr/local/lib64/libssl.so.*",
-)
-"""System TLS libraries hooked at start even when no process maps them yet, so a
-short-lived client (curl) started later is covered from its first byte."""
-
-SYSTEM_EXECUTABLES = ("/usr/bin/node", "/usr/local/bin/node", "/usr/bin/nodejs")
-"""Executables that commonly carry their own OpenSSL, judged at start for the same
-reason (the exec tracepoint also catches them, but a fast client could race it)."""
-
-# Names worth an ELF look when mapped: OpenSSL's libssl (also wheel-bundled
-# libssl-1a2b3c4d.so.3) and libraries that embed it (Debian's libnode).
-_CANDIDATE_RE = re.compile(r"(?:^|/)(?:libssl(?:-[0-9a-f]+)?\.so[.0-9]*|libnode\.so[.0-9]*)$")
-_GO_SECTIONS = (b".go.buildinfo", b".note.go.buildid", b".gopclntab")
+__all__ = ["Discovery", "Mapping", "Rescans", "Target", "parse_maps"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -103,79 +68,6 @@ def parse_maps(text: str) -> list[Mapping]:
     return out
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class ElfFacts:
-    """What discovery needs to know of an ELF file."""
-
-    symbols: tuple[str, ...]
-    """Which of :data:`SSL_SYMBOLS` it defines (exports)."""
-    is_go: bool
-    """Built by the Go toolchain."""
-
-
-def elf_facts(path: str) -> ElfFacts | None:
-    """Read the dynamic symbol table and section names of an ELF64 little-endian file.
-
-    Args:
-        path: File to read.
-
-    Returns:
-        The facts, or None when the file is not a readable ELF64 LE file.
-    """
-    try:
-        with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0, prot=mmap.PROT_READ) as m:
-            return _elf_facts(m)
-    except (OSError, ValueError, struct.error):
-        return None
-
-
-def _elf_facts(m: mmap.mmap) -> ElfFacts | None:
-    if m[:4] != b"\x7fELF" or m[4] != 2 or m[5] != 1:
-        return None
-    shoff = struct.unpack_from("<Q", m, 0x28)[0]
-    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", m, 0x3A)
-    sections = [struct.unpack_from("<IIQQQQIIQQ", m, shoff + i * shentsize) for i in range(shnum)]
-    if not sections:
-        return None
-    str_off = sections[shstrndx][4]
-
-    def sec_name(sec: tuple[int, ...]) -> bytes:
-        start = str_off + sec[0]
-        return bytes(m[start : m.find(b"\0", start)])
-
-    names = [sec_name(s) for s in sections]
-    is_go = any(n in _GO_SECTIONS for n in names)
-    dynsym = next((s for s in sections if s[1] == 11), None)  # SHT_DYNSYM
-    if dynsym is None:
-        return ElfFacts(symbols=(), is_go=is_go)
-    strtab = sections[dynsym[6]]  # sh_link
-    strings = m[strtab[4] : strtab[4] + strtab[5]]
-    # Find each wanted name in the string table first, then compare only the
-    # st_name integers: node's 75k symbols stay a cheap scan.
-    wanted: dict[int, str] = {}
-    for name in SSL_SYMBOLS:
-        needle = b"\0" + name.encode() + b"\0"
-        pos = strings.find(needle)
-        while pos != -1:
-            wanted[pos + 1] = name
-            pos = strings.find(needle, pos + 1)
-    found: set[str] = set()
-    start, size = dynsym[4], dynsym[5]
-    for st_name, st_info, _other, st_shndx, _value, _size in struct.iter_unpack(
-        "<IBBHQQ", m[start : start + size]
-    ):
-        # Defined (shndx != UNDEF) functions (STT_FUNC = 2) only: curl imports SSL_write.
-        if st_name in wanted and st_shndx != 0 and st_info & 0xF == 2:
-            found.add(wanted[st_name])
-    return ElfFacts(symbols=tuple(s for s in SSL_SYMBOLS if s in found), is_go=is_go)
-
-
-def _hookable(symbols: tuple[str, ...]) -> bool:
-    writes = "SSL_write" in symbols or "SSL_write_ex" in symbols
-    reads = "SSL_read" in symbols or "SSL_read_ex" in symbols
-    return writes and reads
-
-
 @dataclass(kw_only=True, slots=True)
 class Target:
     """A file to hook (or that was examined and refused)."""
@@ -187,11 +79,15 @@ class Target:
     kind: str
     """"library" or "executable"."""
     symbols: tuple[str, ...]
-    """SSL functions it defines."""
+    """TLS functions it defines (of any row's)."""
+    library: str = ""
+    """Name of the TLS library row that hooks it; empty when skipped."""
+    facts: ElfFacts | None = None
+    """What its ELF file says (None when unreadable)."""
     pids: set[int] = field(default_factory=set)
     """Processes seen mapping it."""
     skipped: str = ""
-    """Why it is not hooked ("go", "no_ssl_symbols", "unreadable"), or empty."""
+    """Why it is not hooked (a key of ``tlslib.SKIP_REASONS``), or empty."""
 
 
 def _dev_matches(dev: str, st_dev: int) -> bool:
@@ -200,6 +96,30 @@ def _dev_matches(dev: str, st_dev: int) -> bool:
         return os.major(st_dev) == int(major, 16) and os.minor(st_dev) == int(minor, 16)
     except ValueError:
         return False
+
+
+def _judge_file(path: str, key: tuple[str, int], kind: str) -> Target:
+    facts = elf_facts(path, TLS_SYMBOLS)
+    if facts is None:
+        return Target(path=path, key=key, kind=kind, symbols=(), skipped="unreadable")
+    reasons = []
+    for library in TLS_LIBRARIES:
+        reason = library.judge(library, facts)
+        if not reason:
+            return Target(
+                path=path, key=key, kind=kind, symbols=facts.symbols, library=library.name,
+                facts=facts,
+            )  # fmt: skip
+        reasons.append(reason)
+    # The most telling reason: one that is not merely "no symbols of mine".
+    skipped = next((r for r in reasons if r != NO_TLS_SYMBOLS), NO_TLS_SYMBOLS)
+    return Target(
+        path=path, key=key, kind=kind, symbols=facts.symbols, facts=facts, skipped=skipped
+    )
+
+
+def _worth_a_look(path: str) -> bool:
+    return any(library.file_names.search(path) for library in TLS_LIBRARIES)
 
 
 class Discovery:
@@ -243,17 +163,7 @@ class Discovery:
             if pid:
                 known.pids.add(pid)
             return None
-        path = self._attach_path(pid, mapping)
-        facts = elf_facts(path)
-        if facts is None:
-            target = Target(path=path, key=key, kind=kind, symbols=(), skipped="unreadable")
-        elif facts.is_go:
-            target = Target(path=path, key=key, kind=kind, symbols=facts.symbols, skipped="go")
-        elif not _hookable(facts.symbols):
-            skipped = "no_ssl_symbols"
-            target = Target(path=path, key=key, kind=kind, symbols=facts.symbols, skipped=skipped)
-        else:
-            target = Target(path=path, key=key, kind=kind, symbols=facts.symbols)
+        target = _judge_file(self._attach_path(pid, mapping), key, kind)
         if pid:
             target.pids.add(pid)
         self.files[key] = target
@@ -284,7 +194,7 @@ class Discovery:
                 continue
             if mapping.path == exe:
                 kind = "executable"
-            elif _CANDIDATE_RE.search(mapping.path):
+            elif _worth_a_look(mapping.path):
                 kind = "library"
             else:
                 continue
@@ -307,14 +217,22 @@ class Discovery:
         return new
 
     def scan_system_libraries(self) -> list[Target]:
-        """Judge the system's libssl files and common TLS-carrying executables.
+        """Judge every row's system libraries and TLS-carrying executables.
 
         Returns:
             Files found hookable for the first time.
         """
         new: list[Target] = []
-        paths = [(p, "library") for g in SYSTEM_LIB_GLOBS for p in sorted(glob.glob(g))]
-        paths += [(p, "executable") for p in SYSTEM_EXECUTABLES]
+        paths = [
+            (path, kind)
+            for library in TLS_LIBRARIES
+            for kind, globs in (
+                ("library", library.system_libraries),
+                ("executable", library.system_executables),
+            )
+            for pattern in globs
+            for path in sorted(glob.glob(pattern))
+        ]
         for path, kind in paths:
             try:
                 st = os.stat(path)

@@ -39,6 +39,8 @@ __all__ = [
     "directional_key",
     "format_addr",
     "parse_frame",
+    "reverse_key",
+    "sender_of",
     "tcp_fields",
 ]
 
@@ -294,3 +296,15 @@ def _parse_tcp(src: bytes, dst: bytes, frame: bytes, offset: int, end: int) -> S
     # cuts long ones, which is what ``missing`` counts.
     missing = end - start - len(payload)
     return Segment(src, dst, sport, dport, seq, flags, payload, missing)
+
+
+def reverse_key(key: bytes) -> bytes:
+    """The directional key of the other side of the same flow."""
+    n = (len(key) - 4) // 2
+    return key[n : 2 * n] + key[:n] + key[2 * n + 2 :] + key[2 * n : 2 * n + 2]
+
+
+def sender_of(key: bytes) -> tuple[str, int]:
+    """(address, port) of the side a directional key sends from."""
+    n = (len(key) - 4) // 2
+    return format_addr(key[:n]), _PORTS.unpack_from(key, 2 * n)[0]

@@ -23,8 +23,8 @@ import threading
 from collections import Counter
 from typing import Any
 
-from lumen_sniff.capture.packets import parse_frame
-from lumen_sniff.capture.tcp import ReassemblySettings, TcpReassembler
+from lumen_sniff.capture.tcp.reassembler import ReassemblySettings, TcpReassembler
+from lumen_sniff.capture.tcp.segments import parse_frame
 from lumen_sniff.config import DEFAULT_PCAP_PORTS
 from lumen_sniff.errors import CaptureError
 from lumen_sniff.model import Chunk, ConnKey

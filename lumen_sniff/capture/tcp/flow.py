@@ -1,4 +1,7 @@
-"""One sending side of a TCP flow: sequence numbers to stream offsets, out-of-order buffer.
+"""A TCP flow and its two sending halves (sequence numbers to offsets, out-of-order buffer).
+
+A :class:`Flow` owns two :class:`HalfStream` objects and each half points back at
+its flow: one idea, so one module (the reassembler and delivery both use it).
 
 Strategy: a half maps 32-bit sequence numbers to a 64-bit stream offset;
 offset 0 is the byte after the SYN, or the first byte seen when the capture
@@ -11,23 +14,20 @@ bytes; :meth:`HalfStream.skip_gap` gives up on the hole before the first piece.
 
 The half also holds the bytes that replay coalesces (``held``, from offset
 ``held_start`` to ``held_end``): consecutive in-order payloads that
-:class:`~lumen_sniff.capture.delivery.Delivery` sends later as one Chunk.
+:class:`~lumen_sniff.capture.tcp.delivery.Delivery` sends later as one Chunk.
 Otherwise ``held_end`` is the offset after the last byte delivered.
 """
 
 from __future__ import annotations
 
 import bisect
-from typing import TYPE_CHECKING, Final
+from collections import Counter
+from typing import Final
 
-from lumen_sniff.model import Direction
+from lumen_sniff.capture.tcp.segments import reverse_key
+from lumen_sniff.model import ConnKey, Direction
 
-if TYPE_CHECKING:
-    from collections import Counter
-
-    from lumen_sniff.capture.delivery import Flow
-
-__all__ = ["SEQ_MASK", "HalfStream", "Piece"]
+__all__ = ["SEQ_MASK", "Flow", "HalfStream", "Piece"]
 
 SEQ_MASK: Final = (1 << 32) - 1
 _SEQ_HALF: Final = 1 << 31
@@ -154,3 +154,39 @@ class HalfStream:
         gap = self.pending[0][0] - self.next_abs
         self.advance(self.pending[0][0])
         return gap
+
+
+class Flow:
+    """One TCP connection and its two halves."""
+
+    __slots__ = (
+        "coalesce", "conn", "emitted", "first", "foreign", "holder", "ignored", "key",
+        "last_half", "last_ts_ns", "peer", "second", "settled",
+    )  # fmt: skip
+
+    def __init__(self, key: bytes, conn: ConnKey, sender_key: bytes) -> None:
+        self.key = key
+        """The smaller of the two directional keys."""
+        self.conn = conn
+        self.first = HalfStream(self, sender_key)
+        """The half that sent the flow's first segment."""
+        self.second = HalfStream(self, reverse_key(sender_key))
+        self.settled = False
+        """Which half is the client is known."""
+        self.peer: tuple[str, int] | None = None
+        self.last_ts_ns = 0
+        self.emitted = False
+        """Some bytes were delivered (or held): the flow's close is worth a Chunk."""
+        self.ignored = False
+        self.foreign = False
+        """Another replay worker's: tracked, never reassembled."""
+        self.holder: HalfStream | None = None
+        """The half holding coalesced bytes, if any (never both)."""
+        self.last_half: HalfStream | None = None
+        """The half whose bytes went out last."""
+        self.coalesce = True
+        """Not HTTP/2: its bytes may be coalesced."""
+
+    def other(self, half: HalfStream) -> HalfStream:
+        """The opposite half of ``half``."""
+        return self.second if half is self.first else self.first

@@ -31,7 +31,7 @@ __all__ = [
     "to_chunk",
 ]
 
-HEADER_PATH = Path(__file__).resolve().parents[2] / "bpf" / "lumen.h"
+HEADER_PATH = Path(__file__).resolve().parents[3] / "bpf" / "lumen.h"
 """The C header this module mirrors."""
 
 COMM_LEN = 16

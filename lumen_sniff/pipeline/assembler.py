@@ -34,9 +34,8 @@ Time only comes from event timestamps; no clock is read.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from lumen_sniff.exchangestate import ExchangeState
 from lumen_sniff.model import (
     BodyData,
     ConnClosed,
@@ -52,22 +51,15 @@ from lumen_sniff.model import (
     Role,
     Usage,
 )
+from lumen_sniff.pipeline.events import EventBuilder
+from lumen_sniff.pipeline.exchangestate import ExchangeState
+from lumen_sniff.pipeline.routing import HostRouter
+from lumen_sniff.pipeline.settings import PipelineSettings
 from lumen_sniff.pricing.prices import Pricer
 from lumen_sniff.providers.attribution import KeyFingerprinter
 from lumen_sniff.providers.base import Classification, Extraction, RequestInfo, UsageExtractor
-from lumen_sniff.routing import HostRouter
-from lumen_sniff.usageevent import EventBuilder, event_id, iso_utc
 
-if TYPE_CHECKING:
-    from lumen_sniff.pipeline import PipelineSettings
-
-__all__ = [
-    "ClassifyFn",
-    "ExchangeAssembler",
-    "ExtractorFactory",
-    "event_id",
-    "iso_utc",
-]
+__all__ = ["ClassifyFn", "ExchangeAssembler", "ExtractorFactory"]
 
 ClassifyFn = Callable[[RequestInfo, Mapping[str, str]], Classification | None]
 """``providers.classify``: a request → its Classification, or None (not LLM)."""
@@ -127,7 +119,7 @@ class ExchangeAssembler:
             ),
             0,
         )
-        """Counters by name; see :attr:`lumen_sniff.pipeline.Pipeline.stats`."""
+        """Counters by name; see :attr:`lumen_sniff.pipeline.pipeline.Pipeline.stats`."""
         self._events = EventBuilder(
             self._pricer,
             KeyFingerprinter(settings.key_salt),

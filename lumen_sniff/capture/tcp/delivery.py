@@ -30,66 +30,15 @@ one holding longest is flushed first), which bounds the memory coalescing takes.
 
 from __future__ import annotations
 
-import struct
 from typing import Final
 
-from lumen_sniff.capture.packets import format_addr
-from lumen_sniff.capture.tcphalf import HalfStream
-from lumen_sniff.model import Chunk, ConnKey
+from lumen_sniff.capture.tcp.flow import Flow, HalfStream
+from lumen_sniff.model import Chunk
 
-__all__ = ["Delivery", "Flow", "reverse_key", "sender_of"]
+__all__ = ["Delivery"]
 
 _MAX_HOLDING_FLOWS: Final = 1024
 _H2_PREFACE: Final = b"PRI * HTTP/2.0"
-_PORTS = struct.Struct("!HH")
-
-
-def reverse_key(key: bytes) -> bytes:
-    """The directional key of the other side of the same flow."""
-    n = (len(key) - 4) // 2
-    return key[n : 2 * n] + key[:n] + key[2 * n + 2 :] + key[2 * n : 2 * n + 2]
-
-
-def sender_of(key: bytes) -> tuple[str, int]:
-    """(address, port) of the side a directional key sends from."""
-    n = (len(key) - 4) // 2
-    return format_addr(key[:n]), _PORTS.unpack_from(key, 2 * n)[0]
-
-
-class Flow:
-    """One TCP connection and its two halves."""
-
-    __slots__ = (
-        "coalesce", "conn", "emitted", "first", "foreign", "holder", "ignored", "key",
-        "last_half", "last_ts_ns", "peer", "second", "settled",
-    )  # fmt: skip
-
-    def __init__(self, key: bytes, conn: ConnKey, sender_key: bytes) -> None:
-        self.key = key
-        """The smaller of the two directional keys."""
-        self.conn = conn
-        self.first = HalfStream(self, sender_key)
-        """The half that sent the flow's first segment."""
-        self.second = HalfStream(self, reverse_key(sender_key))
-        self.settled = False
-        """Which half is the client is known."""
-        self.peer: tuple[str, int] | None = None
-        self.last_ts_ns = 0
-        self.emitted = False
-        """Some bytes were delivered (or held): the flow's close is worth a Chunk."""
-        self.ignored = False
-        self.foreign = False
-        """Another replay worker's: tracked, never reassembled."""
-        self.holder: HalfStream | None = None
-        """The half holding coalesced bytes, if any (never both)."""
-        self.last_half: HalfStream | None = None
-        """The half whose bytes went out last."""
-        self.coalesce = True
-        """Not HTTP/2: its bytes may be coalesced."""
-
-    def other(self, half: HalfStream) -> HalfStream:
-        """The opposite half of ``half``."""
-        return self.second if half is self.first else self.first
 
 
 class Delivery:

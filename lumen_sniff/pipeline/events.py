@@ -1,6 +1,6 @@
 """The UsageEvent of a finished exchange: priced, attributed, with a deterministic id.
 
-Used by :mod:`lumen_sniff.exchange` once an exchange's response has ended (or
+Used by :mod:`lumen_sniff.pipeline.assembler` once an exchange's response has ended (or
 was cut off). Status ≥ 400 keeps only reported usage; unknown usage is
 unpriced (``cost_usd`` None), never 0.
 """
@@ -75,25 +75,11 @@ class EventBuilder:
             The costed, attributed event.
         """
         started = head.ts_ns
-        usage = extraction.usage
-        if status >= 400 and usage.source is not UsageSource.REPORTED:
-            usage = _NO_USAGE  # errors bill nothing; never keep an estimate for them
+        usage = _billable(extraction.usage, status)
         model = extraction.model or cls.model
-        cost: Decimal | None
-        if usage.source is UsageSource.NONE and status < 400:
-            cost, price_source = None, None  # unknown usage: unknown cost, not 0
-        else:
-            priced = self._pricer.price(cls.provider, model, usage, started)
-            cost, price_source = priced.cost_usd, priced.source
+        cost, price_source = self._cost(cls.provider, model, usage, status, started)
         complete = transport_complete and extraction.complete and response_ts is not None
-        stats = self.stats
-        stats["events"] += 1
-        if cost is None:
-            stats["unpriced"] += 1
-        if usage.source is UsageSource.ESTIMATED:
-            stats["estimated"] += 1
-        if not complete:
-            stats["incomplete"] += 1
+        self._count(cost, usage, complete)
         proc = head.process
         return UsageEvent(
             id=event_id(head.conn, head.stream, started),
@@ -128,6 +114,32 @@ class EventBuilder:
             unit=proc.unit if proc is not None else None,
             extra={} if complete else {"end": reason or "incomplete"},
         )
+
+    def _cost(
+        self, provider: str, model: str | None, usage: Usage, status: int, started_ns: int
+    ) -> tuple[Decimal | None, str | None]:
+        """(cost, price source); unknown usage is an unknown cost, never 0."""
+        if usage.source is UsageSource.NONE and status < 400:
+            return None, None
+        priced = self._pricer.price(provider, model, usage, started_ns)
+        return priced.cost_usd, priced.source
+
+    def _count(self, cost: Decimal | None, usage: Usage, complete: bool) -> None:
+        stats = self.stats
+        stats["events"] += 1
+        if cost is None:
+            stats["unpriced"] += 1
+        if usage.source is UsageSource.ESTIMATED:
+            stats["estimated"] += 1
+        if not complete:
+            stats["incomplete"] += 1
+
+
+def _billable(usage: Usage, status: int) -> Usage:
+    """Errors bill nothing: for status >= 400 only reported usage is kept, never an estimate."""
+    if status >= 400 and usage.source is not UsageSource.REPORTED:
+        return _NO_USAGE
+    return usage
 
 
 def event_id(conn: ConnKey, stream: int, started_ns: int) -> str:

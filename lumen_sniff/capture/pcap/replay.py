@@ -7,7 +7,7 @@ Data flow, in the calling process or in each forked worker::
                                                                                         ┘
 Plaintext flows come from our own reassembly, with consecutive in-order
 segments of a direction coalesced into one Chunk (the pipeline's cost is per
-Chunk; the events do not change, see delivery.py), optionally split across
+Chunk; the events do not change, see capture/tcp/delivery.py), optionally split across
 forked workers by flow. TLS flows, when a key log is given, come decrypted
 from tshark (their raw, encrypted flows are judged "not HTTP" by the pipeline
 and ignored). The pipeline is the same object the daemon uses, so a capture
@@ -33,10 +33,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
-from lumen_sniff.capture.keylog import TlsDecryptor, TlsSession
-from lumen_sniff.capture.pcapfile import CaptureFile
-from lumen_sniff.capture.scan import scan_capture
-from lumen_sniff.capture.tcp import ReassemblySettings, TcpReassembler
+from lumen_sniff.capture.pcap.keylog import TlsDecryptor, TlsSession
+from lumen_sniff.capture.pcap.pcapfile import CaptureFile
+from lumen_sniff.capture.pcap.scan import scan_capture
+from lumen_sniff.capture.tcp.reassembler import ReassemblySettings, TcpReassembler
 from lumen_sniff.errors import ReplayError
 from lumen_sniff.model import Chunk, IgnoreConnection, PipelineOutput, UsageEvent
 
@@ -44,7 +44,7 @@ __all__ = ["REPLAY_COALESCE_WINDOW_NS", "ChunkPipeline", "ReplayReport", "replay
 
 REPLAY_COALESCE_WINDOW_NS = 50_000_000
 """Capture time one coalesced replay Chunk may span (50 ms): bounds how far a
-time can move for an event in the middle of a coalesced run (see delivery.py)."""
+time can move for an event in the middle of a coalesced run (see capture/tcp/delivery.py)."""
 _UNSHARED_STATS = ("flows", "closed_foreign")
 """Reassembly counters every worker counts for all flows, or only for others' flows."""
 

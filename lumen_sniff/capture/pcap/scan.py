@@ -2,14 +2,14 @@
 
 Strategy: a frame costs what Python spends on it, so the common case makes no
 function call before the reassembler's. A classic pcap is walked in place (see
-:meth:`~lumen_sniff.capture.pcapfile.CaptureFile.pcap_layout`); for Ethernet
+:meth:`~lumen_sniff.capture.pcap.pcapfile.CaptureFile.pcap_layout`); for Ethernet
 with IPv4 without options, nearly every frame of a capture, the record header
 and the link, IP and TCP fields come from two ``unpack_from`` calls, and the
 directional key and the payload from two slices, right here. Every other frame
 (another link type, IPv6, options, fragments, cut frames) goes through
-:func:`~lumen_sniff.capture.packets.tcp_fields`, which reads the same fields
+:func:`~lumen_sniff.capture.tcp.segments.tcp_fields`, which reads the same fields
 the same way and handles the rest; tests check that both agree. pcapng files
-go frame by frame through :meth:`~lumen_sniff.capture.pcapfile.CaptureFile.raw`.
+go frame by frame through :meth:`~lumen_sniff.capture.pcap.pcapfile.CaptureFile.raw`.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 
-from lumen_sniff.capture.packets import ETHERNET_IPV4_TCP, LINKTYPE_ETHERNET, tcp_fields
-from lumen_sniff.capture.pcapfile import CaptureFile
-from lumen_sniff.capture.tcp import TcpReassembler
+from lumen_sniff.capture.pcap.pcapfile import CaptureFile
+from lumen_sniff.capture.tcp.reassembler import TcpReassembler
+from lumen_sniff.capture.tcp.segments import ETHERNET_IPV4_TCP, LINKTYPE_ETHERNET, tcp_fields
 from lumen_sniff.model import Chunk
 
 __all__ = ["scan_capture"]

@@ -1,4 +1,4 @@
-"""The eBPF capture's settings and its probe table (data, checked against the C file).
+"""The eBPF capture's settings.
 
 Kept apart from the loader so that config and tests can use them without bcc.
 """
@@ -10,36 +10,10 @@ from dataclasses import dataclass
 
 from lumen_sniff.errors import ConfigError
 
-__all__ = ["PROBES", "BpfSettings", "Probe"]
+__all__ = ["BpfSettings"]
 
 _MAX_CHUNKS_PER_CALL = 256
 """Upper bound on max_bytes_per_call / chunk_bytes: keeps verification small."""
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Probe:
-    """One uprobe: a library function and the BPF function that handles it."""
-
-    sym: str
-    """Function in the TLS library."""
-    fn_name: str
-    """BPF function in lumen.bpf.c."""
-    ret: bool
-    """A uretprobe (on return) rather than a uprobe (on entry)."""
-
-
-PROBES: tuple[Probe, ...] = (
-    Probe(sym="SSL_write", fn_name="lumen_enter_ssl_write", ret=False),
-    Probe(sym="SSL_write", fn_name="lumen_leave_ssl_write", ret=True),
-    Probe(sym="SSL_write_ex", fn_name="lumen_enter_ssl_write_ex", ret=False),
-    Probe(sym="SSL_write_ex", fn_name="lumen_leave_ssl_write_ex", ret=True),
-    Probe(sym="SSL_read", fn_name="lumen_enter_ssl_read", ret=False),
-    Probe(sym="SSL_read", fn_name="lumen_leave_ssl_read", ret=True),
-    Probe(sym="SSL_read_ex", fn_name="lumen_enter_ssl_read_ex", ret=False),
-    Probe(sym="SSL_read_ex", fn_name="lumen_leave_ssl_read_ex", ret=True),
-    Probe(sym="SSL_free", fn_name="lumen_enter_ssl_free", ret=False),
-)
-"""Every uprobe, attached to each target that defines ``sym``."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -1,6 +1,6 @@
 """The state of one exchange while the assembler puts it together.
 
-:mod:`lumen_sniff.exchange` keeps one :class:`ExchangeState` per open exchange:
+:mod:`lumen_sniff.pipeline.assembler` keeps one :class:`ExchangeState` per open exchange:
 the request head, the request body kept for classification (up to the cap),
 what the providers made of it, and the response's extractor.
 """
@@ -8,8 +8,8 @@ what the providers made of it, and the response's extractor.
 from __future__ import annotations
 
 from lumen_sniff.model import RequestHead
+from lumen_sniff.pipeline.routing import HostRouter
 from lumen_sniff.providers.base import Classification, RequestInfo, UsageExtractor
-from lumen_sniff.routing import HostRouter
 
 __all__ = ["ExchangeState"]
 
