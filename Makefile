@@ -108,6 +108,7 @@ bench: setup
 	$(VPY) bench/store.py
 	$(VPY) bench/replay.py
 	$(VPY) bench/overhead.py
+	$(VPY) bench/dashboard.py
 
 # Regenerate every recorded fixture with the real clients against the stand-in.
 fixtures: setup

@@ -6,7 +6,7 @@ database of 1,000,000 events spanning 30 days (generated as bench/store.py does)
 1. first meaningful paint: navigation start → header gauges drawn, and → every
    panel drawn (targets < 1 s), for the default 24 h view and the 30 d view;
 2. range change: click a preset → every panel redrawn (target < 500 ms), per
-   range, and with a model filter;
+   range, with a model filter (rollups) and a model+process filter (raw events);
 3. the live feed at 50 calls/s for 10 s: the longest gap between animation
    frames, the rows kept, and the API requests the page made meanwhile.
 
@@ -40,6 +40,22 @@ async (target) => {
   const n = Number(document.body.dataset.loaded);
   const t0 = performance.now();
   document.querySelector(target).click();
+  await new Promise((done) => {
+    const watch = new MutationObserver(() => {
+      if (Number(document.body.dataset.loaded) > n) { watch.disconnect(); done(); }
+    });
+    watch.observe(document.body, { attributes: true });
+  });
+  await new Promise((r) => requestAnimationFrame(() => r()));
+  return performance.now() - t0;
+}
+"""
+
+_HASH_CHANGE_JS = """
+async (hash) => {
+  const n = Number(document.body.dataset.loaded);
+  const t0 = performance.now();
+  location.hash = hash;
   await new Promise((done) => {
     const watch = new MutationObserver(() => {
       if (Number(document.body.dataset.loaded) > n) { watch.disconnect(); done(); }
@@ -85,7 +101,9 @@ def _stats(values: list[float]) -> str:
 def live_load(page: Page, store: Store, loop: asyncio.AbstractEventLoop, seconds: int) -> None:
     requests: list[str] = []
     page.on("request", lambda r: requests.append(r.url))
-    page.goto(page.url.split("#")[0] + "#range=1h")
+    base = page.url.split("#")[0]
+    page.goto("about:blank")
+    page.goto(base + "#range=1h")
     page.wait_for_function("Number(document.body.dataset.loaded || 0) >= 1")
     page.wait_for_selector("#conn.live")
     requests.clear()
@@ -97,8 +115,9 @@ def live_load(page: Page, store: Store, loop: asyncio.AbstractEventLoop, seconds
         # 50 calls/s in batches of 5 every 100 ms (on a fixed schedule), stamped
         # now, through the real writer.
         start = time.monotonic()
+        salt = time.time_ns()  # fresh ids on every run: a reused database skips known ids
         while not stop.is_set():
-            batch = list(events(5, time.time_ns(), 10**6, seed=1000 + produced[0]))
+            batch = list(events(5, time.time_ns(), 10**6, seed=salt + produced[0]))
             asyncio.run_coroutine_threadsafe(fill(store, iter(batch)), loop).result()
             produced[0] += len(batch)
             time.sleep(max(0.0, start + produced[0] / 50 - time.monotonic()))
@@ -175,6 +194,12 @@ def main() -> None:
                     times.append(page.evaluate(_RANGE_CHANGE_JS, "[data-range='30d']"))
                     page.evaluate(_RANGE_CHANGE_JS, "#filters .chip")
                 print(f"range change to 30d, model filter:     {_stats(times)}")
+                times = []
+                two = "#range={}&dim=model&table=model&model=gpt-4.1&process=python3"
+                for _ in range(args.runs):
+                    page.evaluate(_HASH_CHANGE_JS, two.format("7d"))
+                    times.append(page.evaluate(_HASH_CHANGE_JS, two.format("30d")))
+                print(f"range change to 30d, model+process filter (raw events): {_stats(times)}")
                 live_load(page, store, loop, args.live_seconds)
                 browser.close()
         finally:

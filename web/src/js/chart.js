@@ -51,9 +51,13 @@ export class CostChart {
       for (let j = k; j < shown.length; j++) s += this.raw[j][i];
       return s;
     }));
+    const sameShape = this.plot && this.data && this.data.length === stacked.length + 1
+      && this.key === shown.map((g) => g.name).join("\n");
+    this.key = shown.map((g) => g.name).join("\n");
     this.data = [xs, ...stacked];
     this.bucket = win.bucket;
-    this.rebuild();
+    // Live refreshes usually keep the same groups: new data only, no new chart.
+    if (sameShape) this.plot.setData(this.data); else this.rebuild();
     this.renderLegend();
   }
 
