@@ -7,14 +7,15 @@ PY      := /usr/bin/python3
 VENV    := .venv
 VPY     := $(VENV)/bin/python
 STAMP   := $(VENV)/.stamp-$(shell cat pyproject.toml | md5sum | cut -c1-12)
-APT_STAMP := /var/lib/lumen-sniff-setup/apt-stamp-v1
+APT_STAMP := /var/lib/lumen-sniff-setup/apt-stamp-v2
 KREL    := $(shell uname -r)
 
 # Debian packages: bcc (python3-bpfcc is not on PyPI), kernel headers for bcc,
-# tshark for key-log decryption, and the real clients the integration tests drive.
+# tshark for key-log decryption, the real clients the integration tests drive, and
+# chromium, the real browser the dashboard tests drive (Playwright never downloads one).
 APT_PACKAGES := python3 python3-venv python3-dev python3-bpfcc bpfcc-tools \
 	linux-headers-amd64 tshark python3-seccomp nodejs curl ca-certificates gcc \
-	libpcap0.8 iproute2 procps
+	libpcap0.8 iproute2 procps chromium
 
 WEB_SRC := $(shell find web/src -type f 2>/dev/null)
 

@@ -119,6 +119,7 @@ export function renderLaps(table, laps) {
     fmt.el("td", { text: fmt.n(l.requests) }),
     fmt.el("td", { text: fmt.usd(l.cost_usd) }),
     fmt.el("td", { text: l.requests ? fmt.usdCall(l.cost_usd / l.requests) : fmt.UNPRICED })));
+  if (!rows.length) rows.push(fmt.el("tr", {}, fmt.el("td", { colspan: "6", class: "text muted", text: "No laps yet: start one to compare before and after a change." })));
   table.replaceChildren(fmt.el("caption", { class: "sr-only", text: "Laps, newest first" }), fmt.el("thead", {}, head), fmt.el("tbody", {}, ...rows));
 }
 
