@@ -14,6 +14,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from decimal import Decimal
+from types import MappingProxyType
 
 __all__ = [
     "BodyData",
@@ -261,71 +262,82 @@ class Usage:
     """Cost the provider itself reported (OpenRouter ``usage.cost``)."""
 
 
+_PUBLIC = MappingProxyType({"shown": "public"})
+_EXTRA = MappingProxyType({"shown": "extra"})
+_HIDDEN: MappingProxyType[str, str] = MappingProxyType({})
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class UsageEvent:
-    """One LLM API call, costed and attributed: what the store, API and replay emit."""
+    """One LLM API call, costed and attributed: what the store, API and replay emit.
 
-    id: str
+    Each field's metadata says where it shows: ``"shown": "public"`` (the public
+    event fields, in this order), ``"extra"`` (serialised after them) or absent
+    (kept, not serialised); ``"stored": False`` would keep it out of the store.
+    :mod:`lumen_sniff.eventfields` derives every sink's field list from these.
+    """
+
+    id: str = field(metadata=_PUBLIC)
     """Deterministic id: the same capture always gives the same ids."""
-    started_at: str
+    started_at: str = field(metadata=_PUBLIC)
     """Request start, ISO 8601 UTC with microseconds and a Z."""
-    started_ns: int
+    started_ns: int = field(metadata=_HIDDEN)
     """Request start, UNIX nanoseconds."""
-    provider: str
+    provider: str = field(metadata=_PUBLIC)
     """"openai", "anthropic", "google", "azure", "openrouter", "ollama", …"""
-    api: str
+    api: str = field(metadata=_PUBLIC)
     """API shape: "chat", "responses", "embeddings", "messages", "generate_content", …"""
-    model: str | None
+    model: str | None = field(metadata=_PUBLIC)
     """Model name as the response (else the request) named it."""
-    stream: bool
+    stream: bool = field(metadata=_PUBLIC)
     """The response was streamed."""
-    status: int
+    status: int = field(metadata=_PUBLIC)
     """HTTP status; 0 when no response head was seen."""
-    input_tokens: int
+    input_tokens: int = field(metadata=_PUBLIC)
     """See :class:`Usage`."""
-    output_tokens: int
+    output_tokens: int = field(metadata=_PUBLIC)
     """See :class:`Usage`."""
-    cache_read_tokens: int
+    cache_read_tokens: int = field(metadata=_PUBLIC)
     """See :class:`Usage`."""
-    cache_write_tokens: int
+    cache_write_tokens: int = field(metadata=_PUBLIC)
     """See :class:`Usage`."""
-    reasoning_tokens: int
+    reasoning_tokens: int = field(metadata=_PUBLIC)
     """See :class:`Usage`."""
-    cost_usd: Decimal | None
+    cost_usd: Decimal | None = field(metadata=_PUBLIC)
     """Priced cost; None when the model is unpriced (never 0 by default)."""
-    usage_source: UsageSource
+    usage_source: UsageSource = field(metadata=_PUBLIC)
     """Reported, estimated or none."""
-    pid: int | None
+    pid: int | None = field(metadata=_PUBLIC)
     """Process id of the caller, when known."""
-    process: str | None
+    process: str | None = field(metadata=_PUBLIC)
     """Process name of the caller, when known."""
-    duration_ms: float | None
+    duration_ms: float | None = field(metadata=_PUBLIC)
     """Request start to response end."""
-    ttft_ms: float | None
+    ttft_ms: float | None = field(metadata=_PUBLIC)
     """Request start to first response byte."""
-    api_key_id: str | None
+    api_key_id: str | None = field(metadata=_PUBLIC)
     """Salted key fingerprint plus last 4 characters; never the key."""
-    tenant: str | None
+    tenant: str | None = field(metadata=_PUBLIC)
     """Tenant/user from configured headers or body fields."""
-    host: str = ""
+    host: str = field(default="", metadata=_EXTRA)
     """Host the call went to."""
-    path: str = ""
+    path: str = field(default="", metadata=_EXTRA)
     """Request path without the query string."""
-    complete: bool = True
+    complete: bool = field(default=True, metadata=_EXTRA)
     """False when the response was cut off or desynced."""
-    error_type: str | None = None
+    error_type: str | None = field(default=None, metadata=_EXTRA)
     """Provider error type ("rate_limit_error", "overloaded_error", …), if any."""
-    price_source: str | None = None
+    price_source: str | None = field(default=None, metadata=_EXTRA)
     """What priced the event: "genai-prices <version>", "override", or None."""
-    provider_cost_usd: Decimal | None = None
+    provider_cost_usd: Decimal | None = field(default=None, metadata=_EXTRA)
     """Cost the provider itself reported, when it did."""
-    exe: str | None = None
+    exe: str | None = field(default=None, metadata=_EXTRA)
     """Executable path of the caller."""
-    container: str | None = None
+    container: str | None = field(default=None, metadata=_EXTRA)
     """Container id of the caller."""
-    unit: str | None = None
+    unit: str | None = field(default=None, metadata=_EXTRA)
     """systemd unit of the caller."""
-    extra: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, str] = field(metadata=_HIDDEN, default_factory=dict)
     """Small string facts kept for diagnosis (never prompt or completion text)."""
 
 

@@ -2,8 +2,9 @@
 
 The API (``/api/events``, ``/api/live``), ``lumen-sniff replay --json`` and the
 CSV export all print events through this module, so they always agree. The
-public fields (:data:`EVENT_FIELDS`, fixed by ARCHITECTURE.md) come first, in
-that order, then the extras (:data:`EXTRA_FIELDS`).
+public fields (:data:`EVENT_FIELDS`) come first, in that order, then the extras
+(:data:`EXTRA_FIELDS`); both lists come from the UsageEvent dataclass's field
+metadata (:mod:`lumen_sniff.eventfields`).
 
 Money: in JSON, ``cost_usd`` is a number or null (null = unpriced, never 0); in
 CSV it is the exact ``Decimal`` text, since CSV readers take it as written.
@@ -14,6 +15,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from lumen_sniff.eventfields import EXTRA_FIELDS, PUBLIC_FIELDS, SHOWN_FIELDS
 from lumen_sniff.model import UsageEvent, UsageSource
 
 __all__ = [
@@ -27,44 +29,10 @@ __all__ = [
     "iso_from_ns",
 ]
 
-EVENT_FIELDS: tuple[str, ...] = (
-    "id",
-    "started_at",
-    "provider",
-    "api",
-    "model",
-    "stream",
-    "status",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "reasoning_tokens",
-    "cost_usd",
-    "usage_source",
-    "pid",
-    "process",
-    "duration_ms",
-    "ttft_ms",
-    "api_key_id",
-    "tenant",
-)
-"""The public event fields, in order (the API, replay output and checks use them)."""
+EVENT_FIELDS: tuple[str, ...] = PUBLIC_FIELDS
+"""The public event fields, in order (from the UsageEvent dataclass's field metadata)."""
 
-EXTRA_FIELDS: tuple[str, ...] = (
-    "host",
-    "path",
-    "complete",
-    "error_type",
-    "price_source",
-    "provider_cost_usd",
-    "exe",
-    "container",
-    "unit",
-)
-"""Further fields, after the public ones."""
-
-ALL_FIELDS: tuple[str, ...] = EVENT_FIELDS + EXTRA_FIELDS
+ALL_FIELDS: tuple[str, ...] = SHOWN_FIELDS
 """Every serialised field, in output order (also the CSV header)."""
 
 _MONEY_FIELDS = frozenset({"cost_usd", "provider_cost_usd"})

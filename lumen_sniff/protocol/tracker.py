@@ -52,7 +52,7 @@ from lumen_sniff.model import (
     ProcessInfo,
     Role,
 )
-from lumen_sniff.protocol.base import ConnectionParser
+from lumen_sniff.protocol.connparser import ConnectionParser
 from lumen_sniff.protocol.firstbytes import (
     BINARY,
     H1_REQUEST,
@@ -63,7 +63,7 @@ from lumen_sniff.protocol.firstbytes import (
     PROBE_LIMIT_BYTES,
     classify,
 )
-from lumen_sniff.protocol.http1 import Http1Parser
+from lumen_sniff.protocol.http1.parser import Http1Parser
 
 __all__ = ["H2_PREFACE", "PROBE_LIMIT_BYTES", "ConnectionTracker"]
 
@@ -363,7 +363,7 @@ class ConnectionTracker:
         conn.roles = (Role.RESPONSE, Role.REQUEST) if swap else (Role.REQUEST, Role.RESPONSE)
         if kind in (H2, H2_MID):
             try:
-                from lumen_sniff.protocol.http2 import Http2Parser
+                from lumen_sniff.protocol.http2.parser import Http2Parser
             except ImportError:
                 held = sum(len(b) for _, _, b in conn.probe)
                 out.append(

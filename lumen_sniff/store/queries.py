@@ -283,7 +283,11 @@ async def list_events(conn: aiosqlite.Connection, f: EventFilter, limit: int) ->
         "ORDER BY started_ns DESC, seq DESC LIMIT ?"
     )
     async with conn.execute(sql, (*params, limit)) as cur:
-        return [event_from_row(r) for r in await cur.fetchall()]
+        rows = await cur.fetchall()
+    return [event_from_row(dict(zip(EVENT_COLUMNS, r, strict=True))) for r in rows]
+
+
+_PAGE_COLUMNS = (*EVENT_COLUMNS, "seq")
 
 
 async def export_events(
@@ -301,7 +305,8 @@ async def export_events(
         async with conn.execute(sql, (*params, last_ns, last_ns, last_seq, page)) as cur:
             rows = list(await cur.fetchall())
         for row in rows:
-            yield event_from_row(row)
+            yield event_from_row(dict(zip(_PAGE_COLUMNS, row, strict=True)))
         if len(rows) < page:
             return
-        last_ns, last_seq = rows[-1][1], rows[-1][-1]
+        last = dict(zip(_PAGE_COLUMNS, rows[-1], strict=True))
+        last_ns, last_seq = last["started_ns"], last["seq"]

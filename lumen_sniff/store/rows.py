@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
+from lumen_sniff.eventfields import FIELD_TYPES, STORED_FIELDS
 from lumen_sniff.model import UsageEvent, UsageSource
 from lumen_sniff.store.schema import GROUP_DIMS, ROLLUP_SUMS
 
 __all__ = [
+    "DERIVED_COLUMNS",
     "EVENT_COLUMNS",
     "HOUR_NS",
     "INSERT_EVENT_SQL",
@@ -29,44 +31,12 @@ HOUR_NS = 3_600_000_000_000
 _PUSD_PER_USD = Decimal(10) ** 12
 _ONE = Decimal(1)
 
-EVENT_COLUMNS: tuple[str, ...] = (
-    "id",
-    "started_ns",
-    "started_at",
-    "provider",
-    "api",
-    "model",
-    "stream",
-    "status",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "reasoning_tokens",
-    "cost_usd",
-    "cost_pusd",
-    "usage_source",
-    "pid",
-    "process",
-    "duration_ms",
-    "ttft_ms",
-    "api_key_id",
-    "tenant",
-    "host",
-    "path",
-    "complete",
-    "error_type",
-    "price_source",
-    "provider_cost_usd",
-    "exe",
-    "container",
-    "unit",
-    "extra",
-    "error",
-    "priced",
-    "estimated",
-)
-"""Columns written for each event, in :func:`event_to_row` order."""
+DERIVED_COLUMNS: tuple[str, ...] = ("cost_pusd", "error", "priced", "estimated")
+"""Columns computed from the event for indexes and rollups; never read back."""
+
+EVENT_COLUMNS: tuple[str, ...] = STORED_FIELDS + DERIVED_COLUMNS
+"""Columns written for each event, in :func:`event_to_row` order: the event's stored
+fields (from the UsageEvent dataclass), then the derived ones."""
 
 INSERT_EVENT_SQL = (
     f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "
@@ -98,82 +68,59 @@ def is_error(event: UsageEvent) -> bool:
     return event.status >= 400 or event.status == 0 or event.error_type is not None
 
 
+def _decimal_text(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def _decimal(text: str | None) -> Decimal | None:
+    return None if text is None else Decimal(text)
+
+
+def _json_text(value: dict[str, str]) -> str | None:
+    return json.dumps(value, sort_keys=True) if value else None
+
+
+def _json_dict(text: str | None) -> dict[str, str]:
+    return json.loads(text) if text else {}
+
+
+# SQLite codecs by the field's annotation; a field whose type is not here is stored as is.
+_ENCODERS: dict[str, Callable[[Any], Any]] = {
+    "bool": int,
+    "Decimal | None": _decimal_text,
+    "UsageSource": lambda source: source.value,
+    "dict[str, str]": _json_text,
+}
+_DECODERS: dict[str, Callable[[Any], Any]] = {
+    "bool": bool,
+    "Decimal | None": _decimal,
+    "UsageSource": UsageSource,
+    "dict[str, str]": _json_dict,
+}
+_ENCODE = tuple((name, _ENCODERS.get(FIELD_TYPES[name])) for name in STORED_FIELDS)
+_DECODE = tuple((name, _DECODERS.get(FIELD_TYPES[name])) for name in STORED_FIELDS)
+
+
 def event_to_row(e: UsageEvent) -> tuple[Any, ...]:
     """Return the ``events`` row for an event (columns as :data:`EVENT_COLUMNS`)."""
     cost = e.cost_usd
     return (
-        e.id,
-        e.started_ns,
-        e.started_at,
-        e.provider,
-        e.api,
-        e.model,
-        int(e.stream),
-        e.status,
-        e.input_tokens,
-        e.output_tokens,
-        e.cache_read_tokens,
-        e.cache_write_tokens,
-        e.reasoning_tokens,
-        None if cost is None else str(cost),
+        *[getattr(e, name) if enc is None else enc(getattr(e, name)) for name, enc in _ENCODE],
         None if cost is None else pusd_from_usd(cost),
-        e.usage_source.value,
-        e.pid,
-        e.process,
-        e.duration_ms,
-        e.ttft_ms,
-        e.api_key_id,
-        e.tenant,
-        e.host,
-        e.path,
-        int(e.complete),
-        e.error_type,
-        e.price_source,
-        None if e.provider_cost_usd is None else str(e.provider_cost_usd),
-        e.exe,
-        e.container,
-        e.unit,
-        json.dumps(e.extra, sort_keys=True) if e.extra else None,
         int(is_error(e)),
         int(cost is not None),
         int(e.usage_source is UsageSource.ESTIMATED),
     )
 
 
-def event_from_row(r: Sequence[Any]) -> UsageEvent:
-    """Rebuild the event from a row selected as :data:`EVENT_COLUMNS` (flags ignored)."""
+def event_from_row(row: Mapping[str, Any]) -> UsageEvent:
+    """Rebuild the event from a row read by column name (derived columns ignored).
+
+    Args:
+        row: Column name to value; at least the stored fields' columns.
+    """
     return UsageEvent(
-        id=r[0],
-        started_ns=r[1],
-        started_at=r[2],
-        provider=r[3],
-        api=r[4],
-        model=r[5],
-        stream=bool(r[6]),
-        status=r[7],
-        input_tokens=r[8],
-        output_tokens=r[9],
-        cache_read_tokens=r[10],
-        cache_write_tokens=r[11],
-        reasoning_tokens=r[12],
-        cost_usd=None if r[13] is None else Decimal(r[13]),
-        usage_source=UsageSource(r[15]),
-        pid=r[16],
-        process=r[17],
-        duration_ms=r[18],
-        ttft_ms=r[19],
-        api_key_id=r[20],
-        tenant=r[21],
-        host=r[22],
-        path=r[23],
-        complete=bool(r[24]),
-        error_type=r[25],
-        price_source=r[26],
-        provider_cost_usd=None if r[27] is None else Decimal(r[27]),
-        exe=r[28],
-        container=r[29],
-        unit=r[30],
-        extra=json.loads(r[31]) if r[31] else {},
+        **{name: row[name] if dec is None else dec(row[name]) for name, dec in _DECODE}
     )
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import fcntl
 import itertools
 import json
 import os
@@ -47,6 +48,21 @@ PLAIN_PORT = 28080
 _REPO = Path(__file__).resolve().parents[2]
 _FAKES = (OPENAI_KEY.encode(), ANTHROPIC_KEY.encode(), GOOGLE_KEY.encode())
 _KEY_HEADER = re.compile(rb"(?im)^(authorization: bearer |x-api-key: |x-goog-api-key: )(\S+)\r$")
+
+
+_PORTS_LOCK = Path(tempfile.gettempdir()) / "lumen-sniff-fixture-ports.lock"
+"""Held while the stand-ins listen on the fixed ports: recordings made at the same
+time (other checkouts of this repository on one machine) take turns."""
+
+
+@contextlib.contextmanager
+def _ports_lock() -> Iterator[None]:
+    with open(_PORTS_LOCK, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @contextlib.contextmanager
@@ -201,7 +217,7 @@ def record_all(
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    with tempfile.TemporaryDirectory(prefix="standin-rec-") as tmp:
+    with _ports_lock(), tempfile.TemporaryDirectory(prefix="standin-rec-") as tmp:
         root = Path(tmp)
         with (
             _server(True, tls_port, root / "tls", root / "ca") as tls_info,

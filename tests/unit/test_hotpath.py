@@ -17,8 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lumen_sniff.model import BodyData, ConnKey, HttpEvent, Role
-from lumen_sniff.protocol.http1 import Http1Parser
-from lumen_sniff.protocol.records import body_data
+from lumen_sniff.protocol.bodyevents import body_data
+from lumen_sniff.protocol.http1.parser import Http1Parser
 from lumen_sniff.protocol.sse import SseParser
 from lumen_sniff.providers._json import has_object
 from lumen_sniff.providers.openai import _FINISH, _USAGE_OBJECT, ChatReader

@@ -24,7 +24,7 @@ from lumen_sniff.model import (
     ResponseHead,
     Role,
 )
-from lumen_sniff.protocol.http1 import MAX_HEAD_BYTES, Http1Parser
+from lumen_sniff.protocol.http1.parser import MAX_HEAD_BYTES, Http1Parser
 from tests.support.wire import WIRE_DIR
 
 WIRE = WIRE_DIR

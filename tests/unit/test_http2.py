@@ -42,9 +42,9 @@ from lumen_sniff.model import (
     ResponseHead,
     Role,
 )
-from lumen_sniff.protocol.h2frame import PREFACE, find_boundary
-from lumen_sniff.protocol.h2streams import MAX_STREAMS
-from lumen_sniff.protocol.http2 import BLOCK_CAP_BYTES, Http2Parser
+from lumen_sniff.protocol.http2.frames import PREFACE, find_boundary
+from lumen_sniff.protocol.http2.parser import BLOCK_CAP_BYTES, Http2Parser
+from lumen_sniff.protocol.http2.streams import MAX_STREAMS
 
 CONN = ConnKey(source="test", pid=4242, handle=0x7F00_1000)
 PROC = ProcessInfo(pid=4242, comm="python3")

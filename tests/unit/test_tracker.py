@@ -25,7 +25,7 @@ from lumen_sniff.model import (
     ResponseHead,
     Role,
 )
-from lumen_sniff.protocol.http1 import MAX_HEAD_BYTES
+from lumen_sniff.protocol.http1.parser import MAX_HEAD_BYTES
 from lumen_sniff.protocol.tracker import H2_PREFACE, PROBE_LIMIT_BYTES, ConnectionTracker
 from tests.unit.test_http1 import merge, request_samples, wire_response
 
@@ -245,9 +245,9 @@ class _FakeH2:
 
 @pytest.fixture
 def fake_h2(monkeypatch: pytest.MonkeyPatch) -> type[_FakeH2]:
-    mod = types.ModuleType("lumen_sniff.protocol.http2")
+    mod = types.ModuleType("lumen_sniff.protocol.http2.parser")
     mod.Http2Parser = _FakeH2  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "lumen_sniff.protocol.http2", mod)
+    monkeypatch.setitem(sys.modules, "lumen_sniff.protocol.http2.parser", mod)
     _FakeH2.made = []
     return _FakeH2
 

@@ -1,17 +1,19 @@
 """The events of HTTP/1.x messages, and what losing the place in a stream does to them.
 
-:class:`MessageEvents` is the half of :class:`~lumen_sniff.protocol.http1.Http1Parser`
-that emits: a call's body as one BodyData, a message's end (complete unless it
+:class:`MessageEvents` is what :class:`~lumen_sniff.protocol.http1.parser.Http1Parser`
+emits through: a call's body as one BodyData, a message's end (complete unless it
 was damaged or cut), decode errors, and the LOST state with its resync scan
-(see the strategy in :mod:`lumen_sniff.protocol.http1`).
+(see the strategy in :mod:`lumen_sniff.protocol.http1.parser`). It holds no
+parse state of its own beyond the connection key: each call is given the
+:class:`~lumen_sniff.protocol.http1.side.Side` it acts on.
 """
 
 from __future__ import annotations
 
-from lumen_sniff.model import ConnKey, Desync, HttpEvent, MessageEnd, Role
-from lumen_sniff.protocol.http1head import find_start_line
-from lumen_sniff.protocol.http1side import HEAD, LOST, Message, Side, skip
-from lumen_sniff.protocol.records import body_data
+from lumen_sniff.model import ConnKey, Desync, HttpEvent, MessageEnd
+from lumen_sniff.protocol.bodyevents import body_data
+from lumen_sniff.protocol.http1.side import HEAD, LOST, Message, Side, skip
+from lumen_sniff.protocol.http1.syntax import find_start_line
 
 __all__ = ["MessageEvents"]
 
@@ -25,10 +27,9 @@ class MessageEvents:
 
     def __init__(self, conn: ConnKey) -> None:
         self._conn = conn
-        self._sides = (Side(Role.REQUEST), Side(Role.RESPONSE))
         self._upgrade_reported = False
 
-    def _flush(
+    def flush(
         self, side: Side, ts: int, parts: list[bytes | memoryview], out: list[HttpEvent]
     ) -> None:
         """Emit the body gathered in this call as one BodyData (plus a decode Desync)."""
@@ -41,14 +42,14 @@ class MessageEvents:
             parts.clear()
             out.append(body_data(self._conn, msg.stream, side.role, ts, body))
         if msg.decoder is not None:
-            self._check_decoder(msg, ts, out)
+            self.check_decoder(msg, ts, out)
 
-    def _check_decoder(self, msg: Message, ts: int, out: list[HttpEvent]) -> None:
+    def check_decoder(self, msg: Message, ts: int, out: list[HttpEvent]) -> None:
         if msg.decoder is not None and msg.decoder.error is not None and not msg.damage:
             msg.damage = "decode_error"
-            out.append(self._desync(msg.stream, ts, "decode_error", 0))
+            out.append(self.desync(msg.stream, ts, "decode_error", 0))
 
-    def _end(self, side: Side, ts: int, out: list[HttpEvent], reason: str = "") -> None:
+    def end(self, side: Side, ts: int, out: list[HttpEvent], reason: str = "") -> None:
         """End ``side``'s open message: complete unless damaged or given a ``reason``."""
         msg = side.msg
         side.state = HEAD
@@ -60,7 +61,7 @@ class MessageEvents:
             if tail:
                 out.append(body_data(self._conn, msg.stream, side.role, ts, tail))
             if not reason:
-                self._check_decoder(msg, ts, out)
+                self.check_decoder(msg, ts, out)
         why = reason or msg.damage
         out.append(
             MessageEnd(
@@ -73,19 +74,19 @@ class MessageEvents:
             )
         )
 
-    def _after_upgrade(self, side: Side, ts: int, count: int, out: list[HttpEvent]) -> None:
+    def after_upgrade(self, side: Side, ts: int, count: int, out: list[HttpEvent]) -> None:
         """Bytes after an upgrade: flag the first (lost 0), total them up for close()."""
         if not self._upgrade_reported:
             self._upgrade_reported = True
-            out.append(self._desync(None, ts, "upgrade", 0))
+            out.append(self.desync(None, ts, "upgrade", 0))
         side.lost_bytes += count
 
-    def _desync(self, stream: int | None, ts: int, reason: str, lost: int) -> Desync:
+    def desync(self, stream: int | None, ts: int, reason: str, lost: int) -> Desync:
         return Desync(conn=self._conn, stream=stream, ts_ns=ts, reason=reason, lost_bytes=lost)
 
     # ---------------------------------------------------------- losing the place
 
-    def _lose(
+    def lose(
         self,
         side: Side,
         ts: int,
@@ -101,14 +102,14 @@ class MessageEvents:
         scanned again take them out first.
         """
         if side.msg is not None:
-            self._end(side, ts, out, "gap" if reason == "gap" else "desync")
+            self.end(side, ts, out, "gap" if reason == "gap" else "desync")
         if side.state != LOST:
             side.state, side.lost_reason = LOST, reason
         side.lost_bytes += skipped + len(side.buf or b"")
         side.buf = None
         side.scan, side.line_ok = 0, line_ok
 
-    def _resync(
+    def resync(
         self, side: Side, ts: int, data: bytes, pos: int, out: list[HttpEvent]
     ) -> tuple[bytes, int]:
         """LOST state: skip to the next plausible start line; return the bytes left to run."""
@@ -122,6 +123,6 @@ class MessageEvents:
         if not found:
             return b"", 0
         side.buf, side.fresh = None, False
-        out.append(self._desync(None, ts, side.lost_reason, side.lost_bytes))
+        out.append(self.desync(None, ts, side.lost_reason, side.lost_bytes))
         side.lost_bytes, side.state = 0, HEAD
         return bytes(buf), 0

@@ -1,6 +1,6 @@
 """One direction of an HTTP/1.x connection: its parse state, and body framing.
 
-:mod:`lumen_sniff.protocol.http1` runs the state table (see its docstring);
+:mod:`lumen_sniff.protocol.http1.parser` runs the state table (see its docstring);
 what is here needs nothing but one direction's :class:`Side`: the states, the
 message being read, chunk-size lines, and the fast path that takes whole
 chunks without going round the table.

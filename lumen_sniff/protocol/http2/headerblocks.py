@@ -6,16 +6,16 @@ decode it. A block is *kept* (its fragments buffered, at most
 :data:`BLOCK_CAP_BYTES`) or *discarded* (too large, malformed, cut by a gap):
 a discarded block only counts its bytes until END_HEADERS, then is reported
 once with its reason. Any block that is not decoded leaves the HPACK table
-unknown, so the decoder forgets it (see :mod:`lumen_sniff.protocol.hpackstate`)
+unknown, so the decoder forgets it (see :mod:`lumen_sniff.protocol.http2.hpackstate`)
 and the stream's head is reported lost, never guessed.
 """
 
 from __future__ import annotations
 
 from lumen_sniff.model import ConnKey, Desync, Role
-from lumen_sniff.protocol.h2frame import FLAG_END_HEADERS, FLAG_END_STREAM
-from lumen_sniff.protocol.h2streams import StreamTable
-from lumen_sniff.protocol.hpackstate import HeaderDecoder
+from lumen_sniff.protocol.http2.frames import FLAG_END_HEADERS, FLAG_END_STREAM
+from lumen_sniff.protocol.http2.hpackstate import HeaderDecoder
+from lumen_sniff.protocol.http2.streams import StreamTable
 
 __all__ = ["BLOCK_CAP_BYTES", "HeaderBlocks"]
 

@@ -1,6 +1,6 @@
 """HTTP/1.x heads: finding them, parsing them, and finding the next one after a loss.
 
-Pure functions over bytes, used by :mod:`lumen_sniff.protocol.http1`. Every
+Pure functions over bytes, used by :mod:`lumen_sniff.protocol.http1.parser`. Every
 pattern is bounded, so a line that no pattern can match is known to be junk
 after a fixed number of bytes: that is what lets the parser drop junk without
 buffering it.

@@ -2,7 +2,7 @@
 
 The 9-byte frame header (RFC 9113 §4.1) is unpacked here with one
 ``struct.unpack_from`` because DATA frames are the hot path; frame *bodies* of
-the control frames are parsed by hyperframe in :mod:`lumen_sniff.protocol.http2`.
+the control frames are parsed by hyperframe in :mod:`lumen_sniff.protocol.http2.parser`.
 
 Resynchronisation strategy: after a gap (or when capture began mid-connection)
 the next byte is at an unknown place. :func:`find_boundary` scans for a header

@@ -2,7 +2,7 @@
 
 Strategy
 --------
-Each direction is a byte-level state machine (a ``_Side``) fed chunks of any
+Each direction is a byte-level state machine (a ``FrameSide``) fed chunks of any
 size; the table ``Http2Parser._handlers`` maps each state to its handler:
 
 =========  ==========================================  ==========================
@@ -32,17 +32,7 @@ tracked until both messages end (at most ``MAX_STREAMS``; the oldest is evicted)
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from hyperframe.exceptions import HyperframeError
-from hyperframe.frame import (
-    Frame,
-    GoAwayFrame,
-    HeadersFrame,
-    PushPromiseFrame,
-    RstStreamFrame,
-    SettingsFrame,
-)
+from collections.abc import Callable
 
 from lumen_sniff.model import (
     ConnClosed,
@@ -52,18 +42,15 @@ from lumen_sniff.model import (
     ProcessInfo,
     Role,
 )
-from lumen_sniff.protocol.h2blocks import BLOCK_CAP_BYTES, HeaderBlocks
-from lumen_sniff.protocol.h2frame import (
+from lumen_sniff.protocol.http2.control import read_frame
+from lumen_sniff.protocol.http2.frames import (
     CONTINUATION,
     DATA,
-    DEFAULT_MAX_FRAME,
-    FLAG_ACK,
     FLAG_END_STREAM,
     FLAG_PADDED,
     FRAME_HEADER,
     GOAWAY,
     HEADERS,
-    LARGEST_FRAME,
     PREFACE,
     PUSH_PROMISE,
     RESYNC_MAX_FRAME,
@@ -71,10 +58,9 @@ from lumen_sniff.protocol.h2frame import (
     SETTINGS,
     find_boundary,
 )
-from lumen_sniff.protocol.h2streams import Message, StreamTable
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
+from lumen_sniff.protocol.http2.headerblocks import BLOCK_CAP_BYTES, HeaderBlocks
+from lumen_sniff.protocol.http2.side import FrameSide
+from lumen_sniff.protocol.http2.streams import StreamTable
 
 __all__ = ["BLOCK_CAP_BYTES", "Http2Parser"]
 
@@ -83,43 +69,6 @@ _OTHER_CAP_BYTES = 64 * 1024
 
 _PREFACE, _HEAD, _DATA_PAD, _DATA, _BODY, _SKIP, _SYNC = range(7)
 _READ_TYPES = (HEADERS, PUSH_PROMISE, CONTINUATION, SETTINGS, RST_STREAM, GOAWAY)
-
-
-class _Side:
-    """One direction's framing state."""
-
-    __slots__ = (
-        "blocks", "buf", "counting", "end_stream", "flags", "frame_ts", "ftype", "max_frame_bytes",
-        "pad", "preface_pos", "remaining", "replay", "role", "sid", "skipped", "state", "target",
-    )
-
-    def __init__(self, role: Role, state: int, blocks: HeaderBlocks) -> None:
-        self.role = role
-        self.state = state
-        self.blocks = blocks
-        """Header block assembly and this direction's HPACK decoder."""
-        self.buf = bytearray()
-        """Partial frame header, partial BODY, or the bytes being scanned in SYNC."""
-        self.remaining = 0
-        """Bytes left in the current state (DATA payload, BODY, SKIP)."""
-        self.pad = 0
-        self.ftype = self.flags = self.sid = 0
-        self.frame_ts = 0
-        self.end_stream = False
-        self.target: Message | None = None
-        """The message the current DATA frame feeds."""
-        self.counting = False
-        """The current DATA frame's payload is counted as dropped, not emitted.
-
-        Decided when the frame starts (or the loss happens), never by where a
-        chunk ends, so the counts do not depend on chunking."""
-        self.max_frame_bytes = DEFAULT_MAX_FRAME
-        """Largest frame the receiver announced it accepts (used to resync)."""
-        self.preface_pos = 0
-        self.skipped = 0
-        """Bytes ruled out while in SYNC, not yet reported."""
-        self.replay: bytes | None = None
-        """Bytes to parse again after SYNC found a boundary."""
 
 
 class Http2Parser:
@@ -142,13 +91,13 @@ class Http2Parser:
         self._closed = False
         streams = self._streams
         self._sides = (
-            _Side(Role.REQUEST, _PREFACE, HeaderBlocks(conn, Role.REQUEST, streams)),
-            _Side(Role.RESPONSE, _SYNC if mid_stream else _HEAD,
+            FrameSide(Role.REQUEST, _PREFACE, HeaderBlocks(conn, Role.REQUEST, streams)),
+            FrameSide(Role.RESPONSE, _SYNC if mid_stream else _HEAD,
                   HeaderBlocks(conn, Role.RESPONSE, streams)))
         if mid_stream:
             for side in self._sides:
                 side.blocks.hpack.allow_any_table_size()
-        self._handlers: tuple[Callable[[_Side, memoryview, int, int], int], ...] = (
+        self._handlers: tuple[Callable[[FrameSide, memoryview, int, int], int], ...] = (
             self._on_preface, self._on_head, self._on_data_pad, self._on_data, self._on_body,
             self._on_skip, self._on_sync,
         )
@@ -172,7 +121,7 @@ class Http2Parser:
         self._run(self._sides[role], memoryview(data), ts_ns)
         return self._streams.take()
 
-    def _run(self, side: _Side, view: memoryview, ts: int) -> None:
+    def _run(self, side: FrameSide, view: memoryview, ts: int) -> None:
         handlers = self._handlers
         while True:
             pos, end = 0, len(view)
@@ -247,7 +196,7 @@ class Http2Parser:
 
     # -------------------------------------------------------------- state handlers
 
-    def _on_preface(self, side: _Side, view: memoryview, pos: int, ts: int) -> int:
+    def _on_preface(self, side: FrameSide, view: memoryview, pos: int, ts: int) -> int:
         want = PREFACE[side.preface_pos:]
         take = min(len(want), len(view) - pos)
         if view[pos:pos + take] == want[:take]:
@@ -261,7 +210,7 @@ class Http2Parser:
         self._enter_sync(side, ts)
         return pos
 
-    def _on_head(self, side: _Side, view: memoryview, pos: int, ts: int) -> int:
+    def _on_head(self, side: FrameSide, view: memoryview, pos: int, ts: int) -> int:
         buf = side.buf
         if not buf:
             side.frame_ts = ts
@@ -277,7 +226,7 @@ class Http2Parser:
             self._begin(side, (hi << 8) | lo, ftype, flags, sid & 0x7FFF_FFFF, ts)
         return pos + take
 
-    def _on_data_pad(self, side: _Side, view: memoryview, pos: int, ts: int) -> int:
+    def _on_data_pad(self, side: FrameSide, view: memoryview, pos: int, ts: int) -> int:
         pad = view[pos]
         payload = side.remaining - 1 - pad
         if payload < 0:
@@ -291,7 +240,7 @@ class Http2Parser:
             self._end_data(side, ts)
         return pos + 1
 
-    def _on_data(self, side: _Side, view: memoryview, pos: int, ts: int) -> int:
+    def _on_data(self, side: FrameSide, view: memoryview, pos: int, ts: int) -> int:
         take = min(side.remaining, len(view) - pos)
         target = side.target
         if side.counting:
@@ -304,7 +253,7 @@ class Http2Parser:
             self._end_data(side, ts)
         return pos + take
 
-    def _on_body(self, side: _Side, view: memoryview, pos: int, ts: int) -> int:
+    def _on_body(self, side: FrameSide, view: memoryview, pos: int, ts: int) -> int:
         avail = len(view) - pos
         if not side.buf and avail >= side.remaining:
             end = pos + side.remaining
@@ -320,19 +269,19 @@ class Http2Parser:
         self._read_frame(side, body, ts)
         return end
 
-    def _on_skip(self, side: _Side, view: memoryview, pos: int, ts: int) -> int:
+    def _on_skip(self, side: FrameSide, view: memoryview, pos: int, ts: int) -> int:
         take = min(side.remaining, len(view) - pos)
         side.remaining -= take
         if not side.remaining:
             side.state = _HEAD
         return pos + take
 
-    def _on_sync(self, side: _Side, view: memoryview, pos: int, ts: int) -> int:
+    def _on_sync(self, side: FrameSide, view: memoryview, pos: int, ts: int) -> int:
         side.buf += view[pos:]
         self._sync(side, ts, at_end=False)
         return len(view)
 
-    def _sync(self, side: _Side, ts: int, *, at_end: bool) -> None:
+    def _sync(self, side: FrameSide, ts: int, *, at_end: bool) -> None:
         buf = side.buf
         found_at, found = find_boundary(buf, 0, side.role,
                                         min(side.max_frame_bytes, RESYNC_MAX_FRAME), at_end=at_end)
@@ -350,7 +299,9 @@ class Http2Parser:
 
     # ------------------------------------------------------------------- frames
 
-    def _begin(self, side: _Side, length: int, ftype: int, flags: int, sid: int, ts: int) -> None:
+    def _begin(
+        self, side: FrameSide, length: int, ftype: int, flags: int, sid: int, ts: int
+    ) -> None:
         side.ftype, side.flags, side.sid = ftype, flags, sid
         blocks = side.blocks
         if blocks.sid is not None and (ftype != CONTINUATION or sid != blocks.sid):
@@ -387,77 +338,40 @@ class Http2Parser:
         else:
             self._skip(side, length)
 
-    def _read(self, side: _Side, length: int, ts: int) -> None:
+    def _read(self, side: FrameSide, length: int, ts: int) -> None:
         if length:
             side.state, side.remaining = _BODY, length
         else:
             side.state = _HEAD
             self._read_frame(side, memoryview(b""), ts)
 
-    def _skip(self, side: _Side, length: int) -> None:
+    def _skip(self, side: FrameSide, length: int) -> None:
         side.state, side.remaining = (_SKIP, length) if length > 0 else (_HEAD, 0)
 
-    def _end_data(self, side: _Side, ts: int) -> None:
+    def _end_data(self, side: FrameSide, ts: int) -> None:
         self._skip(side, side.pad)
         self._streams.settle(side.target, ts)
         if side.end_stream:
             self._streams.end_stream(side.role, side.sid, ts)
 
-    def _read_frame(self, side: _Side, body: memoryview, ts: int) -> None:
-        ftype, flags, sid = side.ftype, side.flags, side.sid
-        frame: Frame
-        try:
-            if ftype == HEADERS:
-                frame = HeadersFrame(sid)
-                frame.parse_flags(flags)
-                frame.parse_body(body)
-                side.blocks.fragment(sid, flags, side.frame_ts, frame.data, ts, push=False)
-            elif ftype == PUSH_PROMISE:
-                frame = PushPromiseFrame(sid)
-                frame.parse_flags(flags)
-                frame.parse_body(body)
-                self._streams.promise(frame.promised_stream_id, ts)
-                side.blocks.fragment(sid, flags, side.frame_ts, frame.data, ts, push=True)
-            elif ftype == CONTINUATION:
-                side.blocks.fragment(sid, flags, side.frame_ts, body.tobytes(), ts, push=False)
-            elif ftype == SETTINGS:
-                if not flags & FLAG_ACK:
-                    frame = SettingsFrame(0)
-                    frame.parse_body(body)
-                    self._settings(side, frame.settings)
-            elif ftype == RST_STREAM:
-                frame = RstStreamFrame(sid)
-                frame.parse_body(body)
-                self._streams.reset(sid, ts)
-            elif ftype == GOAWAY:
-                frame = GoAwayFrame(0)
-                frame.parse_body(body)
-                if side.role is Role.RESPONSE:
-                    self._streams.goaway(frame.last_stream_id, ts)
-        except (HyperframeError, ValueError, IndexError):
-            # A malformed frame: an endpoint would kill the connection; we
-            # report it, and a lost header fragment makes the table unknown.
-            if ftype in (HEADERS, PUSH_PROMISE):
-                self._discard(side, len(body), ts, "frame")
-            else:
-                self._streams.emit(Desync(conn=self._conn, stream=sid or None, ts_ns=ts,
-                                          reason="frame", lost_bytes=len(body)))
+    def _read_frame(self, side: FrameSide, body: memoryview, ts: int) -> None:
+        if read_frame(side, self._sides[1 - side.role], self._streams, body, ts):
+            return
+        # A malformed frame: an endpoint would kill the connection; we report
+        # it, and a lost header fragment makes the table unknown.
+        if side.ftype in (HEADERS, PUSH_PROMISE):
+            self._discard(side, len(body), ts, "frame")
+        else:
+            self._streams.emit(Desync(conn=self._conn, stream=side.sid or None, ts_ns=ts,
+                                      reason="frame", lost_bytes=len(body)))
 
-    def _settings(self, side: _Side, settings: dict[int, int]) -> None:
-        other = self._sides[1 - side.role]
-        for key, value in settings.items():
-            if key == SettingsFrame.HEADER_TABLE_SIZE:
-                other.blocks.hpack.announce_table_size(value)
-            elif key == SettingsFrame.MAX_FRAME_SIZE and other.max_frame_bytes < value:
-                other.max_frame_bytes = min(value, LARGEST_FRAME)
-
-    def _discard(self, side: _Side, lost: int, ts: int, reason: str) -> None:
+    def _discard(self, side: FrameSide, lost: int, ts: int, reason: str) -> None:
         side.blocks.discard(side.sid, side.flags, side.frame_ts, lost, ts, reason,
                             push=side.ftype == PUSH_PROMISE)
 
     # --------------------------------------------------------------------- loss
 
-    def _enter_sync(self, side: _Side, ts: int) -> None:
+    def _enter_sync(self, side: FrameSide, ts: int) -> None:
         """Lose this side's place: what was in flight is gone, the table unknown."""
         side.skipped += len(side.buf)
         side.buf.clear()
