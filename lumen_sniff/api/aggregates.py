@@ -19,13 +19,17 @@ from fastapi.responses import JSONResponse
 from lumen_sniff.api.params import parse_status, time_range
 from lumen_sniff.pricing.quote import PricerLike, quote
 from lumen_sniff.serialize import iso_from_ns
-from lumen_sniff.store import BUCKETS_NS, EventFilter, Store, Totals
+from lumen_sniff.store import BUCKETS_NS, GROUP_DIMS, EventFilter, Store, Totals
 
 __all__ = ["event_filter", "router"]
 
 router = APIRouter()
 
-Dim = Literal["model", "provider", "process", "api_key_id", "tenant", "container"]
+Dim = Annotated[
+    str,
+    Query(description=f"A grouping dimension: {', '.join(GROUP_DIMS)}."),
+]
+"""Checked against GROUP_DIMS (not a Literal) so a new dimension needs no edit here."""
 Bucket = Literal["minute", "hour", "day"]
 _MAX_POINTS = 20_000
 """Most buckets one /api/usage answer may span (per group)."""
@@ -65,6 +69,11 @@ def event_filter(
 Filter = Annotated[EventFilter, Depends(event_filter)]
 
 
+def _check_dim(name: str, value: str) -> None:
+    if value not in GROUP_DIMS:
+        raise HTTPException(400, f"{name}: {value!r} is not one of {', '.join(GROUP_DIMS)}")
+
+
 def _store(request: Request) -> Store:
     store: Store = request.app.state.store
     return store
@@ -86,6 +95,7 @@ async def usage(
     Series come busiest first. Points are sparse (no point for an empty bucket);
     a point's cost_usd is null when none of its calls was priced.
     """
+    _check_dim("group_by", group_by)
     store = _store(request)
     width = BUCKETS_NS[bucket]
     # An open-ended range only spans from the oldest stored event.
@@ -122,6 +132,7 @@ async def breakdown(request: Request, f: Filter, dim: Dim = "model") -> JSONResp
     Rows come costliest first (then busiest); ``value`` is null for events
     without one. ``cost_usd`` is null when none of the row's calls was priced.
     """
+    _check_dim("dim", dim)
     cells = await _store(request).aggregate(f, dim, None)
     rows = sorted(
         ((group, t) for (_, group), t in cells.items()),

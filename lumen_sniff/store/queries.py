@@ -265,7 +265,7 @@ def where_clause(f: EventFilter) -> tuple[str, list[Any]]:
     clauses = ["started_ns >= ?", "started_ns < ?"]
     params: list[Any] = [f.since_ns, f.until_ns]
     for name in (*GROUP_DIMS, "status"):
-        value = getattr(f, name)
+        value = getattr(f, name, None)
         if value is not None:
             clauses.append(f"{name} = ?")
             params.append(value)
