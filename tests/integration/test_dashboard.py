@@ -242,3 +242,41 @@ def test_with_a_token_the_page_refuses_without_it_and_works_with_it(
         w.page.reload()
         w.wait_loaded(loads)
         expect(w.page.locator("#login")).to_be_hidden()
+
+
+def test_optional_panels_appear_when_the_api_offers_them(
+    browser: Browser, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    status = {
+        "ready": True,
+        "dropped": {"ringbuf_full": 3},
+        "unseen": [{"pid": 4242, "process": "go-agent", "reason": "Go crypto/tls"}],
+    }
+    served = Served(tmp_path_factory.mktemp("optional") / "events.db", status=lambda: status)
+    budgets = {
+        "budgets": [{"name": "team-a", "period": "month", "limit_usd": 10.0, "spent_usd": 12.5}]
+    }
+    served.app.add_api_route("/api/budgets", lambda: budgets, methods=["GET"])
+    try:
+        served.add(fixture_events(NOW_NS, n=40))
+        with open_page(browser, served.url + "/") as w:
+            w.wait_loaded()
+            expect(w.page.locator("#budgets-panel")).to_be_visible()
+            expect(w.page.locator("#budgets")).to_contain_text("team-a (month)")
+            expect(w.page.locator("#budgets [role=progressbar]")).to_have_attribute(
+                "aria-valuenow", "125"
+            )
+            expect(w.page.locator("#g-unseen")).to_contain_text("go-agent")
+            expect(w.page.locator("#g-capture")).to_contain_text("ringbuf_full: 3")
+            _clean(w)
+    finally:
+        served.stop()
+
+
+def test_optional_panels_stay_hidden_without_them(browser: Browser, api: Served) -> None:
+    with open_page(browser, api.url + "/") as w:
+        w.wait_loaded()
+        expect(w.page.locator("#budgets-panel")).to_be_hidden()
+        expect(w.page.locator("#g-unseen")).to_have_count(0)
+        assert not any("/api/budgets" in u for u in w.requests)
+        _clean(w)
