@@ -280,3 +280,36 @@ def test_optional_panels_stay_hidden_without_them(browser: Browser, api: Served)
         expect(w.page.locator("#g-unseen")).to_have_count(0)
         assert not any("/api/budgets" in u for u in w.requests)
         _clean(w)
+
+
+def test_custom_range_and_sorting(browser: Browser, api: Served) -> None:
+    with open_page(browser, api.url + "/#range=24h") as w:
+        w.wait_loaded()
+        w.page.click("[data-range=custom]")
+        form = w.page.locator("#custom")
+        expect(form).to_be_visible()
+        since = time.strftime("%Y-%m-%dT%H:%M", time.localtime(NOW_NS // 10**9 - 30 * 3600))
+        until = time.strftime("%Y-%m-%dT%H:%M", time.localtime(NOW_NS // 10**9 - 2 * 3600))
+        form.locator("input[name=since]").fill(since)
+        form.locator("input[name=until]").fill(until)
+        loads = w.loads()
+        form.locator("button[type=submit]").click()
+        w.wait_loaded(loads)
+        fragment = parse_qs(urlsplit(w.page.url).fragment)
+        assert fragment["range"] == ["custom"]
+        body_since = w.page.get_attribute("body", "data-since")
+        body_until = w.page.get_attribute("body", "data-until")
+        assert [body_since, body_until] == [fragment["since"][0], fragment["until"][0]]
+        summary = api.get("/api/summary", since=body_since, until=body_until)
+        assert 0 < summary["requests"] < len(fixture_events(NOW_NS))
+        assert w.gauge("requests") == summary["requests"]
+        w.page.click("#breakdown thead button:text-is('Requests')")
+        counts = w.page.eval_on_selector_all(
+            "#breakdown tbody tr td:nth-child(2)",
+            "ts => ts.map(t => Number(t.textContent.replace(/,/g, '')))",
+        )
+        assert counts == sorted(counts, reverse=True) and len(counts) == 5
+        expect(w.page.locator("#breakdown thead th[aria-sort=descending]")).to_contain_text(
+            "Requests"
+        )
+        _clean(w)

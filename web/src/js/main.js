@@ -46,9 +46,17 @@ function setView(next) {
   if (refilter) seedFeed();
 }
 
+// datetime-local inputs take local time without a zone.
+const localInput = (ms) => new Date(ms - new Date(ms).getTimezoneOffset() * 60e3).toISOString().slice(0, 16);
+
 function syncControls() {
   for (const b of $("presets").querySelectorAll("button")) b.setAttribute("aria-pressed", String(b.dataset.range === view.range));
   $("custom").hidden = view.range !== "custom";
+  if (view.range === "custom") {
+    const win = state.timeWindow(view);
+    $("custom").elements.since.value = localInput(win.lo);
+    $("custom").elements.until.value = localInput(win.hi);
+  }
   for (const [sel, key] of [[$("chart-dim"), "dim"], [$("table-dim"), "table"]]) {
     sel.replaceChildren(...dims.map((d) => fmt.el("option", { value: d, text: state.DIM_LABELS[d] ?? d })));
     sel.value = view[key];
@@ -230,9 +238,6 @@ function bind() {
     if (!range) return;
     if (range === "custom") {
       const win = state.timeWindow(view);
-      const local = (ms) => new Date(ms - new Date(ms).getTimezoneOffset() * 60e3).toISOString().slice(0, 16);
-      $("custom").elements.since.value = local(win.lo);
-      $("custom").elements.until.value = local(win.hi);
       setView({ ...view, range, since: win.since, until: win.until });
     } else setView({ ...view, range });
   });
