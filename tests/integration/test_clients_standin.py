@@ -30,13 +30,8 @@ _REPO = Path(__file__).resolve().parents[2]
 
 
 def _u(inp: int, out: int, cread: int = 0, cwrite: int = 0, reason: int = 0) -> dict[str, int]:
-    return {
-        "input_tokens": inp,
-        "output_tokens": out,
-        "cache_read_tokens": cread,
-        "cache_write_tokens": cwrite,
-        "reasoning_tokens": reason,
-    }
+    return {"input_tokens": inp, "output_tokens": out, "cache_read_tokens": cread,
+            "cache_write_tokens": cwrite, "reasoning_tokens": reason}
 
 
 BASIC = _u(13, 12)
@@ -86,20 +81,8 @@ EXPECTED: dict[str, tuple[dict[str, int] | None, int, str | None, str | None]] =
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, dict[str, Any]]]:
     ca_dir = tmp_path_factory.mktemp("ca")
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.support.standin",
-            "--tls",
-            "--port",
-            "0",
-            "--ca-dir",
-            str(ca_dir),
-        ],
-        cwd=_REPO,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+        [sys.executable, "-m", "tests.support.standin", "--tls", "--port", "0",
+         "--ca-dir", str(ca_dir)], cwd=_REPO, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         tls = json.loads(proc.stdout.readline())
@@ -137,14 +120,8 @@ def test_client_reports_exact_usage(name: str, servers: dict[str, dict[str, Any]
     if http_version is not None:
         assert got["http_version"] == http_version
     if usage is not None:
-        assert got["model"] in {
-            "gpt-4o-mini",
-            "text-embedding-3-small",
-            "claude-sonnet-4-5",
-            "gemini-2.5-flash",
-            "gemini-embedding-2",
-            "llama3.2",
-        }
+        assert got["model"] in {"gpt-4o-mini", "text-embedding-3-small", "claude-sonnet-4-5",
+                                "gemini-2.5-flash", "gemini-embedding-2", "llama3.2"}
 
 
 def test_tls_offers_h2_and_http11_via_alpn(servers: dict[str, dict[str, Any]]) -> None:
@@ -153,10 +130,8 @@ def test_tls_offers_h2_and_http11_via_alpn(servers: dict[str, dict[str, Any]]) -
     port = info["port"]
     for offered, chosen in ((["h2", "http/1.1"], "h2"), (["http/1.1"], "http/1.1")):
         ctx.set_alpn_protocols(offered)
-        with (
-            socket.create_connection(("127.0.0.1", port)) as raw,
-            ctx.wrap_socket(raw, server_hostname="api.openai.com") as tls,
-        ):
+        with socket.create_connection(("127.0.0.1", port)) as raw, \
+                ctx.wrap_socket(raw, server_hostname="api.openai.com") as tls:
             assert tls.selected_alpn_protocol() == chosen
 
 
@@ -164,7 +139,7 @@ def test_http11_keepalive_and_chunked_request_body(servers: dict[str, dict[str, 
     port = int(servers["plain"]["base_url"].rsplit(":", 1)[1])
     body = b'{"model":"m","stream":false,"messages":[{"role":"user","content":"a b"}]}'
     chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
-    head = b"POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    head = (b"POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n")
     with socket.create_connection(("127.0.0.1", port)) as s:
         s.sendall(head + b"Transfer-Encoding: chunked\r\n\r\n" + chunked)
         s.sendall(head + b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)

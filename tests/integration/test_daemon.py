@@ -280,25 +280,10 @@ def test_a_taken_api_port_is_a_clear_error_not_a_hang(workdir: Path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         run = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "lumen_sniff",
-                "run",
-                "--capture",
-                "bpf",
-                "--db",
-                str(workdir / "taken" / "lumen.db"),
-                "--listen",
-                f"127.0.0.1:{port}",
-                "--config",
-                str(workdir / "none.toml"),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=90,
-            cwd=REPO,
-            check=False,
+            [sys.executable, "-m", "lumen_sniff", "run", "--capture", "bpf",
+             "--db", str(workdir / "taken" / "lumen.db"), "--listen", f"127.0.0.1:{port}",
+             "--config", str(workdir / "none.toml")],
+            capture_output=True, text=True, timeout=90, cwd=REPO, check=False,
         )
     assert run.returncode == 1
     assert f"the API cannot listen on 127.0.0.1:{port}" in run.stderr

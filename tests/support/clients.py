@@ -57,18 +57,10 @@ def _openai(opts: Options, *, is_async: bool = False) -> Any:
 
     url, verify = opts.base_url + "/v1", opts.ca or True
     if is_async:
-        return openai.AsyncOpenAI(
-            base_url=url,
-            api_key=OPENAI_KEY,
-            max_retries=0,
-            http_client=openai.DefaultAsyncHttpxClient(verify=verify),
-        )
-    return openai.OpenAI(
-        base_url=url,
-        api_key=OPENAI_KEY,
-        max_retries=0,
-        http_client=openai.DefaultHttpxClient(verify=verify),
-    )
+        return openai.AsyncOpenAI(base_url=url, api_key=OPENAI_KEY, max_retries=0,
+                                  http_client=openai.DefaultAsyncHttpxClient(verify=verify))
+    return openai.OpenAI(base_url=url, api_key=OPENAI_KEY, max_retries=0,
+                         http_client=openai.DefaultHttpxClient(verify=verify))
 
 
 def _openai_label() -> str:
@@ -84,18 +76,15 @@ def _openai_error(exc: Any, res: Result) -> Result:
     return res
 
 
-def _openai_chat(
-    opts: Options, *, flags: tuple[str, ...] = (), stream: bool = False, include_usage: bool = False
-) -> Result:
+def _openai_chat(opts: Options, *, flags: tuple[str, ...] = (), stream: bool = False,
+                 include_usage: bool = False) -> Result:
     import openai
 
     client = _openai(opts)
     res = Result(client=_openai_label(), stream=stream)
-    kwargs: dict[str, Any] = {
-        "model": OPENAI_MODEL,
-        "messages": [{"role": "user", "content": opts.prompt}],
-        "extra_headers": opts.header(*flags),
-    }
+    kwargs: dict[str, Any] = {"model": OPENAI_MODEL,
+                              "messages": [{"role": "user", "content": opts.prompt}],
+                              "extra_headers": opts.header(*flags)}
     if stream:
         kwargs["stream"] = True
         if include_usage:
@@ -105,11 +94,8 @@ def _openai_chat(
     except openai.APIStatusError as exc:
         return _openai_error(exc, res)
     if not stream:
-        res.model, res.raw_usage, res.usage = (
-            parsed.model,
-            _dump(parsed.usage),
-            chat_usage(parsed.usage),
-        )
+        res.model, res.raw_usage, res.usage = parsed.model, _dump(parsed.usage), \
+            chat_usage(parsed.usage)
         return res
     for chunk in parsed:
         res.model = chunk.model
@@ -118,20 +104,17 @@ def _openai_chat(
     return res
 
 
-def _openai_responses(
-    opts: Options, *, stream: bool = False, flags: tuple[str, ...] = ()
-) -> Result:
+def _openai_responses(opts: Options, *, stream: bool = False,
+                      flags: tuple[str, ...] = ()) -> Result:
     client = _openai(opts)
     res = Result(client=_openai_label(), stream=stream)
     if not stream:
-        r = client.responses.create(
-            model=OPENAI_MODEL, input=opts.prompt, extra_headers=opts.header(*flags)
-        )
+        r = client.responses.create(model=OPENAI_MODEL, input=opts.prompt,
+                                    extra_headers=opts.header(*flags))
         res.model, res.raw_usage, res.usage = r.model, _dump(r.usage), responses_usage(r.usage)
         return res
-    events = client.responses.create(
-        model=OPENAI_MODEL, input=opts.prompt, stream=True, extra_headers=opts.header(*flags)
-    )
+    events = client.responses.create(model=OPENAI_MODEL, input=opts.prompt, stream=True,
+                                     extra_headers=opts.header(*flags))
     for event in events:
         if event.type == "response.completed":
             r = event.response
@@ -142,12 +125,10 @@ def _openai_responses(
 
 def _openai_embeddings(opts: Options) -> Result:
     client = _openai(opts)
-    r = client.embeddings.create(
-        model="text-embedding-3-small", input=opts.prompt, extra_headers=opts.header()
-    )
-    res = Result(
-        client=_openai_label(), model=r.model, raw_usage=_dump(r.usage), usage=chat_usage(r.usage)
-    )
+    r = client.embeddings.create(model="text-embedding-3-small", input=opts.prompt,
+                                 extra_headers=opts.header())
+    res = Result(client=_openai_label(), model=r.model, raw_usage=_dump(r.usage),
+                 usage=chat_usage(r.usage))
     res.extra["dimensions"] = len(r.data[0].embedding)
     return res
 
@@ -155,12 +136,8 @@ def _openai_embeddings(opts: Options) -> Result:
 def _openai_async_streams(opts: Options) -> Result:
     async def one(client: Any) -> tuple[str | None, Any]:
         stream = await client.chat.completions.create(
-            model=OPENAI_MODEL,
-            messages=[{"role": "user", "content": opts.prompt}],
-            stream=True,
-            stream_options={"include_usage": True},
-            extra_headers=opts.header(),
-        )
+            model=OPENAI_MODEL, messages=[{"role": "user", "content": opts.prompt}],
+            stream=True, stream_options={"include_usage": True}, extra_headers=opts.header())
         model, usage = None, None
         async for chunk in stream:
             model = chunk.model
@@ -170,12 +147,8 @@ def _openai_async_streams(opts: Options) -> Result:
     async def run() -> Result:
         client = _openai(opts, is_async=True)
         got = await asyncio.gather(*(one(client) for _ in range(opts.concurrency)))
-        res = Result(
-            client=_openai_label().replace("openai", "openai-async"),
-            stream=True,
-            calls=len(got),
-            model=got[0][0],
-        )
+        res = Result(client=_openai_label().replace("openai", "openai-async"), stream=True,
+                     calls=len(got), model=got[0][0])
         for _, usage in got:
             res.usage = add_usage(res.usage, chat_usage(usage))
         res.raw_usage = [_dump(u) for _, u in got]
@@ -193,17 +166,10 @@ def _anthropic(opts: Options, *, is_async: bool = False) -> Any:
     url, verify = opts.base_url, opts.ca or True
     if is_async:
         return anthropic.AsyncAnthropic(
-            base_url=url,
-            api_key=ANTHROPIC_KEY,
-            max_retries=0,
-            http_client=anthropic.DefaultAsyncHttpxClient(verify=verify),
-        )
-    return anthropic.Anthropic(
-        base_url=url,
-        api_key=ANTHROPIC_KEY,
-        max_retries=0,
-        http_client=anthropic.DefaultHttpxClient(verify=verify),
-    )
+            base_url=url, api_key=ANTHROPIC_KEY, max_retries=0,
+            http_client=anthropic.DefaultAsyncHttpxClient(verify=verify))
+    return anthropic.Anthropic(base_url=url, api_key=ANTHROPIC_KEY, max_retries=0,
+                               http_client=anthropic.DefaultHttpxClient(verify=verify))
 
 
 def _anthropic_label() -> str:
@@ -212,18 +178,14 @@ def _anthropic_label() -> str:
     return f"anthropic-python {anthropic.__version__}"
 
 
-def _anthropic_messages(
-    opts: Options, *, mode: str = "create", flags: tuple[str, ...] = ()
-) -> Result:
+def _anthropic_messages(opts: Options, *, mode: str = "create",
+                        flags: tuple[str, ...] = ()) -> Result:
     import anthropic
 
     res = Result(client=_anthropic_label(), stream=mode != "create")
-    kwargs: dict[str, Any] = {
-        "model": ANTHROPIC_MODEL,
-        "max_tokens": 64,
-        "messages": [{"role": "user", "content": opts.prompt}],
-        "extra_headers": opts.header(*flags),
-    }
+    kwargs: dict[str, Any] = {"model": ANTHROPIC_MODEL, "max_tokens": 64,
+                              "messages": [{"role": "user", "content": opts.prompt}],
+                              "extra_headers": opts.header(*flags)}
     try:
         if mode == "create":
             msg = _anthropic(opts).messages.create(**kwargs)
@@ -231,7 +193,6 @@ def _anthropic_messages(
             with _anthropic(opts).messages.stream(**kwargs) as stream:
                 msg = stream.get_final_message()
         else:
-
             async def run() -> Any:
                 async with _anthropic(opts, is_async=True).messages.stream(**kwargs) as stream:
                     return await stream.get_final_message()
@@ -254,11 +215,8 @@ def _genai(opts: Options, flags: tuple[str, ...]) -> Any:
     from google import genai
     from google.genai import types
 
-    http = types.HttpOptions(
-        base_url=opts.base_url + "/",
-        headers=opts.header(*flags) or None,
-        client_args={"verify": opts.ca} if opts.ca else None,
-    )
+    http = types.HttpOptions(base_url=opts.base_url + "/", headers=opts.header(*flags) or None,
+                             client_args={"verify": opts.ca} if opts.ca else None)
     return genai.Client(api_key=GOOGLE_KEY, http_options=http)
 
 
@@ -279,9 +237,8 @@ def _gemini(opts: Options, *, stream: bool = False, flags: tuple[str, ...] = ())
             res.model, meta = r.model_version, r.usage_metadata
         else:
             meta = None
-            for chunk in client.models.generate_content_stream(
-                model=GEMINI_MODEL, contents=opts.prompt
-            ):
+            for chunk in client.models.generate_content_stream(model=GEMINI_MODEL,
+                                                                contents=opts.prompt):
                 res.model, meta = chunk.model_version, chunk.usage_metadata or meta
     except errors.APIError as exc:
         res.status, res.error = exc.code, exc.status
@@ -315,27 +272,22 @@ SCENARIOS: dict[str, Scenario] = {
     "openai_chat_stream_nousage": _s(lambda o: _openai_chat(o, stream=True)),
     "openai_chat_error_429": _s(lambda o: _openai_chat(o, flags=("error_429",))),
     "openai_chat_stream_error_404": _s(
-        lambda o: _openai_chat(o, flags=("error_404",), stream=True, include_usage=True)
-    ),
+        lambda o: _openai_chat(o, flags=("error_404",), stream=True, include_usage=True)),
     "openai_responses": _s(lambda o: _openai_responses(o)),
-    "openai_responses_stream": _s(
-        lambda o: _openai_responses(o, stream=True, flags=("reasoning",))
-    ),
+    "openai_responses_stream": _s(lambda o: _openai_responses(o, stream=True,
+                                                              flags=("reasoning",))),
     "openai_embeddings": _s(_openai_embeddings),
     "openai_async_streams": _s(_openai_async_streams),
     "anthropic_messages": _s(lambda o: _anthropic_messages(o)),
     "anthropic_messages_cache_write": _s(lambda o: _anthropic_messages(o, flags=("cache_write",))),
     "anthropic_stream": _s(lambda o: _anthropic_messages(o, mode="stream")),
     "anthropic_stream_cache_read": _s(
-        lambda o: _anthropic_messages(o, mode="stream", flags=("cache_read",))
-    ),
+        lambda o: _anthropic_messages(o, mode="stream", flags=("cache_read",))),
     "anthropic_async_stream": _s(lambda o: _anthropic_messages(o, mode="async")),
-    "anthropic_stream_gzip": _s(
-        lambda o: _anthropic_messages(o, mode="stream", flags=("gzip_sse",))
-    ),
+    "anthropic_stream_gzip": _s(lambda o: _anthropic_messages(o, mode="stream",
+                                                              flags=("gzip_sse",))),
     "anthropic_stream_midstream_error": _s(
-        lambda o: _anthropic_messages(o, mode="stream", flags=("midstream_error",))
-    ),
+        lambda o: _anthropic_messages(o, mode="stream", flags=("midstream_error",))),
     "anthropic_error_429": _s(lambda o: _anthropic_messages(o, flags=("error_429",))),
     "gemini_generate": _s(lambda o: _gemini(o)),
     "gemini_generate_cached": _s(lambda o: _gemini(o, flags=("cache_read", "reasoning"))),
@@ -353,9 +305,8 @@ SCENARIOS: dict[str, Scenario] = {
     "ollama_chat": _s(lambda o: raw.ollama(o, "chat", stream=False), tls=False),
     "ollama_chat_stream": _s(lambda o: raw.ollama(o, "chat", stream=True), tls=False),
     "ollama_generate_stream": _s(lambda o: raw.ollama(o, "generate", stream=True), tls=False),
-    "llamacpp_chat_stream": _s(
-        lambda o: _openai_chat(o, flags=("llamacpp",), stream=True), tls=False
-    ),
+    "llamacpp_chat_stream": _s(lambda o: _openai_chat(o, flags=("llamacpp",), stream=True),
+                               tls=False),
     "plain_openai_chat": _s(lambda o: _openai_chat(o), tls=False),
 }
 """Every scenario by name."""
@@ -387,13 +338,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.base_url:
         parser.error("--base-url is required")
-    opts = Options(
-        base_url=args.base_url.rstrip("/"),
-        ca=args.ca,
-        flags=tuple(f for f in args.flags.split(",") if f),
-        concurrency=args.concurrency,
-        **({"prompt": args.prompt} if args.prompt else {}),
-    )
+    opts = Options(base_url=args.base_url.rstrip("/"), ca=args.ca,
+                   flags=tuple(f for f in args.flags.split(",") if f),
+                   concurrency=args.concurrency, **({"prompt": args.prompt} if args.prompt else {}))
     print(json.dumps(run_scenario(args.scenario, opts), sort_keys=True), flush=True)
     return 0
 

@@ -87,39 +87,26 @@ def _get(obj: Any, *path: str) -> int:
 
 
 def _norm(inp: int, out: int, cread: int = 0, cwrite: int = 0, reason: int = 0) -> dict[str, int]:
-    return {
-        "input_tokens": inp,
-        "output_tokens": out,
-        "cache_read_tokens": cread,
-        "cache_write_tokens": cwrite,
-        "reasoning_tokens": reason,
-    }
+    return {"input_tokens": inp, "output_tokens": out, "cache_read_tokens": cread,
+            "cache_write_tokens": cwrite, "reasoning_tokens": reason}
 
 
 def chat_usage(u: Any) -> dict[str, int] | None:
     """OpenAI chat/embeddings usage (prompt/completion tokens) normalised."""
     if u is None:
         return None
-    return _norm(
-        _get(u, "prompt_tokens"),
-        _get(u, "completion_tokens"),
-        _get(u, "prompt_tokens_details", "cached_tokens"),
-        0,
-        _get(u, "completion_tokens_details", "reasoning_tokens"),
-    )
+    return _norm(_get(u, "prompt_tokens"), _get(u, "completion_tokens"),
+                 _get(u, "prompt_tokens_details", "cached_tokens"), 0,
+                 _get(u, "completion_tokens_details", "reasoning_tokens"))
 
 
 def responses_usage(u: Any) -> dict[str, int] | None:
     """OpenAI Responses usage normalised."""
     if u is None:
         return None
-    return _norm(
-        _get(u, "input_tokens"),
-        _get(u, "output_tokens"),
-        _get(u, "input_tokens_details", "cached_tokens"),
-        0,
-        _get(u, "output_tokens_details", "reasoning_tokens"),
-    )
+    return _norm(_get(u, "input_tokens"), _get(u, "output_tokens"),
+                 _get(u, "input_tokens_details", "cached_tokens"), 0,
+                 _get(u, "output_tokens_details", "reasoning_tokens"))
 
 
 def anthropic_usage(u: Any) -> dict[str, int] | None:
@@ -128,9 +115,8 @@ def anthropic_usage(u: Any) -> dict[str, int] | None:
         return None
     cread = _get(u, "cache_read_input_tokens")
     cwrite = _get(u, "cache_creation_input_tokens")
-    return _norm(
-        _get(u, "input_tokens") + cread + cwrite, _get(u, "output_tokens"), cread, cwrite, 0
-    )
+    return _norm(_get(u, "input_tokens") + cread + cwrite, _get(u, "output_tokens"),
+                 cread, cwrite, 0)
 
 
 def gemini_usage(u: Any) -> dict[str, int] | None:

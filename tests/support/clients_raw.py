@@ -25,14 +25,8 @@ from tests.support.clients_common import (
     ollama_usage,
 )
 
-__all__ = [
-    "curl_chat",
-    "gemini_embed",
-    "gemini_stream_json_array",
-    "httpx_chat",
-    "node_fetch",
-    "ollama",
-]
+__all__ = ["curl_chat", "gemini_embed", "gemini_stream_json_array", "httpx_chat", "node_fetch",
+           "ollama"]
 
 _NODE_SCRIPT = Path(__file__).with_name("clients_node.js")
 _MODEL = "gpt-4o-mini"
@@ -88,34 +82,17 @@ def curl_chat(opts: Options, *, stream: bool) -> Result:
     """POST chat completions with ``curl --http2`` (ALPN h2 over TLS)."""
     version = subprocess.run(["curl", "--version"], capture_output=True, text=True, check=True)
     res = Result(client=version.stdout.split()[0] + " " + version.stdout.split()[1], stream=stream)
-    cmd = [
-        "curl",
-        "-sS",
-        "--http2",
-        "-X",
-        "POST",
-        "-H",
-        f"authorization: Bearer {OPENAI_KEY}",
-        "-H",
-        "content-type: application/json",
-        "--data-binary",
-        json.dumps(_chat_body(opts, stream)),
-        "-w",
-        "\n%{http_code} %{http_version}",
-    ]
+    cmd = ["curl", "-sS", "--http2", "-X", "POST", "-H", f"authorization: Bearer {OPENAI_KEY}",
+           "-H", "content-type: application/json", "--data-binary",
+           json.dumps(_chat_body(opts, stream)), "-w", "\n%{http_code} %{http_version}"]
     if opts.ca:
         cmd += ["--cacert", opts.ca]
     if stream:
         cmd.append("-N")
     for name, value in opts.header().items():
         cmd += ["-H", f"{name}: {value}"]
-    out = subprocess.run(
-        [*cmd, opts.base_url + "/v1/chat/completions"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout
+    out = subprocess.run([*cmd, opts.base_url + "/v1/chat/completions"], capture_output=True,
+                         text=True, check=True, timeout=60).stdout
     body, _, tail = out.rpartition("\n")
     status, http_version = tail.split()
     res.status, res.http_version = int(status), http_version
@@ -133,27 +110,15 @@ def node_fetch(opts: Options, mode: str) -> Result:
     env = dict(os.environ)
     if opts.ca:
         env["NODE_EXTRA_CA_CERTS"] = opts.ca
-    args = [
-        "node",
-        str(_NODE_SCRIPT),
-        mode,
-        opts.base_url,
-        opts.prompt,
-        json.dumps(opts.header()),
-        OPENAI_KEY if mode.startswith("chat") else ANTHROPIC_KEY,
-    ]
+    args = ["node", str(_NODE_SCRIPT), mode, opts.base_url, opts.prompt,
+            json.dumps(opts.header()), OPENAI_KEY if mode.startswith("chat") else ANTHROPIC_KEY]
     out = subprocess.run(args, capture_output=True, text=True, env=env, timeout=60)
     if out.returncode != 0:
         raise RuntimeError(f"node driver failed: {out.stderr.strip()}")
     got = json.loads(out.stdout.strip().splitlines()[-1])
-    res = Result(
-        client=f"node-fetch {got['node']}",
-        stream=mode.endswith("stream"),
-        model=got.get("model"),
-        status=got["status"],
-        raw_usage=got.get("usage"),
-        http_version="1.1",
-    )
+    res = Result(client=f"node-fetch {got['node']}", stream=mode.endswith("stream"),
+                 model=got.get("model"), status=got["status"], raw_usage=got.get("usage"),
+                 http_version="1.1")
     if mode.startswith("anthropic"):
         res.usage = anthropic_usage(got.get("usage"))
     else:
@@ -172,10 +137,8 @@ def ollama(opts: Options, api: str, *, stream: bool) -> Result:
         body["prompt"] = opts.prompt
     res = Result(client=_httpx_label(), stream=stream)
     final: dict[str, Any] = {}
-    with (
-        httpx.Client(verify=opts.ca or True) as client,
-        client.stream("POST", f"{opts.base_url}/api/{api}", json=body, headers=opts.header()) as r,
-    ):
+    with httpx.Client(verify=opts.ca or True) as client, client.stream(
+            "POST", f"{opts.base_url}/api/{api}", json=body, headers=opts.header()) as r:
         for line in r.iter_lines():
             if line.strip():
                 final = json.loads(line)
@@ -210,18 +173,13 @@ def gemini_embed(opts: Options) -> Result:
 
     model = "gemini-embedding-2"
     url = f"{opts.base_url}/v1beta/models/{model}:batchEmbedContents"
-    body = {
-        "requests": [{"model": f"models/{model}", "content": {"parts": [{"text": opts.prompt}]}}]
-    }
+    body = {"requests": [{"model": f"models/{model}",
+                          "content": {"parts": [{"text": opts.prompt}]}}]}
     with httpx.Client(verify=opts.ca or True) as client:
         r = client.post(url, json=body, headers={"x-goog-api-key": GOOGLE_KEY, **opts.header()})
     obj = r.json()
-    res = Result(
-        client=_httpx_label(),
-        model=model,
-        status=r.status_code,
-        http_version=r.http_version.removeprefix("HTTP/"),
-        raw_usage=obj.get("usageMetadata"),
-    )
+    res = Result(client=_httpx_label(), model=model, status=r.status_code,
+                 http_version=r.http_version.removeprefix("HTTP/"),
+                 raw_usage=obj.get("usageMetadata"))
     res.usage = gemini_usage(res.raw_usage) if res.raw_usage else None
     return res

@@ -38,18 +38,16 @@ def load_exchange(path: str | Path) -> tuple[list[Chunk], dict[str, Any]]:
     process = ProcessInfo(pid=FIXTURE_PID, tid=FIXTURE_PID, comm=str(doc.get("comm", "")))
     chunks = []
     for raw in doc["chunks"]:
-        chunks.append(
-            Chunk(
-                conn=ConnKey(source="replay", pid=FIXTURE_PID, handle=int(raw.get("conn", 1))),
-                direction=Direction.EGRESS if raw["direction"] == "egress" else Direction.INGRESS,
-                offset=int(raw["offset"]),
-                ts_ns=int(raw["ts_ns"]),
-                data=base64.b64decode(raw["data_b64"]),
-                closed=bool(raw.get("closed", False)),
-                process=process,
-                peer=("127.0.0.1", int(doc.get("port", 443))),
-            )
-        )
+        chunks.append(Chunk(
+            conn=ConnKey(source="replay", pid=FIXTURE_PID, handle=int(raw.get("conn", 1))),
+            direction=Direction.EGRESS if raw["direction"] == "egress" else Direction.INGRESS,
+            offset=int(raw["offset"]),
+            ts_ns=int(raw["ts_ns"]),
+            data=base64.b64decode(raw["data_b64"]),
+            closed=bool(raw.get("closed", False)),
+            process=process,
+            peer=("127.0.0.1", int(doc.get("port", 443))),
+        ))
     return chunks, dict(doc["expected"])
 
 
@@ -59,10 +57,10 @@ def _h2_frames(data: bytes) -> list[tuple[int, int, int, bytes]]:
         data = data[24:]
     pos = 0
     while pos + 9 <= len(data):
-        length = int.from_bytes(data[pos : pos + 3], "big")
+        length = int.from_bytes(data[pos:pos + 3], "big")
         ftype, flags = data[pos + 3], data[pos + 4]
-        sid = int.from_bytes(data[pos + 5 : pos + 9], "big") & 0x7FFFFFFF
-        frames.append((ftype, flags, sid, data[pos + 9 : pos + 9 + length]))
+        sid = int.from_bytes(data[pos + 5:pos + 9], "big") & 0x7FFFFFFF
+        frames.append((ftype, flags, sid, data[pos + 9:pos + 9 + length]))
         pos += 9 + length
     return frames
 
@@ -92,17 +90,12 @@ def semantic_view(doc: dict[str, Any]) -> dict[str, Any]:
                     if sid:
                         streams.setdefault(sid, []).append(f"{ftype}:{flags}:{payload.hex()}")
                 control = sorted(f"{t}:{f}:{p.hex()}" for t, f, s, p in frames if not s)
-                entry[direction] = {
-                    "control": control,
-                    "streams": {str(k): v for k, v in sorted(streams.items())},
-                }
+                entry[direction] = {"control": control,
+                                    "streams": {str(k): v for k, v in sorted(streams.items())}}
             view.append(entry)
         else:
-            view.append(
-                {d: b"".join(p).decode("latin-1") for d, p in per.items()}
-                | {"ingress_writes": [len(p) for p in per["ingress"]]}
-            )
+            view.append({d: b"".join(p).decode("latin-1") for d, p in per.items()}
+                        | {"ingress_writes": [len(p) for p in per["ingress"]]})
     view.sort(key=lambda v: json.dumps(v, sort_keys=True))
     return {k: doc.get(k) for k in ("scenario", "client", "http_version", "expected")} | {
-        "connections": view
-    }
+        "connections": view}

@@ -67,18 +67,8 @@ def _ports_lock() -> Iterator[None]:
 
 @contextlib.contextmanager
 def _server(tls: bool, port: int, record_dir: Path, ca_dir: Path) -> Iterator[dict[str, Any]]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "tests.support.standin",
-        "--tls" if tls else "--plain",
-        "--port",
-        str(port),
-        "--record-dir",
-        str(record_dir),
-        "--ca-dir",
-        str(ca_dir),
-    ]
+    cmd = [sys.executable, "-m", "tests.support.standin", "--tls" if tls else "--plain",
+           "--port", str(port), "--record-dir", str(record_dir), "--ca-dir", str(ca_dir)]
     proc = subprocess.Popen(cmd, cwd=_REPO, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
@@ -119,9 +109,8 @@ def _wait_new(record_dir: Path, seen: set[str], timeout_s: float = 10.0) -> list
     return [Path(n) for n in last]
 
 
-def build_fixture(
-    scenario: str, result: dict[str, Any], records: list[dict[str, Any]], port: int
-) -> dict[str, Any]:
+def build_fixture(scenario: str, result: dict[str, Any], records: list[dict[str, Any]],
+                  port: int) -> dict[str, Any]:
     """Turn one scenario's recorded connections and driver result into a fixture.
 
     Args:
@@ -153,57 +142,29 @@ def build_fixture(
     for i, (conn, direction, data, closed) in enumerate(x for x in ordered if x is not None):
         off = offsets.get((conn, direction), 0)
         offsets[(conn, direction)] = off + len(data)
-        entry: dict[str, Any] = {
-            "conn": conn,
-            "direction": direction,
-            "offset": off,
-            "ts_ns": BASE_NS + i * STEP_NS,
-            "data_b64": base64.b64encode(data).decode(),
-        }
+        entry: dict[str, Any] = {"conn": conn, "direction": direction, "offset": off,
+                                 "ts_ns": BASE_NS + i * STEP_NS,
+                                 "data_b64": base64.b64encode(data).decode()}
         if closed:
             entry["closed"] = True
         chunks.append(entry)
     usage = result.get("usage") or {}
-    expected = {
-        k: usage.get(k)
-        for k in (
-            "input_tokens",
-            "output_tokens",
-            "cache_read_tokens",
-            "cache_write_tokens",
-            "reasoning_tokens",
-        )
-    }
-    expected |= {
-        "model": result.get("model"),
-        "stream": result.get("stream"),
-        "status": result.get("status"),
-        "error": result.get("error"),
-        "calls": result.get("calls", 1),
-    }
+    expected = {k: usage.get(k) for k in ("input_tokens", "output_tokens", "cache_read_tokens",
+                                          "cache_write_tokens", "reasoning_tokens")}
+    expected |= {"model": result.get("model"), "stream": result.get("stream"),
+                 "status": result.get("status"), "error": result.get("error"),
+                 "calls": result.get("calls", 1)}
     client = str(result.get("client", ""))
-    comm = (
-        "node" if client.startswith("node") else "curl" if client.startswith("curl") else "python3"
-    )
-    return {
-        "scenario": scenario,
-        "client": client,
-        "comm": comm,
-        "http_version": records[0]["http_version"] if records else None,
-        "tls": bool(records and records[0]["tls"]),
-        "port": port,
-        "expected": expected,
-        "chunks": chunks,
-    }
+    comm = "node" if client.startswith("node") else "curl" if client.startswith("curl") \
+        else "python3"
+    return {"scenario": scenario, "client": client, "comm": comm,
+            "http_version": records[0]["http_version"] if records else None,
+            "tls": bool(records and records[0]["tls"]), "port": port,
+            "expected": expected, "chunks": chunks}
 
 
-def record_all(
-    out_dir: Path,
-    names: list[str] | None = None,
-    *,
-    tls_port: int = TLS_PORT,
-    plain_port: int = PLAIN_PORT,
-) -> list[Path]:
+def record_all(out_dir: Path, names: list[str] | None = None, *,
+               tls_port: int = TLS_PORT, plain_port: int = PLAIN_PORT) -> list[Path]:
     """Run scenarios against recording stand-ins and write their fixtures.
 
     Args:
@@ -219,29 +180,20 @@ def record_all(
     written = []
     with _ports_lock(), tempfile.TemporaryDirectory(prefix="standin-rec-") as tmp:
         root = Path(tmp)
-        with (
-            _server(True, tls_port, root / "tls", root / "ca") as tls_info,
-            _server(False, plain_port, root / "plain", root / "ca") as plain_info,
-        ):
+        with _server(True, tls_port, root / "tls", root / "ca") as tls_info, \
+                _server(False, plain_port, root / "plain", root / "ca") as plain_info:
             seen: set[str] = set()
             for name in names or list(SCENARIOS):
                 sc = SCENARIOS[name]
                 info = tls_info if sc.tls else plain_info
                 rec_dir = root / ("tls" if sc.tls else "plain")
-                cmd = [
-                    sys.executable,
-                    "-m",
-                    "tests.support.clients",
-                    name,
-                    "--base-url",
-                    info["base_url"],
-                ]
+                cmd = [sys.executable, "-m", "tests.support.clients", name,
+                       "--base-url", info["base_url"]]
                 if sc.tls:
                     cmd += ["--ca", info["ca"]]
                 env = dict(os.environ, PYTHONHASHSEED="0")
-                out = subprocess.run(
-                    cmd, cwd=_REPO, capture_output=True, text=True, env=env, timeout=120
-                )
+                out = subprocess.run(cmd, cwd=_REPO, capture_output=True, text=True, env=env,
+                                     timeout=120)
                 if out.returncode != 0:
                     raise RuntimeError(f"{name}: driver failed:\n{out.stderr}")
                 result = json.loads(out.stdout.strip().splitlines()[-1])
@@ -262,7 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tls-port", type=int, default=TLS_PORT)
     parser.add_argument("--plain-port", type=int, default=PLAIN_PORT)
     args = parser.parse_args(argv)
-    for path in record_all(args.out, args.only, tls_port=args.tls_port, plain_port=args.plain_port):
+    for path in record_all(args.out, args.only, tls_port=args.tls_port,
+                           plain_port=args.plain_port):
         print(path)
     return 0
 

@@ -44,26 +44,14 @@ FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 CAPTURES: dict[str, dict[str, Any]] = {
     "plain.pcap": {
         "tls": False,
-        "scenarios": [
-            "ollama_chat",
-            "ollama_chat_stream",
-            "ollama_generate_stream",
-            "llamacpp_chat_stream",
-            "plain_openai_chat",
-        ],
+        "scenarios": ["ollama_chat", "ollama_chat_stream", "ollama_generate_stream",
+                      "llamacpp_chat_stream", "plain_openai_chat"],
     },
     "tls.pcapng": {
         "tls": True,
-        "scenarios": [
-            "openai_chat",
-            "openai_chat_stream_usage",
-            "openai_responses_stream",
-            "anthropic_stream_cache_read",
-            "gemini_generate_cached",
-            "httpx_h2_chat_stream",
-            "curl_h2_chat",
-            "node_fetch_chat_stream",
-        ],
+        "scenarios": ["openai_chat", "openai_chat_stream_usage", "openai_responses_stream",
+                      "anthropic_stream_cache_read", "gemini_generate_cached",
+                      "httpx_h2_chat_stream", "curl_h2_chat", "node_fetch_chat_stream"],
     },
 }
 """Fixture captures: file name → stand-in mode and the client scenarios run in order."""

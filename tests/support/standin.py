@@ -45,11 +45,8 @@ from tests.support.standin_wire import Reply, StandinRequest
 __all__ = ["CERT_NAMES", "StandinServer", "main", "running_standin"]
 
 CERT_NAMES = (
-    "localhost",
-    "127.0.0.1",
-    "api.openai.com",
-    "api.anthropic.com",
-    "generativelanguage.googleapis.com",
+    "localhost", "127.0.0.1",
+    "api.openai.com", "api.anthropic.com", "generativelanguage.googleapis.com",
 )
 """Names the server certificate is valid for."""
 _H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -69,26 +66,13 @@ class _Record:
         offsets = {"egress": 0, "ingress": 0}
         out = []
         for direction, ts_ns, data in self.chunks:
-            out.append(
-                {
-                    "direction": direction,
-                    "offset": offsets[direction],
-                    "ts_ns": ts_ns,
-                    "data_b64": base64.b64encode(data).decode(),
-                }
-            )
+            out.append({"direction": direction, "offset": offsets[direction], "ts_ns": ts_ns,
+                        "data_b64": base64.b64encode(data).decode()})
             offsets[direction] += len(data)
         if out:
             out[-1]["closed"] = True
-        return {
-            "scenario": None,
-            "client": None,
-            "http_version": self.http_version,
-            "tls": self.tls,
-            "conn_id": self.conn_id,
-            "expected": None,
-            "chunks": out,
-        }
+        return {"scenario": None, "client": None, "http_version": self.http_version,
+                "tls": self.tls, "conn_id": self.conn_id, "expected": None, "chunks": out}
 
 
 class _Wire:
@@ -98,9 +82,8 @@ class _Wire:
     way the fixtures name them.
     """
 
-    def __init__(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, record: _Record
-    ) -> None:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 record: _Record) -> None:
         self.reader = reader
         self.writer = writer
         self.record = record
@@ -126,14 +109,8 @@ class _Wire:
 class StandinServer:
     """The stand-in server on one port (TLS or plaintext)."""
 
-    def __init__(
-        self,
-        *,
-        tls: bool,
-        port: int = 0,
-        ca_dir: Path | None = None,
-        record_dir: Path | None = None,
-    ) -> None:
+    def __init__(self, *, tls: bool, port: int = 0, ca_dir: Path | None = None,
+                 record_dir: Path | None = None) -> None:
         """Configure; nothing is opened until :meth:`start`.
 
         Args:
@@ -195,12 +172,8 @@ class StandinServer:
         wire = _Wire(reader, writer, record)
         try:
             await self._serve(wire)
-        except (
-            ConnectionError,
-            asyncio.IncompleteReadError,
-            ssl.SSLError,
-            h2.exceptions.ProtocolError,
-        ):
+        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError,
+                h2.exceptions.ProtocolError):
             pass
         finally:
             self._tasks.discard(task)
@@ -303,9 +276,8 @@ async def _serve_http1(wire: _Wire) -> None:
         if hmap.get("expect", "").lower() == "100-continue":
             await wire.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         body = await _read_body(wire, buf, hmap)
-        req = StandinRequest(
-            method=method, target=target, headers=headers, body=body, http_version="1.1"
-        )
+        req = StandinRequest(method=method, target=target, headers=headers, body=body,
+                             http_version="1.1")
         reply = answer(req)
         await _write_http1(wire, reply)
         if hmap.get("connection", "").lower() == "close" or version == "HTTP/1.0":
@@ -315,9 +287,8 @@ async def _serve_http1(wire: _Wire) -> None:
 async def _write_http1(wire: _Wire, reply: Reply) -> None:
     head = f"HTTP/1.1 {reply.status} {reply.reason}\r\n"
     head += "".join(f"{n}: {v}\r\n" for n, v in reply.headers) + "\r\n"
-    parts = [
-        (f"{len(p):x}\r\n".encode() + p + b"\r\n") if reply.chunked else p for p in reply.parts if p
-    ]
+    parts = [(f"{len(p):x}\r\n".encode() + p + b"\r\n") if reply.chunked else p
+             for p in reply.parts if p]
     if reply.chunked:
         parts.append(b"0\r\n\r\n")
     if not reply.stream and parts:
@@ -335,9 +306,8 @@ async def _write_http1(wire: _Wire, reply: Reply) -> None:
 
 
 @contextlib.contextmanager
-def running_standin(
-    *, tls: bool = True, ca_dir: Path | None = None, record_dir: Path | None = None
-) -> Iterator[StandinServer]:
+def running_standin(*, tls: bool = True, ca_dir: Path | None = None,
+                    record_dir: Path | None = None) -> Iterator[StandinServer]:
     """Run a stand-in on its own loop in a daemon thread for the ``with`` block.
 
     Args:
@@ -379,29 +349,17 @@ def running_standin(
 
 
 async def _main_async(args: argparse.Namespace) -> None:
-    server = StandinServer(
-        tls=args.tls,
-        port=args.port,
-        ca_dir=Path(args.ca_dir) if args.ca_dir else None,
-        record_dir=Path(args.record_dir) if args.record_dir else None,
-    )
+    server = StandinServer(tls=args.tls, port=args.port,
+                           ca_dir=Path(args.ca_dir) if args.ca_dir else None,
+                           record_dir=Path(args.record_dir) if args.record_dir else None)
     await server.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    print(
-        json.dumps(
-            {
-                "port": server.port,
-                "ca": str(server.ca_path) if server.ca_path else None,
-                "base_url": server.base_url,
-                "tls": server.tls,
-                "pid": os.getpid(),
-            }
-        ),
-        flush=True,
-    )
+    print(json.dumps({"port": server.port, "ca": str(server.ca_path) if server.ca_path else None,
+                      "base_url": server.base_url, "tls": server.tls, "pid": os.getpid()}),
+          flush=True)
     await stop.wait()
     await server.stop()
 

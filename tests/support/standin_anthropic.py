@@ -76,10 +76,8 @@ def _usage(plan: TokenPlan, output_tokens: int) -> dict[str, Any]:
         "input_tokens": plan.prompt_tokens,
         "cache_creation_input_tokens": plan.cache_write_tokens,
         "cache_read_input_tokens": plan.cache_read_tokens,
-        "cache_creation": {
-            "ephemeral_5m_input_tokens": plan.cache_write_tokens,
-            "ephemeral_1h_input_tokens": 0,
-        },
+        "cache_creation": {"ephemeral_5m_input_tokens": plan.cache_write_tokens,
+                           "ephemeral_1h_input_tokens": 0},
         "output_tokens": output_tokens,
         "service_tier": "standard",
     }
@@ -96,99 +94,42 @@ def messages(req: StandinRequest) -> Reply:
     mid = request_id(req, "msg_01", 22)
     text = " ".join(plan.words)
     if not body.get("stream"):
-        obj = {
-            "model": model,
-            "id": mid,
-            "type": "message",
-            "role": "assistant",
-            "content": [{"type": "text", "text": text}],
-            "stop_reason": "end_turn",
-            "stop_sequence": None,
-            "usage": _usage(plan, plan.output_total),
-        }
-        return build_reply(
-            200,
-            _template("application/json", sse=False, gzip_vary=False),
-            [_compact(obj).encode()],
-            gzip_body=req.accepts_gzip,
-            usage=plan.normalised(),
-        )
+        obj = {"model": model, "id": mid, "type": "message", "role": "assistant",
+               "content": [{"type": "text", "text": text}], "stop_reason": "end_turn",
+               "stop_sequence": None, "usage": _usage(plan, plan.output_total)}
+        return build_reply(200, _template("application/json", sse=False, gzip_vary=False),
+                           [_compact(obj).encode()], gzip_body=req.accepts_gzip,
+                           usage=plan.normalised())
     flags = req.flags
     gz = "gzip_sse" in flags and req.accepts_gzip
     events: list[tuple[str, dict[str, Any]]] = [
-        (
-            "message_start",
-            {
-                "type": "message_start",
-                "message": {
-                    "model": model,
-                    "id": mid,
-                    "type": "message",
-                    "role": "assistant",
-                    "content": [],
-                    "stop_reason": None,
-                    "stop_sequence": None,
-                    "usage": _usage(plan, 1),
-                },
-            },
-        ),
-        (
-            "content_block_start",
-            {
-                "type": "content_block_start",
-                "index": 0,
-                "content_block": {"type": "text", "text": ""},
-            },
-        ),
+        ("message_start", {"type": "message_start", "message": {
+            "model": model, "id": mid, "type": "message", "role": "assistant", "content": [],
+            "stop_reason": None, "stop_sequence": None, "usage": _usage(plan, 1)}}),
+        ("content_block_start", {"type": "content_block_start", "index": 0,
+                                 "content_block": {"type": "text", "text": ""}}),
         ("ping", {"type": "ping"}),
     ]
     words = plan.words[:2] if "midstream_error" in flags else plan.words
     for i, word in enumerate(words):
-        events.append(
-            (
-                "content_block_delta",
-                {
-                    "type": "content_block_delta",
-                    "index": 0,
-                    "delta": {"type": "text_delta", "text": ("" if i == 0 else " ") + word},
-                },
-            )
-        )
+        events.append(("content_block_delta", {
+            "type": "content_block_delta", "index": 0,
+            "delta": {"type": "text_delta", "text": ("" if i == 0 else " ") + word}}))
     usage = plan.normalised()
     if "midstream_error" in flags:
-        events.append(
-            (
-                "error",
-                {
-                    "type": "error",
-                    "error": {"details": None, "type": "overloaded_error", "message": "Overloaded"},
-                    "request_id": "req_011CStandin000000000000",
-                },
-            )
-        )
+        events.append(("error", {"type": "error", "error": {
+            "details": None, "type": "overloaded_error", "message": "Overloaded"},
+            "request_id": "req_011CStandin000000000000"}))
         usage = {}
     else:
-        delta_usage = {
-            k: v
-            for k, v in _usage(plan, plan.output_total).items()
-            if k
-            in (
-                "input_tokens",
-                "cache_creation_input_tokens",
-                "cache_read_input_tokens",
-                "output_tokens",
-            )
-        }
+        delta_usage = {k: v for k, v in _usage(plan, plan.output_total).items()
+                       if k in ("input_tokens", "cache_creation_input_tokens",
+                                "cache_read_input_tokens", "output_tokens")}
         events += [
             ("content_block_stop", {"type": "content_block_stop", "index": 0}),
-            (
-                "message_delta",
-                {
-                    "type": "message_delta",
-                    "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-                    "usage": delta_usage,
-                },
-            ),
+            ("message_delta", {"type": "message_delta",
+                               "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                               "usage": delta_usage}),
             ("message_stop", {"type": "message_stop"}),
         ]
     parts = []
@@ -196,42 +137,25 @@ def messages(req: StandinRequest) -> Reply:
         line = '{"type": "ping"}' if name == "ping" else _padded(data, i)
         parts.append(f"event: {name}\ndata: {line}\n\n".encode())
     gap = 0.05 if "slow" in flags else 0.002
-    return build_reply(
-        200,
-        _template("text/event-stream; charset=utf-8", sse=True, gzip_vary=gz),
-        parts,
-        gzip_body=gz,
-        stream=True,
-        gap_s=gap,
-        usage=usage,
-    )
+    return build_reply(200, _template("text/event-stream; charset=utf-8", sse=True, gzip_vary=gz),
+                       parts, gzip_body=gz, stream=True, gap_s=gap, usage=usage)
 
 
 def _error(req: StandinRequest, body: dict[str, Any]) -> Reply | None:
     flags = req.flags
     rid = "req_011CStandin000000000000"
     if "error_429" in flags:
-        err = {
-            "type": "error",
-            "error": {
-                "type": "rate_limit_error",
-                "message": "This request would exceed the rate limit for your organization of"
-                " 20,000 input tokens per minute.",
-            },
-            "request_id": rid,
-        }
+        err = {"type": "error", "error": {
+            "type": "rate_limit_error",
+            "message": "This request would exceed the rate limit for your organization of"
+                       " 20,000 input tokens per minute."}, "request_id": rid}
         template = [
-            ("Date", DATE),
-            ("Content-Type", "application/json"),
-            ("Content-Length", CL),
-            ("Connection", "keep-alive"),
-            ("retry-after", "27"),
+            ("Date", DATE), ("Content-Type", "application/json"), ("Content-Length", CL),
+            ("Connection", "keep-alive"), ("retry-after", "27"),
             ("anthropic-ratelimit-input-tokens-limit", "20000"),
             ("anthropic-ratelimit-input-tokens-remaining", "0"),
             ("anthropic-ratelimit-input-tokens-reset", "2026-02-17T23:44:39Z"),
-            ("request-id", rid),
-            ("x-should-retry", "true"),
-            ("Server", "cloudflare"),
+            ("request-id", rid), ("x-should-retry", "true"), ("Server", "cloudflare"),
         ]
         return build_reply(429, template, [_compact(err).encode()], chunked=False)
     for flag, status, kind, message in (
@@ -242,7 +166,6 @@ def _error(req: StandinRequest, body: dict[str, Any]) -> Reply | None:
             err = {"type": "error", "error": {"type": kind, "message": message}, "request_id": rid}
             template = _template("application/json", sse=False, gzip_vary=False)
             template.append(("x-should-retry", "false"))
-            return build_reply(
-                status, template, [_compact(err).encode()], gzip_body=req.accepts_gzip
-            )
+            return build_reply(status, template, [_compact(err).encode()],
+                               gzip_body=req.accepts_gzip)
     return None

@@ -22,7 +22,8 @@ from tests.support.standin_wire import StandinRequest
 
 __all__ = ["Wire", "serve_h2"]
 
-_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "upgrade", "proxy-connection"})
+_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "upgrade",
+                  "proxy-connection"})
 
 
 class Wire(Protocol):
@@ -41,8 +42,7 @@ class _H2Session:
     def __init__(self, wire: Wire) -> None:
         self.wire = wire
         self.conn = h2.connection.H2Connection(
-            config=h2.config.H2Configuration(client_side=False, header_encoding=None)
-        )
+            config=h2.config.H2Configuration(client_side=False, header_encoding=None))
         self.window_open = asyncio.Event()
         self.heads: dict[int, list[tuple[bytes, bytes]]] = {}
         self.bodies: dict[int, bytearray] = {}
@@ -85,18 +85,11 @@ class _H2Session:
     async def _respond(self, sid: int) -> None:
         raw = self.heads.pop(sid, [])
         pseudo = {k.decode("latin-1"): v.decode("latin-1") for k, v in raw if k.startswith(b":")}
-        headers = tuple(
-            (k.decode("latin-1").lower(), v.decode("latin-1"))
-            for k, v in raw
-            if not k.startswith(b":")
-        )
-        req = StandinRequest(
-            method=pseudo.get(":method", "GET"),
-            target=pseudo.get(":path", "/"),
-            headers=headers,
-            body=bytes(self.bodies.pop(sid, b"")),
-            http_version="2",
-        )
+        headers = tuple((k.decode("latin-1").lower(), v.decode("latin-1"))
+                        for k, v in raw if not k.startswith(b":"))
+        req = StandinRequest(method=pseudo.get(":method", "GET"), target=pseudo.get(":path", "/"),
+                             headers=headers, body=bytes(self.bodies.pop(sid, b"")),
+                             http_version="2")
         reply = answer(req)
         out = [(":status", str(reply.status))]
         out += [(n.lower(), v) for n, v in reply.headers if n.lower() not in _HOP]
@@ -114,9 +107,8 @@ class _H2Session:
 
     async def _send(self, sid: int, data: bytes) -> None:
         while data:
-            window = min(
-                self.conn.local_flow_control_window(sid), self.conn.max_outbound_frame_size
-            )
+            window = min(self.conn.local_flow_control_window(sid),
+                         self.conn.max_outbound_frame_size)
             if window <= 0:
                 self.window_open.clear()
                 await self.window_open.wait()

@@ -20,12 +20,8 @@ _CREATED_AT = "2026-02-17T23:44:12.000000000Z"
 
 
 def _template(content_type: str) -> list[tuple[str, str]]:
-    return [
-        ("Content-Type", content_type),
-        ("Date", DATE),
-        ("Content-Length", CL),
-        ("Transfer-Encoding", TE),
-    ]
+    return [("Content-Type", content_type), ("Date", DATE),
+            ("Content-Length", CL), ("Transfer-Encoding", TE)]
 
 
 def _line(obj: Any) -> bytes:
@@ -37,8 +33,7 @@ def _answer(req: StandinRequest, *, chat: bool) -> Reply:
     plan = plan_tokens(req, reasoning_ok=False)
     model = str(body.get("model", ""))
     final: dict[str, Any] = {
-        "model": model,
-        "created_at": _CREATED_AT,
+        "model": model, "created_at": _CREATED_AT,
     }
 
     def piece(text: str) -> dict[str, Any]:
@@ -47,40 +42,23 @@ def _answer(req: StandinRequest, *, chat: bool) -> Reply:
         return {"response": text}
 
     stats = {
-        "done_reason": "stop",
-        "done": True,
-        "total_duration": 123456789,
-        "load_duration": 1234567,
-        "prompt_eval_count": plan.prompt_tokens,
-        "prompt_eval_duration": 2345678,
-        "eval_count": plan.text_tokens,
+        "done_reason": "stop", "done": True, "total_duration": 123456789,
+        "load_duration": 1234567, "prompt_eval_count": plan.prompt_tokens,
+        "prompt_eval_duration": 2345678, "eval_count": plan.text_tokens,
         "eval_duration": 34567890,
     }
     if not chat:
         stats["context"] = list(range(1, 9))
     if body.get("stream", True) is False:
         whole = {**final, **piece(" ".join(plan.words)), **stats}
-        return build_reply(
-            200,
-            _template("application/json; charset=utf-8"),
-            [_line(whole)],
-            chunked=False,
-            usage=plan.normalised(),
-        )
-    parts = [
-        _line({**final, **piece(("" if i == 0 else " ") + w), "done": False})
-        for i, w in enumerate(plan.words)
-    ]
+        return build_reply(200, _template("application/json; charset=utf-8"), [_line(whole)],
+                           chunked=False, usage=plan.normalised())
+    parts = [_line({**final, **piece(("" if i == 0 else " ") + w), "done": False})
+             for i, w in enumerate(plan.words)]
     parts.append(_line({**final, **piece(""), **stats}))
     gap = 0.05 if "slow" in req.flags else 0.002
-    return build_reply(
-        200,
-        _template("application/x-ndjson"),
-        parts,
-        stream=True,
-        gap_s=gap,
-        usage=plan.normalised(),
-    )
+    return build_reply(200, _template("application/x-ndjson"), parts, stream=True, gap_s=gap,
+                       usage=plan.normalised())
 
 
 def chat(req: StandinRequest) -> Reply:

@@ -105,64 +105,36 @@ def chat_completions(req: StandinRequest) -> Reply:
     cid = request_id(req, "chatcmpl-", 29)
     text = " ".join(plan.words)
     timings = {
-        "prompt_n": plan.prompt_tokens,
-        "prompt_ms": 12.5,
-        "predicted_n": plan.text_tokens,
-        "predicted_ms": 40.0,
+        "prompt_n": plan.prompt_tokens, "prompt_ms": 12.5,
+        "predicted_n": plan.text_tokens, "predicted_ms": 40.0,
     }
     usage = _chat_usage(plan)
     if llama:
         usage = {k: usage[k] for k in ("completion_tokens", "prompt_tokens", "total_tokens")}
     if not body.get("stream"):
         obj: dict[str, Any] = {
-            "id": cid,
-            "object": "chat.completion",
-            "created": CREATED_S,
-            "model": model,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {
-                        "role": "assistant",
-                        "content": text,
-                        "refusal": None,
-                        "annotations": [],
-                    },
-                    "logprobs": None,
-                    "finish_reason": "stop",
-                }
-            ],
+            "id": cid, "object": "chat.completion", "created": CREATED_S, "model": model,
+            "choices": [{
+                "index": 0,
+                "message": {"role": "assistant", "content": text, "refusal": None,
+                            "annotations": []},
+                "logprobs": None, "finish_reason": "stop",
+            }],
             "usage": usage,
             "service_tier": "default",
             "system_fingerprint": "fp_standin01",
         }
         if llama:
             obj["timings"] = timings
-            return build_reply(
-                200,
-                _llama_template("application/json; charset=utf-8"),
-                [_compact(obj).encode()],
-                chunked=False,
-                usage=plan.normalised(),
-            )
-        return build_reply(
-            200,
-            _template("application/json"),
-            [_pretty(obj)],
-            gzip_body=req.accepts_gzip,
-            usage=plan.normalised(),
-        )
+            return build_reply(200, _llama_template("application/json; charset=utf-8"),
+                               [_compact(obj).encode()], chunked=False, usage=plan.normalised())
+        return build_reply(200, _template("application/json"), [_pretty(obj)],
+                           gzip_body=req.accepts_gzip, usage=plan.normalised())
     opts = body.get("stream_options")
     include = isinstance(opts, dict) and bool(opts.get("include_usage"))
     events: list[bytes] = []
-    base = {
-        "id": cid,
-        "object": "chat.completion.chunk",
-        "created": CREATED_S,
-        "model": model,
-        "service_tier": "default",
-        "system_fingerprint": None,
-    }
+    base = {"id": cid, "object": "chat.completion.chunk", "created": CREATED_S, "model": model,
+            "service_tier": "default", "system_fingerprint": None}
     deltas: list[tuple[dict[str, Any], str | None]] = [
         ({"role": "assistant", "content": "", "refusal": None}, None)
     ]
@@ -223,13 +195,8 @@ def responses(req: StandinRequest) -> Reply:
     mid = request_id(req, "msg_", 48)
     text = " ".join(plan.words)
     part = {"type": "output_text", "annotations": [], "logprobs": [], "text": text}
-    item = {
-        "id": mid,
-        "type": "message",
-        "status": "completed",
-        "content": [part],
-        "role": "assistant",
-    }
+    item = {"id": mid, "type": "message", "status": "completed", "content": [part],
+            "role": "assistant"}
     output: list[dict[str, Any]] = []
     if plan.reasoning_tokens:
         output.append({"id": request_id(req, "rs_", 48), "type": "reasoning", "summary": []})
@@ -237,42 +204,22 @@ def responses(req: StandinRequest) -> Reply:
 
     def response(status: str, done: bool) -> dict[str, Any]:
         return {
-            "id": rid,
-            "object": "response",
-            "created_at": CREATED_S,
-            "status": status,
-            "background": False,
-            "error": None,
-            "incomplete_details": None,
-            "instructions": body.get("instructions"),
-            "max_output_tokens": None,
-            "model": str(body.get("model", "")),
-            "output": output if done else [],
-            "parallel_tool_calls": True,
-            "previous_response_id": None,
-            "reasoning": {"effort": None, "summary": None},
-            "service_tier": "default",
-            "store": True,
-            "temperature": 1.0,
+            "id": rid, "object": "response", "created_at": CREATED_S, "status": status,
+            "background": False, "error": None, "incomplete_details": None,
+            "instructions": body.get("instructions"), "max_output_tokens": None,
+            "model": str(body.get("model", "")), "output": output if done else [],
+            "parallel_tool_calls": True, "previous_response_id": None,
+            "reasoning": {"effort": None, "summary": None}, "service_tier": "default",
+            "store": True, "temperature": 1.0,
             "text": {"format": {"type": "text"}, "verbosity": "medium"},
-            "tool_choice": "auto",
-            "tools": [],
-            "top_p": 1.0,
-            "truncation": "disabled",
-            "usage": _responses_usage(plan) if done else None,
-            "user": None,
-            "metadata": {},
+            "tool_choice": "auto", "tools": [], "top_p": 1.0, "truncation": "disabled",
+            "usage": _responses_usage(plan) if done else None, "user": None, "metadata": {},
         }
 
     if not body.get("stream"):
         whole = _pretty(response("completed", True))
-        return build_reply(
-            200,
-            _template("application/json"),
-            [whole],
-            gzip_body=req.accepts_gzip,
-            usage=plan.normalised(),
-        )
+        return build_reply(200, _template("application/json"), [whole],
+                           gzip_body=req.accepts_gzip, usage=plan.normalised())
     seq = 0
     events: list[bytes] = []
 
@@ -287,35 +234,20 @@ def responses(req: StandinRequest) -> Reply:
     idx = len(output) - 1
     open_item = {**item, "status": "in_progress", "content": []}
     emit("response.output_item.added", {"item": open_item, "output_index": idx})
-    emit(
-        "response.content_part.added",
-        {"content_index": 0, "item_id": mid, "output_index": idx, "part": {**part, "text": ""}},
-    )
+    emit("response.content_part.added", {"content_index": 0, "item_id": mid, "output_index": idx,
+                                          "part": {**part, "text": ""}})
     for i, word in enumerate(plan.words):
-        emit(
-            "response.output_text.delta",
-            {
-                "content_index": 0,
-                "delta": ("" if i == 0 else " ") + word,
-                "item_id": mid,
-                "logprobs": [],
-                "obfuscation": _obfuscation(i),
-                "output_index": idx,
-            },
-        )
-    emit(
-        "response.output_text.done",
-        {"content_index": 0, "item_id": mid, "logprobs": [], "output_index": idx, "text": text},
-    )
-    emit(
-        "response.content_part.done",
-        {"content_index": 0, "item_id": mid, "output_index": idx, "part": part},
-    )
+        emit("response.output_text.delta", {
+            "content_index": 0, "delta": ("" if i == 0 else " ") + word, "item_id": mid,
+            "logprobs": [], "obfuscation": _obfuscation(i), "output_index": idx})
+    emit("response.output_text.done", {"content_index": 0, "item_id": mid, "logprobs": [],
+                                        "output_index": idx, "text": text})
+    emit("response.content_part.done", {"content_index": 0, "item_id": mid, "output_index": idx,
+                                         "part": part})
     emit("response.output_item.done", {"item": item, "output_index": idx})
     emit("response.completed", {"response": response("completed", True)})
-    return build_reply(
-        200, _template(_SSE), events, stream=True, gap_s=_gap(req), usage=plan.normalised()
-    )
+    return build_reply(200, _template(_SSE), events, stream=True, gap_s=_gap(req),
+                       usage=plan.normalised())
 
 
 def embeddings(req: StandinRequest) -> Reply:
@@ -335,19 +267,10 @@ def embeddings(req: StandinRequest) -> Reply:
         if body.get("encoding_format") == "base64":
             emb = base64.b64encode(struct.pack(f"<{dims}f", *vec)).decode()
         data.append({"object": "embedding", "index": i, "embedding": emb})
-    obj = {
-        "object": "list",
-        "data": data,
-        "model": str(body.get("model", "")),
-        "usage": {"prompt_tokens": plan.prompt_tokens, "total_tokens": plan.prompt_tokens},
-    }
-    return build_reply(
-        200,
-        _template("application/json"),
-        [_pretty(obj)],
-        gzip_body=req.accepts_gzip,
-        usage=plan.normalised(),
-    )
+    obj = {"object": "list", "data": data, "model": str(body.get("model", "")),
+           "usage": {"prompt_tokens": plan.prompt_tokens, "total_tokens": plan.prompt_tokens}}
+    return build_reply(200, _template("application/json"), [_pretty(obj)],
+                       gzip_body=req.accepts_gzip, usage=plan.normalised())
 
 
 def openai_error(req: StandinRequest, body: dict[str, Any]) -> Reply | None:
@@ -356,39 +279,21 @@ def openai_error(req: StandinRequest, body: dict[str, Any]) -> Reply | None:
     model = str(body.get("model", ""))
     err: dict[str, Any]
     if "error_400" in flags:
-        err = {
-            "message": "Unsupported parameter: 'stop' is not supported with this model.",
-            "type": "invalid_request_error",
-            "param": "stop",
-            "code": "unsupported_parameter",
-        }
-        return build_reply(
-            400, _template("application/json"), [_pretty({"error": err})], chunked=False
-        )
+        err = {"message": "Unsupported parameter: 'stop' is not supported with this model.",
+               "type": "invalid_request_error", "param": "stop", "code": "unsupported_parameter"}
+        return build_reply(400, _template("application/json"), [_pretty({"error": err})],
+                           chunked=False)
     if "error_404" in flags:
-        err = {
-            "message": f"The model `{model}` does not exist or you do not have access to it.",
-            "type": "invalid_request_error",
-            "param": None,
-            "code": "model_not_found",
-        }
-        return build_reply(
-            404,
-            _template("application/json; charset=utf-8"),
-            [_pretty({"error": err}, 4)],
-            gzip_body=req.accepts_gzip,
-        )
+        err = {"message": f"The model `{model}` does not exist or you do not have access to it.",
+               "type": "invalid_request_error", "param": None, "code": "model_not_found"}
+        return build_reply(404, _template("application/json; charset=utf-8"),
+                           [_pretty({"error": err}, 4)], gzip_body=req.accepts_gzip)
     if "error_429" in flags:
-        err = {
-            "message": f"Rate limit reached for {model} in organization org-standin on tokens"
-            " per min (TPM): Limit 30000, Used 14567, Requested 24754. Please try"
-            " again in 18.642s.",
-            "type": "tokens",
-            "param": None,
-            "code": "rate_limit_exceeded",
-        }
+        err = {"message": f"Rate limit reached for {model} in organization org-standin on tokens"
+                          " per min (TPM): Limit 30000, Used 14567, Requested 24754. Please try"
+                          " again in 18.642s.",
+               "type": "tokens", "param": None, "code": "rate_limit_exceeded"}
         template = [h for h in _template("application/json") if not h[0].startswith("x-ratelimit")]
-        return build_reply(
-            429, template, [json.dumps({"error": err}, indent=4).encode() + b"\n"], chunked=False
-        )
+        return build_reply(429, template, [json.dumps({"error": err}, indent=4).encode() + b"\n"],
+                           chunked=False)
     return None

@@ -21,14 +21,8 @@ ROUTES: tuple[tuple[str, re.Pattern[str], Route], ...] = (
     ("POST", re.compile(r"/v1/responses"), openai.responses),
     ("POST", re.compile(r"/v1/embeddings"), openai.embeddings),
     ("POST", re.compile(r"/v1/messages"), anthropic.messages),
-    (
-        "POST",
-        re.compile(
-            r"/v1beta/models/[^/:]+:(generateContent|streamGenerateContent"
-            r"|batchEmbedContents)"
-        ),
-        gemini.models,
-    ),
+    ("POST", re.compile(r"/v1beta/models/[^/:]+:(generateContent|streamGenerateContent"
+                        r"|batchEmbedContents)"), gemini.models),
     ("POST", re.compile(r"/api/chat"), ollama.chat),
     ("POST", re.compile(r"/api/generate"), ollama.generate),
 )
@@ -41,9 +35,5 @@ def answer(req: StandinRequest) -> Reply:
         if req.method == method and pattern.fullmatch(req.path):
             return route(req)
     body = json.dumps({"error": {"message": f"no stand-in route for {req.method} {req.path}"}})
-    return build_reply(
-        404,
-        [("Content-Type", "application/json"), ("Date", DATE), ("Content-Length", "<cl>")],
-        [body.encode()],
-        chunked=False,
-    )
+    return build_reply(404, [("Content-Type", "application/json"), ("Date", DATE),
+                             ("Content-Length", "<cl>")], [body.encode()], chunked=False)

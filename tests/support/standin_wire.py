@@ -54,18 +54,8 @@ __all__ = [
 Headers = tuple[tuple[str, str], ...]
 
 REPLY_WORDS: tuple[str, ...] = (
-    "Stand-in",
-    "reply:",
-    "one",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-    "ten",
+    "Stand-in", "reply:", "one", "two", "three", "four",
+    "five", "six", "seven", "eight", "nine", "ten",
 )
 """The completion text, one output token per word."""
 PROMPT_OVERHEAD_TOKENS = 7
@@ -202,18 +192,8 @@ class TokenPlan:
 
 
 _TEXT_KEYS = (
-    "messages",
-    "content",
-    "text",
-    "input",
-    "prompt",
-    "system",
-    "instructions",
-    "contents",
-    "parts",
-    "systemInstruction",
-    "system_instruction",
-    "requests",
+    "messages", "content", "text", "input", "prompt", "system", "instructions",
+    "contents", "parts", "systemInstruction", "system_instruction", "requests",
 )
 
 
@@ -274,13 +254,8 @@ def request_id(req: StandinRequest, prefix: str, length: int = 24) -> str:
 
 
 _REASONS = {
-    200: "OK",
-    400: "Bad Request",
-    401: "Unauthorized",
-    404: "Not Found",
-    429: "Too Many Requests",
-    500: "Internal Server Error",
-    529: "Overloaded",
+    200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
+    429: "Too Many Requests", 500: "Internal Server Error", 529: "Overloaded",
 }
 
 

@@ -57,13 +57,8 @@ Segments = list[tuple[Role, bytes]]
 # ------------------------------------------------------------------ helpers
 
 
-def feed(
-    segments: Segments,
-    split: Callable[[bytes], Iterable[bytes]] = lambda d: [d],
-    *,
-    mid_stream: bool = False,
-    close: bool = True,
-) -> list[HttpEvent]:
+def feed(segments: Segments, split: Callable[[bytes], Iterable[bytes]] = lambda d: [d], *,
+         mid_stream: bool = False, close: bool = True) -> list[HttpEvent]:
     """Feed each segment (ts = its index) cut by ``split``; then close."""
     parser = Http2Parser(CONN, PROC, PEER, mid_stream=mid_stream)
     events: list[HttpEvent] = []
@@ -76,7 +71,7 @@ def feed(
 
 
 def bytewise(data: bytes) -> list[bytes]:
-    return [data[i : i + 1] for i in range(len(data))]
+    return [data[i:i + 1] for i in range(len(data))]
 
 
 def random_split(seed: int) -> Callable[[bytes], list[bytes]]:
@@ -96,18 +91,10 @@ def merged(events: list[HttpEvent]) -> list[HttpEvent]:
     out: list[HttpEvent] = []
     for ev in events:
         last = out[-1] if out else None
-        if (
-            isinstance(ev, BodyData)
-            and isinstance(last, BodyData)
-            and (last.stream, last.role) == (ev.stream, ev.role)
-        ):
-            out[-1] = BodyData(
-                conn=last.conn,
-                stream=last.stream,
-                role=last.role,
-                ts_ns=last.ts_ns,
-                data=last.data + ev.data,
-            )
+        if (isinstance(ev, BodyData) and isinstance(last, BodyData)
+                and (last.stream, last.role) == (ev.stream, ev.role)):
+            out[-1] = BodyData(conn=last.conn, stream=last.stream, role=last.role,
+                               ts_ns=last.ts_ns, data=last.data + ev.data)
         else:
             out.append(ev)
     return out
@@ -165,54 +152,38 @@ class Wire:
         moved = True
         while moved:
             moved = False
-            for conn, peer, role in (
-                (self.client, self.server, REQ),
-                (self.server, self.client, RESP),
-            ):
+            for conn, peer, role in ((self.client, self.server, REQ),
+                                     (self.server, self.client, RESP)):
                 out = conn.data_to_send()
                 if out:
                     moved = True
                     self.segments.append((role, out))
                     for event in peer.receive_data(out):
                         if isinstance(event, DataReceived):
-                            peer.acknowledge_received_data(
-                                event.flow_controlled_length, event.stream_id
-                            )
+                            peer.acknowledge_received_data(event.flow_controlled_length,
+                                                           event.stream_id)
 
     def raw(self, role: Role, data: bytes) -> None:
         self.segments.append((role, data))
 
 
-def request_headers(
-    path: str, *extra: tuple[str, str], method: str = "POST"
-) -> list[tuple[str, str]]:
-    return [
-        (":method", method),
-        (":path", path),
-        (":scheme", "https"),
-        (":authority", AUTHORITY),
-        *extra,
-    ]
+def request_headers(path: str, *extra: tuple[str, str],
+                    method: str = "POST") -> list[tuple[str, str]]:
+    return [(":method", method), (":path", path), (":scheme", "https"),
+            (":authority", AUTHORITY), *extra]
 
 
 UA = ("user-agent", "OpenAI/Python 1.82.0")
 JSON_CT = ("content-type", "application/json")
 AUTH = ("authorization", "Bearer sk-test-not-a-real-key-0000")
-CHAT_BODY = json.dumps(
-    {"model": "gpt-4o-mini", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
-).encode()
-SSE = [
-    b'data: {"choices":[{"delta":{"content":"Hel"}}]}\n\n',
-    b'data: {"choices":[{"delta":{"content":"lo"}}]}\n\n',
-    b'data: {"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":2}}\n\n',
-    b"data: [DONE]\n\n",
-]
-MSG_JSON = (
-    json.dumps(
-        {"type": "message", "usage": {"input_tokens": 12, "output_tokens": 34}}, indent=2
-    ).encode()
-    * 20
-)
+CHAT_BODY = json.dumps({"model": "gpt-4o-mini", "stream": True,
+                        "messages": [{"role": "user", "content": "hi"}]}).encode()
+SSE = [b'data: {"choices":[{"delta":{"content":"Hel"}}]}\n\n',
+       b'data: {"choices":[{"delta":{"content":"lo"}}]}\n\n',
+       b'data: {"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":2}}\n\n',
+       b"data: [DONE]\n\n"]
+MSG_JSON = json.dumps({"type": "message", "usage": {"input_tokens": 12, "output_tokens": 34}},
+                      indent=2).encode() * 20
 BIG = "x" * 40_000
 
 
@@ -221,13 +192,9 @@ def conversation() -> Segments:
     w = Wire()
     w.client.initiate_connection()
     # The server's encoder grows its table to 65536: only legal because announced.
-    w.client.update_settings(
-        {
-            SettingCodes.HEADER_TABLE_SIZE: 65_536,
-            SettingCodes.MAX_FRAME_SIZE: 32_768,
-            SettingCodes.INITIAL_WINDOW_SIZE: 1 << 20,
-        }
-    )
+    w.client.update_settings({SettingCodes.HEADER_TABLE_SIZE: 65_536,
+                              SettingCodes.MAX_FRAME_SIZE: 32_768,
+                              SettingCodes.INITIAL_WINDOW_SIZE: 1 << 20})
     w.server.initiate_connection()
     w.server.update_settings({SettingCodes.HEADER_TABLE_SIZE: 256})
     w.pump()
@@ -253,9 +220,8 @@ def conversation() -> Segments:
     w.server.send_data(1, SSE[3], end_stream=True)
     w.pump()
     # 40 kB of headers: HEADERS + CONTINUATION, and an entry bigger than the table.
-    w.client.send_headers(
-        5, request_headers("/v1/models", ("x-big", BIG), UA, method="GET"), end_stream=True
-    )
+    w.client.send_headers(5, request_headers("/v1/models", ("x-big", BIG), UA, method="GET"),
+                          end_stream=True)
     w.pump()
     w.server.send_headers(5, [(":status", "103"), ("link", "</s.css>; rel=preload")])
     w.server.send_headers(5, [(":status", "200"), ("content-type", "text/plain")])
@@ -322,7 +288,7 @@ def test_conversation_fixture_exercises_what_it_claims() -> None:
         stream = b"".join(d for r, d in SEGMENTS if r is role)
         pos = len(PREFACE) if role is REQ else 0
         while pos < len(stream):
-            length = int.from_bytes(stream[pos : pos + 3], "big")
+            length = int.from_bytes(stream[pos:pos + 3], "big")
             types.add(stream[pos + 3])
             pos += 9 + length
         assert pos == len(stream)
@@ -350,27 +316,18 @@ def test_conversation_random_splits_are_identical(seed: int) -> None:
 
 def test_all_segments_in_one_call_per_direction_give_the_same_messages() -> None:
     """Both directions delivered as two big chunks: per-message results do not change."""
-    joined: Segments = [
-        (REQ, b"".join(d for r, d in SEGMENTS if r is REQ)),
-        (RESP, b"".join(d for r, d in SEGMENTS if r is RESP)),
-    ]
+    joined: Segments = [(REQ, b"".join(d for r, d in SEGMENTS if r is REQ)),
+                        (RESP, b"".join(d for r, d in SEGMENTS if r is RESP))]
     events = feed(joined)
     assert bodies(events) == EXPECTED_BODIES
     ends = {(e.stream, e.role): (e.complete, e.reason) for e in events if isinstance(e, MessageEnd)}
-    assert ends == {
-        (1, REQ): (True, ""),
-        (3, REQ): (True, ""),
-        (5, REQ): (True, ""),
-        # All requests come first: the client's RST ends stream 7 before
-        # the server's answer, which is then a new response cut by close,
-        # and the server's GOAWAY now finds stream 9 still open.
-        (7, REQ): (False, "reset"),
-        (9, REQ): (False, "goaway"),
-        (1, RESP): (True, ""),
-        (3, RESP): (True, ""),
-        (5, RESP): (True, ""),
-        (7, RESP): (False, "closed"),
-    }
+    assert ends == {(1, REQ): (True, ""), (3, REQ): (True, ""), (5, REQ): (True, ""),
+                    # All requests come first: the client's RST ends stream 7 before
+                    # the server's answer, which is then a new response cut by close,
+                    # and the server's GOAWAY now finds stream 9 still open.
+                    (7, REQ): (False, "reset"), (9, REQ): (False, "goaway"),
+                    (1, RESP): (True, ""), (3, RESP): (True, ""), (5, RESP): (True, ""),
+                    (7, RESP): (False, "closed")}
     assert not [e for e in events if isinstance(e, Desync)]
 
 
@@ -397,43 +354,26 @@ def _client(*frames: bytes) -> Segments:
 
 def test_padded_headers_with_priority_and_padded_data() -> None:
     enc = hpack.Encoder()
-    hf = HeadersFrame(
-        1, data=enc.encode(request_headers("/p")), pad_length=7, depends_on=0, stream_weight=15
-    )
+    hf = HeadersFrame(1, data=enc.encode(request_headers("/p")), pad_length=7, depends_on=0,
+                      stream_weight=15)
     for flag in ("PADDED", "PRIORITY", "END_HEADERS"):
         hf.flags.add(flag)
     df = DataFrame(1, data=b"payload", pad_length=200)
     for flag in ("PADDED", "END_STREAM"):
         df.flags.add(flag)
     events = feed(_client(hf.serialize(), df.serialize()))
-    assert shape(events) == [
-        ("req", 1, "POST", "/p", "api.openai.com", ()),
-        ("end", 1, REQ, True, ""),
-        ("closed",),
-    ]
+    assert shape(events) == [("req", 1, "POST", "/p", "api.openai.com", ()),
+                             ("end", 1, REQ, True, ""), ("closed",)]
     assert bodies(events) == {(1, REQ): b"payload"}
 
 
 def test_authority_falls_back_to_host_header_and_is_lower_cased() -> None:
     enc = hpack.Encoder()
-    block = enc.encode(
-        [
-            (":method", "get"),
-            (":path", "/x"),
-            (":scheme", "https"),
-            ("host", "Local.LLM:11434"),
-            ("accept", "*/*"),
-        ]
-    )
+    block = enc.encode([(":method", "get"), (":path", "/x"), (":scheme", "https"),
+                        ("host", "Local.LLM:11434"), ("accept", "*/*")])
     events = feed(_client(frame(HeadersFrame(1, data=block), end_headers=True, end_stream=True)))
-    assert shape(events)[0] == (
-        "req",
-        1,
-        "GET",
-        "/x",
-        "local.llm:11434",
-        (("host", "Local.LLM:11434"), ("accept", "*/*")),
-    )
+    assert shape(events)[0] == ("req", 1, "GET", "/x", "local.llm:11434",
+                                (("host", "Local.LLM:11434"), ("accept", "*/*")))
 
 
 def test_zero_length_frames_at_the_end_of_a_chunk_complete_at_once() -> None:
@@ -441,40 +381,31 @@ def test_zero_length_frames_at_the_end_of_a_chunk_complete_at_once() -> None:
     parser = Http2Parser(CONN)
     head = frame(HeadersFrame(1, data=enc.encode(request_headers("/z"))), end_headers=True)
     out = parser.data(REQ, 1, PREFACE + head + frame(DataFrame(1, data=b""), end_stream=True))
-    assert shape(out) == [("req", 1, "POST", "/z", "api.openai.com", ()), ("end", 1, REQ, True, "")]
+    assert shape(out) == [("req", 1, "POST", "/z", "api.openai.com", ()),
+                          ("end", 1, REQ, True, "")]
 
 
 def test_unknown_and_control_frames_are_skipped_without_events() -> None:
     enc = hpack.Encoder()
-    noise = [
-        raw_frame(0x42, 1, b"\x00" * 300, flags=0xFF),
-        frame(WindowUpdateFrame(0, window_increment=1000)),
-        frame(PriorityFrame(1, depends_on=0, stream_weight=3)),
-        frame(PingFrame(0, opaque_data=b"abcdefgh")),
-        frame(SettingsFrame(0), ack=True),
-    ]
+    noise = [raw_frame(0x42, 1, b"\x00" * 300, flags=0xFF),
+             frame(WindowUpdateFrame(0, window_increment=1000)),
+             frame(PriorityFrame(1, depends_on=0, stream_weight=3)),
+             frame(PingFrame(0, opaque_data=b"abcdefgh")),
+             frame(SettingsFrame(0), ack=True)]
     head = frame(HeadersFrame(1, data=enc.encode(request_headers("/n"))), end_headers=True)
     events = feed(_client(*noise, head, *noise, frame(DataFrame(1, data=b"q"), end_stream=True)))
-    assert shape(events) == [
-        ("req", 1, "POST", "/n", "api.openai.com", ()),
-        ("end", 1, REQ, True, ""),
-        ("closed",),
-    ]
+    assert shape(events) == [("req", 1, "POST", "/n", "api.openai.com", ()),
+                             ("end", 1, REQ, True, ""), ("closed",)]
 
 
 def test_server_rst_goaway_and_close_cut_open_messages() -> None:
     enc, senc = hpack.Encoder(), hpack.Encoder()
-    client = b"".join(
-        frame(HeadersFrame(s, data=enc.encode(request_headers(f"/{s}"))), end_headers=True)
-        for s in (1, 3, 5)
-    )
-    server = (
-        frame(HeadersFrame(1, data=senc.encode([(":status", "200")])), end_headers=True)
-        + frame(DataFrame(1, data=b"part"))
-        + frame(RstStreamFrame(1, error_code=2))
-        + frame(HeadersFrame(3, data=senc.encode([(":status", "500")])), end_headers=True)
-        + frame(GoAwayFrame(0, last_stream_id=3, error_code=0))
-    )
+    client = b"".join(frame(HeadersFrame(s, data=enc.encode(request_headers(f"/{s}"))),
+                            end_headers=True) for s in (1, 3, 5))
+    server = (frame(HeadersFrame(1, data=senc.encode([(":status", "200")])), end_headers=True)
+              + frame(DataFrame(1, data=b"part")) + frame(RstStreamFrame(1, error_code=2))
+              + frame(HeadersFrame(3, data=senc.encode([(":status", "500")])), end_headers=True)
+              + frame(GoAwayFrame(0, last_stream_id=3, error_code=0)))
     events = feed([(REQ, PREFACE + client), (RESP, server)])
     assert shape(events) == [
         ("req", 1, "POST", "/1", "api.openai.com", ()),
@@ -493,29 +424,18 @@ def test_server_rst_goaway_and_close_cut_open_messages() -> None:
 
 def test_trailers_end_the_message_and_interim_heads_are_not_responses() -> None:
     enc, senc = hpack.Encoder(), hpack.Encoder()
-    client = frame(
-        HeadersFrame(1, data=enc.encode(request_headers("/t"))), end_headers=True, end_stream=True
-    )
-    server = (
-        frame(HeadersFrame(1, data=senc.encode([(":status", "100")])), end_headers=True)
-        + frame(
-            HeadersFrame(1, data=senc.encode([(":status", "200"), ("a", "b")])), end_headers=True
-        )
-        + frame(DataFrame(1, data=b"body"))
-        + frame(
-            HeadersFrame(1, data=senc.encode([("grpc-status", "0")])),
-            end_headers=True,
-            end_stream=True,
-        )
-    )
+    client = frame(HeadersFrame(1, data=enc.encode(request_headers("/t"))), end_headers=True,
+                   end_stream=True)
+    server = (frame(HeadersFrame(1, data=senc.encode([(":status", "100")])), end_headers=True)
+              + frame(HeadersFrame(1, data=senc.encode([(":status", "200"), ("a", "b")])),
+                      end_headers=True)
+              + frame(DataFrame(1, data=b"body"))
+              + frame(HeadersFrame(1, data=senc.encode([("grpc-status", "0")])),
+                      end_headers=True, end_stream=True))
     events = feed([(REQ, PREFACE + client), (RESP, server)])
-    assert shape(events) == [
-        ("req", 1, "POST", "/t", "api.openai.com", ()),
-        ("end", 1, REQ, True, ""),
-        ("resp", 1, 200, (("a", "b"),)),
-        ("end", 1, RESP, True, ""),
-        ("closed",),
-    ]
+    assert shape(events) == [("req", 1, "POST", "/t", "api.openai.com", ()),
+                             ("end", 1, REQ, True, ""), ("resp", 1, 200, (("a", "b"),)),
+                             ("end", 1, RESP, True, ""), ("closed",)]
     assert bodies(events) == {(1, RESP): b"body"}
 
 
@@ -526,22 +446,14 @@ def test_malformed_heads_are_desyncs_and_their_data_is_counted() -> None:
     server = frame(HeadersFrame(1, data=senc.encode([(":status", "abc")])), end_headers=True)
     server += frame(DataFrame(1, data=b"xyz"), end_stream=True)
     events = feed([(REQ, PREFACE + client), (RESP, server)])
-    assert shape(events) == [
-        ("desync", 1, "malformed", 0),
-        ("desync", 1, "malformed", 0),
-        ("desync", 1, "malformed", 5),
-        ("desync", 1, "malformed", 3),
-        ("closed",),
-    ]
+    assert shape(events) == [("desync", 1, "malformed", 0), ("desync", 1, "malformed", 0),
+                             ("desync", 1, "malformed", 5), ("desync", 1, "malformed", 3),
+                             ("closed",)]
 
 
 def test_data_for_a_stream_never_opened_is_counted_not_emitted() -> None:
-    events = feed(
-        _client(
-            frame(DataFrame(3, data=b"a" * 50)),
-            frame(DataFrame(3, data=b"b" * 20), end_stream=True),
-        )
-    )
+    events = feed(_client(frame(DataFrame(3, data=b"a" * 50)),
+                          frame(DataFrame(3, data=b"b" * 20), end_stream=True)))
     assert shape(events) == [("desync", 3, "no_head", 70), ("closed",)]
 
 
@@ -549,24 +461,11 @@ def test_bad_preface_is_reported_then_frames_are_found() -> None:
     enc = hpack.Encoder()
     head = frame(HeadersFrame(1, data=enc.encode(request_headers("/after"))), end_headers=True)
     settings_frame = frame(SettingsFrame(0, settings={1: 4096}))
-    events = feed(
-        [
-            (
-                REQ,
-                b"PRI * HTTP/1.1 garbage!"
-                + settings_frame
-                + head
-                + frame(DataFrame(1, data=b"!"), end_stream=True),
-            )
-        ]
-    )
-    assert shape(events) == [
-        ("desync", None, "preface", 0),
-        ("desync", None, "resync", 23),
-        ("req", 1, "POST", "/after", "api.openai.com", ()),
-        ("end", 1, REQ, True, ""),
-        ("closed",),
-    ]
+    events = feed([(REQ, b"PRI * HTTP/1.1 garbage!" + settings_frame + head
+                    + frame(DataFrame(1, data=b"!"), end_stream=True))])
+    assert shape(events) == [("desync", None, "preface", 0), ("desync", None, "resync", 23),
+                             ("req", 1, "POST", "/after", "api.openai.com", ()),
+                             ("end", 1, REQ, True, ""), ("closed",)]
 
 
 # ------------------------------------------------------------- header blocks
@@ -576,28 +475,21 @@ def test_header_block_interrupted_by_another_frame_is_lost_and_table_forgotten()
     enc = hpack.Encoder()
     block1 = enc.encode(request_headers("/a", ("x-k", "v")))
     block3 = enc.encode(request_headers("/b", ("x-k", "v")))  # refers to block1's entries
-    client = (
-        frame(HeadersFrame(1, data=block1[:10]))
-        + frame(PingFrame(0, opaque_data=b"12345678"))
-        + frame(ContinuationFrame(1, data=block1[10:]), end_headers=True)
-        + frame(DataFrame(1, data=b"lost"), end_stream=True)
-        + frame(HeadersFrame(3, data=block3), end_headers=True, end_stream=True)
-    )
+    client = (frame(HeadersFrame(1, data=block1[:10]))
+              + frame(PingFrame(0, opaque_data=b"12345678"))
+              + frame(ContinuationFrame(1, data=block1[10:]), end_headers=True)
+              + frame(DataFrame(1, data=b"lost"), end_stream=True)
+              + frame(HeadersFrame(3, data=block3), end_headers=True, end_stream=True))
     events = feed(_client(client))
-    assert shape(events) == [
-        ("desync", 1, "hpack", 10),
-        ("desync", 1, "hpack", len(block1) - 10),
-        ("desync", 3, "hpack", len(block3)),
-        ("desync", 1, "hpack", 4),
-        ("closed",),
-    ]
+    assert shape(events) == [("desync", 1, "hpack", 10), ("desync", 1, "hpack", len(block1) - 10),
+                             ("desync", 3, "hpack", len(block3)), ("desync", 1, "hpack", 4),
+                             ("closed",)]
 
 
 def test_continuation_backlog_is_capped() -> None:
     enc = hpack.Encoder()
-    huge = enc.encode(
-        request_headers("/huge", ("x-pad", "p" * (BLOCK_CAP_BYTES + 10))), huffman=False
-    )
+    huge = enc.encode(request_headers("/huge", ("x-pad", "p" * (BLOCK_CAP_BYTES + 10))),
+                      huffman=False)
     frames = [frame(HeadersFrame(1, data=huge[:16_000]))]
     rest = huge[16_000:]
     while rest:
@@ -605,13 +497,8 @@ def test_continuation_backlog_is_capped() -> None:
         frames.append(frame(ContinuationFrame(1, data=piece), end_headers=not rest))
     frames.append(frame(DataFrame(1, data=b"dropped"), end_stream=True))
     fresh = hpack.Encoder()  # only static references: decodes after the table is forgotten
-    frames.append(
-        frame(
-            HeadersFrame(3, data=fresh.encode(request_headers("/ok"))),
-            end_headers=True,
-            end_stream=True,
-        )
-    )
+    frames.append(frame(HeadersFrame(3, data=fresh.encode(request_headers("/ok"))),
+                        end_headers=True, end_stream=True))
     parser = Http2Parser(CONN)
     events = parser.data(REQ, 0, PREFACE)
     peak = 0
@@ -620,13 +507,10 @@ def test_continuation_backlog_is_capped() -> None:
         peak = max(peak, parser.buffered_bytes)
     events += parser.close(1)
     assert peak <= BLOCK_CAP_BYTES
-    assert shape(events) == [
-        ("desync", 1, "too_large", len(huge)),
-        ("req", 3, "POST", "/ok", "api.openai.com", ()),
-        ("end", 3, REQ, True, ""),
-        ("desync", 1, "too_large", 7),
-        ("closed",),
-    ]
+    assert shape(events) == [("desync", 1, "too_large", len(huge)),
+                             ("req", 3, "POST", "/ok", "api.openai.com", ()),
+                             ("end", 3, REQ, True, ""),
+                             ("desync", 1, "too_large", 7), ("closed",)]
 
 
 def test_table_size_update_beyond_default_needs_the_receivers_settings() -> None:
@@ -634,11 +518,8 @@ def test_table_size_update_beyond_default_needs_the_receivers_settings() -> None
     enc.header_table_size = 65_536
     block = enc.encode([(":status", "200"), ("x-a", "1")])
     server = frame(HeadersFrame(1, data=block), end_headers=True, end_stream=True)
-    client_req = frame(
-        HeadersFrame(1, data=hpack.Encoder().encode(request_headers("/s"))),
-        end_headers=True,
-        end_stream=True,
-    )
+    client_req = frame(HeadersFrame(1, data=hpack.Encoder().encode(request_headers("/s"))),
+                       end_headers=True, end_stream=True)
     announce = frame(SettingsFrame(0, settings={SettingsFrame.HEADER_TABLE_SIZE: 65_536}))
     with_settings = feed([(REQ, PREFACE + announce + client_req), (RESP, server)])
     without = feed([(REQ, PREFACE + client_req), (RESP, server)])
@@ -652,16 +533,11 @@ def test_table_size_update_beyond_default_needs_the_receivers_settings() -> None
 def _two_requests() -> tuple[bytes, list[int]]:
     """Client bytes: stream 1 with a 3000-byte body in one DATA frame, then stream 3."""
     enc = hpack.Encoder()
-    parts = [
-        PREFACE,
-        frame(HeadersFrame(1, data=enc.encode(request_headers("/one", UA))), end_headers=True),
-        frame(DataFrame(1, data=b"A" * 3000), end_stream=True),
-        frame(
-            HeadersFrame(3, data=enc.encode(request_headers("/two", UA))),
-            end_headers=True,
-            end_stream=True,
-        ),
-    ]
+    parts = [PREFACE,
+             frame(HeadersFrame(1, data=enc.encode(request_headers("/one", UA))), end_headers=True),
+             frame(DataFrame(1, data=b"A" * 3000), end_stream=True),
+             frame(HeadersFrame(3, data=enc.encode(request_headers("/two", UA))), end_headers=True,
+                   end_stream=True)]
     offsets = [sum(len(p) for p in parts[:i]) for i in range(len(parts) + 1)]
     return b"".join(parts), offsets
 
@@ -672,17 +548,13 @@ def test_gap_inside_data_keeps_framing() -> None:
     parser = Http2Parser(CONN)
     events = parser.data(REQ, 1, wire[:cut])
     events += parser.gap(REQ, 2, 500)
-    events += parser.data(REQ, 3, wire[cut + 500 :])
+    events += parser.data(REQ, 3, wire[cut + 500:])
     events += parser.close(4)
-    assert shape(events) == [
-        ("req", 1, "POST", "/one", "api.openai.com", (UA,)),
-        ("desync", 1, "gap", 500),
-        ("end", 1, REQ, False, "desync"),
-        ("req", 3, "POST", "/two", "api.openai.com", (UA,)),
-        ("end", 3, REQ, True, ""),
-        ("desync", 1, "desync", 1500),
-        ("closed",),
-    ]
+    assert shape(events) == [("req", 1, "POST", "/one", "api.openai.com", (UA,)),
+                             ("desync", 1, "gap", 500), ("end", 1, REQ, False, "desync"),
+                             ("req", 3, "POST", "/two", "api.openai.com", (UA,)),
+                             ("end", 3, REQ, True, ""), ("desync", 1, "desync", 1500),
+                             ("closed",)]
     assert bodies(events) == {(1, REQ): b"A" * 1000}
 
 
@@ -695,38 +567,27 @@ def test_gap_across_frames_resyncs_and_reports_the_skip() -> None:
     events += parser.gap(REQ, 2, 5000)  # more than the frame held: place lost
     events += parser.data(REQ, 3, wire[resume:])
     events += parser.close(4)
-    assert shape(events) == [
-        ("req", 1, "POST", "/one", "api.openai.com", (UA,)),
-        ("desync", None, "gap", 5000),
-        ("end", 1, REQ, False, "desync"),
-        ("desync", None, "resync", 1000),
-        # stream 3's block refers to stream 1's entries: forgotten.
-        ("desync", 3, "hpack", off[4] - off[3] - 9),
-        ("closed",),
-    ]
+    assert shape(events) == [("req", 1, "POST", "/one", "api.openai.com", (UA,)),
+                             ("desync", None, "gap", 5000), ("end", 1, REQ, False, "desync"),
+                             ("desync", None, "resync", 1000),
+                             # stream 3's block refers to stream 1's entries: forgotten.
+                             ("desync", 3, "hpack", off[4] - off[3] - 9),
+                             ("closed",)]
 
 
 def test_gap_in_the_response_leaves_requests_alone() -> None:
     enc, senc = hpack.Encoder(), hpack.Encoder()
-    client = frame(
-        HeadersFrame(1, data=enc.encode(request_headers("/r"))), end_headers=True, end_stream=True
-    )
+    client = frame(HeadersFrame(1, data=enc.encode(request_headers("/r"))), end_headers=True,
+                   end_stream=True)
     parser = Http2Parser(CONN)
     out = parser.data(REQ, 0, PREFACE + client)
-    out += parser.data(
-        RESP,
-        1,
-        frame(HeadersFrame(1, data=senc.encode([(":status", "200")])), end_headers=True)[:5],
-    )
+    out += parser.data(RESP, 1, frame(HeadersFrame(1, data=senc.encode([(":status", "200")])),
+                                      end_headers=True)[:5])
     out += parser.gap(RESP, 2, 10)
     out += parser.close(3)
-    assert shape(out) == [
-        ("req", 1, "POST", "/r", "api.openai.com", ()),
-        ("end", 1, REQ, True, ""),
-        ("desync", None, "gap", 10),
-        ("desync", None, "resync", 5),
-        ("closed",),
-    ]
+    assert shape(out) == [("req", 1, "POST", "/r", "api.openai.com", ()),
+                          ("end", 1, REQ, True, ""), ("desync", None, "gap", 10),
+                          ("desync", None, "resync", 5), ("closed",)]
 
 
 def test_mid_stream_start_finds_frames_and_reports_what_it_cannot_decode() -> None:
@@ -744,20 +605,12 @@ def test_mid_stream_start_finds_frames_and_reports_what_it_cannot_decode() -> No
     w.pump()
     start = len(w.segments)
     # Stream 3 repeats stream 1's headers (dynamic references) ...
-    w.client.send_headers(3, request_headers("/v1/chat/completions", JSON_CT, UA), end_stream=True)
+    w.client.send_headers(3, request_headers("/v1/chat/completions", JSON_CT, UA),
+                          end_stream=True)
     w.pump()
     # ... stream 5 uses only new names and values: decodable without history.
-    w.client.send_headers(
-        5,
-        [
-            (":method", "GET"),
-            (":path", "/v1/files"),
-            (":scheme", "http"),
-            (":authority", "other.example"),
-            ("x-new", "1"),
-        ],
-        end_stream=True,
-    )
+    w.client.send_headers(5, [(":method", "GET"), (":path", "/v1/files"), (":scheme", "http"),
+                              (":authority", "other.example"), ("x-new", "1")], end_stream=True)
     w.pump()
     w.server.send_headers(5, [(":status", "404"), ("x-fresh", "yes")])
     w.server.send_data(5, b"nope", end_stream=True)
@@ -765,7 +618,7 @@ def test_mid_stream_start_finds_frames_and_reports_what_it_cannot_decode() -> No
     # Capture begins 7 bytes into the server's third SSE DATA frame.
     resp_stream = b"".join(d for r, d in w.segments[:start] if r is RESP)
     third = resp_stream.index(SSE[2])
-    tail: Segments = [(RESP, resp_stream[third + 7 :])]
+    tail: Segments = [(RESP, resp_stream[third + 7:])]
     tail += w.segments[start:]
     events = feed(tail, mid_stream=True)
     sse_frames_left = len(SSE[2]) - 7
@@ -804,7 +657,8 @@ def test_stream_table_is_bounded_and_evicts_the_oldest() -> None:
     events = parser.data(REQ, 0, PREFACE)
     for i in range(MAX_STREAMS + 50):
         block = enc.encode(request_headers("/s"))
-        events += parser.data(REQ, 0, frame(HeadersFrame(2 * i + 1, data=block), end_headers=True))
+        events += parser.data(REQ, 0, frame(HeadersFrame(2 * i + 1, data=block),
+                                            end_headers=True))
     assert parser.tracked_streams == MAX_STREAMS
     evicted = [e.stream for e in events if isinstance(e, MessageEnd)]
     assert evicted == [2 * i + 1 for i in range(50)]
@@ -814,9 +668,8 @@ def test_stream_table_is_bounded_and_evicts_the_oldest() -> None:
 def test_data_is_streamed_not_buffered() -> None:
     payload = bytes(range(256)) * 64  # 16 KiB
     enc = hpack.Encoder()
-    head = PREFACE + frame(
-        HeadersFrame(1, data=enc.encode(request_headers("/big"))), end_headers=True
-    )
+    head = PREFACE + frame(HeadersFrame(1, data=enc.encode(request_headers("/big"))),
+                           end_headers=True)
     parser = Http2Parser(CONN)
     assert shape(parser.data(REQ, 0, head))[0][:2] == ("req", 1)
     got = b""
@@ -863,17 +716,14 @@ def _check_invariants(events: list[HttpEvent]) -> None:
     assert not open_
 
 
-_ops = st.lists(
-    st.tuples(st.sampled_from(["req", "resp", "gap_req", "gap_resp"]), st.binary(max_size=64)),
-    max_size=40,
-)
+_ops = st.lists(st.tuples(st.sampled_from(["req", "resp", "gap_req", "gap_resp"]),
+                          st.binary(max_size=64)), max_size=40)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ops=_ops, mid_stream=st.booleans(), with_preface=st.booleans())
-def test_arbitrary_bytes_never_raise(
-    ops: list[tuple[str, bytes]], mid_stream: bool, with_preface: bool
-) -> None:
+def test_arbitrary_bytes_never_raise(ops: list[tuple[str, bytes]], mid_stream: bool,
+                                     with_preface: bool) -> None:
     parser = Http2Parser(CONN, mid_stream=mid_stream)
     events = parser.data(REQ, 0, PREFACE) if with_preface else []
     for ts, (op, data) in enumerate(ops, 1):
@@ -888,10 +738,8 @@ def test_arbitrary_bytes_never_raise(
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    flips=st.lists(st.tuples(st.integers(0, 10**6), st.integers(1, 255)), max_size=6),
-    seed=st.integers(0, 1000),
-)
+@given(flips=st.lists(st.tuples(st.integers(0, 10**6), st.integers(1, 255)), max_size=6),
+       seed=st.integers(0, 1000))
 def test_corrupted_conversation_never_raises(flips: list[tuple[int, int]], seed: int) -> None:
     segments = [(r, bytearray(d)) for r, d in SEGMENTS]
     for where, xor in flips:
@@ -904,15 +752,14 @@ def test_corrupted_conversation_never_raises(flips: list[tuple[int, int]], seed:
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(drop=st.lists(st.tuples(st.integers(0, 10**6), st.integers(1, 4000)), max_size=3))
 def test_gaps_in_the_conversation_never_raise_and_never_invent_bodies(
-    drop: list[tuple[int, int]],
-) -> None:
+        drop: list[tuple[int, int]]) -> None:
     parser = Http2Parser(CONN)
     cuts = {where % len(SEGMENTS): n for where, n in drop}
     events: list[HttpEvent] = []
     for ts, (role, data) in enumerate(SEGMENTS):
         if ts in cuts:
             n = min(cuts[ts], len(data))
-            events += parser.data(role, ts, data[: len(data) - n])
+            events += parser.data(role, ts, data[:len(data) - n])
             events += parser.gap(role, ts, n)
         else:
             events += parser.data(role, ts, data)
@@ -928,7 +775,7 @@ def test_gaps_in_the_conversation_never_raise_and_never_invent_bodies(
 def test_find_boundary_needs_a_second_header_and_skips_text() -> None:
     ping = frame(PingFrame(0, opaque_data=b"\x00" * 8))
     data = frame(DataFrame(1, data=b"x"))
-    junk = bytearray(b'data: {"x": 1}\n\n' + ping + data)
+    junk = bytearray(b"data: {\"x\": 1}\n\n" + ping + data)
     assert find_boundary(junk, 0, REQ, 16_384) == (16, True)
     only_one = bytearray(b"data: 1\n\n" + ping)
     assert find_boundary(only_one, 0, REQ, 16_384) == (9, False)
@@ -950,9 +797,8 @@ def test_find_boundary_respects_max_frame(max_frame: int) -> None:
 
 
 def _req_head() -> bytes:
-    return frame(
-        HeadersFrame(1, data=hpack.Encoder().encode(request_headers("/st"))), end_headers=True
-    )
+    return frame(HeadersFrame(1, data=hpack.Encoder().encode(request_headers("/st"))),
+                 end_headers=True)
 
 
 REQ1 = ("req", 1, "POST", "/st", "api.openai.com", ())
@@ -982,13 +828,8 @@ CLOSED = ("closed",)
 TABLE: dict[tuple[str, str], list[tuple[Any, ...]]] = {
     ("preface", "gap1"): [("desync", None, "gap", 1), CLOSED],
     ("head", "gap1"): [REQ1, ("desync", None, "gap", 1), END_DESYNC, CLOSED],
-    ("head_partial", "gap1"): [
-        REQ1,
-        ("desync", None, "gap", 1),
-        END_DESYNC,
-        ("desync", None, "resync", 4),
-        CLOSED,
-    ],
+    ("head_partial", "gap1"): [REQ1, ("desync", None, "gap", 1), END_DESYNC,
+                               ("desync", None, "resync", 4), CLOSED],
     ("data_pad", "gap1"): [REQ1, ("desync", 1, "gap", 1), END_DESYNC, CLOSED],
     ("data", "gap1"): [REQ1, ("desync", 1, "gap", 1), END_DESYNC, CLOSED],
     ("body", "gap1"): [REQ1, ("desync", None, "gap", 1), END_CLOSED, CLOSED],
@@ -996,24 +837,15 @@ TABLE: dict[tuple[str, str], list[tuple[Any, ...]]] = {
     ("sync", "gap1"): [("desync", None, "gap", 1), ("desync", None, "resync", 3), CLOSED],
     ("preface", "gap_big"): [("desync", None, "gap", BIG_GAP), CLOSED],
     ("head", "gap_big"): [REQ1, ("desync", None, "gap", BIG_GAP), END_DESYNC, CLOSED],
-    ("head_partial", "gap_big"): [
-        REQ1,
-        ("desync", None, "gap", BIG_GAP),
-        END_DESYNC,
-        ("desync", None, "resync", 4),
-        CLOSED,
-    ],
+    ("head_partial", "gap_big"): [REQ1, ("desync", None, "gap", BIG_GAP), END_DESYNC,
+                                  ("desync", None, "resync", 4), CLOSED],
     ("data_pad", "gap_big"): [REQ1, ("desync", None, "gap", BIG_GAP), END_DESYNC, CLOSED],
     ("data", "gap_big"): [REQ1, ("desync", None, "gap", BIG_GAP), END_DESYNC, CLOSED],
-    ("body", "gap_big"): [
-        REQ1,
-        ("desync", None, "gap", BIG_GAP),
-        END_DESYNC,
-        ("desync", None, "resync", 6),
-        CLOSED,
-    ],
+    ("body", "gap_big"): [REQ1, ("desync", None, "gap", BIG_GAP), END_DESYNC,
+                          ("desync", None, "resync", 6), CLOSED],
     ("skip", "gap_big"): [REQ1, ("desync", None, "gap", BIG_GAP), END_DESYNC, CLOSED],
-    ("sync", "gap_big"): [("desync", None, "gap", BIG_GAP), ("desync", None, "resync", 3), CLOSED],
+    ("sync", "gap_big"): [("desync", None, "gap", BIG_GAP), ("desync", None, "resync", 3),
+                          CLOSED],
     ("preface", "close"): [CLOSED],
     ("head", "close"): [REQ1, END_CLOSED, CLOSED],
     ("head_partial", "close"): [REQ1, ("desync", None, "truncated", 4), END_CLOSED, CLOSED],
@@ -1032,16 +864,9 @@ TABLE: dict[tuple[str, str], list[tuple[Any, ...]]] = {
     ("skip", "rest"): [REQ1, ("end", 1, REQ, True, ""), CLOSED],
     ("sync", "rest"): [("desync", None, "resync", 3), CLOSED],
 }
-_REST = {
-    "preface": PREFACE[10:],
-    "head": b"",
-    "head_partial": _DATA10[4:],
-    "data_pad": _PADDED10.serialize()[9:],
-    "data": _DATA10[12:],
-    "body": _SETTINGS12[15:],
-    "skip": _PING[11:],
-    "sync": b"",
-}
+_REST = {"preface": PREFACE[10:], "head": b"", "head_partial": _DATA10[4:],
+         "data_pad": _PADDED10.serialize()[9:], "data": _DATA10[12:], "body": _SETTINGS12[15:],
+         "skip": _PING[11:], "sync": b""}
 
 
 @pytest.mark.parametrize(("state", "action"), sorted(TABLE))
@@ -1058,11 +883,8 @@ def test_every_state_and_input(state: str, action: str) -> None:
         events += parser.data(REQ, 2, _REST[state] + (ending if state != "preface" else b""))
     events += parser.close(3)
     assert shape(events) == TABLE[state, action]
-    body = {
-        ("data", "rest"): b"abcdefghij",
-        ("head_partial", "rest"): b"abcdefghij",
-        ("data_pad", "rest"): b"abcde",
-    }.get((state, action), b"abc" if state == "data" else b"")
+    body = {("data", "rest"): b"abcdefghij", ("head_partial", "rest"): b"abcdefghij",
+            ("data_pad", "rest"): b"abcde"}.get((state, action), b"abc" if state == "data" else b"")
     assert bodies(events).get((1, REQ), b"") == body
 
 
@@ -1070,59 +892,43 @@ def test_every_state_and_input(state: str, action: str) -> None:
 
 
 def _exchange(response_headers: list[tuple[str, str]], *data_frames: bytes) -> Segments:
-    client = frame(
-        HeadersFrame(1, data=hpack.Encoder().encode(request_headers("/c"))),
-        end_headers=True,
-        end_stream=True,
-    )
-    server = frame(HeadersFrame(1, data=hpack.Encoder().encode(response_headers)), end_headers=True)
+    client = frame(HeadersFrame(1, data=hpack.Encoder().encode(request_headers("/c"))),
+                   end_headers=True, end_stream=True)
+    server = frame(HeadersFrame(1, data=hpack.Encoder().encode(response_headers)),
+                   end_headers=True)
     return [(REQ, PREFACE + client), (RESP, server + b"".join(data_frames))]
 
 
 def test_corrupt_gzip_ends_the_message_and_counts_the_rest() -> None:
     bad = gzip.compress(b"hello")[:10] + b"\xff" * 10  # BTYPE=11: invalid deflate block
-    segments = _exchange(
-        [(":status", "200"), ("content-encoding", "gzip")],
-        frame(DataFrame(1, data=bad)),
-        frame(DataFrame(1, data=b"more!"), end_stream=True),
-    )
+    segments = _exchange([(":status", "200"), ("content-encoding", "gzip")],
+                         frame(DataFrame(1, data=bad)),
+                         frame(DataFrame(1, data=b"more!"), end_stream=True))
     for split in (lambda d: [d], bytewise):
         events = feed(segments, split)
-        assert shape(events) == [
-            ("req", 1, "POST", "/c", "api.openai.com", ()),
-            ("end", 1, REQ, True, ""),
-            ("resp", 1, 200, (("content-encoding", "gzip"),)),
-            ("desync", 1, "decoding", 0),
-            ("end", 1, RESP, False, "decoding"),
-            ("desync", 1, "decoding", 5),
-            CLOSED,
-        ]
+        assert shape(events) == [("req", 1, "POST", "/c", "api.openai.com", ()),
+                                 ("end", 1, REQ, True, ""),
+                                 ("resp", 1, 200, (("content-encoding", "gzip"),)),
+                                 ("desync", 1, "decoding", 0),
+                                 ("end", 1, RESP, False, "decoding"),
+                                 ("desync", 1, "decoding", 5), CLOSED]
         assert bodies(events) == {}
 
 
 def test_unsupported_encoding_is_reported_at_once() -> None:
-    events = feed(
-        _exchange(
-            [(":status", "200"), ("content-encoding", "compress")],
-            frame(DataFrame(1, data=b"LZW..."), end_stream=True),
-        )
-    )
-    assert shape(events)[2:] == [
-        ("resp", 1, 200, (("content-encoding", "compress"),)),
-        ("desync", 1, "decoding", 0),
-        ("end", 1, RESP, False, "decoding"),
-        ("desync", 1, "decoding", 6),
-        CLOSED,
-    ]
+    events = feed(_exchange([(":status", "200"), ("content-encoding", "compress")],
+                            frame(DataFrame(1, data=b"LZW..."), end_stream=True)))
+    assert shape(events)[2:] == [("resp", 1, 200, (("content-encoding", "compress"),)),
+                                 ("desync", 1, "decoding", 0),
+                                 ("end", 1, RESP, False, "decoding"),
+                                 ("desync", 1, "decoding", 6), CLOSED]
 
 
 def test_gzip_body_split_anywhere_decodes_whole() -> None:
     packed = gzip.compress(MSG_JSON)
-    segments = _exchange(
-        [(":status", "200"), ("content-encoding", "gzip")],
-        frame(DataFrame(1, data=packed[:33])),
-        frame(DataFrame(1, data=packed[33:]), end_stream=True),
-    )
+    segments = _exchange([(":status", "200"), ("content-encoding", "gzip")],
+                         frame(DataFrame(1, data=packed[:33])),
+                         frame(DataFrame(1, data=packed[33:]), end_stream=True))
     for split in (lambda d: [d], bytewise, random_split(11)):
         events = feed(segments, split)
         assert bodies(events) == {(1, RESP): MSG_JSON}
@@ -1143,35 +949,23 @@ def test_pushed_streams_are_counted_not_reported() -> None:
     w.server.send_data(1, b"<html>", end_stream=True)
     w.pump()
     events = feed(w.segments)
-    assert shape(events) == [
-        ("req", 1, "GET", "/page", "api.openai.com", ()),
-        ("end", 1, REQ, True, ""),
-        ("desync", 2, "push", 6),
-        ("resp", 1, 200, ()),
-        ("end", 1, RESP, True, ""),
-        CLOSED,
-    ]
+    assert shape(events) == [("req", 1, "GET", "/page", "api.openai.com", ()),
+                             ("end", 1, REQ, True, ""),
+                             ("desync", 2, "push", 6),
+                             ("resp", 1, 200, ()), ("end", 1, RESP, True, ""), CLOSED]
     assert bodies(events) == {(1, RESP): b"<html>"}
 
 
 def _big_frames_after_gap(announce: bool) -> list[tuple[Any, ...]]:
     settings_frames = frame(SettingsFrame(0, settings={SettingsFrame.MAX_FRAME_SIZE: 65_536}))
-    client = (
-        PREFACE
-        + (settings_frames if announce else b"")
-        + frame(
-            HeadersFrame(1, data=hpack.Encoder().encode(request_headers("/m"))),
-            end_headers=True,
-            end_stream=True,
-        )
-    )
-    server_head = frame(
-        HeadersFrame(1, data=hpack.Encoder().encode([(":status", "200")])), end_headers=True
-    )
+    client = PREFACE + (settings_frames if announce else b"") + frame(
+        HeadersFrame(1, data=hpack.Encoder().encode(request_headers("/m"))),
+        end_headers=True, end_stream=True)
+    server_head = frame(HeadersFrame(1, data=hpack.Encoder().encode([(":status", "200")])),
+                        end_headers=True)
     lost = frame(DataFrame(1, data=b"y" * 100))
-    after = frame(DataFrame(1, data=b"z" * 20_000)) + frame(
-        DataFrame(1, data=b"z" * 20_000), end_stream=True
-    )
+    after = frame(DataFrame(1, data=b"z" * 20_000)) + frame(DataFrame(1, data=b"z" * 20_000),
+                                                          end_stream=True)
     parser = Http2Parser(CONN)
     events = parser.data(REQ, 0, client) + parser.data(RESP, 1, server_head)
     events += parser.gap(RESP, 2, len(lost))
@@ -1181,19 +975,11 @@ def _big_frames_after_gap(announce: bool) -> list[tuple[Any, ...]]:
 
 def test_announced_max_frame_size_lets_resync_accept_big_frames() -> None:
     # Announced: the 20 kB frame after the gap is found at once; its bytes are counted.
-    assert _big_frames_after_gap(True) == [
-        ("desync", None, "gap", 109),
-        END_DESYNC[:1] + (1, RESP, False, "desync"),
-        ("desync", 1, "desync", 40_000),
-        CLOSED,
-    ]
+    assert _big_frames_after_gap(True) == [("desync", None, "gap", 109), END_DESYNC[:1] + (
+        1, RESP, False, "desync"), ("desync", 1, "desync", 40_000), CLOSED]
     # Not announced: a 20 kB frame is implausible, nothing is found.
-    assert _big_frames_after_gap(False) == [
-        ("desync", None, "gap", 109),
-        END_DESYNC[:1] + (1, RESP, False, "desync"),
-        ("desync", None, "resync", 40_018),
-        CLOSED,
-    ]
+    assert _big_frames_after_gap(False) == [("desync", None, "gap", 109), END_DESYNC[:1] + (
+        1, RESP, False, "desync"), ("desync", None, "resync", 40_018), CLOSED]
 
 
 def test_hpack_table_realigns_after_a_loss_and_never_guesses() -> None:
@@ -1203,13 +989,8 @@ def test_hpack_table_realigns_after_a_loss_and_never_guesses() -> None:
     sent: dict[int, tuple[tuple[str, str], ...]] = {}
 
     def request(i: int) -> bytes:
-        extra = (
-            JSON_CT,
-            AUTH,
-            UA,
-            ("x-stainless-lang", "python"),
-            ("content-length", str(1000 + i)),
-        )
+        extra = (JSON_CT, AUTH, UA, ("x-stainless-lang", "python"),
+                 ("content-length", str(1000 + i)))
         sent[2 * i + 1] = extra
         block = enc.encode(request_headers("/v1/chat/completions", *extra))
         return frame(HeadersFrame(2 * i + 1, data=block), end_headers=True, end_stream=True)

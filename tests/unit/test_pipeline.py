@@ -36,13 +36,8 @@ def _conn(handle: int = 1) -> ConnKey:
 
 def _request(host: str, target: str, body: dict[str, object] | bytes, *headers: str) -> bytes:
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    lines = [
-        f"POST {target} HTTP/1.1",
-        f"Host: {host}",
-        "Content-Type: application/json",
-        *headers,
-        f"Content-Length: {len(data)}",
-    ]
+    lines = [f"POST {target} HTTP/1.1", f"Host: {host}", "Content-Type: application/json",
+             *headers, f"Content-Length: {len(data)}"]
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + data
 
 
@@ -62,28 +57,13 @@ class Wire:
     def __init__(self) -> None:
         self.offsets: dict[tuple[ConnKey, Direction], int] = {}
 
-    def chunk(
-        self,
-        conn: ConnKey,
-        direction: Direction,
-        ts_ns: int,
-        data: bytes,
-        *,
-        closed: bool = False,
-        process: ProcessInfo | None = PROC,
-    ) -> Chunk:
+    def chunk(self, conn: ConnKey, direction: Direction, ts_ns: int, data: bytes,
+              *, closed: bool = False, process: ProcessInfo | None = PROC) -> Chunk:
         key = (conn, direction)
         offset = self.offsets.get(key, 0)
         self.offsets[key] = offset + len(data)
-        return Chunk(
-            conn=conn,
-            direction=direction,
-            offset=offset,
-            ts_ns=ts_ns,
-            data=data,
-            closed=closed,
-            process=process,
-        )
+        return Chunk(conn=conn, direction=direction, offset=offset, ts_ns=ts_ns, data=data,
+                     closed=closed, process=process)
 
 
 def _feed(pipeline: Pipeline, chunks: list[Chunk], *, close: bool = True) -> list[PipelineOutput]:
@@ -99,13 +79,8 @@ def _events(out: list[PipelineOutput]) -> list[UsageEvent]:
     return [o for o in out if isinstance(o, UsageEvent)]
 
 
-def _exchange(
-    req: bytes,
-    resp: bytes | None,
-    conn: ConnKey | None = None,
-    wire: Wire | None = None,
-    t0: int = T0,
-) -> list[Chunk]:
+def _exchange(req: bytes, resp: bytes | None, conn: ConnKey | None = None,
+              wire: Wire | None = None, t0: int = T0) -> list[Chunk]:
     wire = wire or Wire()
     conn = conn or _conn()
     chunks = [wire.chunk(conn, Direction.EGRESS, t0, req)]
@@ -118,12 +93,8 @@ OPENAI_OK = {
     "model": "gpt-4o-mini-2024-07-18",
     "object": "chat.completion",
     "choices": [{"index": 0, "message": {"role": "assistant", "content": "x"}}],
-    "usage": {
-        "prompt_tokens": 100,
-        "completion_tokens": 20,
-        "total_tokens": 120,
-        "prompt_tokens_details": {"cached_tokens": 40},
-    },
+    "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120,
+              "prompt_tokens_details": {"cached_tokens": 40}},
 }
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -140,23 +111,12 @@ def test_openai_cached_tokens_are_counted_once() -> None:
 
 
 def test_anthropic_cache_counts_join_input() -> None:
-    body = {
-        "model": "claude-sonnet-4-20250514",
-        "type": "message",
-        "content": [],
-        "usage": {
-            "input_tokens": 100,
-            "cache_creation_input_tokens": 50,
-            "cache_read_input_tokens": 25,
-            "output_tokens": 7,
-        },
-    }
-    req = _request(
-        "api.anthropic.com",
-        "/v1/messages",
-        {"model": "claude-sonnet-4-0", "max_tokens": 5, "messages": []},
-        "anthropic-version: 2023-06-01",
-    )
+    body = {"model": "claude-sonnet-4-20250514", "type": "message", "content": [],
+            "usage": {"input_tokens": 100, "cache_creation_input_tokens": 50,
+                      "cache_read_input_tokens": 25, "output_tokens": 7}}
+    req = _request("api.anthropic.com", "/v1/messages",
+                   {"model": "claude-sonnet-4-0", "max_tokens": 5, "messages": []},
+                   "anthropic-version: 2023-06-01")
     out = _feed(Pipeline(PipelineSettings()), _exchange(req, _response(body, gz=True)))
     [event] = _events(out)
     assert (event.input_tokens, event.cache_write_tokens, event.cache_read_tokens) == (175, 50, 25)
@@ -165,22 +125,12 @@ def test_anthropic_cache_counts_join_input() -> None:
 
 
 def test_gemini_thoughts_are_output() -> None:
-    body = {
-        "candidates": [],
-        "modelVersion": "gemini-2.5-flash",
-        "usageMetadata": {
-            "promptTokenCount": 10,
-            "candidatesTokenCount": 5,
-            "thoughtsTokenCount": 7,
-            "totalTokenCount": 22,
-        },
-    }
-    req = _request(
-        "generativelanguage.googleapis.com",
-        "/v1beta/models/gemini-2.5-flash:generateContent",
-        {"contents": []},
-        "x-goog-api-key: AIzaSyA1b2C3d4E5f6G7h8I9j0",
-    )
+    body = {"candidates": [], "modelVersion": "gemini-2.5-flash",
+            "usageMetadata": {"promptTokenCount": 10, "candidatesTokenCount": 5,
+                              "thoughtsTokenCount": 7, "totalTokenCount": 22}}
+    req = _request("generativelanguage.googleapis.com",
+                   "/v1beta/models/gemini-2.5-flash:generateContent", {"contents": []},
+                   "x-goog-api-key: AIzaSyA1b2C3d4E5f6G7h8I9j0")
     [event] = _events(_feed(Pipeline(PipelineSettings()), _exchange(req, _response(body))))
     assert (event.input_tokens, event.output_tokens, event.reasoning_tokens) == (10, 12, 7)
     assert event.cost_usd == (10 * Decimal("0.3") + 12 * Decimal("2.5")) / M
@@ -190,26 +140,18 @@ def test_gemini_thoughts_are_output() -> None:
 
 
 def test_event_fields_ids_and_times() -> None:
-    req = _request(
-        "api.openai.com", "/v1/chat/completions?api-version=1", CHAT, "x-tenant-id: blue"
-    )
+    req = _request("api.openai.com", "/v1/chat/completions?api-version=1", CHAT,
+                   "x-tenant-id: blue")
     [event] = _events(_feed(Pipeline(PipelineSettings()), _exchange(req, _response(OPENAI_OK))))
     assert event.id == hashlib.blake2b(f"bpf/77/1/1/{T0}".encode(), digest_size=8).hexdigest()
     assert event.started_at == "2026-11-23T13:46:05.000000Z"
     assert (event.ttft_ms, event.duration_ms) == (400.0, 400.0)
-    assert (event.pid, event.process, event.container, event.unit) == (
-        77,
-        "agent",
-        "c0ffee",
-        "agent.service",
-    )
+    assert (event.pid, event.process, event.container, event.unit) == (77, "agent", "c0ffee",
+                                                                      "agent.service")
     assert (event.host, event.path, event.tenant, event.api_key_id) == (
-        "api.openai.com",
-        "/v1/chat/completions",
-        "blue",
-        None,
-    )
-    assert (event.provider, event.api, event.stream, event.status) == ("openai", "chat", False, 200)
+        "api.openai.com", "/v1/chat/completions", "blue", None)
+    assert (event.provider, event.api, event.stream, event.status) == ("openai", "chat", False,
+                                                                       200)
     assert event.usage_source is UsageSource.REPORTED and event.complete
 
 
@@ -244,14 +186,9 @@ def test_unknown_model_is_unpriced_and_counted() -> None:
 
 
 def test_config_price_override_prices_it() -> None:
-    override = PriceOverride(
-        model="my-private-model",
-        provider=None,
-        input_mtok=Decimal(2),
-        output_mtok=Decimal(8),
-        cache_read_mtok=Decimal(1),
-        cache_write_mtok=Decimal(2),
-    )
+    override = PriceOverride(model="my-private-model", provider=None, input_mtok=Decimal(2),
+                             output_mtok=Decimal(8), cache_read_mtok=Decimal(1),
+                             cache_write_mtok=Decimal(2))
     body = dict(OPENAI_OK, model="my-private-model")
     req = _request("api.openai.com", "/v1/chat/completions", dict(CHAT, model="my-private-model"))
     pipeline = Pipeline(PipelineSettings(price_overrides=(override,)))
@@ -277,12 +214,8 @@ def test_request_without_response_at_close() -> None:
     pipeline = Pipeline(PipelineSettings())
     assert _events(_feed(pipeline, _exchange(req, None), close=False)) == []
     [event] = _events(pipeline.close())
-    assert (event.status, event.complete, event.ttft_ms, event.duration_ms) == (
-        0,
-        False,
-        None,
-        None,
-    )
+    assert (event.status, event.complete, event.ttft_ms, event.duration_ms) == (0, False, None,
+                                                                               None)
     # The provider estimates the input from the request body; nothing was output.
     assert event.usage_source is UsageSource.ESTIMATED
     assert event.input_tokens > 0 and event.output_tokens == 0
@@ -294,19 +227,15 @@ def test_request_without_response_at_close() -> None:
 def test_stream_cut_by_connection_close() -> None:
     wire = Wire()
     req = _request("api.openai.com", "/v1/chat/completions", dict(CHAT, stream=True))
-    head = (
-        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
-    )
-    delta = (
-        b'data: {"model":"gpt-4o-mini","choices":[{"index":0,"delta":'
-        b'{"content":"hello there"}}]}\n\n'
-    )
+    head = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n")
+    delta = (b'data: {"model":"gpt-4o-mini","choices":[{"index":0,"delta":'
+             b'{"content":"hello there"}}]}\n\n')
     chunks = [
         wire.chunk(_conn(), Direction.EGRESS, T0, req),
         wire.chunk(_conn(), Direction.INGRESS, T0 + 100_000_000, head),
-        wire.chunk(
-            _conn(), Direction.INGRESS, T0 + 200_000_000, b"%x\r\n%s\r\n" % (len(delta), delta)
-        ),
+        wire.chunk(_conn(), Direction.INGRESS, T0 + 200_000_000, b"%x\r\n%s\r\n" % (len(delta),
+                                                                                  delta)),
         wire.chunk(_conn(), Direction.INGRESS, T0 + 900_000_000, b"", closed=True),
     ]
     [event] = _events(_feed(Pipeline(PipelineSettings()), chunks))
@@ -323,14 +252,9 @@ def test_non_llm_connection_is_ignored_once() -> None:
     wire = Wire()
     req = b"GET /index.html HTTP/1.1\r\nHost: example.com\r\n\r\n"
     pipeline = Pipeline(PipelineSettings())
-    out = _feed(
-        pipeline,
-        [
-            wire.chunk(_conn(), Direction.EGRESS, T0, req),
-            wire.chunk(_conn(), Direction.EGRESS, T0 + 1, req),
-            wire.chunk(_conn(), Direction.INGRESS, T0 + 2, _response(b"x")),
-        ],
-    )
+    out = _feed(pipeline, [wire.chunk(_conn(), Direction.EGRESS, T0, req),
+                           wire.chunk(_conn(), Direction.EGRESS, T0 + 1, req),
+                           wire.chunk(_conn(), Direction.INGRESS, T0 + 2, _response(b"x"))])
     assert out == [IgnoreConnection(conn=_conn(), reason="not_llm")]
     stats = pipeline.stats
     assert (stats["ignored_connections"], stats["ignored.not_llm"]) == (1, 1)
@@ -370,10 +294,8 @@ def _server_side_chunks() -> list[Chunk]:
     # A TLS-terminating gateway: requests are read (INGRESS), responses written.
     wire = Wire()
     req = _request("gateway.local", "/v1/chat/completions", CHAT)
-    return [
-        wire.chunk(_conn(), Direction.INGRESS, T0, req),
-        wire.chunk(_conn(), Direction.EGRESS, T0 + 400_000_000, _response(OPENAI_OK)),
-    ]
+    return [wire.chunk(_conn(), Direction.INGRESS, T0, req),
+            wire.chunk(_conn(), Direction.EGRESS, T0 + 400_000_000, _response(OPENAI_OK))]
 
 
 def test_server_side_views_are_ignored_by_default() -> None:
@@ -401,15 +323,13 @@ def test_request_body_cap_keeps_size_and_still_classifies() -> None:
         seen.append(request)
         return providers.classify(request, hosts)  # type: ignore[arg-type]
 
-    pipeline = Pipeline(PipelineSettings(request_body_cap_bytes=1024), classify=spy)  # type: ignore[arg-type]
+    pipeline = Pipeline(PipelineSettings(request_body_cap_bytes=1024),
+                        classify=spy)  # type: ignore[arg-type]
     [event] = _events(_feed(pipeline, _exchange(req, _response(OPENAI_OK))))
     assert event.model == "gpt-4o-mini-2024-07-18"
     [info] = seen
-    assert (len(info.body), info.body_size, info.body_truncated) == (
-        1024,
-        len(json.dumps(big)),
-        True,
-    )
+    assert (len(info.body), info.body_size, info.body_truncated) == (1024, len(json.dumps(big)),
+                                                                     True)
     assert pipeline.stats["request_body_truncated"] == 1
 
 

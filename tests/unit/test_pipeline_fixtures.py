@@ -13,13 +13,8 @@ from lumen_sniff.pipeline import Pipeline, PipelineSettings
 from tests.support.fixtures import EXCHANGES_DIR, load_exchange
 
 FIXTURES = sorted(EXCHANGES_DIR.glob("*.json"))
-_TOKENS = (
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "reasoning_tokens",
-)
+_TOKENS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
+           "reasoning_tokens")
 
 
 def test_fixtures_are_present_and_recorded() -> None:

@@ -15,9 +15,8 @@ CAP = 512
 MAX_OPEN = 4
 T0 = 1_795_441_565_000_000_000
 
-_BODY = json.dumps(
-    {"model": "gpt-4o-mini", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
-).encode()
+_BODY = json.dumps({"model": "gpt-4o-mini", "stream": True,
+                    "messages": [{"role": "user", "content": "hi"}]}).encode()
 _PIECES = [
     b"POST /v1/chat/completions HTTP/1.1\r\nHost: api.openai.com\r\n"
     b"Content-Length: %d\r\n\r\n" % len(_BODY) + _BODY,
@@ -25,7 +24,7 @@ _PIECES = [
     b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n",
     b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 20\r\n\r\n",
     b"HTTP/1.1 429 Too Many Requests\r\nContent-Length: 2\r\n\r\n{}",
-    b'1a\r\ndata: {"usage":{"prompt_tokens":3}}\n\n\r\n',
+    b"1a\r\ndata: {\"usage\":{\"prompt_tokens\":3}}\n\n\r\n",
     b"data: [DONE]\n\n",
     b"0\r\n\r\n",
     b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
@@ -53,47 +52,27 @@ def _chunks(draw: st.DrawFn) -> list[Chunk]:
         offset = offsets.get(key, 0) + draw(st.sampled_from([0, 0, 0, 0, 5, -3]))
         lost = draw(st.sampled_from([0, 0, 0, 0, 7]))
         offsets[key] = max(offset, 0) + len(data) + lost
-        out.append(
-            Chunk(
-                conn=ConnKey(source="bpf", pid=1, handle=handle),
-                direction=direction,
-                offset=max(offset, 0),
-                ts_ns=T0 + i * 1000,
-                data=data,
-                lost_bytes=lost,
-                closed=draw(st.booleans()) and draw(st.booleans()),
-            )
-        )
+        out.append(Chunk(
+            conn=ConnKey(source="bpf", pid=1, handle=handle), direction=direction,
+            offset=max(offset, 0), ts_ns=T0 + i * 1000, data=data, lost_bytes=lost,
+            closed=draw(st.booleans()) and draw(st.booleans()),
+        ))
     return out
 
 
 def _check(event: object) -> None:
     if isinstance(event, UsageEvent):
         assert event.usage_source in tuple(UsageSource)
-        assert (
-            min(
-                event.input_tokens,
-                event.output_tokens,
-                event.cache_read_tokens,
-                event.cache_write_tokens,
-                event.reasoning_tokens,
-            )
-            >= 0
-        )
+        assert min(event.input_tokens, event.output_tokens, event.cache_read_tokens,
+                   event.cache_write_tokens, event.reasoning_tokens) >= 0
         assert event.cost_usd is None or event.cost_usd >= Decimal(0)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_chunks(), st.booleans())
 def test_arbitrary_chunks_never_raise_and_stay_bounded(chunks: list[Chunk], server: bool) -> None:
-    pipeline = Pipeline(
-        PipelineSettings(
-            request_body_cap_bytes=CAP,
-            max_open_exchanges=MAX_OPEN,
-            max_connections=2,
-            count_server_side=server,
-        )
-    )
+    pipeline = Pipeline(PipelineSettings(request_body_cap_bytes=CAP, max_open_exchanges=MAX_OPEN,
+                                         max_connections=2, count_server_side=server))
     for chunk in chunks:
         for out in pipeline.feed(chunk):
             _check(out)
@@ -114,16 +93,13 @@ def test_a_huge_request_body_is_not_buffered() -> None:
     pipeline = Pipeline(PipelineSettings(request_body_cap_bytes=64 * 1024))
     conn = ConnKey(source="bpf", pid=1, handle=1)
     size = 8 << 20
-    head = (
-        b"POST /v1/chat/completions HTTP/1.1\r\nHost: api.openai.com\r\n"
-        b"Content-Length: %d\r\n\r\n" % size
-    )
+    head = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: api.openai.com\r\n"
+            b"Content-Length: %d\r\n\r\n" % size)
     offset = 0
     feed = [head] + [b"x" * 65536] * (size // 65536)
     for i, data in enumerate(feed):
-        pipeline.feed(
-            Chunk(conn=conn, direction=Direction.EGRESS, offset=offset, ts_ns=T0 + i, data=data)
-        )
+        pipeline.feed(Chunk(conn=conn, direction=Direction.EGRESS, offset=offset,
+                            ts_ns=T0 + i, data=data))
         offset += len(data)
         assert pipeline.buffered_bytes <= 64 * 1024 + 128 * 1024
     assert pipeline.open_exchanges == 1
