@@ -93,6 +93,7 @@ async function refresh() {
 }
 
 async function load() {
+  const shown = view;
   const win = state.timeWindow(view);
   const f = view.filters;
   const range = { since: win.since, until: win.until, ...f };
@@ -120,6 +121,8 @@ async function load() {
   panels.renderCache($("cache-summary"), $("cache"), await cache);
   renderLapList();
   if (budgets) panels.renderBudgets($("budgets"), await budgets);
+  // A load for a view that changed meanwhile is not "loaded": the rerun queued by refresh() is.
+  if (shown !== view) return;
   const loaded = Number(document.body.dataset.loaded ?? 0) + 1;
   if (loaded === 1) performance.mark("lumen:loaded");
   document.body.dataset.loaded = String(loaded);
