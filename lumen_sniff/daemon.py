@@ -107,6 +107,7 @@ class Daemon:
     async def start(self) -> None:
         """Open the store, start capture and the API. Raises on fatal errors."""
         from lumen_sniff.pipeline import Pipeline
+        from lumen_sniff.stagesettings import pipeline_settings
         from lumen_sniff.store import open_store
 
         state_dir = self.settings.db_path.parent
@@ -116,7 +117,7 @@ class Daemon:
             self.settings.db_path, retention_days=self.settings.retention_days
         )
         self._writer = self._store.writer
-        self._pipeline = Pipeline(self._pipeline_settings(key_salt(state_dir)))
+        self._pipeline = Pipeline(pipeline_settings(self.settings, key_salt=key_salt(state_dir)))
         self._start_captures()
         await self._start_api()
         self._ready = bool(self._captures)
@@ -127,16 +128,6 @@ class Daemon:
             self.settings.db_path,
             self.settings.listen_host,
             self.settings.listen_port,
-        )
-
-    def _pipeline_settings(self, salt: bytes) -> Any:
-        from lumen_sniff.pipeline import PipelineSettings
-
-        return PipelineSettings(
-            hosts=dict(self.settings.hosts),
-            tenant_headers=self.settings.tenant_headers,
-            key_salt=salt,
-            price_overrides=self.settings.prices,
         )
 
     def _start_captures(self) -> None:
@@ -165,27 +156,16 @@ class Daemon:
 
     def _make_bpf(self) -> Capture:
         from lumen_sniff.capture.bpf.loader import BpfCapture
-        from lumen_sniff.capture.bpf.settings import BpfSettings
+        from lumen_sniff.stagesettings import bpf_settings
 
-        cap = self.settings.capture
-        capture: Capture = BpfCapture(
-            BpfSettings(
-                pids=cap.pids,
-                comms=cap.comms,
-                exes=cap.exes,
-                max_bytes_per_call=cap.max_bytes_per_call,
-                exclude_pids=(os.getpid(),),
-            )
-        )
+        capture: Capture = BpfCapture(bpf_settings(self.settings, exclude_pids=(os.getpid(),)))
         return capture
 
     def _make_sniffer(self) -> Capture:
         from lumen_sniff.capture.pcap.sniffer import Sniffer
+        from lumen_sniff.stagesettings import sniffer_settings
 
-        cap = self.settings.capture
-        sniffer: Capture = Sniffer(
-            iface=cap.iface, ports=cap.ports, bpf_filter=cap.bpf_filter or None
-        )
+        sniffer: Capture = Sniffer.from_settings(sniffer_settings(self.settings))
         return sniffer
 
     async def _start_api(self) -> None:

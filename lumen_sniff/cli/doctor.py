@@ -189,7 +189,7 @@ def _tls_libraries() -> list[Check]:
             Check(
                 name=f"TLS: {target.path}",
                 ok=hookable,
-                detail=f"{target.library}: {detail}" if hookable else f"{detail}; {why}",
+                detail=f"{target.library.name}: {detail}" if target.library else f"{detail}; {why}",
             )
         )
     return checks

@@ -14,14 +14,18 @@ import json
 import os
 import sys
 from collections import defaultdict
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from lumen_sniff.errors import LumenError
 from lumen_sniff.model import UsageEvent
+
+if TYPE_CHECKING:
+    from lumen_sniff.pipeline.pipeline import Pipeline
 
 __all__ = ["REPLAY_SALT", "replay"]
 
@@ -126,9 +130,10 @@ def _auto_jobs(capture: Path) -> int:
     return max(1, min(4, cpus or 1))
 
 
-def _pipeline_factory(config_path: Path | None, db_path: Path | None) -> Any:
+def _pipeline_factory(config_path: Path | None, db_path: Path | None) -> Callable[[], Pipeline]:
     from lumen_sniff.config import Settings, load_settings
-    from lumen_sniff.pipeline import Pipeline, PipelineSettings
+    from lumen_sniff.pipeline import Pipeline
+    from lumen_sniff.stagesettings import pipeline_settings
 
     settings = load_settings(config_path, required=True) if config_path else Settings()
     salt = REPLAY_SALT
@@ -137,13 +142,8 @@ def _pipeline_factory(config_path: Path | None, db_path: Path | None) -> Any:
 
         db_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         salt = key_salt(db_path.parent)  # the daemon's, so fingerprints match its events
-    pipeline_settings = PipelineSettings(
-        hosts=dict(settings.hosts),
-        tenant_headers=settings.tenant_headers,
-        key_salt=salt,
-        price_overrides=settings.prices,
-    )
-    return lambda: Pipeline(pipeline_settings)
+    stage = pipeline_settings(settings, key_salt=salt)
+    return lambda: Pipeline(stage)
 
 
 def _print_json(event: UsageEvent) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from lumen_sniff.config import DEFAULT_CONFIG_PATH, load_settings, parse_listen
+from lumen_sniff.config import DEFAULT_CONFIG_PATH, Settings, load_settings, parse_listen
 from lumen_sniff.errors import LumenError
 
 __all__ = ["run"]
@@ -114,15 +114,10 @@ def _ports(text: str) -> tuple[int, ...]:
     return ports
 
 
-def _dump_bpf(settings: object) -> None:
+def _dump_bpf(settings: Settings) -> None:
     from lumen_sniff.capture.bpf.loader import BpfCapture
-    from lumen_sniff.capture.bpf.settings import BpfSettings
+    from lumen_sniff.stagesettings import bpf_settings
 
-    cap = settings.capture  # type: ignore[attr-defined]
-    source, cflags = BpfCapture(
-        BpfSettings(
-            pids=cap.pids, comms=cap.comms, exes=cap.exes, max_bytes_per_call=cap.max_bytes_per_call
-        )
-    ).render_source()
+    source, cflags = BpfCapture(bpf_settings(settings)).render_source()
     click.echo(f"// cflags: {' '.join(cflags)}")
     click.echo(source)

@@ -11,8 +11,9 @@ import functools
 import hashlib
 import time
 from decimal import Decimal
+from typing import Any
 
-from lumen_sniff.model import ConnKey, RequestHead, Usage, UsageEvent, UsageSource
+from lumen_sniff.model import ConnKey, ProcessInfo, RequestHead, Usage, UsageEvent, UsageSource
 from lumen_sniff.pricing.prices import Pricer
 from lumen_sniff.providers.attribution import KeyFingerprinter, tenant_of
 from lumen_sniff.providers.base import Classification, Extraction, RequestInfo
@@ -80,7 +81,6 @@ class EventBuilder:
         cost, price_source = self._cost(cls.provider, model, usage, status, started)
         complete = transport_complete and extraction.complete and response_ts is not None
         self._count(cost, usage, complete)
-        proc = head.process
         return UsageEvent(
             id=event_id(head.conn, head.stream, started),
             started_at=iso_utc(started),
@@ -97,8 +97,6 @@ class EventBuilder:
             reasoning_tokens=usage.reasoning_tokens,
             cost_usd=cost,
             usage_source=usage.source,
-            pid=proc.pid if proc is not None else None,
-            process=(proc.comm or None) if proc is not None else None,
             duration_ms=_ms(end_ns - started) if response_ts is not None else None,
             ttft_ms=_ms(response_ts - started) if response_ts is not None else None,
             api_key_id=self._key_id(request.headers, request.query),
@@ -109,10 +107,8 @@ class EventBuilder:
             error_type=extraction.error_type,
             price_source=price_source,
             provider_cost_usd=usage.provider_cost_usd,
-            exe=proc.exe if proc is not None else None,
-            container=proc.container if proc is not None else None,
-            unit=proc.unit if proc is not None else None,
             extra={} if complete else {"end": reason or "incomplete"},
+            **_caller(head.process),
         )
 
     def _cost(
@@ -133,6 +129,19 @@ class EventBuilder:
             stats["estimated"] += 1
         if not complete:
             stats["incomplete"] += 1
+
+
+def _caller(proc: ProcessInfo | None) -> dict[str, Any]:
+    """The event fields that name the calling process (all None when unknown)."""
+    if proc is None:
+        return {"pid": None, "process": None, "exe": None, "container": None, "unit": None}
+    return {
+        "pid": proc.pid,
+        "process": proc.comm or None,
+        "exe": proc.exe,
+        "container": proc.container,
+        "unit": proc.unit,
+    }
 
 
 def _billable(usage: Usage, status: int) -> Usage:

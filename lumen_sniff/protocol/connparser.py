@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from lumen_sniff.model import HttpEvent, Role
+from lumen_sniff.model import ConnKey, HttpEvent, ProcessInfo, Role
 
-__all__ = ["ConnectionParser"]
+__all__ = ["ConnectionParser", "Http2Factory"]
 
 
 class ConnectionParser(Protocol):
@@ -28,3 +28,16 @@ class ConnectionParser(Protocol):
 
     def close(self, ts_ns: int) -> list[HttpEvent]:
         """The connection ended: end open messages as incomplete, emit ConnClosed."""
+
+
+class Http2Factory(Protocol):
+    """Makes the HTTP/2 parser of one connection."""
+
+    def __call__(
+        self,
+        conn: ConnKey,
+        process: ProcessInfo | None,
+        peer: tuple[str, int] | None,
+        *,
+        mid_stream: bool,
+    ) -> ConnectionParser: ...

@@ -1,8 +1,8 @@
 """Connection tracker: Chunks of many connections in, HTTP events out.
 
-Strategy. One :class:`_Conn` per ConnKey, kept in least-recently-used order and
-capped at ``max_connections`` (the oldest is evicted: its open messages end
-incomplete with reason "evicted"). For each chunk the tracker:
+Strategy. One :class:`~lumen_sniff.protocol.connstate.ConnState` per ConnKey,
+kept in least-recently-used order and capped at ``max_connections`` (the oldest
+is evicted: its open messages end incomplete with reason "evicted"). For each chunk the tracker:
 
 1. puts the bytes in stream order: a jump forward in ``offset`` is a gap, bytes
    already seen are trimmed, pure duplicates dropped; ``lost_bytes`` becomes a
@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections import OrderedDict
-from collections.abc import Callable
 
 from lumen_sniff.model import (
     Chunk,
@@ -49,10 +48,10 @@ from lumen_sniff.model import (
     Direction,
     HttpEvent,
     MessageEnd,
-    ProcessInfo,
     Role,
 )
-from lumen_sniff.protocol.connparser import ConnectionParser
+from lumen_sniff.protocol.connparser import ConnectionParser, Http2Factory
+from lumen_sniff.protocol.connstate import ConnState
 from lumen_sniff.protocol.firstbytes import (
     BINARY,
     H1_REQUEST,
@@ -71,42 +70,16 @@ __all__ = ["H2_PREFACE", "PROBE_LIMIT_BYTES", "ConnectionTracker"]
 _ConnId = tuple[int, int, str]  # (handle, pid, source): see the module docstring
 
 
+def _real_http2_parser() -> Http2Factory:
+    # Imported when the first HTTP/2 connection appears: h2's frame layer is
+    # optional at run time, and a missing one makes a counted Desync, not a crash.
+    from lumen_sniff.protocol.http2.parser import Http2Parser
+
+    return Http2Parser
+
+
 def _conn_id(key: ConnKey) -> _ConnId:
     return (key.handle, key.pid, key.source)
-
-
-class _Conn:
-    """What the tracker knows about one connection."""
-
-    __slots__ = (
-        "expected",
-        "feed",
-        "key",
-        "parser",
-        "peer",
-        "probe",
-        "probing",
-        "process",
-        "request_dir",
-        "roles",
-        "server_side",
-    )
-
-    def __init__(
-        self, key: ConnKey, process: ProcessInfo | None, peer: tuple[str, int] | None
-    ) -> None:
-        self.key = key  # the ConnKey every event of the connection carries
-        self.expected: list[int | None] = [None, None]  # next offset, per Direction
-        self.parser: ConnectionParser | None = None
-        # parser.data once the parser is set and past probing: the fast path's test.
-        self.feed: Callable[[Role, int, bytes], list[HttpEvent]] | None = None
-        self.probing = False  # an Http1Parser that has not yet seen a head
-        self.probe: list[tuple[Direction, int, bytes]] = []  # bytes held before classifying
-        self.process = process
-        self.peer = peer
-        self.request_dir = Direction.EGRESS
-        self.roles = (Role.REQUEST, Role.RESPONSE)  # Role of each Direction
-        self.server_side = False
 
 
 class ConnectionTracker:
@@ -115,11 +88,16 @@ class ConnectionTracker:
     Args:
         max_connections: Connections tracked at once; past it the least recently
             used one is evicted.
+        http2_parser: Makes the HTTP/2 parser of a connection (tests give a fake);
+            :class:`~lumen_sniff.protocol.http2.parser.Http2Parser` when None.
     """
 
-    def __init__(self, max_connections: int = 4096) -> None:
+    def __init__(
+        self, max_connections: int = 4096, *, http2_parser: Http2Factory | None = None
+    ) -> None:
         self._max = max(1, max_connections)
-        self._conns: OrderedDict[_ConnId, _Conn] = OrderedDict()
+        self._http2_parser = http2_parser
+        self._conns: OrderedDict[_ConnId, ConnState] = OrderedDict()
         self._ignored: OrderedDict[_ConnId, None] = OrderedDict()
         # Server-side verdicts outlive the state: the pipeline asks while handling
         # the events of the very chunk that closed the connection.
@@ -218,7 +196,7 @@ class ConnectionTracker:
 
     # ------------------------------------------------------------------ internals
 
-    def _feed_slow(self, chunk: Chunk, cid: _ConnId, conn: _Conn | None) -> list[HttpEvent]:
+    def _feed_slow(self, chunk: Chunk, cid: _ConnId, conn: ConnState | None) -> list[HttpEvent]:
         """Everything but in-order data of a classified connection."""
         stats = self._stats
         key, data, ts, d = chunk.conn, chunk.data, chunk.ts_ns, chunk.direction
@@ -241,7 +219,7 @@ class ConnectionTracker:
         if conn is None:
             if len(self._conns) >= self._max:
                 self._evict(ts, out)
-            conn = self._conns[cid] = _Conn(key, chunk.process, chunk.peer)
+            conn = self._conns[cid] = ConnState(key, chunk.process, chunk.peer)
             self._was_server.pop(cid, None)
             stats["connections"] += 1
         else:
@@ -275,7 +253,7 @@ class ConnectionTracker:
         while len(self._ignored) > 4 * self._max:
             self._ignored.popitem(last=False)
 
-    def _order(self, conn: _Conn, chunk: Chunk) -> tuple[int, bytes, int]:
+    def _order(self, conn: ConnState, chunk: Chunk) -> tuple[int, bytes, int]:
         """(gap before, new data, gap after) of ``chunk`` in its direction's stream."""
         d = chunk.direction
         expected = conn.expected[d]
@@ -297,7 +275,7 @@ class ConnectionTracker:
         conn.expected[d] = max(end, expected)
         return before, data, lost
 
-    def _gap(self, conn: _Conn, d: Direction, ts: int, lost: int, out: list[HttpEvent]) -> None:
+    def _gap(self, conn: ConnState, d: Direction, ts: int, lost: int, out: list[HttpEvent]) -> None:
         self._stats["gaps"] += 1
         self._stats["lost_bytes"] += lost
         if conn.parser is None:
@@ -311,7 +289,13 @@ class ConnectionTracker:
         out += conn.parser.gap(conn.roles[d], ts, lost)
 
     def _data(
-        self, cid: _ConnId, conn: _Conn, d: Direction, ts: int, data: bytes, out: list[HttpEvent]
+        self,
+        cid: _ConnId,
+        conn: ConnState,
+        d: Direction,
+        ts: int,
+        data: bytes,
+        out: list[HttpEvent],
     ) -> None:
         parser = conn.parser
         if parser is None:
@@ -346,7 +330,7 @@ class ConnectionTracker:
                 self._ignore(cid)
 
     def _start(
-        self, cid: _ConnId, conn: _Conn, d: Direction, kind: str, ts: int, out: list[HttpEvent]
+        self, cid: _ConnId, conn: ConnState, d: Direction, kind: str, ts: int, out: list[HttpEvent]
     ) -> ConnectionParser | None:
         """Build the parser ``kind`` calls for, or give up on the connection."""
         key = conn.key
@@ -363,7 +347,7 @@ class ConnectionTracker:
         conn.roles = (Role.RESPONSE, Role.REQUEST) if swap else (Role.REQUEST, Role.RESPONSE)
         if kind in (H2, H2_MID):
             try:
-                from lumen_sniff.protocol.http2.parser import Http2Parser
+                make_h2 = self._http2_parser or _real_http2_parser()
             except ImportError:
                 held = sum(len(b) for _, _, b in conn.probe)
                 out.append(
@@ -373,7 +357,7 @@ class ConnectionTracker:
                 )
                 self._ignore(cid)
                 return None
-            parser: ConnectionParser = Http2Parser(
+            parser: ConnectionParser = make_h2(
                 key, conn.process, conn.peer, mid_stream=kind == H2_MID
             )
         else:

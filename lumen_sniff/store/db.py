@@ -253,33 +253,8 @@ class Store:
         await self._wconn.close()
 
 
-async def open_store(
-    path: Path | str,
-    *,
-    retention_days: int = 90,
-    queue_size: int = 100_000,
-    batch_max: int = 1000,
-    batch_wait_s: float = 0.05,
-    retention_interval_s: float = 3600.0,
-) -> Store:
-    """Open (creating or upgrading) the database and start its writer and retention.
-
-    Args:
-        path: Database file; its directory is created 0700 if missing.
-        retention_days: Days of events kept; 0 keeps everything.
-        queue_size: Events that may wait for the writer before drops start.
-        batch_max: Most events per transaction.
-        batch_wait_s: Longest wait for a batch to fill.
-        retention_interval_s: Time between retention passes.
-
-    Returns:
-        The open store. Close it with :meth:`Store.close`.
-
-    Raises:
-        StoreError: The file cannot be created or opened, is not a lumen-sniff
-            database, or comes from a newer version.
-    """
-    path = Path(path)
+async def _connect(path: Path) -> tuple[aiosqlite.Connection, aiosqlite.Connection, int]:
+    """Open the writing and the read-only connection, migrating first; count events."""
     wconn: aiosqlite.Connection | None = None
     rconn: aiosqlite.Connection | None = None
     try:
@@ -312,6 +287,37 @@ async def open_store(
         if isinstance(exc, sqlite3.Error | OSError):
             raise StoreError(f"cannot open database {path}: {exc}") from exc
         raise
+    return wconn, rconn, int(row[0]) if row else 0
+
+
+async def open_store(
+    path: Path | str,
+    *,
+    retention_days: int = 90,
+    queue_size: int = 100_000,
+    batch_max: int = 1000,
+    batch_wait_s: float = 0.05,
+    retention_interval_s: float = 3600.0,
+) -> Store:
+    """Open (creating or upgrading) the database and start its writer and retention.
+
+    Args:
+        path: Database file; its directory is created 0700 if missing.
+        retention_days: Days of events kept; 0 keeps everything.
+        queue_size: Events that may wait for the writer before drops start.
+        batch_max: Most events per transaction.
+        batch_wait_s: Longest wait for a batch to fill.
+        retention_interval_s: Time between retention passes.
+
+    Returns:
+        The open store. Close it with :meth:`Store.close`.
+
+    Raises:
+        StoreError: The file cannot be created or opened, is not a lumen-sniff
+            database, or comes from a newer version.
+    """
+    path = Path(path)
+    wconn, rconn, count = await _connect(path)
     lock = asyncio.Lock()
     writer = Writer(
         wconn, lock, queue_size=queue_size, batch_max=batch_max, batch_wait_s=batch_wait_s
@@ -324,7 +330,7 @@ async def open_store(
         writer,
         lock,
         retention_days=retention_days,
-        event_count=int(row[0]) if row else 0,
+        event_count=count,
     )
     store.start_retention(retention_interval_s)
     return store

@@ -29,7 +29,7 @@ from lumen_sniff.errors import ConfigError
 from lumen_sniff.model import UsageEvent, UsageSource
 from lumen_sniff.serialize import ALL_FIELDS, event_to_dict
 from lumen_sniff.store import Store, open_store
-from tests.unit.test_store import HOUR_NS, MIN_NS, T0, make_event, random_events
+from tests.support.events import HOUR_NS, MIN_NS, T0, make_event, random_events
 
 TOKEN = "s3cret-token-for-tests"
 

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CHILD = r"""
 import asyncio, sys
 from lumen_sniff.store import open_store
-from tests.unit.test_store import T0, make_event
+from tests.support.events import T0, make_event
 
 async def main(path, start):
     store = await open_store(path, retention_days=0, batch_max=500, batch_wait_s=0.002)

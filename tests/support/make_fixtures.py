@@ -170,15 +170,19 @@ def record_all(out_dir: Path, names: list[str] | None = None, *,
     Args:
         out_dir: Directory the ``<scenario>.json`` files go to.
         names: Scenarios to run (all when None).
-        tls_port: Fixed port of the TLS stand-in.
-        plain_port: Fixed port of the plaintext stand-in.
+        tls_port: Port of the TLS stand-in (0: any free one).
+        plain_port: Port of the plaintext stand-in (0: any free one).
 
     Returns:
         The fixture files written.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    with _ports_lock(), tempfile.TemporaryDirectory(prefix="standin-rec-") as tmp:
+    fixed = bool(tls_port or plain_port)
+    with (
+        _ports_lock() if fixed else contextlib.nullcontext(),
+        tempfile.TemporaryDirectory(prefix="standin-rec-") as tmp,
+    ):
         root = Path(tmp)
         with _server(True, tls_port, root / "tls", root / "ca") as tls_info, \
                 _server(False, plain_port, root / "plain", root / "ca") as plain_info:

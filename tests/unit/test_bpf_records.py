@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -13,10 +14,19 @@ import pytest
 
 from lumen_sniff.capture.bpf.conns import OpenConns
 from lumen_sniff.capture.bpf.discovery import Discovery, Rescans, parse_maps
-from lumen_sniff.capture.bpf.elf import elf_facts
+from lumen_sniff.capture.bpf.elf import ElfFacts, elf_facts
 from lumen_sniff.capture.bpf.libraries import TLS_SYMBOLS
+from lumen_sniff.capture.bpf.libraries.openssl import OPENSSL
 from lumen_sniff.capture.bpf.procinfo import ProcCache, container_id, systemd_unit
 from lumen_sniff.capture.bpf.ringrecords import HEADER_SIZE, Kind, RecordHeader, decode, to_chunk
+from lumen_sniff.capture.bpf.tlslib import (
+    ArgConvention,
+    AttachPoint,
+    Probe,
+    ProbeKind,
+    TlsLibrary,
+    by_symbol,
+)
 from lumen_sniff.model import ConnKey, Direction, ProcessInfo
 from tests.conftest import require_or_skip
 
@@ -246,11 +256,66 @@ def test_discovery_hooks_each_file_once_and_skips_go(
     assert by_path[str(elves["lib"])].pids == {10, 11}
     assert by_path[str(elves["go"])].skipped == "go"
     assert by_path[str(elves["importer"])].skipped == "no_tls_symbols"
-    assert first[str(elves["lib"])].library == "openssl"
+    assert first[str(elves["lib"])].library is OPENSSL
     assert discovery.scan_pid(10) == []  # already judged
     assert discovery.scan_pid(999) == []  # no such process
     discovery.forget_pid(10)
     assert by_path[str(elves["lib"])].pids == {11}
+
+
+def _go_like_judge(library: TlsLibrary, facts: ElfFacts) -> str:
+    return "" if facts.is_go and facts.address("SSL_write") is not None else "not_go"
+
+
+def _by_address(library: TlsLibrary, path: str, facts: ElfFacts) -> tuple[AttachPoint, ...]:
+    # What a Go or stripped-BoringSSL row does: attach at addresses it found
+    # (here the symbol's own, plus made-up RET offsets), never a uretprobe.
+    entry = facts.address("SSL_write")
+    assert entry is not None
+    return tuple(
+        AttachPoint(path=path, sym="", addr=entry + offset, fn_name=fn, ret=False, label=label)
+        for offset, fn, label in (
+            (0, "lumen_enter_ssl_write", "SSL_write"),
+            (7, "lumen_leave_ssl_write", "SSL_write:rets"),
+        )
+    )
+
+
+_GO_LIKE = TlsLibrary(
+    name="go-like",
+    file_names=re.compile(r"$^"),
+    system_libraries=(),
+    system_executables=(),
+    symbols=("SSL_write",),
+    required=(("SSL_write",),),
+    probes=(
+        Probe(sym="SSL_write", fn_name="lumen_enter_ssl_write", kind=ProbeKind.ENTRY),
+        Probe(sym="SSL_write", fn_name="lumen_leave_ssl_write", kind=ProbeKind.RET_OFFSETS),
+    ),
+    close="SSL_write",
+    args=ArgConvention.GO_REGABI,
+    judge=_go_like_judge,
+    locate=_by_address,
+)
+
+
+def test_a_row_can_claim_files_and_attach_by_address(
+    tmp_path: Path, elves: dict[str, Path]
+) -> None:
+    _fake_proc(tmp_path, 13, elves["go"], [elves["lib"]])
+    discovery = Discovery(proc=tmp_path / "proc", libraries=(_GO_LIKE, OPENSSL))
+    found = {t.path: t for t in discovery.scan_pid(13)}
+    go, lib = found[str(elves["go"])], found[str(elves["lib"])]
+    assert go.library is _GO_LIKE and lib.library is OPENSSL
+    assert go.facts is not None and lib.facts is not None
+    points = _GO_LIKE.locate(_GO_LIKE, go.path, go.facts)
+    entry = go.facts.address("SSL_write")
+    assert [(p.sym, p.addr, p.ret) for p in points] == [("", entry, False), ("", entry + 7, False)]
+    # The default locator attaches by symbol, entry and return, where defined.
+    labels = [p.label for p in by_symbol(OPENSSL, lib.path, lib.facts)]
+    assert labels == [
+        "SSL_write", "SSL_write:ret", "SSL_read", "SSL_read:ret", "SSL_free"
+    ]  # fmt: skip
 
 
 def test_rescans_come_due_in_order_and_collapse() -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from lumen_sniff.model import Chunk, IgnoreConnection, PipelineOutput, UsageEvent, UsageSource
 from lumen_sniff.pipeline import Pipeline, PipelineSettings
+from tests.support.chunks import split_chunks
 from tests.support.fixtures import EXCHANGES_DIR, load_exchange
 
 FIXTURES = sorted(EXCHANGES_DIR.glob("*.json"))
@@ -51,8 +52,6 @@ def test_recorded_exchange_gives_the_client_reported_usage(path: Path) -> None:
 
 @pytest.mark.parametrize("path", FIXTURES, ids=[p.stem for p in FIXTURES])
 def test_recorded_exchange_is_split_invariant(path: Path) -> None:
-    from tests.unit.test_pipeline_golden import split_chunks
-
     chunks, _ = load_exchange(path)
 
     def run(feed: list[Chunk]) -> list[PipelineOutput]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import hmac
-import itertools
 import json
 import random
 import zlib
@@ -35,6 +34,7 @@ from lumen_sniff.model import (
     UsageSource,
 )
 from lumen_sniff.pipeline import Pipeline, PipelineSettings
+from tests.support.chunks import split_chunks
 from tests.support.wire import WIRE_DIR
 
 WIRE = WIRE_DIR
@@ -446,25 +446,6 @@ def exchange_chunks(case: Case, *, closed: bool = False) -> list[Chunk]:
         last = chunks[-1]
         chunks.append(replace(last, offset=offsets[Direction.INGRESS], data=b"", closed=True))
     return chunks
-
-
-def split_chunks(chunks: list[Chunk], cuts: random.Random | None) -> list[Chunk]:
-    """Each chunk cut one byte per Chunk (``cuts`` None) or at random places."""
-    out = []
-    for chunk in chunks:
-        data = chunk.data
-        if not data:
-            out.append(chunk)
-            continue
-        if cuts is None:
-            bounds = list(range(len(data) + 1))
-        else:
-            inner = sorted(cuts.sample(range(1, len(data)), min(len(data) - 1, cuts.randint(0, 8))))
-            bounds = [0, *inner, len(data)]
-        for a, b in itertools.pairwise(bounds):
-            out.append(replace(chunk, offset=chunk.offset + a, data=data[a:b],
-                               closed=chunk.closed and b == len(data)))
-    return out
 
 
 def run(chunks: list[Chunk], settings: PipelineSettings | None = None) -> list[PipelineOutput]:

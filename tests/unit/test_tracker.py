@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import random
-import sys
-import types
 from typing import Any, ClassVar
 
 import pytest
@@ -27,7 +25,8 @@ from lumen_sniff.model import (
 )
 from lumen_sniff.protocol.http1.parser import MAX_HEAD_BYTES
 from lumen_sniff.protocol.tracker import H2_PREFACE, PROBE_LIMIT_BYTES, ConnectionTracker
-from tests.unit.test_http1 import merge, request_samples, wire_response
+from tests.support.httpevents import merge
+from tests.support.wire import request_samples, wire_response
 
 OUT, IN = Direction.EGRESS, Direction.INGRESS
 K1 = ConnKey(source="bpf", pid=100, handle=0xA)
@@ -244,19 +243,20 @@ class _FakeH2:
 
 
 @pytest.fixture
-def fake_h2(monkeypatch: pytest.MonkeyPatch) -> type[_FakeH2]:
-    mod = types.ModuleType("lumen_sniff.protocol.http2.parser")
-    mod.Http2Parser = _FakeH2  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "lumen_sniff.protocol.http2.parser", mod)
+def fake_h2() -> type[_FakeH2]:
     _FakeH2.made = []
     return _FakeH2
+
+
+def _h2_feeder() -> Feeder:
+    return Feeder(ConnectionTracker(http2_parser=_FakeH2))
 
 
 SETTINGS_FRAME = b"\x00\x00\x06\x04\x00\x00\x00\x00\x00" + b"\x00\x03\x00\x00\x00\x64"
 
 
 def test_preface_routes_to_http2(fake_h2: type[_FakeH2]) -> None:
-    f = Feeder()
+    f = _h2_feeder()
     f.send(K1, OUT, 1, H2_PREFACE[:10])
     assert fake_h2.made == []
     f.send(K1, OUT, 1, H2_PREFACE[10:] + SETTINGS_FRAME)
@@ -272,7 +272,7 @@ def test_preface_routes_to_http2(fake_h2: type[_FakeH2]) -> None:
 
 
 def test_preface_on_ingress_is_a_server(fake_h2: type[_FakeH2]) -> None:
-    f = Feeder()
+    f = _h2_feeder()
     f.send(K1, IN, 1, H2_PREFACE)
     f.send(K1, OUT, 2, SETTINGS_FRAME)
     assert f.t.is_server_side(K1)
@@ -291,7 +291,7 @@ def test_preface_on_ingress_is_a_server(fake_h2: type[_FakeH2]) -> None:
 def test_plausible_frame_header_routes_to_http2_mid_stream(
     fake_h2: type[_FakeH2], frame: bytes
 ) -> None:
-    f = Feeder()
+    f = _h2_feeder()
     f.send(K1, IN, 1, frame)
     assert [m["mid_stream"] for m in fake_h2.made] == [True]
 
@@ -306,7 +306,7 @@ def test_plausible_frame_header_routes_to_http2_mid_stream(
     ],
 )
 def test_binary_that_is_not_http2_is_not_http(fake_h2: type[_FakeH2], blob: bytes) -> None:
-    f = Feeder()
+    f = _h2_feeder()
     events = f.send(K1, OUT, 1, blob)
     assert events == [
         Desync(conn=K1, stream=None, ts_ns=1, reason="not_http", lost_bytes=len(blob))

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lumen_sniff.capture.bpf.elf import ElfFacts, elf_facts
-from lumen_sniff.capture.bpf.libraries import TLS_LIBRARIES, TLS_SYMBOLS
-from lumen_sniff.capture.bpf.tlslib import NO_TLS_SYMBOLS
+from lumen_sniff.capture.bpf.libraries import TLS_LIBRARIES
+from lumen_sniff.capture.bpf.tlslib import NO_TLS_SYMBOLS, TlsLibrary
 
 __all__ = ["Discovery", "Mapping", "Rescans", "Target", "parse_maps"]
 
@@ -80,8 +80,8 @@ class Target:
     """"library" or "executable"."""
     symbols: tuple[str, ...]
     """TLS functions it defines (of any row's)."""
-    library: str = ""
-    """Name of the TLS library row that hooks it; empty when skipped."""
+    library: TlsLibrary | None = None
+    """The TLS library row that hooks it; None when skipped."""
     facts: ElfFacts | None = None
     """What its ELF file says (None when unreadable)."""
     pids: set[int] = field(default_factory=set)
@@ -98,35 +98,39 @@ def _dev_matches(dev: str, st_dev: int) -> bool:
         return False
 
 
-def _judge_file(path: str, key: tuple[str, int], kind: str) -> Target:
-    facts = elf_facts(path, TLS_SYMBOLS)
+def _judge_file(
+    path: str, key: tuple[str, int], kind: str, libraries: tuple[TlsLibrary, ...]
+) -> Target:
+    wanted = tuple(dict.fromkeys(s for library in libraries for s in library.symbols))
+    facts = elf_facts(path, wanted)
     if facts is None:
         return Target(path=path, key=key, kind=kind, symbols=(), skipped="unreadable")
     reasons = []
-    for library in TLS_LIBRARIES:
+    for library in libraries:
         reason = library.judge(library, facts)
         if not reason:
             return Target(
-                path=path, key=key, kind=kind, symbols=facts.symbols, library=library.name,
-                facts=facts,
-            )  # fmt: skip
+                path=path, key=key, kind=kind, symbols=facts.symbols, library=library, facts=facts
+            )
         reasons.append(reason)
     # The most telling reason: one that is not merely "no symbols of mine".
     skipped = next((r for r in reasons if r != NO_TLS_SYMBOLS), NO_TLS_SYMBOLS)
-    return Target(
-        path=path, key=key, kind=kind, symbols=facts.symbols, facts=facts, skipped=skipped
-    )
-
-
-def _worth_a_look(path: str) -> bool:
-    return any(library.file_names.search(path) for library in TLS_LIBRARIES)
+    symbols = facts.symbols
+    return Target(path=path, key=key, kind=kind, symbols=symbols, facts=facts, skipped=skipped)
 
 
 class Discovery:
     """Finds hookable files through /proc and remembers every file it has judged."""
 
-    def __init__(self, *, proc: Path = Path("/proc"), exclude_pids: tuple[int, ...] = ()) -> None:
+    def __init__(
+        self,
+        *,
+        proc: Path = Path("/proc"),
+        exclude_pids: tuple[int, ...] = (),
+        libraries: tuple[TlsLibrary, ...] = TLS_LIBRARIES,
+    ) -> None:
         self._proc = proc
+        self._libraries = libraries
         self._exclude = set(exclude_pids)
         self.files: dict[tuple[str, int], Target] = {}
         """Every file judged, hooked or not, by (device, inode) as stat() gives them."""
@@ -163,7 +167,7 @@ class Discovery:
             if pid:
                 known.pids.add(pid)
             return None
-        target = _judge_file(self._attach_path(pid, mapping), key, kind)
+        target = _judge_file(self._attach_path(pid, mapping), key, kind, self._libraries)
         if pid:
             target.pids.add(pid)
         self.files[key] = target
@@ -194,7 +198,7 @@ class Discovery:
                 continue
             if mapping.path == exe:
                 kind = "executable"
-            elif _worth_a_look(mapping.path):
+            elif any(lib.file_names.search(mapping.path) for lib in self._libraries):
                 kind = "library"
             else:
                 continue
@@ -225,7 +229,7 @@ class Discovery:
         new: list[Target] = []
         paths = [
             (path, kind)
-            for library in TLS_LIBRARIES
+            for library in self._libraries
             for kind, globs in (
                 ("library", library.system_libraries),
                 ("executable", library.system_executables),

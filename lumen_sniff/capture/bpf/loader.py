@@ -32,7 +32,6 @@ from typing import Any
 from lumen_sniff.capture.bpf.btf import member_offsets_bytes
 from lumen_sniff.capture.bpf.conns import OpenConns
 from lumen_sniff.capture.bpf.discovery import Discovery, Rescans, Target
-from lumen_sniff.capture.bpf.libraries import library_named
 from lumen_sniff.capture.bpf.procinfo import ProcCache
 from lumen_sniff.capture.bpf.ringrecords import (
     DROP_REASONS,
@@ -179,9 +178,9 @@ class BpfCapture:
     def _attach(self, target: Target) -> None:
         done: list[str] = []
         try:
-            if target.facts is None:
-                raise ValueError("no ELF facts")
-            library = library_named(target.library)
+            library = target.library
+            if library is None or target.facts is None:
+                raise ValueError("not accepted by any TLS library row")
             for point in library.locate(library, target.path, target.facts):
                 attach = self._bpf.attach_uretprobe if point.ret else self._bpf.attach_uprobe
                 where: dict[str, Any] = (
@@ -376,7 +375,7 @@ class BpfCapture:
                     {
                         "path": target.path,
                         "kind": target.kind,
-                        "library": target.library,
+                        "library": target.library.name if target.library else "",
                         "probes": attached[target.path],
                         "pids": pids,
                         "error": self._attach_errors.get(target.path, ""),

@@ -21,6 +21,7 @@ import ctypes
 import queue
 import threading
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 from lumen_sniff.capture.tcp.reassembler import ReassemblySettings, TcpReassembler
@@ -29,7 +30,7 @@ from lumen_sniff.config import DEFAULT_PCAP_PORTS
 from lumen_sniff.errors import CaptureError
 from lumen_sniff.model import Chunk, ConnKey
 
-__all__ = ["Sniffer", "port_filter"]
+__all__ = ["Sniffer", "SnifferSettings", "port_filter"]
 
 _SNAPLEN = 262_144
 """Whole frames, loopback's 64 KiB ones included (scapy's default cuts them)."""
@@ -40,6 +41,18 @@ _BURST = 4096
 def port_filter(ports: tuple[int, ...] | list[int]) -> str:
     """The capture filter for plaintext LLM servers on ``ports``."""
     return " or ".join(f"tcp port {port}" for port in ports)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SnifferSettings:
+    """What the packet capture listens to."""
+
+    iface: str = "any"
+    """Interface name, or "any" for all (Linux cooked capture)."""
+    ports: tuple[int, ...] = DEFAULT_PCAP_PORTS
+    """Server ports to capture, when ``bpf_filter`` is not given."""
+    bpf_filter: str | None = None
+    """A libpcap filter expression that replaces ``ports``."""
 
 
 class Sniffer:
@@ -87,6 +100,11 @@ class Sniffer:
         self._sniffer: Any = None
         self._socket: Any = None
         self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: SnifferSettings) -> Sniffer:
+        """A sniffer configured by ``settings`` (see :mod:`lumen_sniff.stagesettings`)."""
+        return cls(settings.iface, settings.ports, settings.bpf_filter)
 
     def start(self) -> None:
         """Open the interface, set the filter and start the capture thread.

@@ -11,7 +11,7 @@ from __future__ import annotations
 from lumen_sniff.capture.bpf.libraries.openssl import OPENSSL
 from lumen_sniff.capture.bpf.tlslib import TlsLibrary
 
-__all__ = ["TLS_LIBRARIES", "TLS_SYMBOLS", "library_named"]
+__all__ = ["TLS_LIBRARIES", "TLS_SYMBOLS"]
 
 TLS_LIBRARIES: tuple[TlsLibrary, ...] = (OPENSSL,)
 """Every TLS library the capture hooks, in the order discovery tries them."""
@@ -20,10 +20,3 @@ TLS_SYMBOLS: tuple[str, ...] = tuple(
     dict.fromkeys(s for library in TLS_LIBRARIES for s in library.symbols)
 )
 """Every function any row needs: what discovery looks up in a file's symbol tables."""
-
-_BY_NAME = {library.name: library for library in TLS_LIBRARIES}
-
-
-def library_named(name: str) -> TlsLibrary:
-    """The row called ``name`` (a :attr:`Target.library`)."""
-    return _BY_NAME[name]
