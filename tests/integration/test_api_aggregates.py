@@ -16,12 +16,23 @@ import pytest
 from lumen_sniff.model import UsageEvent
 from lumen_sniff.pricing.prices import Pricer
 from lumen_sniff.pricing.quote import quote
-from tests.integration.test_api import DATA, TOKEN, Served, _iso, served
+from tests.support.apiserver import TOKEN, Served
+from tests.support.events import HOUR_NS, MIN_NS, T0, make_event, random_events
 
-__all__ = ["served"]  # fixture
-from tests.unit.test_store import HOUR_NS, MIN_NS, T0, make_event
+DATA = random_events(1500, seed=42, start_ns=T0, span_ns=40 * HOUR_NS)
 
 LO, HI = T0 + 90 * MIN_NS, T0 + 31 * HOUR_NS + 7 * MIN_NS
+
+
+def _iso(ns: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + "Z"
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    s = Served(tmp_path / "events.db")
+    yield s
+    s.stop()
 
 
 @pytest.fixture(scope="module")

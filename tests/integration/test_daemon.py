@@ -8,26 +8,27 @@ among whatever else the machine is doing.
 
 from __future__ import annotations
 
-import json
 import os
-import signal
 import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.conftest import require_or_skip
-from tests.support.bpfcap import CGROUP_ROOT, REPO, Server, bpf_ready, spawn_server
+from tests.support.bpfcap import REPO, Server, bpf_ready, spawn_server
+from tests.support.daemon import Daemon
+from tests.support.daemon import Scope as _Scope
+from tests.support.daemon import client_result as _client_result
+from tests.support.daemon import run_client as _run_client
+from tests.support.daemon import start_daemon as _start_daemon
+from tests.support.daemon import stop as _stop
 
 pytestmark = [pytest.mark.bpf, pytest.mark.slow]
 
@@ -38,89 +39,6 @@ _TOKENS = (
     "cache_write_tokens",
     "reasoning_tokens",
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Daemon:
-    proc: subprocess.Popen[str]
-    url: str
-    db: Path
-    log: Path
-
-    def api(self, path: str, **params: Any) -> Any:
-        response = httpx.get(self.url + path, params=params, timeout=10)
-        response.raise_for_status()
-        return response.json()
-
-
-def _start_daemon(db: Path, log: Path) -> Daemon:
-    port = _free_port()
-    handle = log.open("a")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "lumen_sniff",
-            "run",
-            "--capture",
-            "bpf",
-            "--db",
-            str(db),
-            "--listen",
-            f"127.0.0.1:{port}",
-            "--config",
-            str(db.parent.parent / "none.toml"),
-        ],
-        stdout=handle,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=REPO,
-    )
-    handle.close()  # the child keeps its own descriptor
-    daemon = Daemon(proc=proc, url=f"http://127.0.0.1:{port}", db=db, log=log)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"daemon exited {proc.returncode}: {log.read_text()[-3000:]}")
-        try:
-            if daemon.api("/api/status")["ready"]:
-                return daemon
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
-    proc.kill()
-    raise AssertionError(f"daemon not ready in 90 s: {log.read_text()[-3000:]}")
-
-
-def _stop(daemon: Daemon) -> int:
-    daemon.proc.send_signal(signal.SIGTERM)
-    return daemon.proc.wait(60)
-
-
-class _Scope:
-    """A cgroup whose processes the daemon labels with unit ``<name>``."""
-
-    def __init__(self) -> None:
-        self.name = f"lumen-e2e-{uuid.uuid4().hex[:10]}.scope"
-        self.path = CGROUP_ROOT / self.name
-        self.path.mkdir()
-
-    def argv(self, *cmd: str) -> list[str]:
-        return ["/bin/sh", "-c", f'echo $$ > {self.path}/cgroup.procs && exec "$@"', "sh", *cmd]
-
-    def remove(self) -> None:
-        for _ in range(100):
-            try:
-                self.path.rmdir()
-                return
-            except OSError:
-                time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
@@ -148,29 +66,6 @@ def daemon(workdir: Path) -> Iterator[Daemon]:
     yield running
     if running.proc.poll() is None:
         _stop(running)
-
-
-def _run_client(standin: Server, scope: _Scope, scenario: str) -> subprocess.Popen[str]:
-    argv = [
-        sys.executable,
-        "-m",
-        "tests.support.clients",
-        scenario,
-        "--base-url",
-        str(standin.info["base_url"]),
-        "--ca",
-        str(standin.info["ca"]),
-    ]
-    return subprocess.Popen(
-        scope.argv(*argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO
-    )
-
-
-def _client_result(proc: subprocess.Popen[str]) -> dict[str, Any]:
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0, err[-2000:]
-    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
-    return result
 
 
 def _events_of(daemon: Daemon, unit: str, want: int, timeout_s: float = 20) -> list[dict[str, Any]]:

@@ -16,10 +16,10 @@ import pytest
 from playwright.sync_api import Browser, expect
 
 from lumen_sniff.serialize import iso_from_ns
-from tests.integration.test_api import TOKEN, Served
+from tests.support.apiserver import TOKEN, Served
 from tests.support.browser import Watched, artifacts_dir, chromium, open_page
 from tests.support.dashdata import fixture_events
-from tests.unit.test_store import make_event
+from tests.support.events import make_event
 
 pytestmark = pytest.mark.slow
 

@@ -8,28 +8,43 @@ may make calls too, so the test finds its own by the cgroup unit.
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, expect
 
-from tests.integration.test_daemon import (
-    Daemon,
-    _client_result,
-    _run_client,
-    _Scope,
-    daemon,
-    standin,
-    workdir,
-)
-from tests.support.bpfcap import Server
+from tests.conftest import require_or_skip
+from tests.support.bpfcap import Server, bpf_ready, spawn_server
 from tests.support.browser import artifacts_dir, chromium, open_page
+from tests.support.daemon import Daemon, Scope, client_result, run_client, start_daemon, stop
 
 pytestmark = [pytest.mark.bpf, pytest.mark.slow]
 
-__all__ = ["daemon", "standin", "workdir"]  # fixtures shared with test_daemon
+
+@pytest.fixture(scope="module")
+def daemon() -> Iterator[Daemon]:
+    ok, why = bpf_ready()
+    require_or_skip(ok, why)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp)
+        (path / "none.toml").write_text("")
+        running = start_daemon(path / "state" / "lumen.db", path / "daemon.log")
+        yield running
+        if running.proc.poll() is None:
+            stop(running)
+
+
+@pytest.fixture(scope="module")
+def standin() -> Iterator[Server]:
+    with (
+        tempfile.TemporaryDirectory() as ca_dir,
+        spawn_server("tests.support.standin", "--tls", "--port", "0", "--ca-dir", ca_dir) as server,
+    ):
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -55,9 +70,9 @@ def test_a_real_sdk_call_appears_in_feed_and_totals_without_reload(
         w.wait_loaded()
         w.page.wait_for_selector("#conn.live")
         before = w.gauge("requests")
-        scope = _Scope()
+        scope = Scope()
         try:
-            client = _client_result(_run_client(standin, scope, "openai_chat"))
+            client = client_result(run_client(standin, scope, "openai_chat"))
             stored = _stored(daemon, scope.name)
         finally:
             scope.remove()

@@ -6,16 +6,16 @@ value, raw events only); all must give exactly the same numbers.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from lumen_sniff.model import UsageEvent
-from lumen_sniff.store import EventFilter, Store
+from lumen_sniff.store import EventFilter, Store, open_store
 from lumen_sniff.store.aggregates import grouped
-from tests.unit.test_store import HOUR_NS, MIN_NS, T0, add, brute_totals, random_events, store
-
-__all__ = ["store"]  # the fixture
+from tests.support.events import HOUR_NS, MIN_NS, T0, brute_totals, random_events
 
 EVENTS = random_events(700, seed=11, start_ns=T0, span_ns=60 * HOUR_NS)
 LO, HI = T0 + 23 * MIN_NS, T0 + 57 * HOUR_NS + 41 * MIN_NS
@@ -29,6 +29,19 @@ FILTERS = {
     "status (raw)": EventFilter(status=429),
     "errors only (raw)": EventFilter(errors_only=True),
 }
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    s = await open_store(tmp_path / "events.db", retention_days=0)
+    yield s
+    await s.close()
+
+
+async def add(store: Store, events: list[UsageEvent]) -> None:
+    for e in events:
+        assert store.writer.submit(e)
+    await store.writer.flush()
 
 
 def _matches(e: UsageEvent, f: EventFilter) -> bool:

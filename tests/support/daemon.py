@@ -1,0 +1,132 @@
+"""The daemon as a subprocess, and clients in their own cgroup, for end-to-end tests.
+
+``lumen-sniff run`` runs with its own database and port. Each client runs in a
+fresh cgroup named ``lumen-e2e-<id>.scope``, which the daemon reports as the
+event's systemd ``unit``: that is how a test finds its own events among
+whatever else the machine is doing.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.support.bpfcap import CGROUP_ROOT, REPO, Server
+
+__all__ = ["Daemon", "Scope", "client_result", "run_client", "start_daemon", "stop"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Daemon:
+    proc: subprocess.Popen[str]
+    url: str
+    db: Path
+    log: Path
+
+    def api(self, path: str, **params: Any) -> Any:
+        response = httpx.get(self.url + path, params=params, timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+
+def start_daemon(db: Path, log: Path) -> Daemon:
+    port = _free_port()
+    handle = log.open("a")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "lumen_sniff",
+            "run",
+            "--capture",
+            "bpf",
+            "--db",
+            str(db),
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--config",
+            str(db.parent.parent / "none.toml"),
+        ],
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=REPO,
+    )
+    handle.close()  # the child keeps its own descriptor
+    daemon = Daemon(proc=proc, url=f"http://127.0.0.1:{port}", db=db, log=log)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"daemon exited {proc.returncode}: {log.read_text()[-3000:]}")
+        try:
+            if daemon.api("/api/status")["ready"]:
+                return daemon
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.25)
+    proc.kill()
+    raise AssertionError(f"daemon not ready in 90 s: {log.read_text()[-3000:]}")
+
+
+def stop(daemon: Daemon) -> int:
+    daemon.proc.send_signal(signal.SIGTERM)
+    return daemon.proc.wait(60)
+
+
+class Scope:
+    """A cgroup whose processes the daemon labels with unit ``<name>``."""
+
+    def __init__(self) -> None:
+        self.name = f"lumen-e2e-{uuid.uuid4().hex[:10]}.scope"
+        self.path = CGROUP_ROOT / self.name
+        self.path.mkdir()
+
+    def argv(self, *cmd: str) -> list[str]:
+        return ["/bin/sh", "-c", f'echo $$ > {self.path}/cgroup.procs && exec "$@"', "sh", *cmd]
+
+    def remove(self) -> None:
+        for _ in range(100):
+            try:
+                self.path.rmdir()
+                return
+            except OSError:
+                time.sleep(0.05)
+
+
+def run_client(standin: Server, scope: Scope, scenario: str) -> subprocess.Popen[str]:
+    argv = [
+        sys.executable,
+        "-m",
+        "tests.support.clients",
+        scenario,
+        "--base-url",
+        str(standin.info["base_url"]),
+        "--ca",
+        str(standin.info["ca"]),
+    ]
+    return subprocess.Popen(
+        scope.argv(*argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO
+    )
+
+
+def client_result(proc: subprocess.Popen[str]) -> dict[str, Any]:
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err[-2000:]
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return result
