@@ -7,15 +7,18 @@ PY      := /usr/bin/python3
 VENV    := .venv
 VPY     := $(VENV)/bin/python
 STAMP   := $(VENV)/.stamp-$(shell cat pyproject.toml | md5sum | cut -c1-12)
-APT_STAMP := /var/lib/lumen-sniff-setup/apt-stamp-v2
+# The stamp names the package list: adding a package makes setup install it.
+APT_STAMP = /var/lib/lumen-sniff-setup/apt-stamp-$(shell echo $(APT_PACKAGES) | md5sum | cut -c1-12)
 KREL    := $(shell uname -r)
 
 # Debian packages: bcc (python3-bpfcc is not on PyPI), kernel headers for bcc,
-# tshark for key-log decryption, the real clients the integration tests drive, and
+# tshark for key-log decryption, and the real clients the integration tests drive
+# (golang-go builds the Go client; gnutls-bin and python3-pycurl drive GnuTLS), and
 # chromium, the real browser the dashboard tests drive (Playwright never downloads one).
 APT_PACKAGES := python3 python3-venv python3-dev python3-bpfcc bpfcc-tools \
 	linux-headers-amd64 tshark python3-seccomp nodejs curl ca-certificates gcc \
-	libpcap0.8 iproute2 procps chromium
+	libpcap0.8 iproute2 procps
+APT_PACKAGES += golang-go gnutls-bin python3-pycurl chromium
 
 WEB_SRC := $(shell find web/src -type f 2>/dev/null)
 
@@ -109,6 +112,7 @@ bench: setup
 	$(VPY) bench/store.py
 	$(VPY) bench/replay.py
 	$(VPY) bench/overhead.py
+	$(VPY) bench/overhead_go.py
 	$(VPY) bench/dashboard.py
 
 # Regenerate every recorded fixture with the real clients against the stand-in.

@@ -316,11 +316,17 @@ int lumen_enter_ssl_read(struct pt_regs *ctx) { return enter(ctx, FN_READ); }
 int lumen_leave_ssl_read(struct pt_regs *ctx) { return leave(ctx, FN_READ); }
 int lumen_enter_ssl_read_ex(struct pt_regs *ctx) { return enter(ctx, FN_READ_EX); }
 int lumen_leave_ssl_read_ex(struct pt_regs *ctx) { return leave(ctx, FN_READ_EX); }
+/* GnuTLS: gnutls_record_send/recv(session, data, size) -> ssize_t, as SSL_write/read. */
+int lumen_enter_gnutls_record_send(struct pt_regs *ctx) { return enter(ctx, FN_WRITE); }
+int lumen_leave_gnutls_record_send(struct pt_regs *ctx) { return leave(ctx, FN_WRITE); }
+int lumen_enter_gnutls_record_recv(struct pt_regs *ctx) { return enter(ctx, FN_READ); }
+int lumen_leave_gnutls_record_recv(struct pt_regs *ctx) { return leave(ctx, FN_READ); }
 
-/* SSL_free: say "closed" for a connection that carried data, release its state.
- * Ignored connections are closed too: the allocator hands the same SSL* to the
- * next connection, and user space must not take that one for the ignored one. */
-int lumen_enter_ssl_free(struct pt_regs *ctx)
+/* SSL_free (and its kin): say "closed" for a connection that carried data,
+ * release its state. Ignored connections are closed too: the allocator hands the
+ * same handle to the next connection, and user space must not take that one for
+ * the ignored one. */
+static __always_inline int close_conn(u64 handle)
 {
 #ifdef LUMEN_EMPTY_PROBES
 	return 0;
@@ -328,7 +334,7 @@ int lumen_enter_ssl_free(struct pt_regs *ctx)
 	u64 id = bpf_get_current_pid_tgid();
 	struct lumen_conn conn = {};
 	conn.pid = id >> 32;
-	conn.ssl = PT_REGS_PARM1(ctx);
+	conn.ssl = handle;
 	lumen_ignored.delete(&conn);
 	struct lumen_offsets *o = lumen_offsets.lookup(&conn);
 	if (!o)
@@ -342,6 +348,93 @@ int lumen_enter_ssl_free(struct pt_regs *ctx)
 		count_drop(LUMEN_DROP_RINGBUF_FULL, 0);
 	return 0;
 }
+
+int lumen_enter_ssl_free(struct pt_regs *ctx) { return close_conn(PT_REGS_PARM1(ctx)); }
+int lumen_enter_gnutls_deinit(struct pt_regs *ctx) { return close_conn(PT_REGS_PARM1(ctx)); }
+
+/* Go crypto/tls.
+ *
+ * Strategy:
+ *  - (*Conn).Write and (*Conn).Read get a uprobe at entry and one at every RET
+ *    (lumen_sniff/capture/golang/locate.py finds and checks them). Never a
+ *    uretprobe: it rewrites the return address on the goroutine's stack, and Go
+ *    moves stacks, which then crashes the program.
+ *  - Go >= 1.17 register ABI (ABIInternal, amd64): receiver in RAX, the slice's
+ *    pointer and length in RBX and RCX; at return, n in RAX (err in RBX/RCX).
+ *    R14 always holds the running goroutine's g.
+ *  - A goroutine that blocks inside Read may resume on another thread, so the
+ *    call in flight is keyed by (tgid, g, direction), not by thread. An entry
+ *    overwrites its slot: crypto/tls never nests Write or Read within itself, and
+ *    the morestack path re-enters the function from its first byte with the same
+ *    arguments.
+ *  - Connections are keyed by (tgid, *tls.Conn): Go's heap does not move objects.
+ *    (*Conn).Close ends the connection like SSL_free.
+ */
+
+struct lumen_go_slot {
+	u64 g;    /* the goroutine (R14) */
+	u32 pid;  /* tgid */
+	u32 dir;  /* LUMEN_DIR_* */
+};
+
+/* Goroutines, not threads: a Go server keeps one goroutine blocked in Read per
+ * connection, so this is sized for connections. An evicted slot loses that call. */
+#ifndef LUMEN_MAX_GOROUTINES
+#define LUMEN_MAX_GOROUTINES 65536
+#endif
+BPF_TABLE("lru_hash", struct lumen_go_slot, struct lumen_call, lumen_go_calls, LUMEN_MAX_GOROUTINES);
+
+static __always_inline int go_enter(struct pt_regs *ctx, u32 fn)
+{
+#ifdef LUMEN_EMPTY_PROBES
+	return 0;
+#endif
+	u64 id = bpf_get_current_pid_tgid();
+	struct lumen_conn conn = {};
+	conn.pid = id >> 32;
+	conn.ssl = ctx->ax;
+	if (lumen_ignored.lookup(&conn))
+		return 0;
+	if (lumen_skip.lookup(&conn.pid))
+		return 0;
+	struct lumen_call call = {};
+	call.ssl = conn.ssl;
+	call.buf = ctx->bx;
+	call.fn = fn;
+	struct lumen_go_slot slot = {};
+	slot.g = ctx->r14;
+	slot.pid = conn.pid;
+	slot.dir = fn_dir(fn);
+	lumen_go_calls.update(&slot, &call);
+	return 0;
+}
+
+static __always_inline int go_leave(struct pt_regs *ctx, u32 fn)
+{
+#ifdef LUMEN_EMPTY_PROBES
+	return 0;
+#endif
+	u64 id = bpf_get_current_pid_tgid();
+	struct lumen_go_slot key = {};
+	key.g = ctx->r14;
+	key.pid = id >> 32;
+	key.dir = fn_dir(fn);
+	struct lumen_call *slot = lumen_go_calls.lookup(&key);
+	if (!slot)
+		return 0;
+	struct lumen_call c = *slot;
+	lumen_go_calls.delete(&key);
+	long n = (long)ctx->ax;
+	if (n <= 0)
+		return 0;
+	return emit_data(&c, key.dir, (u64)n, id);
+}
+
+int lumen_go_enter_write(struct pt_regs *ctx) { return go_enter(ctx, FN_WRITE); }
+int lumen_go_ret_write(struct pt_regs *ctx) { return go_leave(ctx, FN_WRITE); }
+int lumen_go_enter_read(struct pt_regs *ctx) { return go_enter(ctx, FN_READ); }
+int lumen_go_ret_read(struct pt_regs *ctx) { return go_leave(ctx, FN_READ); }
+int lumen_go_enter_close(struct pt_regs *ctx) { return close_conn(ctx->ax); }
 
 static __always_inline void emit_process(u8 kind, u64 flags)
 {

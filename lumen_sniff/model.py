@@ -17,6 +17,7 @@ from decimal import Decimal
 from types import MappingProxyType
 
 __all__ = [
+    "USAGE_FLAGS",
     "BodyData",
     "Chunk",
     "ConnClosed",
@@ -237,6 +238,13 @@ HttpEvent = RequestHead | ResponseHead | BodyData | MessageEnd | Desync | ConnCl
 
 # ------------------------------------------------------------------ usage and events
 
+USAGE_FLAGS: dict[str, str] = {
+    "reasoning_exceeds_output": "reasoning tokens > output tokens (reasoning is a subset)",
+    "cache_exceeds_input": "cache reads + cache writes > input tokens (both are subsets)",
+}
+"""Names of the self-contradictions a reported usage can carry, and what they mean."""
+
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Usage:
@@ -260,6 +268,9 @@ class Usage:
     """Reported by the API, estimated, or none."""
     provider_cost_usd: Decimal | None = None
     """Cost the provider itself reported (OpenRouter ``usage.cost``)."""
+    flags: tuple[str, ...] = ()
+    """Ways the reported counts contradict themselves (see :data:`USAGE_FLAGS`);
+    the counts are kept as reported, never "fixed"."""
 
 
 _PUBLIC = MappingProxyType({"shown": "public"})
@@ -337,6 +348,9 @@ class UsageEvent:
     """Container id of the caller."""
     unit: str | None = field(default=None, metadata=_EXTRA)
     """systemd unit of the caller."""
+    usage_flags: tuple[str, ...] = field(default=(), metadata=_EXTRA)
+    """Ways the reported usage contradicts itself (:data:`USAGE_FLAGS`), sorted;
+    the counts are as reported."""
     extra: dict[str, str] = field(metadata=_HIDDEN, default_factory=dict)
     """Small string facts kept for diagnosis (never prompt or completion text)."""
 

@@ -55,6 +55,8 @@ def event_to_dict(event: UsageEvent) -> dict[str, object]:
             value = float(value)
         elif isinstance(value, UsageSource):
             value = value.value
+        elif isinstance(value, tuple):
+            value = list(value)
         out[name] = value
     return out
 
@@ -82,6 +84,9 @@ def event_from_dict(data: dict[str, object], *, started_ns: int | None = None) -
         if value is not None:
             kwargs[name] = Decimal(str(value))
     kwargs["usage_source"] = UsageSource(str(kwargs["usage_source"]))
+    flags = kwargs.get("usage_flags")
+    if isinstance(flags, list | tuple):
+        kwargs["usage_flags"] = tuple(str(f) for f in flags)
     if started_ns is None:
         started_ns = _ns_from_iso(str(kwargs["started_at"]))
     kwargs["started_ns"] = started_ns
@@ -110,6 +115,8 @@ def event_to_csv_row(event: UsageEvent) -> list[str]:
             row.append(value.value)
         elif isinstance(value, Decimal):
             row.append(format(value, "f"))
+        elif isinstance(value, tuple):
+            row.append(",".join(value))
         else:
             row.append(str(value))
     return row

@@ -107,6 +107,7 @@ class EventBuilder:
             error_type=extraction.error_type,
             price_source=price_source,
             provider_cost_usd=usage.provider_cost_usd,
+            usage_flags=usage.flags,
             extra={} if complete else {"end": reason or "incomplete"},
             **_caller(head.process),
         )
@@ -117,6 +118,8 @@ class EventBuilder:
         """(cost, price source); unknown usage is an unknown cost, never 0."""
         if usage.source is UsageSource.NONE and status < 400:
             return None, None
+        if "cache_exceeds_input" in usage.flags:
+            return None, None  # no uncached input count to price: unknown, not a guess
         priced = self._pricer.price(provider, model, usage, started_ns)
         return priced.cost_usd, priced.source
 

@@ -3,8 +3,10 @@
 The pipeline judges a connection by its first request: if neither the host (a
 built-in or configured LLM host, see :mod:`lumen_sniff.providers.hosts`) nor
 the path looks like an LLM API, the connection is ignored and capture stops
-copying it. The path test is generous on purpose: ignoring a real LLM
-connection loses events, while keeping a stray one only costs CPU.
+copying it. The path prefixes and parts come from the API family rows
+(:mod:`lumen_sniff.providers.table`). The path test is generous on purpose:
+ignoring a real LLM connection loses events, while keeping a stray one only
+costs CPU.
 """
 
 from __future__ import annotations
@@ -12,36 +14,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from lumen_sniff.providers.hosts import provider_for_host
+from lumen_sniff.providers.table import LLM_PATH_PARTS, LLM_PATH_PREFIXES
 
 __all__ = ["LLM_PATH_PREFIXES", "HostRouter", "host_of"]
-
-LLM_PATH_PREFIXES = (
-    "/v1/",
-    "/v1beta/",
-    "/v1alpha/",
-    "/v1beta1/",
-    "/v2/",
-    "/openai/",
-    "/api/v1/",
-    "/api/openai/",
-    "/api/chat",
-    "/api/generate",
-    "/api/embed",
-    "/chat/completions",
-    "/completions",
-    "/embeddings",
-    "/responses",
-    "/messages",
-    "/models/",
-    "/anthropic/",
-    "/compatible-mode/",
-    "/inference/",
-    "/serving-endpoints/",
-)
-"""Path prefixes of LLM APIs (OpenAI and compatibles, Anthropic, Gemini and
-Vertex, Azure, Ollama, LiteLLM and other relays, Databricks, DashScope)."""
-
-_LLM_PATH_PARTS = ("/chat/completions", "/completions", "/embeddings", "/responses", "/messages")
 
 
 def host_of(authority: str) -> str:
@@ -104,4 +79,4 @@ class HostRouter:
             known = self._known[host] = provider_for_host(host, self.hosts) is not None
         if known:
             return True
-        return path.startswith(LLM_PATH_PREFIXES) or any(part in path for part in _LLM_PATH_PARTS)
+        return path.startswith(LLM_PATH_PREFIXES) or any(part in path for part in LLM_PATH_PARTS)

@@ -2,7 +2,9 @@
 
 ``classify`` recognises an exchange as an LLM API call; ``new_extractor``
 returns the reader of its response body. See :mod:`lumen_sniff.providers.base`
-for the contract and :mod:`lumen_sniff.providers.registry` for the rules.
+for the contract, :mod:`lumen_sniff.providers.family` for the ``ApiFamily`` row
+every family module declares, and :mod:`lumen_sniff.providers.table` for the
+list of rows.
 """
 
 from __future__ import annotations

@@ -5,7 +5,9 @@ Anthropic's wire ``input_tokens`` EXCLUDES prompt-cache tokens, so
     input       = input_tokens + cache_creation_input_tokens + cache_read_input_tokens
     cache_write = cache_creation_input_tokens
     cache_read  = cache_read_input_tokens
-    output      = output_tokens (thinking included; no separate count exists)
+    output      = output_tokens (thinking included)
+    reasoning   = output_tokens_details.thinking_tokens (Claude Sonnet 4.5 and later;
+                  a subset of output_tokens, as genai-prices reads it)
 
 Streams: ``message_start.message.usage`` gives the input side and a placeholder
 ``output_tokens``; each ``message_delta.usage`` is cumulative and overrides
@@ -17,13 +19,15 @@ message_delta and error events are parsed.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from lumen_sniff.providers._json import INVALID, as_int, first_string, parse
-from lumen_sniff.providers.errors import envelope_error_type
+from lumen_sniff.providers.error_shapes import envelope_error_type, json_envelope
+from lumen_sniff.providers.family import ApiFamily, Endpoint, Evidence
 from lumen_sniff.providers.reader import Reader, carries_text, text_chars
 
-__all__ = ["MessagesReader"]
+__all__ = ["FAMILY", "MessagesReader"]
 
 _FIELDS = (
     "input_tokens",
@@ -82,6 +86,9 @@ class MessagesReader(Reader):
         for key in _FIELDS:
             if key in usage:
                 wire[key] = as_int(usage[key])
+        details = usage.get("output_tokens_details")
+        if isinstance(details, dict) and "thinking_tokens" in details:
+            self.t.reasoning = as_int(details["thinking_tokens"])
         t = self.t
         t.cache_write = wire["cache_creation_input_tokens"]
         t.cache_read = wire["cache_read_input_tokens"]
@@ -104,3 +111,38 @@ class MessagesReader(Reader):
         t.out_chars += text_chars(doc.get("content"))
         self._usage(doc.get("usage"), final=True)
         t.ended = True
+
+
+FAMILY = ApiFamily(
+    name="anthropic",
+    provider="anthropic",
+    endpoints=(
+        Endpoint(
+            path=re.compile(
+                r"/publishers/anthropic/models/(?P<model>[^/:]+)"
+                r":(?:(?P<stream>stream)RawPredict|rawPredict)$"
+            ),
+            api="messages",
+            reader=MessagesReader,
+            self_evident=True,
+            foreign_providers=frozenset({"google"}),
+        ),
+        Endpoint(path=re.compile(r"/v1/messages$"), api="messages", reader=MessagesReader),
+        Endpoint(
+            path=re.compile(r"/messages$"),
+            api="messages",
+            reader=MessagesReader,
+            needs_header="anthropic-version",
+        ),
+    ),
+    evidence=Evidence(
+        headers=frozenset({"anthropic-version"}),
+        body_keys=frozenset({"model", "messages", "prompt", "input", "contents"}),
+        body_also="max_tokens",
+    ),
+    error_shape=json_envelope,
+    hosts={"api.anthropic.com": "anthropic"},
+    path_prefixes=("/v1/", "/messages", "/anthropic/"),
+    path_parts=("/messages",),
+)
+"""Anthropic Messages, direct or on Vertex (rawPredict)."""

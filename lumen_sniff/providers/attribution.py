@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from urllib.parse import parse_qsl
 
 from lumen_sniff.model import Headers
@@ -28,7 +28,7 @@ __all__ = [
 
 API_KEY_HEADERS = ("authorization", "x-api-key", "x-goog-api-key", "api-key")
 """Request headers that carry API keys: OpenAI/Anthropic-JS/most (Bearer),
-Anthropic, Google, Azure OpenAI."""
+AWS (SigV4 ``Credential=`` access key id), Anthropic, Google, Azure OpenAI."""
 
 DEFAULT_TENANT_HEADERS = ("x-tenant-id",)
 """Tenant headers used when none are configured."""
@@ -105,14 +105,38 @@ def tenant_of(
     return None
 
 
+def _sigv4_access_key(credentials: str) -> str | None:
+    """The access key id of ``Credential=AKIA…/date/region/service/aws4_request, …``."""
+    for part in credentials.split(","):
+        name, _, value = part.strip().partition("=")
+        if name == "Credential":
+            key = value.partition("/")[0].strip()
+            return key or None
+    return None
+
+
+def _bearer(token: str) -> str | None:
+    return token
+
+
+_AUTH_SCHEMES: dict[str, Callable[[str], str | None]] = {
+    "bearer": _bearer,
+    "aws4-hmac-sha256": _sigv4_access_key,
+}
+"""Authorization schemes whose credentials name a key: scheme → the key. Basic
+and Digest carry passwords, not API keys; the SigV4 signature changes with
+every request, so only its access key id identifies the caller (Bedrock)."""
+
+
 def _raw_key(headers: Headers, query: str) -> str | None:
     for field, value in headers:
         if field in _KEY_HEADERS:
             if field == "authorization":
                 scheme, _, token = value.strip().partition(" ")
-                if scheme.lower() != "bearer":
-                    continue  # Basic/Digest credentials are not API keys
-                value = token
+                reader = _AUTH_SCHEMES.get(scheme.lower())
+                if reader is None:
+                    continue
+                value = reader(token.strip()) or ""
             value = value.strip()
             if value:
                 return value[:_KEY_MAX]

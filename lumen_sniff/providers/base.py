@@ -51,10 +51,12 @@ class Classification:
     """An exchange recognised as an LLM API call."""
 
     provider: str
-    """"openai", "anthropic", "google", "azure", "openrouter", "groq", "ollama", …"""
+    """"openai", "anthropic", "google", "azure", "openrouter", "groq", "ollama",
+    "cohere", "aws" (Bedrock), …: the host's provider, else the family row's."""
     api: str
-    """"chat", "responses", "embeddings", "completions", "messages",
-    "generate_content", "embed_content", "ollama_chat", "ollama_generate", …"""
+    """The endpoint row's API name: "chat", "responses", "responses_compact",
+    "embeddings", "completions", "messages", "generate_content", "embed_content",
+    "ollama_chat", "cohere_chat", "cohere_embed", "converse", "invoke", …"""
     model: str | None
     """Model named by the request (path or body), if any."""
     stream: bool

@@ -5,23 +5,28 @@ Strategy
 The framing is chosen when the first non-blank byte of the body arrives, from
 the Content-Type *and* that byte, because servers mislabel bodies:
 
-============================  ==================  ===============================
-Content-Type                  first byte          framing
-============================  ==================  ===============================
-text/event-stream             ``{`` or ``[``      JSON (Gemini errors on streams)
-text/event-stream             other               SSE
-application/x-ndjson          any                 NDJSON
-anything (stream request)     ``[`` (Gemini)      incremental JSON array
-anything                      ``data:``/``event:``  SSE (a mislabelled stream)
-anything (Ollama stream)      ``{``               NDJSON
-anything else                 any                 JSON document
-============================  ==================  ===============================
+==================================  ==================  ==========================
+Content-Type                        first byte          framing
+==================================  ==================  ==========================
+text/event-stream                   ``{`` or ``[``      JSON (Gemini errors on streams)
+text/event-stream                   other               SSE
+application/vnd.amazon.eventstream  any                 AWS eventstream
+application/x-ndjson                any                 NDJSON
+anything (stream, row: JSON_ARRAY)  ``[``               incremental JSON array
+anything                            ``data:``/``event:``  SSE (a mislabelled stream)
+anything (stream, row: NDJSON)      ``{``               NDJSON
+anything (stream, row: EVENTSTREAM) not ``{``           AWS eventstream
+anything else                       any                 JSON document
+==================================  ==================  ==========================
 
+"row" is the framing the endpoint's row declares for streams
+(:class:`~lumen_sniff.providers.family.Framing`); no provider is named here.
 Responses with status ≥ 400 are always read as a JSON error document (SSE is
-still recognised) and give no usage. A JSON document is buffered up to
-``_JSON_CAP``; past that only its head and tail are kept and the reader
-salvages ``usage`` from them. At ``finish`` the reader's tally becomes the
-Extraction: reported usage when the final usage was read, else an estimate
+still recognised), typed by the family's error shape, and give no usage. A
+JSON document is buffered up to ``_JSON_CAP``; past that only its head and
+tail are kept and the reader salvages ``usage`` from them. At ``finish`` the
+reader's tally becomes the Extraction: reported usage when the final usage was
+read, else an estimate
 (:mod:`lumen_sniff.providers.estimate`) marked ``estimated``.
 """
 
@@ -30,16 +35,18 @@ from __future__ import annotations
 import enum
 
 from lumen_sniff.model import Headers, Usage, UsageSource
+from lumen_sniff.protocol.eventstream import EventMessage, EventStreamParser
 from lumen_sniff.protocol.jsonarray import JsonArraySplitter
 from lumen_sniff.protocol.ndjson import NdjsonParser
 from lumen_sniff.protocol.sse import SseParser
 from lumen_sniff.providers._json import INVALID, parse
 from lumen_sniff.providers.base import Classification, Extraction, RequestInfo
-from lumen_sniff.providers.errors import status_error_type
+from lumen_sniff.providers.error_shapes import status_error_type
 from lumen_sniff.providers.estimate import estimate_input_tokens, estimate_output_tokens
+from lumen_sniff.providers.family import ErrorShape, Framing
 from lumen_sniff.providers.reader import Reader
 
-__all__ = ["BodyExtractor"]
+__all__ = ["BodyExtractor", "usage_flags"]
 
 _JSON_CAP = 8 << 20
 _HEAD_KEEP = 64 << 10
@@ -55,6 +62,7 @@ class _Mode(enum.Enum):
     NDJSON = 2
     ARRAY = 3
     JSON = 4
+    EVENTSTREAM = 5
 
 
 class BodyExtractor:
@@ -67,8 +75,13 @@ class BodyExtractor:
         "_ctype",
         "_done",
         "_error",
+        "_error_shape",
+        "_events",
+        "_framing",
+        "_headers",
         "_mode",
         "_ndjson",
+        "_no_output",
         "_over",
         "_reader",
         "_record",
@@ -87,6 +100,10 @@ class BodyExtractor:
         request: RequestInfo,
         status: int,
         headers: Headers,
+        *,
+        framing: Framing = Framing.SSE,
+        no_output: bool = False,
+        error_shape: ErrorShape | None = None,
     ) -> None:
         """Prepare to read one response.
 
@@ -96,8 +113,16 @@ class BodyExtractor:
             request: The request (used only to estimate input tokens).
             status: HTTP status of the response.
             headers: Response header fields.
+            framing: The endpoint row's framing for streams.
+            no_output: The endpoint bills no output (an estimate stays at 0).
+            error_shape: The family's error shape (error documents → type).
         """
         self._reader = reader
+        self._framing = framing
+        self._no_output = no_output
+        self._error_shape = error_shape
+        self._headers = headers
+        self._events: EventStreamParser | None = None
         self._record = reader.record
         self._classification = classification
         self._request = request
@@ -119,6 +144,10 @@ class BodyExtractor:
         self._result: Extraction | None = None
         self.broken = 0
         """Internal failures swallowed to keep the never-raise promise."""
+        try:
+            reader.head(status, headers)
+        except Exception:  # the contract: an extractor never raises
+            self.broken += 1
 
     # --------------------------------------------------------------- public API
 
@@ -175,6 +204,10 @@ class BodyExtractor:
             assert self._array is not None
             for element in self._array.feed(data):
                 self._reader.record("", element)
+        elif mode is _Mode.EVENTSTREAM:
+            assert self._events is not None
+            for message in self._events.feed(data):
+                self._event_message(message)
         elif mode is _Mode.JSON:
             self._keep(data)
         else:
@@ -191,20 +224,26 @@ class BodyExtractor:
 
     def _decide(self, head: bytes) -> None:
         c = head[:1]
-        cls = self._classification
+        stream = self._classification.stream
+        framing = self._framing
+        ctype = self._ctype
         sse_like = head.startswith((b"data:", b"event:", b"id:", b"retry:", b":"))
         if self._error:
             self._mode = _Mode.SSE if sse_like else _Mode.JSON
-        elif "event-stream" in self._ctype:
+        elif "event-stream" in ctype:
             self._mode = _Mode.JSON if c in (b"{", b"[") else _Mode.SSE
-        elif "ndjson" in self._ctype or "jsonl" in self._ctype:
+        elif "amazon.eventstream" in ctype:
+            self._mode = _Mode.EVENTSTREAM
+        elif "ndjson" in ctype or "jsonl" in ctype:
             self._mode = _Mode.NDJSON
-        elif c == b"[" and cls.api == "generate_content" and cls.stream:
+        elif c == b"[" and framing is Framing.JSON_ARRAY and stream:
             self._mode = _Mode.ARRAY
         elif sse_like:
             self._mode = _Mode.SSE
-        elif c == b"{" and cls.provider == "ollama" and cls.stream and cls.api.startswith("ollama"):
+        elif c == b"{" and framing is Framing.NDJSON and stream:
             self._mode = _Mode.NDJSON
+        elif c not in (b"{", b"[") and framing is Framing.EVENTSTREAM and stream:
+            self._mode = _Mode.EVENTSTREAM
         else:
             self._mode = _Mode.JSON
         if self._mode is _Mode.SSE:
@@ -213,6 +252,21 @@ class BodyExtractor:
             self._ndjson = NdjsonParser()
         elif self._mode is _Mode.ARRAY:
             self._array = JsonArraySplitter()
+        elif self._mode is _Mode.EVENTSTREAM:
+            self._events = EventStreamParser()
+
+    def _event_message(self, message: EventMessage) -> None:
+        """One eventstream message → a reader record named by its event type.
+
+        Exceptions (``:message-type: exception``) reach the reader as events
+        named ``exception:<type>``.
+        """
+        headers = message.headers
+        if headers.get(":message-type", "event") == "exception":
+            name = "exception:" + headers.get(":exception-type", "")
+        else:
+            name = headers.get(":event-type", "")
+        self._reader.record(name, message.payload)
 
     def _keep(self, data: bytes) -> None:
         if not self._over:
@@ -247,6 +301,8 @@ class BodyExtractor:
                 reader.record("", element)
             if self._array.ended and not reader.t.failed:
                 reader.t.ended = True
+        elif self._events is not None:
+            self._events.close()
         elif self._mode is _Mode.JSON:
             self._read_document()
 
@@ -257,6 +313,10 @@ class BodyExtractor:
             return
         body = bytes(self._buf)
         doc = parse(body)
+        if self._error and self._error_shape is not None:
+            # An error document: the family's error shape types it; it bills nothing.
+            reader.t.error_type = self._error_shape(None if doc is INVALID else doc, self._headers)
+            return
         if doc is not INVALID:
             reader.document(doc)
             return
@@ -273,7 +333,7 @@ class BodyExtractor:
 
     def _build(self, complete: bool) -> Extraction:
         t = self._reader.t
-        stream = self._mode in (_Mode.SSE, _Mode.NDJSON, _Mode.ARRAY)
+        stream = self._mode in (_Mode.SSE, _Mode.NDJSON, _Mode.ARRAY, _Mode.EVENTSTREAM)
         failed_quietly = t.error_type is not None and not t.reported and t.deltas == 0
         if self._status >= 300 or failed_quietly:
             error_type = t.error_type
@@ -297,7 +357,7 @@ class BodyExtractor:
             source = UsageSource.ESTIMATED
             t.input = estimate_input_tokens(self._request)
             output = estimate_output_tokens(deltas=t.deltas, chars=t.out_chars)
-            if self._classification.api in _NO_OUTPUT:
+            if self._no_output:
                 output = 0
         usage = Usage(
             input_tokens=t.input,
@@ -307,6 +367,7 @@ class BodyExtractor:
             reasoning_tokens=t.reasoning,
             source=source,
             provider_cost_usd=t.cost_usd,
+            flags=usage_flags(t.input, output, t.cache_read, t.cache_write, t.reasoning),
         )
         return Extraction(
             usage=usage,
@@ -317,4 +378,17 @@ class BodyExtractor:
         )
 
 
-_NO_OUTPUT = frozenset({"embeddings", "embed_content", "ollama_embed"})
+def usage_flags(
+    input_tokens: int, output_tokens: int, cache_read: int, cache_write: int, reasoning: int
+) -> tuple[str, ...]:
+    """The self-contradictions of a usage (``model.USAGE_FLAGS``), sorted; () when none.
+
+    The counts stay as reported: a provider that says reasoning exceeds output
+    is recorded saying so, and the flag lets a reader find such events.
+    """
+    flags: tuple[str, ...] = ()
+    if cache_read + cache_write > input_tokens:
+        flags += ("cache_exceeds_input",)
+    if reasoning > output_tokens:
+        flags += ("reasoning_exceeds_output",)
+    return flags

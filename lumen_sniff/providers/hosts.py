@@ -1,7 +1,9 @@
 """Known LLM API hosts → provider name, and the lookup that config extends.
 
-Provider names are genai-prices provider ids where one exists ("x-ai", not
-"xai"), so the pricing stage can use them as they are. A host listed in the
+The built-in entries come from the ``hosts`` and ``host_patterns`` of the API
+family rows (:mod:`lumen_sniff.providers.table`). Provider names are
+genai-prices provider ids where one exists ("x-ai", not "xai"; "aws" for
+Bedrock), so the pricing stage can use them as they are. A host listed in the
 config (``[providers.hosts]``) wins over the built-in table. Config keys may be
 ``host``, ``host:port`` (the port is ignored: the providers see hosts without
 ports) or ``*.domain`` (any subdomain).
@@ -9,50 +11,24 @@ ports) or ``*.domain`` (any subdomain).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
-__all__ = ["BUILTIN_HOSTS", "BUILTIN_SUFFIXES", "provider_for_host"]
+from lumen_sniff.providers.table import FAMILIES
+
+__all__ = ["BUILTIN_HOSTS", "BUILTIN_PATTERNS", "provider_for_host"]
 
 BUILTIN_HOSTS: Mapping[str, str] = {
-    "api.openai.com": "openai",
-    "api.anthropic.com": "anthropic",
-    "generativelanguage.googleapis.com": "google",
-    "aiplatform.googleapis.com": "google",
-    "openrouter.ai": "openrouter",
-    "api.openrouter.ai": "openrouter",
-    "api.groq.com": "groq",
-    "api.together.xyz": "together",
-    "api.together.ai": "together",
-    "api.deepseek.com": "deepseek",
-    "api.mistral.ai": "mistral",
-    "codestral.mistral.ai": "mistral",
-    "api.x.ai": "x-ai",
-    "api.fireworks.ai": "fireworks",
-    "api.cerebras.ai": "cerebras",
-    "api.perplexity.ai": "perplexity",
-    "api.moonshot.ai": "moonshotai",
-    "api.moonshot.cn": "moonshotai",
-    "api.novita.ai": "novita",
-    "api.z.ai": "zai",
-    "open.bigmodel.cn": "zhipuai",
-    "api.minimax.io": "minimax",
-    "api.minimaxi.com": "minimax",
-    "api.githubcopilot.com": "github-copilot",
-    "inference.baseten.co": "baseten",
-    "api.cohere.com": "cohere",
-    "api.cohere.ai": "cohere",
-    "ollama.com": "ollama",
+    host: provider for family in FAMILIES for host, provider in family.hosts.items()
 }
 """Exact host → provider."""
 
-BUILTIN_SUFFIXES: tuple[tuple[str, str], ...] = (
-    ("-aiplatform.googleapis.com", "google"),  # Vertex AI: {region}-aiplatform…
-    (".openai.azure.com", "azure"),
-    (".cognitiveservices.azure.com", "azure"),
-    (".services.ai.azure.com", "azure"),
-    (".azure-api.net", "azure"),
+BUILTIN_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern), provider)
+    for family in FAMILIES
+    for pattern, provider in family.host_patterns
 )
-"""Host suffix → provider, tried in order after the exact table."""
+"""(whole-host pattern, provider), tried in order after the exact table."""
 
 
 def provider_for_host(host: str, extra: Mapping[str, str] | None = None) -> str | None:
@@ -85,7 +61,7 @@ def provider_for_host(host: str, extra: Mapping[str, str] | None = None) -> str 
     found = BUILTIN_HOSTS.get(host)
     if found:
         return found
-    for suffix, provider in BUILTIN_SUFFIXES:
-        if host.endswith(suffix):
+    for pattern, provider in BUILTIN_PATTERNS:
+        if pattern.fullmatch(host) is not None:
             return provider
     return None

@@ -13,10 +13,11 @@ import re
 from typing import Any
 
 from lumen_sniff.providers._json import INVALID, as_int, dig, first_string, parse
-from lumen_sniff.providers.errors import envelope_error_type
+from lumen_sniff.providers.error_shapes import envelope_error_type, json_envelope
+from lumen_sniff.providers.family import ApiFamily, Endpoint, Evidence, Framing
 from lumen_sniff.providers.reader import Reader, carries_text, text_chars
 
-__all__ = ["OllamaReader"]
+__all__ = ["FAMILY", "OllamaReader"]
 
 _DONE = re.compile(rb'"done"\s*:\s*true')
 _ERROR = re.compile(rb'"error"\s*:')
@@ -68,3 +69,40 @@ class OllamaReader(Reader):
             self.document({"done": True, **{k.decode(): v for k, v in counts.items()}})
         if self.t.model is None:
             self.t.model = first_string(head, b'"model"')
+
+
+FAMILY = ApiFamily(
+    name="ollama",
+    provider="ollama",
+    endpoints=(
+        Endpoint(
+            path=re.compile(r"^/api/chat$"),
+            api="ollama_chat",
+            reader=OllamaReader,
+            framing=Framing.NDJSON,
+            stream_default=True,
+            body_required=True,
+        ),
+        Endpoint(
+            path=re.compile(r"^/api/generate$"),
+            api="ollama_generate",
+            reader=OllamaReader,
+            framing=Framing.NDJSON,
+            stream_default=True,
+            body_required=True,
+        ),
+        Endpoint(
+            path=re.compile(r"^/api/embed(?:dings)?$"),
+            api="ollama_embed",
+            reader=OllamaReader,
+            framing=Framing.NDJSON,
+            no_output=True,
+            body_required=True,
+        ),
+    ),
+    evidence=Evidence(body_keys=frozenset({"model", "messages", "prompt", "input", "contents"})),
+    error_shape=json_envelope,
+    hosts={"ollama.com": "ollama"},
+    path_prefixes=("/api/chat", "/api/generate", "/api/embed"),
+)
+"""Ollama's native API (its /v1 compatibility endpoints are the OpenAI family's)."""

@@ -11,6 +11,11 @@ Together, DeepSeek, Mistral, xAI, vLLM, llama.cpp, Ollama's /v1…):
   whose ``total_tokens`` equals prompt + completion + reasoning (xAI does this)
   counts it outside, so it is added to output.
 * OpenRouter's ``usage.cost`` → ``provider_cost_usd``.
+* An error chunk in a stream (OpenRouter: ``"error": {…}`` with
+  ``finish_reason: "error"``) fails the call, but the usage it carries is what
+  was billed: it is kept as reported, and the event names the error.
+* Counts are kept as reported, never clamped; the extractor flags a usage
+  that contradicts itself (reasoning > output, cache > input).
 * Streams: usage is in the last chunk (``choices: []`` with ``include_usage``;
   Groq nests it in ``x_groq.usage``; llama.cpp puts it on the ``finish_reason``
   chunk, with ``timings`` as a fallback; vLLM's continuous usage repeats it on
@@ -34,10 +39,11 @@ from lumen_sniff.providers._json import (
     has_object,
     parse,
 )
-from lumen_sniff.providers.errors import envelope_error_type
+from lumen_sniff.providers.error_shapes import envelope_error_type, json_envelope
+from lumen_sniff.providers.family import ApiFamily, Endpoint, Evidence
 from lumen_sniff.providers.reader import Reader, Tally, carries_text, text_chars
 
-__all__ = ["ChatReader", "ResponsesReader", "apply_openai_usage"]
+__all__ = ["FAMILY", "ChatReader", "ResponsesReader", "apply_openai_usage"]
 
 _FINISH = re.compile(rb'"finish_reason"\s*:\s*"')
 _USAGE_OBJECT = re.compile(rb'"usage"[ \t\r\n]*:[ \t\r\n]*\{')  # has_object(data, b'"usage"')
@@ -60,11 +66,12 @@ def apply_openai_usage(t: Tally, usage: dict[str, Any]) -> None:
         and total != prompt + completion
     ):
         completion += reasoning
+    # As reported, never clamped: a contradiction is flagged by the extractor.
     t.input = prompt
     t.output = completion
-    t.cache_read = min(cached, prompt)
-    t.cache_write = min(as_int(dig(pdet, "cache_write_tokens")), prompt)
-    t.reasoning = min(reasoning, completion)
+    t.cache_read = cached
+    t.cache_write = as_int(dig(pdet, "cache_write_tokens"))
+    t.reasoning = reasoning
     cost = as_decimal(usage.get("cost"))
     if cost is not None:
         t.cost_usd = cost
@@ -118,11 +125,16 @@ class ChatReader(Reader):
 
     def _chunk(self, doc: dict[str, Any], finished: bool) -> None:
         t = self.t
+        usage = doc.get("usage")
         if isinstance(doc.get("error"), dict):
+            # The call failed mid-stream. An error chunk can still carry the usage
+            # billed so far (OpenRouter): the wire's counts are kept, as final.
             t.error_type = envelope_error_type(doc)
             t.failed = True
+            if isinstance(usage, dict):
+                apply_openai_usage(t, usage)
+                t.final = True
             return
-        usage = doc.get("usage")
         if not isinstance(usage, dict):
             usage = dig(doc, "x_groq", "usage")
         if isinstance(usage, dict):
@@ -235,3 +247,74 @@ def _code(obj: Any) -> str | None:
         if isinstance(value, str) and value:
             return value[:64]
     return None
+
+
+FAMILY = ApiFamily(
+    name="openai",
+    provider="openai",
+    endpoints=(
+        Endpoint(path=re.compile(r"/chat/completions$"), api="chat", reader=ChatReader),
+        Endpoint(
+            path=re.compile(r"/responses/compact$"), api="responses_compact", reader=ResponsesReader
+        ),
+        Endpoint(path=re.compile(r"/responses$"), api="responses", reader=ResponsesReader),
+        Endpoint(
+            path=re.compile(r"/embeddings$"), api="embeddings", reader=ChatReader, no_output=True
+        ),
+        Endpoint(path=re.compile(r"/completions$"), api="completions", reader=ChatReader),
+    ),
+    path_model=re.compile(r"/openai/deployments/(?P<model>[^/]+)/"),
+    evidence=Evidence(
+        path_prefixes=("/v1/",),
+        body_keys=frozenset({"model", "messages", "prompt", "input", "contents"}),
+    ),
+    error_shape=json_envelope,
+    hosts={
+        "api.openai.com": "openai",
+        "openrouter.ai": "openrouter",
+        "api.openrouter.ai": "openrouter",
+        "api.groq.com": "groq",
+        "api.together.xyz": "together",
+        "api.together.ai": "together",
+        "api.deepseek.com": "deepseek",
+        "api.mistral.ai": "mistral",
+        "codestral.mistral.ai": "mistral",
+        "api.x.ai": "x-ai",
+        "api.fireworks.ai": "fireworks",
+        "api.cerebras.ai": "cerebras",
+        "api.perplexity.ai": "perplexity",
+        "api.moonshot.ai": "moonshotai",
+        "api.moonshot.cn": "moonshotai",
+        "api.novita.ai": "novita",
+        "api.z.ai": "zai",
+        "open.bigmodel.cn": "zhipuai",
+        "api.minimax.io": "minimax",
+        "api.minimaxi.com": "minimax",
+        "api.githubcopilot.com": "github-copilot",
+        "inference.baseten.co": "baseten",
+    },
+    host_patterns=(
+        (r".+\.openai\.azure\.com", "azure"),
+        (r".+\.cognitiveservices\.azure\.com", "azure"),
+        (r".+\.services\.ai\.azure\.com", "azure"),
+        (r".+\.azure-api\.net", "azure"),
+    ),
+    path_prefixes=(
+        "/v1/",
+        "/v1beta/",
+        "/v1alpha/",
+        "/v2/",
+        "/openai/",
+        "/api/v1/",
+        "/api/openai/",
+        "/chat/completions",
+        "/completions",
+        "/embeddings",
+        "/responses",
+        "/compatible-mode/",
+        "/inference/",
+        "/serving-endpoints/",
+    ),
+    path_parts=("/chat/completions", "/completions", "/embeddings", "/responses"),
+)
+"""OpenAI and every OpenAI-compatible server; tried last (its paths are the most generic)."""

@@ -13,6 +13,7 @@ import re
 from decimal import Decimal
 from typing import Any
 
+from lumen_sniff.model import Headers
 from lumen_sniff.providers._json import find_object, first_string
 
 __all__ = ["Reader", "Tally"]
@@ -80,6 +81,9 @@ class Reader:
 
     def __init__(self) -> None:
         self.t = Tally()
+
+    def head(self, status: int, headers: Headers) -> None:
+        """The response head, before any body (Bedrock reports usage in headers)."""
 
     def record(self, event: str, data: bytes) -> None:
         """One stream record: SSE event name and data, or ("", line/element)."""

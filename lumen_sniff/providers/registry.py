@@ -2,34 +2,22 @@
 
 Strategy
 --------
-1. **Shape from the path** (and method): only POSTs to usage-bearing endpoints
-   count. ``GET /v1/models``, ``countTokens`` and the like give None.
+``classify`` loops over the family rows (:mod:`lumen_sniff.providers.table`)
+and, in each, over its :class:`~lumen_sniff.providers.family.Endpoint` rows;
+the first endpoint whose path pattern matches, and whose evidence holds,
+classifies the request. Only POSTs count (``GET /v1/models`` gives None).
 
-   ============================================  ===================  ==========
-   path (suffix or pattern)                      api                  family
-   ============================================  ===================  ==========
-   …/models/{m}:generateContent|stream…          generate_content     gemini
-   …/models/{m}:embedContent|batchEmbed…         embed_content        gemini
-   …/publishers/anthropic/models/{m}:rawPredict  messages             anthropic
-   …/v1/messages (or …/messages + anthropic hdr) messages             anthropic
-   …/chat/completions                            chat                 openai
-   …/responses                                   responses            openai
-   …/embeddings                                  embeddings           openai
-   …/completions                                 completions          openai
-   /api/chat, /api/generate, /api/embed[dings]   ollama_*             ollama
-   ============================================  ===================  ==========
-
-2. **Provider from the host**: config ``hosts`` first, then the built-in table
+1. **Provider from the host**: config ``hosts`` first, then the rows' hosts
    (:mod:`lumen_sniff.providers.hosts`). An unknown host (``10.0.0.5``,
-   ``127.0.0.1``) gets the family's name ("openai", "anthropic", "google",
-   "ollama") but must show more evidence: a ``/v1/`` path, the family's
-   headers (``anthropic-version``, ``x-goog-api-key``), or a JSON body with the
-   family's keys.
-3. **Request facts from the body**, parsed once: ``model``, ``stream``, the
+   ``127.0.0.1``) gets the family's provider name but must show the family's
+   :class:`~lumen_sniff.providers.family.Evidence`: a header, a path prefix, or
+   a JSON body with the family's keys.
+2. **Request facts from the body**, parsed once: ``model``, ``stream``, the
    end-user id (OpenAI ``user``/``safety_identifier``, Anthropic
    ``metadata.user_id``). A cut body is searched with bounded regular
-   expressions instead. The model can also come from the path (Gemini, Azure
-   deployments), and ``stream`` from ``:streamGenerateContent``.
+   expressions instead. The model can also come from the path (Gemini,
+   Bedrock, Azure deployments), and ``stream`` from it
+   (``:streamGenerateContent``, ``converse-stream``).
 """
 
 from __future__ import annotations
@@ -38,63 +26,26 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 from lumen_sniff.model import Headers
 from lumen_sniff.providers._json import INVALID, dig, parse
-from lumen_sniff.providers.anthropic import MessagesReader
 from lumen_sniff.providers.base import Classification, RequestInfo, UsageExtractor
 from lumen_sniff.providers.extractor import BodyExtractor
-from lumen_sniff.providers.gemini import GeminiReader
+from lumen_sniff.providers.family import ApiFamily, Endpoint
 from lumen_sniff.providers.hosts import provider_for_host
-from lumen_sniff.providers.ollama import OllamaReader
-from lumen_sniff.providers.openai import ChatReader, ResponsesReader
-from lumen_sniff.providers.reader import Reader
+from lumen_sniff.providers.openai import FAMILY as _FALLBACK
+from lumen_sniff.providers.table import ENDPOINTS, FAMILIES
 
 __all__ = ["classify", "new_extractor"]
-
-_GEMINI = re.compile(
-    r"/(?:tuned)?[mM]odels/([^/:]+):"
-    r"(generateContent|streamGenerateContent|embedContent|batchEmbedContents)$"
-)
-_VERTEX_CLAUDE = re.compile(r"/publishers/anthropic/models/([^/:]+):(rawPredict|streamRawPredict)$")
-_AZURE_DEPLOYMENT = re.compile(r"/openai/deployments/([^/]+)/")
-_OLLAMA_PATHS = {
-    "/api/chat": "ollama_chat",
-    "/api/generate": "ollama_generate",
-    "/api/embed": "ollama_embed",
-    "/api/embeddings": "ollama_embed",
-}
-_OPENAI_SUFFIXES = (
-    ("/chat/completions", "chat"),
-    ("/responses", "responses"),
-    ("/embeddings", "embeddings"),
-    ("/completions", "completions"),
-)
-_FAMILY_DEFAULT = {
-    "openai": "openai",
-    "anthropic": "anthropic",
-    "gemini": "google",
-    "ollama": "ollama",
-}
-_READERS: Mapping[str, type[Reader]] = {
-    "chat": ChatReader,
-    "completions": ChatReader,
-    "embeddings": ChatReader,
-    "responses": ResponsesReader,
-    "messages": MessagesReader,
-    "generate_content": GeminiReader,
-    "embed_content": GeminiReader,
-    "ollama_chat": OllamaReader,
-    "ollama_generate": OllamaReader,
-    "ollama_embed": OllamaReader,
-}
 
 # Bounded fallbacks for a cut body: top-level keys cannot be told from nested
 # ones without parsing, so these are best effort (and only used when cut).
 _RE_MODEL = re.compile(rb'"model"\s*:\s*"([^"\\]{1,256})"')
 _RE_STREAM = re.compile(rb'"stream"\s*:\s*(true|false)')
 _RE_USER = re.compile(rb'"(?:user|safety_identifier|user_id)"\s*:\s*"([^"\\]{1,256})"')
-_RE_KEYS = re.compile(rb'"(?:model|messages|prompt|input|contents)"\s*:')
+_RE_KEY = re.compile(rb'"([A-Za-z_]{1,40})"\s*:')
+_MAX_CUT_KEYS = 256
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -104,10 +55,11 @@ class _Body:
     model: str | None = None
     stream: bool | None = None
     tenant: str | None = None
-    evidence: bool = False
-    """The body looks like an LLM request (JSON with model/messages/… keys)."""
-    max_tokens: bool = False
-    """The body names ``max_tokens`` (Anthropic requires it)."""
+    keys: frozenset[str] = frozenset()
+    """Keys of the JSON object body (top level when parsed; any level when cut)."""
+
+
+_NO_BODY = _Body()
 
 
 def classify(request: RequestInfo, hosts: Mapping[str, str] | None = None) -> Classification | None:
@@ -122,81 +74,20 @@ def classify(request: RequestInfo, hosts: Mapping[str, str] | None = None) -> Cl
     """
     if request.method != "POST":
         return None
-    path = request.path
-    known = provider_for_host(request.host, hosts)
-    headers = _header_names(request.headers)
-
-    m = _GEMINI.search(path)
-    if m is not None:
-        api = "embed_content" if "mbed" in m.group(2) else "generate_content"
-        if known is None and not (path.startswith("/v1") or "x-goog-api-key" in headers):
-            return None
-        body = _read_body(request)
-        stream = m.group(2) == "streamGenerateContent"
-        return Classification(
-            provider=known or "google",
-            api=api,
-            model=m.group(1),
-            stream=stream,
-            body_tenant=body.tenant,
-        )
-
-    m = _VERTEX_CLAUDE.search(path)
-    if m is not None:
-        body = _read_body(request)
-        return Classification(
-            provider=known if known is not None and known != "google" else "anthropic",
-            api="messages",
-            model=body.model or m.group(1),
-            stream=m.group(2) == "streamRawPredict" or bool(body.stream),
-            body_tenant=body.tenant,
-        )
-
-    if path.endswith("/messages") and (
-        path.endswith("/v1/messages") or "anthropic-version" in headers
-    ):
-        body = _read_body(request)
-        if known is None and not (
-            "anthropic-version" in headers or (body.evidence and body.max_tokens)
+    candidates = _PATH_MATCHES.get(request.path)
+    if candidates is None:
+        candidates = _match_path(request.path)
+    for family, endpoint, groups in candidates:
+        if endpoint.needs_header is not None and not _has_header(
+            request.headers, endpoint.needs_header
         ):
-            return None
-        return Classification(
-            provider=known or "anthropic",
-            api="messages",
-            model=body.model,
-            stream=bool(body.stream),
-            body_tenant=body.tenant,
-        )
-
-    ollama_api = _OLLAMA_PATHS.get(path)
-    if ollama_api is not None:
+            continue
         body = _read_body(request)
-        if not body.evidence:
+        known = provider_for_host(request.host, hosts)
+        if not _convincing(family, endpoint, request, known, body):
             return None
-        stream = body.stream if body.stream is not None else ollama_api != "ollama_embed"
-        return Classification(
-            provider=known or "ollama",
-            api=ollama_api,
-            model=body.model,
-            stream=stream,
-            body_tenant=body.tenant,
-        )
-
-    api = next((name for suffix, name in _OPENAI_SUFFIXES if path.endswith(suffix)), "")
-    if not api:
-        return None
-    body = _read_body(request)
-    azure = _AZURE_DEPLOYMENT.search(path)
-    if known is None and not (body.evidence or path.startswith("/v1/")):
-        return None
-    model = body.model or (azure.group(1) if azure is not None else None)
-    return Classification(
-        provider=known or "openai",
-        api=api,
-        model=model,
-        stream=bool(body.stream),
-        body_tenant=body.tenant,
-    )
+        return _classification(family, endpoint, groups, known, body)
+    return None
 
 
 def new_extractor(
@@ -213,37 +104,127 @@ def new_extractor(
     Returns:
         An extractor to feed the decoded response body to.
     """
-    reader_type = _READERS.get(classification.api, ChatReader)
-    return BodyExtractor(reader_type(), classification, request, status, headers)
+    row = ENDPOINTS.get(classification.api)
+    family, endpoint = row if row is not None else (_FALLBACK, _FALLBACK.endpoints[0])
+    return BodyExtractor(
+        endpoint.reader(),
+        classification,
+        request,
+        status,
+        headers,
+        framing=endpoint.framing,
+        no_output=endpoint.no_output,
+        error_shape=family.error_shape,
+    )
 
 
 # ---------------------------------------------------------------------- helpers
 
+_Match = tuple[ApiFamily, Endpoint, Mapping[str, str | None]]
+_PATH_MATCHES: dict[str, tuple[_Match, ...]] = {}
+"""Path → the endpoint rows whose pattern matches it, in row order, with the
+pattern's groups. Memoised because the same few paths repeat: the rows' regular
+expressions then run once per distinct path, not once per request."""
+_PATH_MATCHES_MAX = 4096
 
-def _header_names(headers: Headers) -> frozenset[str]:
-    return frozenset(name for name, _ in headers)
+
+def _match_path(path: str) -> tuple[_Match, ...]:
+    found: list[_Match] = []
+    for family in FAMILIES:
+        for endpoint in family.endpoints:
+            m = endpoint.path.search(path)
+            if m is None:
+                continue
+            groups: dict[str, str | None] = m.groupdict()
+            if groups.get("model") is None and family.path_model is not None:
+                pm = family.path_model.search(path)
+                groups["model"] = pm.group("model") if pm is not None else None
+            found.append((family, endpoint, groups))
+    out = tuple(found)
+    if len(_PATH_MATCHES) >= _PATH_MATCHES_MAX:
+        _PATH_MATCHES.clear()
+    _PATH_MATCHES[path] = out
+    return out
+
+
+
+def _has_header(headers: Headers, name: str) -> bool:
+    return any(field == name for field, _ in headers)
+
+
+def _convincing(
+    family: ApiFamily, endpoint: Endpoint, request: RequestInfo, known: str | None, body: _Body
+) -> bool:
+    """Does the request show enough that it really is this family's call?"""
+    evidence = family.evidence
+    body_ok = bool(body.keys & evidence.body_keys) and (
+        evidence.body_also is None or evidence.body_also in body.keys
+    )
+    if endpoint.body_required:
+        return body_ok
+    if known is not None or endpoint.self_evident:
+        return True
+    if evidence.path_prefixes and request.path.startswith(evidence.path_prefixes):
+        return True
+    if evidence.headers and any(field in evidence.headers for field, _ in request.headers):
+        return True
+    return body_ok
+
+
+def _classification(
+    family: ApiFamily,
+    endpoint: Endpoint,
+    groups: Mapping[str, str | None],
+    known: str | None,
+    body: _Body,
+) -> Classification:
+    model = body.model
+    if model is None:
+        path_model = groups.get("model")
+        model = unquote(path_model) if path_model else None
+    if groups.get("stream"):
+        stream = True
+    elif body.stream is not None:
+        stream = body.stream
+    else:
+        stream = endpoint.stream_default
+    provider = known if known is not None and known not in endpoint.foreign_providers else None
+    return Classification(
+        provider=provider or family.provider,
+        api=endpoint.api,
+        model=model,
+        stream=stream,
+        body_tenant=body.tenant,
+    )
 
 
 def _read_body(request: RequestInfo) -> _Body:
     body = request.body
     if not body:
-        return _Body()
+        return _NO_BODY
     if not request.body_truncated:
         doc = parse(body)
         if isinstance(doc, dict):
             return _from_doc(doc)
         if doc is not INVALID:
-            return _Body()
+            return _NO_BODY
     # Cut (or not JSON): bounded regular expressions over what we have.
     model = _RE_MODEL.search(body)
     stream = _RE_STREAM.search(body)
     user = _RE_USER.search(body)
+    keys: frozenset[str] = frozenset()
+    if body.lstrip()[:1] == b"{":
+        found = set()
+        for km in _RE_KEY.finditer(body):
+            found.add(km.group(1).decode("ascii"))
+            if len(found) >= _MAX_CUT_KEYS:
+                break
+        keys = frozenset(found)
     return _Body(
         model=model.group(1).decode("utf-8", "replace") if model else None,
         stream=(stream.group(1) == b"true") if stream else None,
         tenant=user.group(1).decode("utf-8", "replace") if user else None,
-        evidence=body.lstrip()[:1] == b"{" and _RE_KEYS.search(body) is not None,
-        max_tokens=b'"max_tokens"' in body,
+        keys=keys,
     )
 
 
@@ -259,6 +240,5 @@ def _from_doc(doc: dict[str, Any]) -> _Body:
         model=model if isinstance(model, str) and model else None,
         stream=stream if isinstance(stream, bool) else None,
         tenant=tenant[:256] if isinstance(tenant, str) and tenant else None,
-        evidence=any(k in doc for k in ("model", "messages", "prompt", "input", "contents")),
-        max_tokens="max_tokens" in doc,
+        keys=frozenset(doc),
     )

@@ -84,18 +84,28 @@ def _json_dict(text: str | None) -> dict[str, str]:
     return json.loads(text) if text else {}
 
 
+def _names_text(value: tuple[str, ...]) -> str | None:
+    return ",".join(value) or None
+
+
+def _names(text: str | None) -> tuple[str, ...]:
+    return tuple(text.split(",")) if text else ()
+
+
 # SQLite codecs by the field's annotation; a field whose type is not here is stored as is.
 _ENCODERS: dict[str, Callable[[Any], Any]] = {
     "bool": int,
     "Decimal | None": _decimal_text,
     "UsageSource": lambda source: source.value,
     "dict[str, str]": _json_text,
+    "tuple[str, ...]": _names_text,
 }
 _DECODERS: dict[str, Callable[[Any], Any]] = {
     "bool": bool,
     "Decimal | None": _decimal,
     "UsageSource": UsageSource,
     "dict[str, str]": _json_dict,
+    "tuple[str, ...]": _names,
 }
 _ENCODE = tuple((name, _ENCODERS.get(FIELD_TYPES[name])) for name in STORED_FIELDS)
 _DECODE = tuple((name, _DECODERS.get(FIELD_TYPES[name])) for name in STORED_FIELDS)

@@ -162,7 +162,11 @@ _V2 = (
     "DROP TABLE _v2_hours;\n"
 )
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+_V3 = "ALTER TABLE events ADD COLUMN usage_flags TEXT;\n"
+"""Version 3: ``events.usage_flags``, the comma-separated self-contradictions of
+the reported usage (NULL when none); older rows have none recorded."""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
 """SQL scripts; migration ``i`` takes the schema from version ``i`` to ``i + 1``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

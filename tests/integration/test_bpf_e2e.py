@@ -3,7 +3,9 @@
 Every TLS scenario of ``tests.support.clients`` (openai sync and async streams,
 chat with and without include_usage, responses, embeddings; anthropic sync,
 async and streaming; google-genai generate and stream; httpx http2; curl
---http2; node fetch) runs once against the TLS stand-in. The usage the client
+--http2; node fetch; cohere v2 chat/stream/embed; boto3 Bedrock Converse,
+ConverseStream, InvokeModel and its stream) runs once against the TLS
+stand-in. The usage the client
 itself reported must be exactly what the pipeline makes of the captured bytes.
 """
 
@@ -18,8 +20,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from lumen_sniff.model import Chunk, UsageEvent, UsageSource
+from lumen_sniff.model import Chunk, Usage, UsageEvent, UsageSource
 from lumen_sniff.pipeline import Pipeline, PipelineSettings
+from lumen_sniff.pricing.prices import Pricer
 from tests.conftest import require_or_skip
 from tests.support.bpfcap import (
     REPO,
@@ -35,6 +38,8 @@ from tests.support.clients import SCENARIOS
 pytestmark = [pytest.mark.bpf, pytest.mark.slow]
 
 TLS_SCENARIOS = sorted(name for name, sc in SCENARIOS.items() if sc.tls)
+_PRICED_FAMILIES = {"bedrock": "aws", "cohere": "cohere"}
+"""Scenario prefix → provider whose events must also be priced."""
 _USAGE_FIELDS = (
     "input_tokens",
     "output_tokens",
@@ -101,3 +106,12 @@ def test_client_reported_usage_equals_captured_usage(
     assert all(e.stream == client["stream"] for e in events)
     captured = {f: sum(getattr(e, f) for e in events) for f in _USAGE_FIELDS}
     assert captured == client["usage"]
+    family = _PRICED_FAMILIES.get(scenario.partition("_")[0])
+    if family is not None:  # the families added as rows: provider and exact cost too
+        pricer = Pricer()
+        for event in events:
+            usage = Usage(**{f: getattr(event, f) for f in _USAGE_FIELDS},
+                          source=UsageSource.REPORTED)
+            price = pricer.price(family, client["model"], usage, event.started_ns).cost_usd
+            assert event.provider == family
+            assert event.cost_usd is not None and event.cost_usd == price

@@ -74,6 +74,14 @@ EXPECTED: dict[str, tuple[dict[str, int] | None, int, str | None, str | None]] =
     "ollama_generate_stream": (BASIC, 200, None, "1.1"),
     "llamacpp_chat_stream": (BASIC, 200, None, None),
     "plain_openai_chat": (BASIC, 200, None, None),
+    "cohere_chat": (BASIC, 200, None, "1.1"),
+    "cohere_chat_stream": (BASIC, 200, None, "1.1"),
+    "cohere_embed": (_u(10, 0), 200, None, "1.1"),  # two texts: 6 + 4 words
+    "bedrock_converse": (BASIC, 200, None, "1.1"),
+    "bedrock_converse_cache_read": (_u(1037, 12, 1024), 200, None, "1.1"),
+    "bedrock_converse_stream": (BASIC, 200, None, "1.1"),
+    "bedrock_invoke": (BASIC, 200, None, "1.1"),
+    "bedrock_invoke_stream": (BASIC, 200, None, "1.1"),
 }
 
 
@@ -121,7 +129,9 @@ def test_client_reports_exact_usage(name: str, servers: dict[str, dict[str, Any]
         assert got["http_version"] == http_version
     if usage is not None:
         assert got["model"] in {"gpt-4o-mini", "text-embedding-3-small", "claude-sonnet-4-5",
-                                "gemini-2.5-flash", "gemini-embedding-2", "llama3.2"}
+                                "gemini-2.5-flash", "gemini-embedding-2", "llama3.2",
+                                "command-a-03-2025", "embed-v4.0", "us.amazon.nova-lite-v1:0",
+                                "anthropic.claude-3-5-haiku-20241022-v1:0"}
 
 
 def test_tls_offers_h2_and_http11_via_alpn(servers: dict[str, dict[str, Any]]) -> None:

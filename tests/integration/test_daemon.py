@@ -17,18 +17,18 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.conftest import require_or_skip
 from tests.support.bpfcap import REPO, Server, bpf_ready, spawn_server
-from tests.support.daemon import Daemon
-from tests.support.daemon import Scope as _Scope
-from tests.support.daemon import client_result as _client_result
-from tests.support.daemon import run_client as _run_client
-from tests.support.daemon import start_daemon as _start_daemon
-from tests.support.daemon import stop as _stop
+from tests.support.daemonproc import Daemon
+from tests.support.daemonproc import Scope as _Scope
+from tests.support.daemonproc import client_result as _client_result
+from tests.support.daemonproc import events_of as _events_of
+from tests.support.daemonproc import run_client as _run_client
+from tests.support.daemonproc import start_daemon as _start_daemon
+from tests.support.daemonproc import stop_daemon as _stop
 
 pytestmark = [pytest.mark.bpf, pytest.mark.slow]
 
@@ -66,17 +66,6 @@ def daemon(workdir: Path) -> Iterator[Daemon]:
     yield running
     if running.proc.poll() is None:
         _stop(running)
-
-
-def _events_of(daemon: Daemon, unit: str, want: int, timeout_s: float = 20) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + timeout_s
-    mine: list[dict[str, Any]] = []
-    while time.monotonic() < deadline:
-        mine = [e for e in daemon.api("/api/events", limit=1000)["events"] if e["unit"] == unit]
-        if len(mine) >= want:
-            return mine
-        time.sleep(0.2)
-    return mine
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,14 @@ from playwright.sync_api import Browser, expect
 from tests.conftest import require_or_skip
 from tests.support.bpfcap import Server, bpf_ready, spawn_server
 from tests.support.browser import artifacts_dir, chromium, open_page
-from tests.support.daemon import Daemon, Scope, client_result, run_client, start_daemon, stop
+from tests.support.daemonproc import (
+    Daemon,
+    Scope,
+    client_result,
+    run_client,
+    start_daemon,
+    stop_daemon,
+)
 
 pytestmark = [pytest.mark.bpf, pytest.mark.slow]
 
@@ -35,7 +42,7 @@ def daemon() -> Iterator[Daemon]:
         running = start_daemon(path / "state" / "lumen.db", path / "daemon.log")
         yield running
         if running.proc.poll() is None:
-            stop(running)
+            stop_daemon(running)
 
 
 @pytest.fixture(scope="module")

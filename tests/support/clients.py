@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from tests.support import clients_aws_cohere as aws_cohere
 from tests.support import clients_raw as raw
 from tests.support.clients_common import (
     ANTHROPIC_KEY,
@@ -308,6 +309,15 @@ SCENARIOS: dict[str, Scenario] = {
     "llamacpp_chat_stream": _s(lambda o: _openai_chat(o, flags=("llamacpp",), stream=True),
                                tls=False),
     "plain_openai_chat": _s(lambda o: _openai_chat(o), tls=False),
+    "cohere_chat": _s(lambda o: aws_cohere.cohere_chat(o)),
+    "cohere_chat_stream": _s(lambda o: aws_cohere.cohere_chat(o, stream=True)),
+    "cohere_embed": _s(aws_cohere.cohere_embed),
+    "bedrock_converse": _s(lambda o: aws_cohere.bedrock_converse(o)),
+    "bedrock_converse_cache_read": _s(
+        lambda o: aws_cohere.bedrock_converse(o, flags=("cache_read",))),
+    "bedrock_converse_stream": _s(lambda o: aws_cohere.bedrock_converse(o, stream=True)),
+    "bedrock_invoke": _s(lambda o: aws_cohere.bedrock_invoke(o)),
+    "bedrock_invoke_stream": _s(lambda o: aws_cohere.bedrock_invoke(o, stream=True)),
 }
 """Every scenario by name."""
 

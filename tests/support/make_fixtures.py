@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.clients import SCENARIOS
+from tests.support.clients_aws_cohere import COHERE_KEY
 from tests.support.clients_common import ANTHROPIC_KEY, GOOGLE_KEY, OPENAI_KEY
 from tests.support.fixtures import EXCHANGES_DIR
 
@@ -46,8 +47,18 @@ STEP_NS = 1_000_000
 TLS_PORT = 28443
 PLAIN_PORT = 28080
 _REPO = Path(__file__).resolve().parents[2]
-_FAKES = (OPENAI_KEY.encode(), ANTHROPIC_KEY.encode(), GOOGLE_KEY.encode())
+_FAKES = (OPENAI_KEY.encode(), ANTHROPIC_KEY.encode(), GOOGLE_KEY.encode(), COHERE_KEY.encode())
 _KEY_HEADER = re.compile(rb"(?im)^(authorization: bearer |x-api-key: |x-goog-api-key: )(\S+)\r$")
+# boto3 signs with the time and a random invocation id: both are pinned, same
+# length, so regenerated Bedrock fixtures are byte-identical too (the fixed fake
+# access key id stays, it is what lumen-sniff fingerprints).
+_AWS_VOLATILE = (
+    (re.compile(rb"(?im)^(x-amz-date: )(\d{8}T\d{6}Z)\r$"), b"20260217T234412Z"),
+    (re.compile(rb"(?im)^(amz-sdk-invocation-id: )([0-9a-f-]{36})\r$"),
+     b"00000000-0000-4000-8000-000000000000"),
+    (re.compile(rb"(?i)(Credential=[A-Z0-9]+/)(\d{8})(?=/)"), b"20260217"),
+    (re.compile(rb"(?i)(Signature=)([0-9a-f]{64})"), b"0" * 64),
+)
 
 
 _PORTS_LOCK = Path(tempfile.gettempdir()) / "lumen-sniff-fixture-ports.lock"
@@ -89,7 +100,11 @@ def _scrub(data: bytes) -> bytes:
         key = m.group(2)
         return m.group(1) + (key if key in _FAKES else b"X" * len(key)) + b"\r"
 
-    return _KEY_HEADER.sub(repl, data)
+    data = _KEY_HEADER.sub(repl, data)
+    for pattern, fixed in _AWS_VOLATILE:
+        data = pattern.sub(lambda m, fixed=fixed: m.group(1) + fixed + (  # type: ignore[misc]
+            b"\r" if m.group(0).endswith(b"\r") else b""), data)
+    return data
 
 
 def _wait_new(record_dir: Path, seen: set[str], timeout_s: float = 10.0) -> list[Path]:

@@ -7,6 +7,8 @@ import re
 from collections.abc import Callable
 
 from tests.support import standin_anthropic as anthropic
+from tests.support import standin_bedrock as bedrock
+from tests.support import standin_cohere as cohere
 from tests.support import standin_gemini as gemini
 from tests.support import standin_ollama as ollama
 from tests.support import standin_openai as openai
@@ -23,6 +25,10 @@ ROUTES: tuple[tuple[str, re.Pattern[str], Route], ...] = (
     ("POST", re.compile(r"/v1/messages"), anthropic.messages),
     ("POST", re.compile(r"/v1beta/models/[^/:]+:(generateContent|streamGenerateContent"
                         r"|batchEmbedContents)"), gemini.models),
+    ("POST", re.compile(r"/v2/chat"), cohere.chat),
+    ("POST", re.compile(r"/v2/embed"), cohere.embed),
+    ("POST", re.compile(r"/model/[^/]+/converse(-stream)?"), bedrock.converse),
+    ("POST", re.compile(r"/model/[^/]+/invoke(-with-response-stream)?"), bedrock.invoke),
     ("POST", re.compile(r"/api/chat"), ollama.chat),
     ("POST", re.compile(r"/api/generate"), ollama.generate),
 )

@@ -22,7 +22,7 @@ from lumen_sniff.capture.bpf.ringrecords import (
     RecordHeader,
 )
 from lumen_sniff.capture.bpf.settings import BpfSettings
-from lumen_sniff.capture.bpf.tlslib import ProbeKind
+from lumen_sniff.capture.bpf.tlslib import ArgConvention, ProbeKind
 from lumen_sniff.errors import ConfigError
 from lumen_sniff.model import Direction
 from tests.conftest import require_or_skip
@@ -97,6 +97,10 @@ def test_every_probe_function_exists_in_the_c_program() -> None:
         # Entry probes are named enter, return probes leave: a swapped row would
         # read return values from argument registers.
         assert ("_leave_" in probe.fn_name) == (probe.kind is ProbeKind.RETURN), probe
+    for library in TLS_LIBRARIES:
+        if library.args is ArgConvention.GO_REGABI:
+            # Never a uretprobe on Go code: it rewrites return addresses on stacks Go moves.
+            assert all(p.kind is not ProbeKind.RETURN for p in library.probes), library.name
 
 
 @pytest.mark.parametrize("library", TLS_LIBRARIES, ids=lambda lib: lib.name)

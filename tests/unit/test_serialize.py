@@ -53,6 +53,7 @@ EXTRAS = [
     "exe",
     "container",
     "unit",
+    "usage_flags",
 ]
 
 START_NS = 1_740_823_200_123_456_000  # 2025-03-01T10:00:00.123456Z
@@ -129,6 +130,7 @@ def test_event_to_dict_values() -> None:
         "exe": "/usr/bin/python3.11",
         "container": None,
         "unit": None,
+        "usage_flags": [],
     }
     assert json.loads(json.dumps(d)) == d
 

@@ -516,16 +516,18 @@ async def test_duplicates_survive_a_restart(tmp_path: Path) -> None:
 
 def _v1_database(path: Path, events: list[UsageEvent]) -> None:
     """A version-1 database as the version-1 writer left it: duplicates counted twice."""
+    # Version 1 had every column but those later migrations added.
+    keep = [i for i, c in enumerate(EVENT_COLUMNS) if c != "usage_flags"]
+    columns = [EVENT_COLUMNS[i] for i in keep]
     insert = (
-        f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "
-        f"VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
+        f"INSERT INTO events ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
     )
     with sqlite3.connect(path, isolation_level=None) as conn:
         conn.executescript(MIGRATIONS[0])
         conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
         conn.execute("INSERT INTO schema_version (version) VALUES (1)")
         rows = [event_to_row(e) for e in events]
-        conn.executemany(insert, rows)
+        conn.executemany(insert, [tuple(r[i] for i in keep) for r in rows])
         conn.executemany(UPSERT_ROLLUP_SQL, rollup_deltas(rows))
     conn.close()
 
@@ -545,7 +547,7 @@ async def test_migration_from_v1_drops_duplicates_and_fixes_rollups(tmp_path: Pa
     s = await open_store(path, retention_days=0)
     try:
         assert s.event_count == 400
-        assert s.stats()["schema_version"] == SCHEMA_VERSION == 2
+        assert s.stats()["schema_version"] == SCHEMA_VERSION == 3
         assert await s.summary() == brute_totals(unique)
         got = {e.id: e for e in await s.events(limit=1000)}
         assert got == {e.id: e for e in unique}

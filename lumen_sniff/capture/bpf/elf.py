@@ -47,6 +47,8 @@ class ElfFacts:
     """Names of its sections."""
     is_go: bool
     """Built by the Go toolchain."""
+    path: str = ""
+    """The file read (rows whose judge must look further, e.g. Go's own tables)."""
 
     def address(self, symbol: str) -> int | None:
         """The virtual address of ``symbol``, or None when the file does not define it."""
@@ -82,6 +84,7 @@ def elf_facts(path: str, wanted: tuple[str, ...]) -> ElfFacts | None:
         addresses=tuple((s, found[s]) for s in symbols),
         sections=sections,
         is_go=bool(sections & GO_SECTIONS),
+        path=path,
     )
 
 

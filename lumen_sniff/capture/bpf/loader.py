@@ -381,7 +381,7 @@ class BpfCapture:
                         "error": self._attach_errors.get(target.path, ""),
                     }
                 )
-            elif target.skipped in ("go",) or target.symbols:
+            elif target.skipped.startswith("go") or target.symbols:
                 skipped.append({"path": target.path, "reason": target.skipped, "pids": pids})
         drops = self.drops()
         return {

@@ -47,7 +47,7 @@ NO_TLS_SYMBOLS = "no_tls_symbols"
 
 SKIP_REASONS: dict[str, str] = {
     NO_TLS_SYMBOLS: "defines no TLS functions a row needs",
-    "go": "Go binaries are not hooked yet (uretprobes crash Go)",
+    "go": "a Go binary carrying this C library: its uretprobes would crash Go",
     "unreadable": "file not readable as ELF",
 }
 """Why a file is not hooked, for status and doctor. Rows may add their own reasons."""
@@ -122,13 +122,14 @@ Locator = Callable[["TlsLibrary", str, ElfFacts], tuple[AttachPoint, ...]]
 def requires_symbols(library: TlsLibrary, facts: ElfFacts) -> str:
     """Accept a file that defines a function of each of the row's ``required`` groups.
 
-    A row with uretprobes refuses Go files: uretprobes corrupt goroutine stacks.
+    A row with uretprobes refuses Go files that carry its functions (cgo): uretprobes
+    corrupt goroutine stacks. Go's own crypto/tls is the Go row's.
     """
+    if not all(any(s in facts.symbols for s in group) for group in library.required):
+        return NO_TLS_SYMBOLS
     if facts.is_go and any(p.kind is ProbeKind.RETURN for p in library.probes):
         return "go"
-    if all(any(s in facts.symbols for s in group) for group in library.required):
-        return ""
-    return NO_TLS_SYMBOLS
+    return ""
 
 
 def by_symbol(library: TlsLibrary, path: str, facts: ElfFacts) -> tuple[AttachPoint, ...]:

@@ -8,12 +8,14 @@ rows in this order; the first that accepts a file hooks it.
 
 from __future__ import annotations
 
+from lumen_sniff.capture.bpf.libraries.gnutls import GNUTLS
+from lumen_sniff.capture.bpf.libraries.golang import GOLANG
 from lumen_sniff.capture.bpf.libraries.openssl import OPENSSL
 from lumen_sniff.capture.bpf.tlslib import TlsLibrary
 
 __all__ = ["TLS_LIBRARIES", "TLS_SYMBOLS"]
 
-TLS_LIBRARIES: tuple[TlsLibrary, ...] = (OPENSSL,)
+TLS_LIBRARIES: tuple[TlsLibrary, ...] = (OPENSSL, GNUTLS, GOLANG)
 """Every TLS library the capture hooks, in the order discovery tries them."""
 
 TLS_SYMBOLS: tuple[str, ...] = tuple(

@@ -1,4 +1,8 @@
-"""Error envelopes of the LLM APIs → a short machine-readable ``error_type``.
+"""Error shapes of the LLM APIs → a short machine-readable ``error_type``.
+
+Each ``ApiFamily`` row names its shape (an ``ErrorShape``: document and response
+headers → type). The JSON envelopes most families share are read by
+:func:`envelope_error_type`:
 
 ==========  ==========================================================  ==================
 API         envelope                                                    error_type
@@ -7,6 +11,8 @@ OpenAI      ``{"error": {"type", "code", "message", "param"}}``         ``code``
 Anthropic   ``{"type": "error", "error": {"type", "message"}}``         ``error.type``
 Gemini      ``{"error": {"code": 404, "status": "NOT_FOUND", …}}``      ``error.status``
 Ollama      ``{"error": "model 'x' not found"}``                        from the HTTP status
+Cohere      ``{"id", "message"}``                                       from the HTTP status
+Bedrock     header ``x-amzn-ErrorType``, body ``{"message"}``           the header's type
 ==========  ==========================================================  ==================
 
 OpenAI's ``code`` is preferred because its ``type`` is often vague (a 429 has
@@ -18,7 +24,15 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["envelope_error_type", "status_error_type"]
+from lumen_sniff.model import Headers
+
+__all__ = [
+    "aws_error",
+    "envelope_error_type",
+    "json_envelope",
+    "status_error_type",
+    "status_only",
+]
 
 _BY_STATUS = {
     400: "bad_request",
@@ -73,4 +87,32 @@ def envelope_error_type(doc: Any) -> str | None:
         return "error"
     if doc.get("type") == "error":
         return "error"
+    return None
+
+
+def json_envelope(doc: Any, headers: Headers) -> str | None:
+    """``ErrorShape`` of the JSON envelopes above (headers are not needed)."""
+    return envelope_error_type(doc)
+
+
+def status_only(doc: Any, headers: Headers) -> str | None:
+    """``ErrorShape`` of APIs whose error body is only a message (Cohere): the
+    extractor types the error from the HTTP status."""
+    return None
+
+
+def aws_error(doc: Any, headers: Headers) -> str | None:
+    """``ErrorShape`` of AWS JSON services (Bedrock Runtime).
+
+    The type is the ``x-amzn-errortype`` header (``ThrottlingException:http://…``,
+    cut at the first colon), else the body's ``__type`` (``…#ValidationException``,
+    cut after the last ``#``); the body's ``message`` is never used.
+    """
+    for name, value in headers:
+        if name == "x-amzn-errortype" and value:
+            return value.partition(":")[0].strip()[:_MAX_LEN] or None
+    if isinstance(doc, dict):
+        kind = doc.get("__type")
+        if isinstance(kind, str) and kind:
+            return kind.rpartition("#")[2][:_MAX_LEN]
     return None

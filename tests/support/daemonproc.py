@@ -1,9 +1,8 @@
-"""The daemon as a subprocess, and clients in their own cgroup, for end-to-end tests.
+"""Run ``lumen-sniff run`` as a subprocess and put clients in cgroups it can tell apart.
 
-``lumen-sniff run`` runs with its own database and port. Each client runs in a
-fresh cgroup named ``lumen-e2e-<id>.scope``, which the daemon reports as the
-event's systemd ``unit``: that is how a test finds its own events among
-whatever else the machine is doing.
+Shared by the daemon end-to-end tests: each client runs in a fresh cgroup named
+``lumen-e2e-<id>.scope``, which the daemon reports as the event's systemd
+``unit``, so a test finds its own events among whatever else the machine does.
 """
 
 from __future__ import annotations
@@ -23,10 +22,20 @@ import httpx
 
 from tests.support.bpfcap import CGROUP_ROOT, REPO, Server
 
-__all__ = ["Daemon", "Scope", "client_result", "run_client", "start_daemon", "stop"]
+__all__ = [
+    "Daemon",
+    "Scope",
+    "client_result",
+    "events_of",
+    "free_port",
+    "run_client",
+    "start_daemon",
+    "stop_daemon",
+]
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -34,6 +43,8 @@ def _free_port() -> int:
 
 @dataclass
 class Daemon:
+    """A running ``lumen-sniff run`` and how to reach it."""
+
     proc: subprocess.Popen[str]
     url: str
     db: Path
@@ -46,7 +57,7 @@ class Daemon:
 
 
 def start_daemon(db: Path, log: Path) -> Daemon:
-    port = _free_port()
+    port = free_port()
     handle = log.open("a")
     proc = subprocess.Popen(
         [
@@ -84,7 +95,7 @@ def start_daemon(db: Path, log: Path) -> Daemon:
     raise AssertionError(f"daemon not ready in 90 s: {log.read_text()[-3000:]}")
 
 
-def stop(daemon: Daemon) -> int:
+def stop_daemon(daemon: Daemon) -> int:
     daemon.proc.send_signal(signal.SIGTERM)
     return daemon.proc.wait(60)
 
@@ -109,7 +120,19 @@ class Scope:
                 time.sleep(0.05)
 
 
+def events_of(daemon: Daemon, unit: str, want: int, timeout_s: float = 20) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout_s
+    mine: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        mine = [e for e in daemon.api("/api/events", limit=1000)["events"] if e["unit"] == unit]
+        if len(mine) >= want:
+            return mine
+        time.sleep(0.2)
+    return mine
+
+
 def run_client(standin: Server, scope: Scope, scenario: str) -> subprocess.Popen[str]:
+    """Start a ``tests.support.clients`` scenario against the stand-in, inside ``scope``."""
     argv = [
         sys.executable,
         "-m",
@@ -126,6 +149,7 @@ def run_client(standin: Server, scope: Scope, scenario: str) -> subprocess.Popen
 
 
 def client_result(proc: subprocess.Popen[str]) -> dict[str, Any]:
+    """Wait for a client started by :func:`run_client`; return what it reported."""
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err[-2000:]
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
