@@ -14,14 +14,17 @@ KREL    := $(shell uname -r)
 # Debian packages: bcc (python3-bpfcc is not on PyPI), kernel headers for bcc,
 # tshark for key-log decryption, and the real clients the integration tests drive
 # (golang-go builds the Go client; gnutls-bin and python3-pycurl drive GnuTLS), and
-# the real Prometheus (and promtool) and redis-server the fleet tests run.
+# the real Prometheus (and promtool) and redis-server the fleet tests run, and
+# chromium, the real browser the dashboard tests drive (Playwright never downloads one).
 APT_PACKAGES := python3 python3-venv python3-dev python3-bpfcc bpfcc-tools \
 	linux-headers-amd64 tshark python3-seccomp nodejs curl ca-certificates gcc \
 	libpcap0.8 iproute2 procps default-jdk-headless util-linux
 APT_PACKAGES += golang-go gnutls-bin python3-pycurl
-APT_PACKAGES += prometheus redis-server
+APT_PACKAGES += prometheus redis-server chromium
 
-.PHONY: help setup setup-test npm apt headers venv run test test-unit lint bench fixtures install-service clean
+WEB_SRC := $(shell find web/src -type f 2>/dev/null)
+
+.PHONY: help setup setup-test npm web apt headers venv run test test-unit lint bench fixtures install-service clean
 
 help:
 	@echo "make run      start the daemon in the foreground (default db, loopback API)"
@@ -30,7 +33,18 @@ help:
 	@echo "make setup-test  also install the pinned real agents the tests drive (npm)"
 	@echo "make bench    run the benchmarks in bench/"
 
-setup: apt headers venv
+setup: apt headers venv web
+
+# The dashboard: the chart library comes from the npm lockfile (web/package-lock.json);
+# our own page and modules are copied beside it into web/dist (gitignored), which the
+# daemon serves at /. Nothing third-party lives in the repository.
+web: web/dist/index.html
+web/dist/index.html: web/package.json web/package-lock.json $(WEB_SRC) | npm
+	cd web && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	rm -rf web/dist.tmp && mkdir -p web/dist.tmp/vendor
+	cp -R web/src/. web/dist.tmp/
+	cp web/node_modules/uplot/dist/uPlot.esm.js web/node_modules/uplot/dist/uPlot.min.css web/dist.tmp/vendor/
+	rm -rf web/dist && mv web/dist.tmp web/dist
 
 apt: $(APT_STAMP)
 $(APT_STAMP):
@@ -113,6 +127,7 @@ bench: setup
 	$(VPY) bench/overhead.py
 	$(VPY) bench/overhead_go.py
 	$(VPY) bench/otlp_export.py
+	$(VPY) bench/dashboard.py
 
 # Regenerate every recorded fixture with the real clients against the stand-in.
 fixtures: setup
@@ -123,4 +138,4 @@ install-service: setup
 	$(VENV)/bin/lumen-sniff install-service
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache tests/agents/*/node_modules
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache tests/agents/*/node_modules web/node_modules web/dist
