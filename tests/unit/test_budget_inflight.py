@@ -9,11 +9,28 @@ import pytest
 from lumen_sniff.budgets.inflight import DEFAULT_GRACE_S, Deferral
 from lumen_sniff.config import load_settings
 from lumen_sniff.errors import ConfigError
-from lumen_sniff.model import ConnKey, Direction
+from lumen_sniff.model import Chunk, ConnKey, Direction, UsageEvent
 from lumen_sniff.pipeline import Pipeline, PipelineSettings
-from tests.unit.test_pipeline import CHAT, OPENAI_OK, Wire, _events, _request, _response
 
 T0 = 1_795_441_565_000_000_000
+_BODY = b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}'
+_REQUEST = (
+    b"POST /v1/chat/completions HTTP/1.1\r\nHost: api.openai.com\r\n"
+    b"Authorization: Bearer sk-x\r\nContent-Type: application/json\r\n"
+    b"Content-Length: %d\r\n\r\n%s" % (len(_BODY), _BODY)
+)
+_ANSWER = (
+    b'{"model": "gpt-4o-mini-2024-07-18", "object": "chat.completion", "choices": [], '
+    b'"usage": {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12}}'
+)
+_RESPONSE = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+    % (len(_ANSWER), _ANSWER)
+)
+
+
+def _chunk(conn: ConnKey, direction: Direction, data: bytes) -> Chunk:
+    return Chunk(conn=conn, direction=direction, offset=0, ts_ns=T0, data=data)
 
 
 def test_idle_processes_close_at_once_busy_ones_wait() -> None:
@@ -47,16 +64,14 @@ def test_zero_grace_closes_everything_at_once() -> None:
 
 def test_pipeline_counts_open_exchanges_per_process() -> None:
     pipeline = Pipeline(PipelineSettings())
-    wire = Wire()
-    req = _request("api.openai.com", "/v1/chat/completions", CHAT, "Authorization: Bearer sk-x")
     a1, a2 = ConnKey(source="bpf", pid=10, handle=1), ConnKey(source="bpf", pid=10, handle=2)
     b = ConnKey(source="bpf", pid=20, handle=1)
     for conn in (a1, a2, b):
-        pipeline.feed(wire.chunk(conn, Direction.EGRESS, T0, req))
+        pipeline.feed(_chunk(conn, Direction.EGRESS, _REQUEST))
     assert pipeline.open_by_pid() == {10: 2, 20: 1}
     # b's response ends its exchange: the event is out and b is no longer busy.
-    out = pipeline.feed(wire.chunk(b, Direction.INGRESS, T0 + 1, _response(OPENAI_OK)))
-    assert len(_events(out)) == 1
+    out = pipeline.feed(_chunk(b, Direction.INGRESS, _RESPONSE))
+    assert [type(o) for o in out] == [UsageEvent]
     assert pipeline.open_by_pid() == {10: 2}
 
 
