@@ -32,10 +32,9 @@ import aiosqlite
 
 from lumen_sniff.errors import StoreError
 from lumen_sniff.model import UsageEvent
-from lumen_sniff.store import queries, retention
-from lumen_sniff.store.budgetdb import BudgetDb
 from lumen_sniff.store import aggregates, queries, retention
 from lumen_sniff.store.aggregates import Cell
+from lumen_sniff.store.budgetdb import BudgetDb
 from lumen_sniff.store.queries import MAX_NS, EventFilter, Series, Totals
 from lumen_sniff.store.schema import MIGRATIONS, SCHEMA_VERSION
 from lumen_sniff.store.writer import Writer
