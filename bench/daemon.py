@@ -125,7 +125,8 @@ def _bpf(status: dict[str, Any]) -> dict[str, Any]:
 
 
 def drops(status: dict[str, Any]) -> int:
-    return sum(_bpf(status)["dropped"].values()) + sum(status["capture"]["dropped"].values())
+    total = sum(_bpf(status)["dropped"].values()) + sum(status["capture"]["dropped"].values())
+    return int(total)
 
 
 class LiveFeed(threading.Thread):
