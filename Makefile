@@ -25,7 +25,7 @@ APT_PACKAGES := python3 python3-venv python3-bpfcc linux-headers-amd64 \
 APT_TEST_PACKAGES := python3-dev bpfcc-tools tshark python3-seccomp nodejs curl gcc \
 	iproute2 procps golang-go gnutls-bin python3-pycurl
 
-.PHONY: help setup setup-test apt apt-test headers venv venv-test run test test-unit lint bench fixtures install-service clean
+.PHONY: help setup setup-test npm apt apt-test headers venv venv-test run test test-unit lint bench fixtures install-service clean
 
 help:
 	@echo "make run      start the daemon in the foreground (default db, loopback API)"
@@ -87,7 +87,7 @@ $(STAMP): pyproject.toml | apt
 	$(VPY) -c 'import bcc'
 	@rm -f $(VENV)/.stamp-* && touch $@
 
-setup-test: setup apt-test venv-test
+setup-test: setup apt-test venv-test npm $(AGENT_DIRS:%=%/node_modules/.lumen-stamp)
 
 venv-test: $(TEST_STAMP)
 $(TEST_STAMP): $(STAMP) | apt-test
@@ -97,6 +97,22 @@ $(TEST_STAMP): $(STAMP) | apt-test
 	  for so in /usr/lib/python3/dist-packages/seccomp*.so; do ln -sfn $$so $$site/$$(basename $$so); done
 	$(VPY) -c 'import seccomp'
 	@rm -f $(VENV)/.test-stamp-* && touch $@
+
+# Real AI agents for the integration tests only (tests/agents/<name>, one pinned
+# version per directory with its lockfile). Debian's nodejs comes without npm,
+# NodeSource's carries it (and conflicts with Debian's npm package): install the
+# package only when no npm command exists. --ignore-scripts: the tests run the
+# platform binaries directly, and no install script may reach beyond the registry.
+AGENT_DIRS := $(patsubst %/package.json,%,$(wildcard tests/agents/*/package.json))
+
+npm: apt-test
+	@command -v npm >/dev/null || { \
+	  echo "installing Debian package: npm"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends npm; }
+
+tests/agents/%/node_modules/.lumen-stamp: tests/agents/%/package-lock.json tests/agents/%/package.json
+	cd tests/agents/$* && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	@touch $@
 
 run: setup
 	$(VENV)/bin/lumen-sniff run $(ARGS)
@@ -129,4 +145,4 @@ install-service: setup
 	$(VENV)/bin/lumen-sniff install-service
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache tests/agents/*/node_modules

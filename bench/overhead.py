@@ -32,6 +32,13 @@ time, so these show the undisturbed cost). A ratio is ``n/a`` when the floor's
 spread reaches zero: a 256 KiB write (~300 µs of encryption and loopback TCP) moves
 by more than a probe's cost from batch to batch on a shared VM.
 
+``--boringssl``: the client is Bun (``bench/bun_client.js``, a private copy of the
+Bun that ``make setup-test`` installs), whose BoringSSL is static and stripped; the
+arms' probes go on ``SSL_write``/``SSL_read``/``SSL_shutdown`` at the addresses the
+``boringssl-static`` row locates. Bun's own socket ``write`` is one synchronous
+``SSL_write``; reads cannot be timed per call from JavaScript (they run in the event
+loop), so that arm times writes and the bulk download (one ``SSL_read`` per record).
+
 Run as root: ``.venv/bin/python bench/overhead.py [--rounds 54] [--batches 3]``
 (about 4 minutes; ``--json FILE`` keeps the raw batch figures).
 """
@@ -61,8 +68,12 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from lumen_sniff.capture.bpf.libraries.openssl import OPENSSL  # noqa: E402 (needs the path above)
-from lumen_sniff.capture.bpf.tlslib import ProbeKind  # noqa: E402
+from lumen_sniff.capture.bpf.elf import elf_facts  # noqa: E402 (needs the path above)
+from lumen_sniff.capture.bpf.libraries import TLS_LIBRARIES, TLS_SYMBOLS  # noqa: E402
+from lumen_sniff.capture.bpf.tlslib import AttachPoint  # noqa: E402
+
+BUN = REPO / "tests/agents/bun/node_modules/@oven/bun-linux-x64/bin/bun"
+"""The Bun of the static-BoringSSL arm (``make setup-test`` installs it)."""
 
 SIZES = (64, 1024, 16384, 262144)
 ARMS = ("none", "floor", "lumen")
@@ -269,9 +280,9 @@ def _client(tls_port: int, ctl_port: int, ca: str) -> None:
 
 
 class _Arms:
-    """Both captures loaded once; an arm is which one's probes sit on the client's libssl."""
+    """Both captures loaded once; an arm is which one's probes sit on the client's TLS file."""
 
-    def __init__(self, exclude: int, lib: str) -> None:
+    def __init__(self, exclude: int, target: str, library: str) -> None:
         from lumen_sniff.capture.bpf.loader import BpfCapture
         from lumen_sniff.capture.bpf.settings import BpfSettings
 
@@ -281,33 +292,36 @@ class _Arms:
         }
         self.ignored = 0
         self._stop = threading.Event()
-        self._lib = lib
+        self._points = _points(library, target, labels=None)
         for cap in self.caps.values():
             cap.start()
             for hooked in cap.status()["hooked"]:
                 # Every file the capture found stays detached (less noise); the arm's
-                # probes go on the client's private libssl, which no other capture hooks.
-                self._switch(cap, hooked["path"], _probes_of(hooked["probes"]), on=False)
+                # probes go on the client's private TLS file only.
+                points = _points(hooked["library"], hooked["path"], labels=hooked["probes"])
+                self._switch(cap, points, on=False)
         self._pump = threading.Thread(target=self._run_pipeline, daemon=True)
         self._pump.start()
 
     @staticmethod
-    def _switch(cap: Any, path: str, probes: list[Any], *, on: bool) -> None:
+    def _switch(cap: Any, points: tuple[AttachPoint, ...], *, on: bool) -> None:
         # Recompiling per arm takes seconds; attaching to one file takes milliseconds.
         bpf = cap._bpf
-        for probe in probes:
-            kw = {"name": path.encode(), "sym": probe.sym.encode()}
-            if on:
-                ret = probe.kind is ProbeKind.RETURN
-                attach = bpf.attach_uretprobe if ret else bpf.attach_uprobe
-                attach(fn_name=probe.fn_name.encode(), **kw)
+        for point in points:
+            kw: dict[str, Any] = {"name": point.path.encode()}
+            if point.sym:
+                kw["sym"] = point.sym.encode()
             else:
-                ret = probe.kind is ProbeKind.RETURN
-                (bpf.detach_uretprobe if ret else bpf.detach_uprobe)(**kw)
+                kw["addr"] = point.addr
+            if on:
+                attach = bpf.attach_uretprobe if point.ret else bpf.attach_uprobe
+                attach(fn_name=point.fn_name.encode(), **kw)
+            else:
+                (bpf.detach_uretprobe if point.ret else bpf.detach_uprobe)(**kw)
 
     def set(self, arm: str, *, on: bool) -> None:
         if arm != "none":
-            self._switch(self.caps[arm], self._lib, list(OPENSSL.probes), on=on)
+            self._switch(self.caps[arm], self._points, on=on)
 
     def _run_pipeline(self) -> None:
         from lumen_sniff.model import IgnoreConnection
@@ -333,8 +347,14 @@ class _Arms:
         return {"dropped": status["dropped"], "records": status["counters"]["records"]}
 
 
-def _probes_of(labels: list[str]) -> list[Any]:
-    return [p for p in OPENSSL.probes if p.label in labels]
+def _points(library: str, path: str, *, labels: list[str] | None) -> tuple[AttachPoint, ...]:
+    """The attach points a library row gives for ``path`` (those with ``labels``, or all)."""
+    row = next(r for r in TLS_LIBRARIES if r.name == library)
+    facts = elf_facts(path, TLS_SYMBOLS)
+    if facts is None:
+        raise RuntimeError(f"{path} is not readable as ELF")
+    points = row.locate(row, path, facts)
+    return tuple(p for p in points if labels is None or p.label in labels)
 
 
 def _libssl_of(pid: int) -> str:
@@ -364,6 +384,29 @@ def _private_libssl(where: Path) -> tuple[str, dict[str, str]]:
 # ----------------------------------------------------------------------- main
 
 
+def _start_client(
+    args: argparse.Namespace, workdir: Path, ports: dict[str, int], lib: tuple[str, dict[str, str]]
+) -> tuple[subprocess.Popen[str], str, str]:
+    """The timed client, the file its probes go on, and that file's TLS library row."""
+    ca = str(workdir / "ca.pem")
+    if not args.boringssl:
+        client = _spawn(["--client", str(ports["tls"]), str(ports["ctl"]), ca], env=lib[1])
+        _ask(client, {"op": "ping"})  # it has imported ssl: libssl is mapped
+        if _libssl_of(client.pid) != lib[0]:
+            raise RuntimeError("the client did not load its private libssl")
+        return client, lib[0], "openssl"
+    # A private copy (its own inode): probes of other captures on the Bun that the
+    # tests installed do not add to any arm.
+    bun = workdir / "bun-under-test"
+    shutil.copy(BUN, bun)
+    argv = [str(bun), str(REPO / "bench" / "bun_client.js"), str(ports["tls"]),
+            str(ports["ctl"]), ca]  # fmt: skip
+    client = subprocess.Popen(argv, text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              preexec_fn=lambda: _pin(_CLIENT_CPU))  # fmt: skip
+    return client, str(bun), "boringssl-static"
+
+
+
 def _spawn(args: list[str], **kw: Any) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, __file__, *args], text=True,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, **kw)  # fmt: skip
@@ -386,6 +429,9 @@ def main() -> int:
     parser.add_argument("--batches", type=int, default=3, help="batches per workload per block")
     parser.add_argument("--bulk-mib", type=int, default=32, help="MiB per bulk download")
     parser.add_argument("--json", type=Path, help="also write the raw batch figures here")
+    parser.add_argument("--boringssl", action="store_true",
+                        help="client in Bun: static, stripped BoringSSL, functions located "
+                             "without symbols (writes and bulk reads only)")  # fmt: skip
     parser.add_argument("--server", metavar="DIR", help=argparse.SUPPRESS)
     parser.add_argument("--client", nargs=3, metavar=("TLS", "CTL", "CA"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -414,16 +460,12 @@ def main() -> int:
         procs.append(server)
         assert server.stdout is not None
         ports = json.loads(server.stdout.readline())
-        client = _spawn(
-            ["--client", str(ports["tls"]), str(ports["ctl"]), str(workdir / "ca.pem")],
-            env=libs["client"][1],
-        )
+        if _libssl_of(server.pid) != libs["server"][0]:
+            raise RuntimeError("the server did not load its private libssl")
+        client, target, library = _start_client(args, workdir, ports, libs["client"])
         procs.append(client)
-        _ask(client, {"op": "ping"})  # it has imported ssl: libssl is mapped
-        for who, proc in (("server", server), ("client", client)):
-            if _libssl_of(proc.pid) != libs[who][0]:
-                raise RuntimeError(f"the {who} did not load its private libssl")
-        arms = _Arms(server.pid, libs["client"][0])
+        print(f"client: {_ask(client, {'op': 'ping'})}, hooked file {target}", file=sys.stderr)
+        arms = _Arms(server.pid, target, library)
         names = [f"{k}-{s}" for s in SIZES for k in ("sink", "src")] + ["src-bulk"]
         arms.set("lumen", on=True)  # the pipeline judges every connection, once
         _ask(client, {"op": "open", "names": names})

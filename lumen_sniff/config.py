@@ -53,6 +53,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from lumen_sniff.budgets.settings import BudgetSettings, parse_budget_settings
 from lumen_sniff.errors import ConfigError
 
 __all__ = [
@@ -77,6 +78,7 @@ DEFAULT_PCAP_PORTS = (11434, 8000, 8080, 1234, 4000)
 """Ollama, vLLM, llama.cpp, LM Studio, LiteLLM and other relays."""
 
 _CAPTURE_MODES = ("auto", "bpf", "pcap")
+_BUDGET_TABLES = ("budgets", "enforcement", "alerts")
 _PRICE_KEYS = ("input", "output", "cache_read", "cache_write")
 
 
@@ -142,6 +144,8 @@ class Settings:
     """Request headers that name the tenant, lower case."""
     prices: tuple[PriceOverride, ...] = ()
     """User price overrides."""
+    budgets: BudgetSettings = field(default_factory=BudgetSettings)
+    """``[[budgets]]``, ``[enforcement]`` and ``[alerts]``."""
     config_path: Path | None = None
     """The file these settings came from, if any."""
 
@@ -216,7 +220,11 @@ class _Validator:
         self._lines = text.splitlines()
 
     def settings(self, doc: dict[str, Any]) -> Settings:
-        self._only(doc, "", ("api", "store", "capture", "providers", "tenants", "prices"))
+        self._only(
+            doc,
+            "",
+            ("api", "store", "capture", "providers", "tenants", "prices", *_BUDGET_TABLES),
+        )
         api = self._table(doc, "api", ("listen", "token"))
         store = self._table(doc, "store", ("db", "retention_days"))
         cap = self._table(doc, "capture", tuple(CaptureSettings.__dataclass_fields__))
@@ -240,6 +248,7 @@ class _Validator:
             db_path=db,
             retention_days=retention,
             capture=self._capture(cap),
+            budgets=parse_budget_settings(doc, self._path, "\n".join(self._lines)),
             hosts=self._hosts(providers.get("hosts", {})),
             tenant_headers=tuple(
                 h.lower() for h in self._strs(tenants, "tenants", "headers", ("x-tenant-id",))

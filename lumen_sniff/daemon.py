@@ -103,6 +103,8 @@ class Daemon:
         self._writer: Any = None
         self._server: Any = None
         self._bell: Doorbell | None = None
+        self._budgets: Any = None
+        self._budget_batch: list[UsageEvent] = []
 
     # ------------------------------------------------------------------ start
 
@@ -119,6 +121,7 @@ class Daemon:
             self.settings.db_path, retention_days=self.settings.retention_days
         )
         self._writer = self._store.writer
+        await self._start_budgets()
         self._pipeline = Pipeline(pipeline_settings(self.settings, key_salt=key_salt(state_dir)))
         self._start_captures()
         await self._start_api()
@@ -131,6 +134,20 @@ class Daemon:
             self.settings.listen_host,
             self.settings.listen_port,
         )
+
+    async def _start_budgets(self) -> None:
+        from lumen_sniff.budgets.baseline import trailing_baseline
+        from lumen_sniff.budgets.service import BudgetService
+        from lumen_sniff.store import EventFilter
+
+        store = self._store
+        self._budgets = BudgetService(
+            self.settings.budgets,
+            store.budgets,
+            lambda since: store.export(EventFilter(since_ns=since)),
+            baseline=lambda budget, now: trailing_baseline(store, budget, now),
+        )
+        await self._budgets.start()
 
     def _start_captures(self) -> None:
         mode = self.settings.capture.mode
@@ -183,6 +200,7 @@ class Daemon:
             status=self.status,
             token=self.settings.token,
             pricer=Pricer(overrides_from(self.settings.prices)),
+            budgets=self._budgets,
         )
         config = uvicorn.Config(
             app,
@@ -226,6 +244,9 @@ class Daemon:
             self._bell.ring()
         await pump
         self._emit(self._pipeline.close())
+        self._feed_budgets()
+        await self._store.writer.flush()
+        await self._budgets.stop()  # fail-open: blocks and pauses end with the daemon
         await self._store.close()
         self._server.exit()
         await self._api_task
@@ -240,6 +261,9 @@ class Daemon:
         for capture in self._captures:
             with contextlib.suppress(Exception):
                 capture.stop()
+        if self._budgets is not None:
+            with contextlib.suppress(Exception):
+                await self._budgets.stop()
         if self._store is not None:
             with contextlib.suppress(Exception):
                 await self._store.close()
@@ -254,6 +278,7 @@ class Daemon:
                     moved += 1
                     self._emit(self._pipeline.feed(chunk))
             self._pump_stats["chunks"] += moved
+            self._feed_budgets()
             if moved == 0:
                 if self._stopping.is_set():
                     return
@@ -261,11 +286,19 @@ class Daemon:
             else:
                 await asyncio.sleep(0)
 
+    def _feed_budgets(self) -> None:
+        # Budgets see events as they leave the pipeline, not after the store's
+        # batched commit: a block lands up to one batch window sooner.
+        if self._budget_batch:
+            self._budgets.observe(self._budget_batch)
+            self._budget_batch = []
+
     def _emit(self, outputs: list[Any]) -> None:
         for out in outputs:
             if isinstance(out, UsageEvent):
                 self._pump_stats["events"] += 1
                 self._writer.submit(out)
+                self._budget_batch.append(out)
             elif isinstance(out, IgnoreConnection):
                 self._pump_stats["ignored_connections"] += 1
                 for capture in self._captures:

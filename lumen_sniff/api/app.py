@@ -21,10 +21,13 @@ from fastapi.responses import JSONResponse
 
 from lumen_sniff import __version__
 from lumen_sniff.api.auth import BearerAuth
+from lumen_sniff.api.budgetmetrics import BudgetCollector
+from lumen_sniff.api.budgets import router as budget_router
 from lumen_sniff.api.live import LiveFeed
 from lumen_sniff.api.metrics import Metrics
 from lumen_sniff.api.params import reject_unknown_params
 from lumen_sniff.api.routes import router
+from lumen_sniff.budgets.service import BudgetService
 from lumen_sniff.errors import StoreError
 from lumen_sniff.pricing.quote import PricerLike
 from lumen_sniff.store import Store
@@ -40,6 +43,7 @@ def create_app(
     pricer: PricerLike | None = None,
     metrics_max_label_values: int = 50,
     live_max_clients: int = 64,
+    budgets: BudgetService | None = None,
 ) -> FastAPI:
     """Build the HTTP API over an open store.
 
@@ -53,6 +57,7 @@ def create_app(
             :class:`lumen_sniff.pricing.prices.Pricer` without overrides.
         metrics_max_label_values: Distinct values per metric label before ``other``.
         live_max_clients: Concurrent /api/live streams.
+        budgets: The daemon's budget service; without it /api/budgets answers 503.
 
     Returns:
         The app, with ``app.state.store``, ``.live`` and ``.metrics`` set.
@@ -76,7 +81,11 @@ def create_app(
     app.state.live = live
     app.state.metrics = metrics
     app.state.pricer = pricer
+    app.state.budgets = budgets
+    if budgets is not None:
+        metrics.registry.register(BudgetCollector(budgets.statuses))
     app.include_router(router)
+    app.include_router(budget_router)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StoreError, _store_error)
     if token:

@@ -39,6 +39,10 @@ class ApiClient:
         """POST a JSON body; return the decoded JSON."""
         return self._check(self._http.post(path, json=body)).json()
 
+    def delete(self, path: str) -> Any:
+        """DELETE ``path``; return the decoded JSON."""
+        return self._check(self._http.delete(path)).json()
+
     def _check(self, response: httpx.Response) -> httpx.Response:
         if response.status_code == 401:
             raise click.ClickException(

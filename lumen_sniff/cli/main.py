@@ -23,6 +23,11 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "pricing": ("lumen_sniff.cli.pricing", "pricing"),
     "doctor": ("lumen_sniff.cli.doctor", "doctor"),
     "install-service": ("lumen_sniff.cli.service", "install_service"),
+    "budgets": ("lumen_sniff.cli.budgets", "budgets"),
+    "block": ("lumen_sniff.cli.budgets", "block"),
+    "unblock": ("lumen_sniff.cli.budgets", "unblock"),
+    "resume": ("lumen_sniff.cli.budgets", "resume"),
+    "alerts": ("lumen_sniff.cli.budgets", "alerts"),
 }
 
 _HELP = {
@@ -35,6 +40,11 @@ _HELP = {
     "pricing": "Show USD per million tokens for a model and where the price comes from.",
     "doctor": "Check kernel, BTF, headers, bcc, BPF load, uprobe attach, TLS libraries.",
     "install-service": "Install and enable the systemd unit.",
+    "budgets": "Budgets: list, add, remove, reset.",
+    "block": "Kill switch: refuse a service's new LLM connections and close its open ones.",
+    "unblock": "Lift a manual block.",
+    "resume": "Continue the processes a pause budget stopped.",
+    "alerts": "Alerts: send a test alert, list recent ones.",
 }
 
 

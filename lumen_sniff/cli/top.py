@@ -15,6 +15,7 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 
+from lumen_sniff.cli.budgettable import budget_table
 from lumen_sniff.cli.client import ApiClient, api_options
 from lumen_sniff.cli.report import money
 
@@ -29,6 +30,7 @@ def render(
     by_process: dict[str, Any],
     latest: list[dict[str, Any]],
     window_min: int = _WINDOW_MIN,
+    budgets: list[dict[str, Any]] | None = None,
 ) -> Group:
     """Build the screen from API answers (pure, so it can be tested)."""
     minutes = float(window_min)
@@ -42,8 +44,11 @@ def render(
         f"[yellow]{summary['unpriced_requests']} unpriced[/]",
         f"last {window_min} min",
     )
+    parts: list[Any] = [Panel(head, title="lumen-sniff top")]
+    if budgets:
+        parts.append(budget_table(budgets))
     return Group(
-        Panel(head, title="lumen-sniff top"),
+        *parts,
         _ranking("model", by_model),
         _ranking("process", by_process),
         _latest(latest),
@@ -90,6 +95,14 @@ def _latest(latest: list[dict[str, Any]]) -> Table:
     return table
 
 
+def _budgets(api: ApiClient) -> list[dict[str, Any]]:
+    try:
+        budgets: list[dict[str, Any]] = api.get("/api/budgets")["budgets"]
+    except click.ClickException:  # a daemon without budgets (503)
+        return []
+    return budgets
+
+
 @click.command()
 @click.option("--interval", type=click.FloatRange(0.2, 60), default=2.0, show_default=True)
 @click.option("--once", is_flag=True, help="Print one screen and exit.")
@@ -104,6 +117,7 @@ def top(api: ApiClient, interval: float, once: bool) -> None:
             api.get("/api/usage", group_by="model", bucket="hour", since=since),
             api.get("/api/usage", group_by="process", bucket="hour", since=since),
             api.get("/api/events", limit=15)["events"],
+            budgets=_budgets(api),
         )
 
     if once:

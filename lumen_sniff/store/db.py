@@ -33,6 +33,7 @@ import aiosqlite
 from lumen_sniff.errors import StoreError
 from lumen_sniff.model import UsageEvent
 from lumen_sniff.store import queries, retention
+from lumen_sniff.store.budgetdb import BudgetDb
 from lumen_sniff.store.queries import MAX_NS, EventFilter, Series, Totals
 from lumen_sniff.store.schema import MIGRATIONS, SCHEMA_VERSION
 from lumen_sniff.store.writer import Writer
@@ -81,6 +82,8 @@ class Store:
         """Submit events here."""
         self.retention_days = retention_days
         """Days kept; 0 keeps everything."""
+        self.budgets = BudgetDb(wconn, rconn, lock)
+        """Budget state and the alert outbox."""
         self._wconn = wconn
         self._rconn = rconn
         self._lock = lock

@@ -19,6 +19,9 @@ Tables:
   per dimension, rather than one row per combination of all six, keeps the
   row count bounded by the distinct values of each dimension.
 * ``laps``: named time ranges started from the CLI.
+* ``budgets``, ``budget_resets``, ``manual_blocks``, ``enforcement_log``,
+  ``alerts``, ``alert_deliveries``, ``llm_endpoints`` (version 4): see
+  :mod:`lumen_sniff.store.budgetdb`.
 
 Version 2 makes ``events.id`` unique (ids are deterministic, so a replayed
 capture or a re-submitted batch must not count twice). Upgrading a database
@@ -166,7 +169,66 @@ _V3 = "ALTER TABLE events ADD COLUMN usage_flags TEXT;\n"
 """Version 3: ``events.usage_flags``, the comma-separated self-contradictions of
 the reported usage (NULL when none); older rows have none recorded."""
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
+# Version 4: budgets made through the API, manual resets and kill switches, the
+# enforcement log, the alert outbox (one row per alert, one per delivery), and
+# the LLM endpoints learned from traffic (a restarted daemon can block at once).
+_V4 = """
+CREATE TABLE budgets (
+    name       TEXT PRIMARY KEY,
+    spec       TEXT NOT NULL,
+    created_ns INTEGER NOT NULL
+);
+CREATE TABLE budget_resets (
+    name     TEXT PRIMARY KEY,
+    reset_ns INTEGER NOT NULL
+);
+CREATE TABLE manual_blocks (
+    scope      TEXT NOT NULL,
+    match      TEXT NOT NULL,
+    action     TEXT NOT NULL,
+    created_ns INTEGER NOT NULL,
+    reason     TEXT NOT NULL,
+    PRIMARY KEY (scope, match, action)
+);
+CREATE TABLE enforcement_log (
+    id      INTEGER PRIMARY KEY,
+    at_ns   INTEGER NOT NULL,
+    budget  TEXT NOT NULL,
+    action  TEXT NOT NULL,
+    active  INTEGER NOT NULL,
+    reason  TEXT NOT NULL,
+    targets TEXT NOT NULL
+);
+CREATE INDEX enforcement_log_budget ON enforcement_log (budget, id);
+CREATE TABLE alerts (
+    id         INTEGER PRIMARY KEY,
+    key        TEXT NOT NULL UNIQUE,
+    budget     TEXT NOT NULL,
+    slot       TEXT NOT NULL,
+    created_ns INTEGER NOT NULL,
+    payload    TEXT NOT NULL
+);
+CREATE INDEX alerts_budget ON alerts (budget, slot, created_ns);
+CREATE TABLE alert_deliveries (
+    alert_id   INTEGER NOT NULL REFERENCES alerts (id) ON DELETE CASCADE,
+    dest       TEXT NOT NULL,
+    state      TEXT NOT NULL,
+    attempts   INTEGER NOT NULL,
+    next_ns    INTEGER NOT NULL,
+    last_error TEXT,
+    sent_ns    INTEGER,
+    PRIMARY KEY (alert_id, dest)
+);
+CREATE INDEX alert_deliveries_due ON alert_deliveries (state, next_ns);
+CREATE TABLE llm_endpoints (
+    addr         TEXT NOT NULL,
+    port         INTEGER NOT NULL,
+    last_seen_ns INTEGER NOT NULL,
+    PRIMARY KEY (addr, port)
+);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
 """SQL scripts; migration ``i`` takes the schema from version ``i`` to ``i + 1``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -566,7 +566,7 @@ async def test_migration_from_v1_drops_duplicates_and_fixes_rollups(tmp_path: Pa
     s = await open_store(path, retention_days=0)
     try:
         assert s.event_count == 400
-        assert s.stats()["schema_version"] == SCHEMA_VERSION == 3
+        assert s.stats()["schema_version"] == SCHEMA_VERSION == 4
         assert await s.summary() == brute_totals(unique)
         got = {e.id: e for e in await s.events(limit=1000)}
         assert got == {e.id: e for e in unique}

@@ -27,6 +27,7 @@ from pathlib import Path
 from lumen_sniff.capture.bpf.elf import ElfFacts, elf_facts
 from lumen_sniff.capture.bpf.libraries import TLS_LIBRARIES
 from lumen_sniff.capture.bpf.tlslib import NO_TLS_SYMBOLS, TlsLibrary
+from lumen_sniff.capture.bpf.unsupported import unsupported_reason
 
 __all__ = ["Discovery", "Mapping", "Rescans", "Target", "parse_maps"]
 
@@ -115,6 +116,9 @@ def _judge_file(
         reasons.append(reason)
     # The most telling reason: one that is not merely "no symbols of mine".
     skipped = next((r for r in reasons if r != NO_TLS_SYMBOLS), NO_TLS_SYMBOLS)
+    if skipped == NO_TLS_SYMBOLS and kind == "executable" and not facts.is_go:
+        # A TLS stack we recognise but cannot hook is reported, not left silent.
+        skipped = unsupported_reason(path) or NO_TLS_SYMBOLS
     symbols = facts.symbols
     return Target(path=path, key=key, kind=kind, symbols=symbols, facts=facts, skipped=skipped)
 

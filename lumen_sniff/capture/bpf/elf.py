@@ -48,7 +48,7 @@ class ElfFacts:
     is_go: bool
     """Built by the Go toolchain."""
     path: str = ""
-    """The file read (rows whose judge must look further, e.g. Go's own tables)."""
+    """The file read (rows whose judge must look further: Go's own tables, stripped code)."""
 
     def address(self, symbol: str) -> int | None:
         """The virtual address of ``symbol``, or None when the file does not define it."""

@@ -44,6 +44,7 @@ from lumen_sniff.capture.bpf.ringrecords import (
     to_chunk,
 )
 from lumen_sniff.capture.bpf.settings import BpfSettings
+from lumen_sniff.capture.bpf.tlslib import NO_TLS_SYMBOLS
 from lumen_sniff.errors import BpfUnavailable
 from lumen_sniff.model import Chunk, ConnKey, Direction
 
@@ -387,7 +388,8 @@ class BpfCapture:
                         "error": self._attach_errors.get(target.path, ""),
                     }
                 )
-            elif target.skipped.startswith("go") or target.symbols:
+            elif target.skipped not in (NO_TLS_SYMBOLS, "unreadable") or target.symbols:
+                # Includes a row's own reasons ("go…", "static BoringSSL, functions not located").
                 skipped.append({"path": target.path, "reason": target.skipped, "pids": pids})
         drops = self.drops()
         return {

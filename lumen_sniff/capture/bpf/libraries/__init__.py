@@ -8,6 +8,7 @@ rows in this order; the first that accepts a file hooks it.
 
 from __future__ import annotations
 
+from lumen_sniff.capture.bpf.libraries.boringssl_static import BORINGSSL_STATIC
 from lumen_sniff.capture.bpf.libraries.gnutls import GNUTLS
 from lumen_sniff.capture.bpf.libraries.golang import GOLANG
 from lumen_sniff.capture.bpf.libraries.openssl import OPENSSL
@@ -15,7 +16,7 @@ from lumen_sniff.capture.bpf.tlslib import TlsLibrary
 
 __all__ = ["TLS_LIBRARIES", "TLS_SYMBOLS"]
 
-TLS_LIBRARIES: tuple[TlsLibrary, ...] = (OPENSSL, GNUTLS, GOLANG)
+TLS_LIBRARIES: tuple[TlsLibrary, ...] = (OPENSSL, GNUTLS, GOLANG, BORINGSSL_STATIC)
 """Every TLS library the capture hooks, in the order discovery tries them."""
 
 TLS_SYMBOLS: tuple[str, ...] = tuple(
