@@ -21,9 +21,10 @@ APT_PACKAGES := python3 python3-venv python3-bpfcc linux-headers-amd64 \
 # Only the tests, benchmarks and key-log replay (`make setup-test`, `make test`):
 # tshark decrypts key-logged captures, the rest are the real clients and tools the
 # integration tests drive (gcc builds C clients; golang-go the Go client; gnutls-bin
-# and python3-pycurl drive GnuTLS; python3-seccomp confines the TLS echo server).
+# and python3-pycurl drive GnuTLS; default-jdk-headless the Java client; python3-seccomp
+# confines the TLS echo server).
 APT_TEST_PACKAGES := python3-dev bpfcc-tools tshark python3-seccomp nodejs curl gcc \
-	iproute2 procps golang-go gnutls-bin python3-pycurl
+	iproute2 procps golang-go gnutls-bin python3-pycurl default-jdk-headless util-linux
 
 .PHONY: help setup setup-test npm apt apt-test headers venv venv-test run test test-unit lint bench fixtures install-service clean
 

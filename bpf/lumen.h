@@ -64,4 +64,61 @@ struct lumen_conn {
 	__u64 ssl;
 };
 
+/* ---- TLS connections (bpf/lumen_sockets.bpf.c): who opens TLS, to which host ----
+ * Records of the "lumen_sockets" ring buffer. A HELLO carries the first TCP
+ * payload of a new client connection when it is a TLS ClientHello (user space
+ * reads its SNI); a SOCK_CLOSE carries the byte counts of such a connection when
+ * it leaves ESTABLISHED. Addresses are IPv6, IPv4 as ::ffff:a.b.c.d.
+ */
+#ifndef LUMEN_HELLO_BYTES
+#define LUMEN_HELLO_BYTES 2048 /* ClientHello bytes copied (SNI is near the start) */
+#endif
+
+/* struct lumen_sock_event.kind */
+#define LUMEN_SOCK_HELLO 1
+#define LUMEN_SOCK_CLOSE 2
+
+/* Index into the counters array (bpf table "lumen_sock_counts"). */
+#define LUMEN_SOCK_CONNECTS 0     /* client connections established */
+#define LUMEN_SOCK_HELLOS 1       /* first payloads that were ClientHellos */
+#define LUMEN_SOCK_NOT_TLS 2      /* first payloads that were not */
+#define LUMEN_SOCK_RINGBUF_FULL 3 /* records lost: ring buffer full */
+#define LUMEN_SOCK_UNKNOWN 4      /* connections established with no connecting process */
+#define LUMEN_SOCK_COUNTERS 5
+
+/* The 4-tuple of a TCP connection as its client sees it. */
+struct lumen_tuple {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u16 sport; /* host byte order */
+	__u16 dport; /* host byte order */
+	__u32 pad;
+};
+
+/* Who connected, saved at SYN_SENT (process context) and kept with the socket. */
+struct lumen_sock_owner {
+	__u64 ts_ns;
+	__u64 sock; /* kernel socket address */
+	__u64 cgroup_id;
+	__u32 pid; /* tgid */
+	__u32 uid;
+	char comm[LUMEN_COMM_LEN];
+};
+
+struct lumen_sock_event {
+	__u64 ts_ns;          /* bpf_ktime_get_ns */
+	__u64 sock;           /* kernel socket address: pairs a HELLO with its CLOSE */
+	__u64 cgroup_id;
+	__u64 bytes_sent;     /* SOCK_CLOSE: tcp_sock bytes_sent (0 when unknown) */
+	__u64 bytes_received; /* SOCK_CLOSE: tcp_sock bytes_received */
+	struct lumen_tuple tuple;
+	__u32 pid;
+	__u32 uid;
+	__u32 data_len; /* HELLO: valid bytes of data */
+	__u8 kind;      /* LUMEN_SOCK_* */
+	__u8 pad[3];
+	char comm[LUMEN_COMM_LEN];
+	__u8 data[LUMEN_HELLO_BYTES];
+};
+
 #endif /* LUMEN_H */

@@ -312,9 +312,11 @@ class Daemon:
         """The capture half of /api/status (the store adds its own part)."""
         backends = {type(c).__name__: c.status() for c in self._captures}
         dropped: dict[str, int] = {}
+        unseen: list[Any] = []
         for backend in backends.values():
             for reason, count in backend.get("dropped", {}).items():
                 dropped[reason] = dropped.get(reason, 0) + count
+            unseen.extend((backend.get("blind_spots") or {}).get("unseen", []))
         return {
             "ready": self._ready,
             "version": __version__,
@@ -325,6 +327,7 @@ class Daemon:
             "pipeline": dict(self._pipeline.stats) if self._pipeline else {},
             "pump": dict(self._pump_stats),
             "dropped": dropped,
+            "unseen": unseen,
         }
 
 

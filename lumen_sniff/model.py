@@ -88,6 +88,8 @@ class ProcessInfo:
     """Container id, when the cgroup path names one."""
     unit: str | None = None
     """systemd unit, when the cgroup path names one."""
+    service: str | None = None
+    """Service name: systemd service, else container, else from the command line."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -351,6 +353,8 @@ class UsageEvent:
     usage_flags: tuple[str, ...] = field(default=(), metadata=_EXTRA)
     """Ways the reported usage contradicts itself (:data:`USAGE_FLAGS`), sorted;
     the counts are as reported."""
+    service: str | None = field(default=None, metadata=_EXTRA)
+    """Who spent it: systemd service, else container, else a name from the command line."""
     extra: dict[str, str] = field(metadata=_HIDDEN, default_factory=dict)
     """Small string facts kept for diagnosis (never prompt or completion text)."""
 

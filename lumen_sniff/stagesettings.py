@@ -45,6 +45,7 @@ def bpf_settings(settings: Settings, *, exclude_pids: tuple[int, ...] = ()) -> B
         exes=cap.exes,
         max_bytes_per_call=cap.max_bytes_per_call,
         exclude_pids=exclude_pids,
+        hosts=tuple(settings.hosts.items()),
     )
 
 

@@ -2,24 +2,28 @@
 
 Exposed (counters count since the daemon started, as Prometheus expects):
 
-* ``lumen_requests_total{provider,model,process,status}`` LLM calls stored.
-* ``lumen_tokens_total{provider,model,process,type}`` tokens; ``type`` is
+* ``lumen_requests_total{provider,model,process,service,status}`` LLM calls stored.
+* ``lumen_tokens_total{provider,model,process,service,type}`` tokens; ``type`` is
   ``input``, ``output``, ``cache_read``, ``cache_write`` or ``reasoning``
   (normalised convention: cache counts are part of input, reasoning of output).
-* ``lumen_cost_usd_total{provider,model,process}`` priced cost in USD.
+* ``lumen_cost_usd_total{provider,model,process,service}`` priced cost in USD.
 * ``lumen_unpriced_requests_total{provider,model}`` calls with no price (not $0).
 * ``lumen_request_duration_seconds{provider,model}`` and
   ``lumen_ttft_seconds{provider,model}`` histograms.
 * ``lumen_capture_dropped_total{reason}`` every record lost, by reason: the
   capture's drops (from the daemon's ``status()["dropped"]``) plus the store's.
+* ``lumen_unseen_connections_total{process,host}`` TLS connections to LLM hosts
+  whose plaintext could not be read (the blind-spot report of ``/api/status``;
+  bounded by its row cap).
 * ``lumen_store_events`` and ``lumen_store_queue_events`` gauges, ``lumen_ready``.
 
-Bounded cardinality: each label (provider, model, process, status) keeps the
+Bounded cardinality: each label (provider, model, process, service, status) keeps the
 first ``max_values`` distinct values it sees (50 by default) and reports every
 later value as ``other``; a missing value is ``unknown``. First-seen rather
 than top-N keeps a series' meaning stable for the daemon's life, and the busy
-values are, in practice, the ones seen first. So at most ~50⁴ label sets can
-exist in theory and, since real traffic is correlated, a few hundred in practice.
+values are, in practice, the ones seen first. So at most ~50⁵ label sets can
+exist in theory and, since real traffic is correlated (a service mostly runs
+one process name), a few hundred in practice.
 
 Metrics are updated from the writer's commit notifications, aggregated per
 batch, so they never count an event the database does not hold.
@@ -91,6 +95,18 @@ class _StatusCollector(Collector):
         for reason, count in sorted(dropped.items()):
             family.add_metric([reason], count)
         yield family
+        unseen: dict[tuple[str, str], int] = {}
+        for row in capture.get("unseen") or ():
+            key = (str(row.get("process") or "unknown"), str(row.get("host") or "unknown"))
+            unseen[key] = unseen.get(key, 0) + int(row.get("connections", 0))
+        family = CounterMetricFamily(
+            "lumen_unseen_connections",
+            "TLS connections to LLM API hosts whose plaintext lumen-sniff could not read.",
+            labels=["process", "host"],
+        )
+        for (process, host), count in sorted(unseen.items()):
+            family.add_metric([process, host], count)
+        yield family
         yield GaugeMetricFamily(
             "lumen_store_events", "Events in the database.", value=int(store.get("events", 0))
         )
@@ -127,17 +143,20 @@ class Metrics:
         self._requests = Counter(
             "lumen_requests",
             "LLM API calls stored.",
-            ["provider", "model", "process", "status"],
+            ["provider", "model", "process", "service", "status"],
             registry=r,
         )
         self._tokens = Counter(
             "lumen_tokens",
             "Tokens by type (cache counts are part of input, reasoning of output).",
-            ["provider", "model", "process", "type"],
+            ["provider", "model", "process", "service", "type"],
             registry=r,
         )
         self._cost = Counter(
-            "lumen_cost_usd", "Priced cost in USD.", ["provider", "model", "process"], registry=r
+            "lumen_cost_usd",
+            "Priced cost in USD.",
+            ["provider", "model", "process", "service"],
+            registry=r,
         )
         self._unpriced = Counter(
             "lumen_unpriced_requests",
@@ -163,19 +182,20 @@ class Metrics:
         self._provider = _Bounded(max_values)
         self._model = _Bounded(max_values)
         self._process = _Bounded(max_values)
+        self._service = _Bounded(max_values)
         self._status = _Bounded(max_values)
 
     def committed(self, events: Sequence[UsageEvent]) -> None:
         """Count a committed batch (sums per label set first: one inc per series)."""
-        requests: dict[tuple[str, str, str, str], int] = {}
-        tokens: dict[tuple[str, str, str], list[int]] = {}
-        costs: dict[tuple[str, str, str], Decimal] = {}
+        requests: dict[tuple[str, str, str, str, str], int] = {}
+        tokens: dict[tuple[str, str, str, str], list[int]] = {}
+        costs: dict[tuple[str, str, str, str], Decimal] = {}
         unpriced: dict[tuple[str, str], int] = {}
         for e in events:
             provider = self._provider(e.provider)
             model = self._model(e.model)
             process = self._process(e.process)
-            key = (provider, model, process)
+            key = (provider, model, process, self._service(e.service))
             rkey = (*key, self._status(e.status))
             requests[rkey] = requests.get(rkey, 0) + 1
             sums = tokens.setdefault(key, [0, 0, 0, 0, 0])

@@ -29,7 +29,7 @@ __all__ = ["router"]
 
 router = APIRouter()
 
-GroupBy = Literal["model", "provider", "process", "api_key_id", "tenant", "container"]
+GroupBy = Literal["model", "provider", "process", "api_key_id", "tenant", "container", "service"]
 Bucket = Literal["minute", "hour", "day"]
 _MAX_POINTS = 20_000
 """Most buckets one /api/usage answer may span (per group)."""
@@ -62,6 +62,7 @@ async def status(request: Request) -> dict[str, Any]:
         "ready": bool(capture.get("ready", False)),
         "version": __version__,
         "capture": capture,
+        "unseen": capture.get("unseen", []),
         "store": _store(request).stats(),
         "api": live.stats(),
     }
@@ -78,6 +79,7 @@ async def events(
     process: str | None = None,
     api_key_id: str | None = None,
     tenant: str | None = None,
+    service: str | None = None,
     status: Annotated[str | None, Query(description="HTTP code, 'error' or 'ok'.")] = None,
 ) -> JSONResponse:
     """The newest events matching every given filter, newest first: {"events": [...]}."""
@@ -91,6 +93,7 @@ async def events(
         process=process,
         api_key_id=api_key_id,
         tenant=tenant,
+        service=service,
         status=code,
         errors_only=errors_only,
     )

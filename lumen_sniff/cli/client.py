@@ -27,6 +27,11 @@ class ApiClient:
         self._base = base_url.rstrip("/")
         self._http = httpx.Client(base_url=self._base, headers=headers, timeout=timeout_s)
 
+    @property
+    def base_url(self) -> str:
+        """The daemon's API base URL."""
+        return self._base
+
     def get(self, path: str, **params: Any) -> Any:
         """GET ``path`` with the non-None ``params``; return the decoded JSON."""
         return self._check(self._http.get(path, params=_clean(params))).json()

@@ -2,7 +2,9 @@
 
 Checks, in order: kernel version, BTF, kernel headers for bcc, tracefs, whether
 bcc imports, whether a BPF program loads, whether a uprobe attaches, and which
-TLS libraries the running processes use and whether each can be hooked.
+TLS libraries the running processes use and whether each can be hooked. Then,
+when a daemon answers on ``--api``, its blind spots: processes that talked TLS
+to an LLM API host whose plaintext it could not read, and why.
 """
 
 from __future__ import annotations
@@ -15,10 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import click
+import httpx
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["Check", "doctor", "run_checks"]
+from lumen_sniff.cli.client import ApiClient, api_options
+
+__all__ = ["Check", "doctor", "run_checks", "unseen_checks"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -213,15 +218,61 @@ def run_checks() -> list[Check]:
     return checks
 
 
+def unseen_checks(status: dict[str, object] | None, api_url: str) -> list[Check]:
+    """One failed check per blind spot the daemon reports (pure, so it can be tested).
+
+    Args:
+        status: The daemon's ``/api/status``, or None when it did not answer.
+        api_url: Where it was asked.
+
+    Returns:
+        The checks; a single one when there is no daemon or nothing unseen.
+    """
+    if status is None:
+        return [
+            Check(
+                name="unseen: daemon",
+                ok=True,
+                detail=f"no daemon at {api_url}: blind spots are reported by a running daemon",
+            )
+        ]
+    rows = status.get("unseen")
+    if not isinstance(rows, list) or not rows:
+        return [Check(name="unseen", ok=True, detail="every TLS call to an LLM host was read")]
+    checks = []
+    for row in rows:
+        who = row.get("service") or row.get("process")
+        checks.append(
+            Check(
+                name=f"unseen: {who} → {row.get('host')}",
+                ok=False,
+                detail=(
+                    f"{row.get('process')} ({row.get('exe')}), {row.get('connections')} "
+                    f"connection(s), {row.get('bytes_sent')} B sent, "
+                    f"{row.get('bytes_received')} B received, last {row.get('last_seen')}"
+                ),
+                fix=str(row.get("reason")),
+            )
+        )
+    return checks
+
+
 @click.command()
-def doctor() -> None:
-    """Check kernel, BTF, headers, bcc, BPF load, uprobe attach and TLS libraries."""
+@api_options
+def doctor(api: ApiClient) -> None:
+    """Check kernel, BTF, headers, bcc, BPF load, uprobe attach, TLS libraries, blind spots."""
     if os.geteuid() != 0:
         click.echo("note: not root — BPF load and uprobe checks will fail; run with sudo", err=True)
     checks = run_checks()
+    try:
+        status = api.get("/api/status")
+    except (httpx.HTTPError, click.ClickException):
+        status = None
+    checks.extend(unseen_checks(status, api.base_url))
     table = Table("check", "", "found", "fix")
     for c in checks:
         table.add_row(c.name, "[green]ok[/]" if c.ok else "[red]FAIL[/]", c.detail, c.fix)
     Console().print(table)
-    if not all(c.ok for c in checks if not c.name.startswith("TLS: ")):
+    # Libraries that cannot be hooked and blind spots are findings, not broken set-up.
+    if not all(c.ok for c in checks if not c.name.startswith(("TLS: ", "unseen"))):
         raise SystemExit(1)

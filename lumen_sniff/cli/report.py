@@ -34,7 +34,9 @@ def money(value: float | None) -> str:
 @click.option("--until", default=None, help="ISO time or relative; default now.")
 @click.option(
     "--group-by",
-    type=click.Choice(["model", "provider", "process", "api_key_id", "tenant", "container"]),
+    type=click.Choice(
+        ["model", "provider", "process", "api_key_id", "tenant", "container", "service"]
+    ),
     default="model",
     show_default=True,
 )
@@ -90,6 +92,7 @@ def _total_group(series: dict[str, Any]) -> dict[str, Any]:
 @click.option("--provider", default=None)
 @click.option("--model", default=None)
 @click.option("--process", default=None)
+@click.option("--service", default=None)
 @click.option("--json", "as_json", is_flag=True, help="One JSON event per line.")
 @api_options
 def events(
@@ -99,20 +102,30 @@ def events(
     provider: str | None,
     model: str | None,
     process: str | None,
+    service: str | None,
     as_json: bool,
 ) -> None:
     """The latest usage events, newest first."""
     rows = api.get(
-        "/api/events", limit=limit, since=since, provider=provider, model=model, process=process
+        "/api/events",
+        limit=limit,
+        since=since,
+        provider=provider,
+        model=model,
+        process=process,
+        service=service,
     )["events"]
     if as_json:
         for row in rows:
             click.echo(json.dumps(row))
         return
-    table = Table("time", "process", "provider", "model", "status", "in", "out", "cost", "src")
+    table = Table(
+        "time", "service", "process", "provider", "model", "status", "in", "out", "cost", "src"
+    )
     for e in rows:
         table.add_row(
             e["started_at"][11:19],
+            str(e.get("service") or "-"),
             f"{e['process']}[{e['pid']}]" if e["pid"] else str(e["process"] or "-"),
             e["provider"],
             str(e["model"] or "-"),

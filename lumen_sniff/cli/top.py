@@ -27,9 +27,10 @@ _WINDOW_MIN = 5
 def render(
     summary: dict[str, Any],
     by_model: dict[str, Any],
-    by_process: dict[str, Any],
+    by_service: dict[str, Any],
     latest: list[dict[str, Any]],
     window_min: int = _WINDOW_MIN,
+    unseen: list[dict[str, Any]] | None = None,
     budgets: list[dict[str, Any]] | None = None,
 ) -> Group:
     """Build the screen from API answers (pure, so it can be tested)."""
@@ -47,12 +48,35 @@ def render(
     parts: list[Any] = [Panel(head, title="lumen-sniff top")]
     if budgets:
         parts.append(budget_table(budgets))
-    return Group(
-        *parts,
-        _ranking("model", by_model),
-        _ranking("process", by_process),
-        _latest(latest),
+    parts += [_ranking("model", by_model), _ranking("service", by_service), _latest(latest)]
+    if unseen:
+        parts.append(_unseen(unseen))
+    return Group(*parts)
+
+
+def _unseen(rows: list[dict[str, Any]]) -> Table:
+    table = Table(
+        "service",
+        "process",
+        "host",
+        "conns",
+        "sent",
+        "received",
+        "reason",
+        expand=True,
+        title="[red]unseen: TLS to LLM hosts that lumen-sniff cannot read[/]",
     )
+    for r in rows[:8]:
+        table.add_row(
+            str(r.get("service") or "-"),
+            str(r["process"]),
+            str(r["host"]),
+            str(r["connections"]),
+            f"{r['bytes_sent']:,}",
+            f"{r['bytes_received']:,}",
+            str(r["reason"]),
+        )
+    return table
 
 
 def _ranking(name: str, usage: dict[str, Any]) -> Table:
@@ -71,7 +95,7 @@ def _ranking(name: str, usage: dict[str, Any]) -> Table:
 def _latest(latest: list[dict[str, Any]]) -> Table:
     table = Table(
         "time",
-        "process",
+        "service",
         "model",
         "status",
         "in",
@@ -84,7 +108,7 @@ def _latest(latest: list[dict[str, Any]]) -> Table:
     for e in latest:
         table.add_row(
             e["started_at"][11:19],
-            str(e["process"] or "-"),
+            str(e.get("service") or e["process"] or "-"),
             str(e["model"] or "-"),
             str(e["status"]),
             f"{e['input_tokens']:,}",
@@ -108,15 +132,16 @@ def _budgets(api: ApiClient) -> list[dict[str, Any]]:
 @click.option("--once", is_flag=True, help="Print one screen and exit.")
 @api_options
 def top(api: ApiClient, interval: float, once: bool) -> None:
-    """Live view: requests/min, $/hour, tokens/s, top models and processes, latest calls."""
+    """Live view: requests/min, $/hour, tokens/s, top models and services, latest calls."""
 
     def screen() -> Group:
         since = f"{_WINDOW_MIN}m"
         return render(
             api.get("/api/summary", since=since),
             api.get("/api/usage", group_by="model", bucket="hour", since=since),
-            api.get("/api/usage", group_by="process", bucket="hour", since=since),
+            api.get("/api/usage", group_by="service", bucket="hour", since=since),
             api.get("/api/events", limit=15)["events"],
+            unseen=api.get("/api/status").get("unseen", []),
             budgets=_budgets(api),
         )
 

@@ -137,13 +137,21 @@ class EventBuilder:
 def _caller(proc: ProcessInfo | None) -> dict[str, Any]:
     """The event fields that name the calling process (all None when unknown)."""
     if proc is None:
-        return {"pid": None, "process": None, "exe": None, "container": None, "unit": None}
+        return {
+            "pid": None,
+            "process": None,
+            "exe": None,
+            "container": None,
+            "unit": None,
+            "service": None,
+        }
     return {
         "pid": proc.pid,
         "process": proc.comm or None,
         "exe": proc.exe,
         "container": proc.container,
         "unit": proc.unit,
+        "service": proc.service,
     }
 
 

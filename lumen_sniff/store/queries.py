@@ -149,6 +149,7 @@ class EventFilter:
     process: str | None = None
     api_key_id: str | None = None
     tenant: str | None = None
+    service: str | None = None
     status: int | None = None
     """Exact HTTP status."""
     errors_only: bool | None = None
@@ -260,7 +261,7 @@ async def _merge(
 def _where(f: EventFilter) -> tuple[str, list[Any]]:
     clauses = ["started_ns >= ?", "started_ns < ?"]
     params: list[Any] = [f.since_ns, f.until_ns]
-    for name in ("provider", "model", "process", "api_key_id", "tenant", "status"):
+    for name in ("provider", "model", "process", "api_key_id", "tenant", "service", "status"):
         value = getattr(f, name)
         if value is not None:
             clauses.append(f"{name} = ?")

@@ -27,13 +27,23 @@ Version 2 makes ``events.id`` unique (ids are deterministic, so a replayed
 capture or a re-submitted batch must not count twice). Upgrading a database
 that already holds duplicates keeps the first row stored per id and rebuilds
 the rollups of the hours that lost rows from the events that remain.
+
+Version 5 adds ``events.service`` (who spent it) and its rollups.
 """
 
 from __future__ import annotations
 
 __all__ = ["GROUP_DIMS", "MIGRATIONS", "ROLLUP_SUMS", "SCHEMA_VERSION"]
 
-GROUP_DIMS: tuple[str, ...] = ("provider", "model", "process", "api_key_id", "tenant", "container")
+GROUP_DIMS: tuple[str, ...] = (
+    "provider",
+    "model",
+    "process",
+    "api_key_id",
+    "tenant",
+    "container",
+    "service",
+)
 """Event columns that /api/usage can group by (each has its own rollups)."""
 
 ROLLUP_SUMS: tuple[str, ...] = (
@@ -228,7 +238,23 @@ CREATE TABLE llm_endpoints (
 );
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
+# Version 5: the event's service. Older rows get the best name their stored
+# facts allow (the command line was not kept): the systemd service, else the
+# container id's first 12 digits, else the process; then their hourly
+# ``service`` rollups are built.
+_V5 = (
+    "ALTER TABLE events ADD COLUMN service TEXT;\n"
+    "UPDATE events SET service = CASE "
+    "WHEN unit LIKE '%.service' AND unit NOT LIKE 'user@%' THEN substr(unit, 1, length(unit) - 8) "
+    "WHEN container IS NOT NULL THEN substr(container, 1, 12) "
+    "ELSE process END;\n"
+    "CREATE INDEX events_service ON events (service, started_ns);\n"
+    f"INSERT INTO rollups ({_V2_ROLLUP_COLS}) "
+    f"SELECT 'service', e.started_ns - e.started_ns % {_HOUR_NS} AS b, COALESCE(e.service, ''), "
+    f"{_V2_SUMS} FROM events e GROUP BY b, 3;\n"
+)
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
 """SQL scripts; migration ``i`` takes the schema from version ``i`` to ``i + 1``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

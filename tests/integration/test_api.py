@@ -190,15 +190,27 @@ def test_summary_matches_raw_events(data: Served) -> None:
     }
 
 
-def test_usage_day_series_match_raw_events(data: Served) -> None:
-    body = data.get("/api/usage", group_by="process", bucket="day", since=_iso(T0))
-    assert (body["group_by"], body["bucket"]) == ("process", "day")
+@pytest.mark.parametrize("group_by", ["process", "service"])
+def test_usage_day_series_match_raw_events(data: Served, group_by: str) -> None:
+    body = data.get("/api/usage", group_by=group_by, bucket="day", since=_iso(T0))
+    assert (body["group_by"], body["bucket"]) == (group_by, "day")
     got = {(s["group"], p["t"]): p["requests"] for s in body["series"] for p in s["points"]}
     expected: dict[tuple[str | None, str], int] = {}
     for e in DATA:
         day = e.started_at[:10] + "T00:00:00.000000Z"
-        expected[(e.process, day)] = expected.get((e.process, day), 0) + 1
+        key = (getattr(e, group_by), day)
+        expected[key] = expected.get(key, 0) + 1
     assert got == expected
+    assert len({g for g, _ in got}) > 1
+
+
+def test_events_filter_by_service(data: Served) -> None:
+    body = data.get("/api/events", limit=10_000, service="billing")
+    expected = sorted(
+        (e for e in DATA if e.service == "billing"), key=lambda e: e.started_ns, reverse=True
+    )
+    assert [e["id"] for e in body["events"]] == [e.id for e in expected]
+    assert expected and all(e["service"] == "billing" for e in body["events"])
 
 
 def test_exact_summary_and_usage_shape(served: Served) -> None:
@@ -376,10 +388,14 @@ def test_metrics(tmp_path: Path) -> None:
     try:
         s.add(
             [
-                make_event(T0, model="m-a", cost_usd=Decimal("0.5"), duration_ms=1500.0),
-                make_event(T0, model="m-b", status=429, cost_usd=None, ttft_ms=None),
-                make_event(T0, model="m-c", reasoning_tokens=5, output_tokens=25),
-                make_event(T0, model="m-d", cost_usd=Decimal("0.25")),
+                make_event(
+                    T0, model="m-a", cost_usd=Decimal("0.5"), duration_ms=1500.0, service="bill"
+                ),
+                make_event(
+                    T0, model="m-b", status=429, cost_usd=None, ttft_ms=None, service="bill"
+                ),
+                make_event(T0, model="m-c", reasoning_tokens=5, output_tokens=25, service="bill"),
+                make_event(T0, model="m-d", cost_usd=Decimal("0.25"), service="bill"),
             ]
         )
         response = s.http.get("/metrics")
@@ -393,7 +409,7 @@ def test_metrics(tmp_path: Path) -> None:
                 if smp.name == name + suffix
             }
 
-        base = (("process", "python3"), ("provider", "openai"))
+        base = (("process", "python3"), ("provider", "openai"), ("service", "bill"))
         assert samples("lumen_requests", "_total") == {
             (("model", "m-a"), *base, ("status", "200")): 1,
             (("model", "m-b"), *base, ("status", "429")): 1,

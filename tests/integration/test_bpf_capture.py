@@ -349,7 +349,15 @@ def test_node_fetch_through_its_own_openssl(
 def test_status_lists_hooked_files_and_drop_reasons(collector: Collector) -> None:
     status = collector.capture.status()
     assert status["source"] == "bpf" and status["running"] is True
-    assert set(status["dropped"]) == {"ringbuf_full", "cap_exceeded", "read_failed", "queue_full"}
+    assert set(status["dropped"]) == {
+        "ringbuf_full",
+        "cap_exceeded",
+        "read_failed",
+        "queue_full",
+        "unseen_ringbuf_full",
+        "unseen_overflow",
+    }
+    assert status["blind_spots"]["active"], status["blind_spots"]["error"]
     libs = [h for h in status["hooked"] if h["kind"] == "library"]
     assert libs, status["hooked"]
     assert all(h["error"] == "" for h in status["hooked"])

@@ -48,6 +48,15 @@ _USAGE_FIELDS = (
     "reasoning_tokens",
 )
 
+# What each client process is named as a service: the module python runs, the
+# script node runs, curl's executable.
+_SERVICES = {
+    "python": "tests.support.clients",
+    "python3": "tests.support.clients",
+    "curl": "curl",
+    "node": "clients_node.js",
+}
+
 
 @pytest.fixture(scope="module")
 def collector() -> Collector:
@@ -98,7 +107,8 @@ def test_client_reported_usage_equals_captured_usage(
         assert event.status == client["status"]
         if client["model"]:
             assert event.model == client["model"]
-        assert event.pid is not None and event.process in ("python", "python3", "curl", "node")
+        assert event.pid is not None and event.process in _SERVICES
+        assert event.service == _SERVICES[event.process]  # from the command line
     if client["usage"] is None:
         assert all(e.usage_source in (UsageSource.NONE, UsageSource.ESTIMATED) for e in events)
         return

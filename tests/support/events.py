@@ -64,6 +64,7 @@ def random_events(n: int, seed: int, start_ns: int, span_ns: int) -> list[UsageE
                 api_key_id=rng.choice(["k:1", "k:2", None]),
                 tenant=rng.choice(["acme", "globex", None]),
                 container=rng.choice(["c0ffee", None]),
+                service=rng.choice(["billing", "app.worker", None]),
                 status=rng.choice([200, 200, 200, 429, 0]),
                 input_tokens=cache_read + rng.randrange(0, 5000),
                 output_tokens=rng.randrange(0, 900),

@@ -22,6 +22,14 @@ from lumen_sniff.capture.bpf.ringrecords import (
     RecordHeader,
 )
 from lumen_sniff.capture.bpf.settings import BpfSettings
+from lumen_sniff.capture.bpf.sockrecords import (
+    HELLO_BYTES,
+    SOCK_COUNTERS,
+    SockEventStruct,
+    SockKind,
+    SockOwnerStruct,
+    TupleStruct,
+)
 from lumen_sniff.capture.bpf.tlslib import ArgConvention, ProbeKind
 from lumen_sniff.errors import ConfigError
 from lumen_sniff.model import Direction
@@ -31,6 +39,9 @@ _STRUCTS = {
     "lumen_record": RecordHeader,
     "lumen_conn": ConnStruct,
     "lumen_drop": DropStruct,
+    "lumen_tuple": TupleStruct,
+    "lumen_sock_owner": SockOwnerStruct,
+    "lumen_sock_event": SockEventStruct,
 }
 
 
@@ -56,6 +67,15 @@ def _c_layout(tmp_path: Path) -> dict[str, int]:
         "LUMEN_DROP_CAP_EXCEEDED",
         "LUMEN_DROP_READ_FAILED",
         "LUMEN_DROP_REASONS",
+        "LUMEN_HELLO_BYTES",
+        "LUMEN_SOCK_HELLO",
+        "LUMEN_SOCK_CLOSE",
+        "LUMEN_SOCK_CONNECTS",
+        "LUMEN_SOCK_HELLOS",
+        "LUMEN_SOCK_NOT_TLS",
+        "LUMEN_SOCK_RINGBUF_FULL",
+        "LUMEN_SOCK_UNKNOWN",
+        "LUMEN_SOCK_COUNTERS",
     ]
     lines += [f'printf("{c} %d\\n", (int){c});' for c in consts]
     src = tmp_path / "layout.c"
@@ -86,6 +106,11 @@ def test_ctypes_mirror_matches_compiled_header(tmp_path: Path) -> None:
     assert layout["LUMEN_DROP_REASONS"] == len(DROP_REASONS)
     for index, reason in enumerate(DROP_REASONS):
         assert layout[f"LUMEN_DROP_{reason.upper()}"] == index
+    assert layout["LUMEN_HELLO_BYTES"] == HELLO_BYTES
+    assert [layout[f"LUMEN_SOCK_{k.name}"] for k in SockKind] == [k.value for k in SockKind]
+    assert layout["LUMEN_SOCK_COUNTERS"] == len(SOCK_COUNTERS)
+    c_names = ["CONNECTS", "HELLOS", "NOT_TLS", "RINGBUF_FULL", "UNKNOWN"]
+    assert [layout[f"LUMEN_SOCK_{n}"] for n in c_names] == list(range(len(SOCK_COUNTERS)))
 
 
 def test_every_probe_function_exists_in_the_c_program() -> None:

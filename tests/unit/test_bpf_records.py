@@ -134,12 +134,23 @@ def test_proc_cache_reads_once_and_forgets_on_exec(tmp_path: Path) -> None:
     (proc / "77").mkdir(parents=True)
     (proc / "77" / "comm").write_text("node\n")
     (proc / "77" / "cgroup").write_text(f"0::/system.slice/docker-{DOCKER_ID}.scope\n")
+    (proc / "77" / "cmdline").write_bytes(b"node\0server.js\0")
     os.symlink("/usr/bin/node", proc / "77" / "exe")
-    cache = ProcCache(max_entries=2, proc=proc)
+    cache = ProcCache(max_entries=2, proc=proc, host_root=tmp_path)
     info = cache.lookup(pid=77, tid=78, uid=5, cgroup_id=6)
     assert info == ProcessInfo(
-        pid=77, tid=78, comm="node", uid=5, cgroup_id=6, exe="/usr/bin/node", container=DOCKER_ID
+        pid=77,
+        tid=78,
+        comm="node",
+        uid=5,
+        cgroup_id=6,
+        exe="/usr/bin/node",
+        container=DOCKER_ID,
+        service=DOCKER_ID[:12],  # the container names it, before the command line
     )
+    (proc / "78").mkdir()
+    (proc / "78" / "cmdline").write_bytes(b"/usr/bin/python3\0-m\0app.worker\0")
+    assert cache.lookup(pid=78).service == "app.worker"
     (proc / "77" / "comm").write_text("changed\n")
     assert cache.lookup(pid=77).comm == "node"  # cached
     assert cache.lookup(pid=77, comm="kernel-says").comm == "kernel-says"  # kernel's comm wins

@@ -64,6 +64,7 @@ def test_top_renders_rates_from_a_five_minute_window() -> None:
     event = {
         "started_at": "2026-11-23T13:46:05.000000Z",
         "process": "python3",
+        "service": "app.worker",
         "model": "gpt-4o-mini",
         "status": 200,
         "input_tokens": 300,
@@ -72,13 +73,26 @@ def test_top_renders_rates_from_a_five_minute_window() -> None:
         "cost_usd": None,
     }
     console = Console(width=140, record=True)
-    console.print(render(summary, usage, usage, [event]))
+    unseen = [
+        {
+            "service": "Probe",
+            "process": "java",
+            "host": "api.openai.com",
+            "connections": 3,
+            "bytes_sent": 1200,
+            "bytes_received": 5000,
+            "reason": "Java JSSE not supported",
+        }
+    ]
+    console.print(render(summary, usage, usage, [event], unseen=unseen))
     text = console.export_text()
     assert "2.0 req/min" in text  # 10 requests / 5 minutes
     assert "$6.0000/hour" in text  # $0.5 per 5 minutes
     assert "10 tokens/s" in text  # 3000 tokens / 300 s
     assert "2 unpriced" in text
     assert "13:46:05" in text and "unpriced" in text
+    assert "app.worker" in text and "top services" in text
+    assert "unseen" in text and "api.openai.com" in text and "Java JSSE not supported" in text
 
 
 def test_non_loopback_listen_without_token_is_refused() -> None:
@@ -147,3 +161,30 @@ def test_every_listed_command_loads_and_has_help() -> None:
         result = runner.invoke(main, [name, "--help"])
         assert result.exit_code == 0, (name, result.output)
         assert "Usage: " in result.output
+
+
+def test_doctor_lists_each_blind_spot_with_its_reason() -> None:
+    from lumen_sniff.cli.doctor import unseen_checks
+
+    row = {
+        "service": "Probe",
+        "process": "java",
+        "exe": "/usr/bin/java",
+        "host": "api.openai.com",
+        "connections": 2,
+        "bytes_sent": 10,
+        "bytes_received": 20,
+        "last_seen": "2026-12-03T13:00:00.000000Z",
+        "reason": "Java JSSE not supported",
+    }
+    (check,) = unseen_checks({"unseen": [row]}, "http://127.0.0.1:7437")
+    assert (check.name, check.ok, check.fix) == (
+        "unseen: Probe → api.openai.com",
+        False,
+        "Java JSSE not supported",
+    )
+    assert "2 connection(s)" in check.detail
+    (none,) = unseen_checks({"unseen": []}, "u")
+    assert none.ok
+    (absent,) = unseen_checks(None, "http://x")
+    assert absent.ok and "no daemon at http://x" in absent.detail

@@ -54,6 +54,7 @@ EXTRAS = [
     "container",
     "unit",
     "usage_flags",
+    "service",
 ]
 
 START_NS = 1_740_823_200_123_456_000  # 2025-03-01T10:00:00.123456Z
@@ -131,6 +132,7 @@ def test_event_to_dict_values() -> None:
         "container": None,
         "unit": None,
         "usage_flags": [],
+        "service": None,
     }
     assert json.loads(json.dumps(d)) == d
 

@@ -11,6 +11,7 @@ import random
 import sqlite3
 import stat
 from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -536,7 +537,7 @@ async def test_duplicates_survive_a_restart(tmp_path: Path) -> None:
 def _v1_database(path: Path, events: list[UsageEvent]) -> None:
     """A version-1 database as the version-1 writer left it: duplicates counted twice."""
     # Version 1 had every column but those later migrations added.
-    keep = [i for i, c in enumerate(EVENT_COLUMNS) if c != "usage_flags"]
+    keep = [i for i, c in enumerate(EVENT_COLUMNS) if c not in ("usage_flags", "service")]
     columns = [EVENT_COLUMNS[i] for i in keep]
     insert = (
         f"INSERT INTO events ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
@@ -547,8 +548,19 @@ def _v1_database(path: Path, events: list[UsageEvent]) -> None:
         conn.execute("INSERT INTO schema_version (version) VALUES (1)")
         rows = [event_to_row(e) for e in events]
         conn.executemany(insert, [tuple(r[i] for i in keep) for r in rows])
-        conn.executemany(UPSERT_ROLLUP_SQL, rollup_deltas(rows))
+        v1_dims = ("provider", "model", "process", "api_key_id", "tenant", "container")
+        conn.executemany(
+            UPSERT_ROLLUP_SQL,
+            [d for d in rollup_deltas(rows) if d[0] == "total" or d[0] in v1_dims],
+        )
     conn.close()
+
+
+def _v3_service(e: UsageEvent) -> str | None:
+    """The service version 3 gives an event stored before it (no command line kept)."""
+    if e.unit and e.unit.endswith(".service") and not e.unit.startswith("user@"):
+        return e.unit.removesuffix(".service")
+    return e.container[:12] if e.container else e.process
 
 
 async def test_migration_from_v1_drops_duplicates_and_fixes_rollups(tmp_path: Path) -> None:
@@ -566,10 +578,10 @@ async def test_migration_from_v1_drops_duplicates_and_fixes_rollups(tmp_path: Pa
     s = await open_store(path, retention_days=0)
     try:
         assert s.event_count == 400
-        assert s.stats()["schema_version"] == SCHEMA_VERSION == 4
+        assert s.stats()["schema_version"] == SCHEMA_VERSION == 5
         assert await s.summary() == brute_totals(unique)
         got = {e.id: e for e in await s.events(limit=1000)}
-        assert got == {e.id: e for e in unique}
+        assert got == {e.id: replace(e, service=_v3_service(e)) for e in unique}
         expected = raw_sums(path)
         assert expected[0] == 400
         assert rollups_by_dim(path) == {dim: expected for dim in ("total", *GROUP_DIMS)}
@@ -599,6 +611,16 @@ async def test_migration_from_v1_without_duplicates_keeps_everything(tmp_path: P
     try:
         assert s.event_count == 200
         assert await s.summary() == brute_totals(events)
+        series = await s.usage("service", "hour", T0, T0 + 6 * HOUR_NS)
+        by_service = {x.group: x.requests for x in series}
+        expected: dict[str | None, int] = {}
+        for e in events:
+            expected[_v3_service(e)] = expected.get(_v3_service(e), 0) + 1
+        assert by_service == expected
     finally:
         await s.close()
-    assert rollups_by_dim(path) == before
+    after = rollups_by_dim(path)
+    assert after["service"] == after["total"]
+    assert {d: v for d, v in after.items() if d != "service"} == {
+        d: v for d, v in before.items() if d != "service"
+    }

@@ -29,6 +29,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from lumen_sniff.capture.bpf.blindspots import BlindSpots, explain_process
 from lumen_sniff.capture.bpf.btf import member_offsets_bytes
 from lumen_sniff.capture.bpf.conns import OpenConns
 from lumen_sniff.capture.bpf.discovery import Discovery, Rescans, Target
@@ -46,7 +47,7 @@ from lumen_sniff.capture.bpf.ringrecords import (
 from lumen_sniff.capture.bpf.settings import BpfSettings
 from lumen_sniff.capture.bpf.tlslib import NO_TLS_SYMBOLS
 from lumen_sniff.errors import BpfUnavailable
-from lumen_sniff.model import Chunk, ConnKey, Direction
+from lumen_sniff.model import Chunk, ConnKey, Direction, ProcessInfo
 
 __all__ = ["SOURCE_PATH", "BpfCapture"]
 
@@ -110,6 +111,13 @@ class BpfCapture:
         self._counters.update({"ignored_connections": 0, "queue_full": 0})
         self._queue_full_bytes = 0
         self._callback: Any = None
+        self._blind = BlindSpots(
+            hosts=dict(self.settings.hosts),
+            procs=self._procs,
+            explain=self._explain,
+            wall_offset_ns=lambda: self._wall_offset_ns,
+            exclude_pids=(*self.settings.exclude_pids, os.getpid()),
+        )
 
     # ---------------------------------------------------------------- source
 
@@ -167,6 +175,8 @@ class BpfCapture:
         self._bpf[b"lumen_events"].open_ring_buffer(self._callback)
         for target in self._discovery.scan_all(system=self.settings.system_libraries):
             self._attach(target)
+        if self.settings.blind_spots and not self.settings.empty_probes:
+            self._blind.start(tuple(c for c in cflags if "LUMEN_TASK_" in c))
         for name, fn in (
             ("lumen-bpf-poll", self._poll_loop),
             ("lumen-bpf-discovery", self._scan_loop),
@@ -191,6 +201,8 @@ class BpfCapture:
                 done.append(point.label)
         except Exception as exc:  # bcc raises bare Exception; a locator may raise anything
             self._attach_errors[target.path] = str(exc)
+            row = target.library.name if target.library else "attach"
+            self._blind.registry.report(target.key, target.path, f"{row}: {exc}")
             log.warning("could not hook %s: %s", target.path, exc)
         with self._lock:
             self._attached[target.path] = done
@@ -228,6 +240,23 @@ class BpfCapture:
                 continue
             for target in self._discovery.scan_pid(pid):
                 self._attach(target)
+
+    def _explain(self, pid: int, info: ProcessInfo) -> str:
+        s = self.settings
+        filtered = (
+            (bool(s.pids) and pid not in s.pids)
+            or (bool(s.comms) and info.comm not in s.comms)
+            or (bool(s.exes) and info.exe not in s.exes)
+        )
+        with self._lock:
+            attached = dict(self._attached)
+        return explain_process(
+            pid,
+            files=list(self._discovery.files.values()),
+            attached=attached,
+            registry=self._blind.registry,
+            filtered=filtered,
+        )
 
     def _on_record(self, _ctx: Any, data: Any, size: int) -> int:
         try:
@@ -303,6 +332,8 @@ class BpfCapture:
             self._counters["closed"] += 1
         else:
             self._counters["bytes"] += len(record.data)
+            if record.offset == 0 and record.direction is Direction.EGRESS:
+                self._blind.plaintext(record.pid, record.ts_ns)  # a new SSL connection
             end = record.offset + len(record.data) + record.lost_bytes
             self._conns.advance(record.pid, record.ssl, record.direction, end)
         process = self._procs.lookup(
@@ -336,6 +367,7 @@ class BpfCapture:
     def stop(self) -> None:
         """Stop the threads and detach every probe; queued Chunks stay in ``chunks``."""
         self._stop.set()
+        self._blind.stop()
         for thread in self._threads:
             thread.join(timeout=5)
         self._threads.clear()
@@ -392,16 +424,20 @@ class BpfCapture:
                 # Includes a row's own reasons ("go…", "static BoringSSL, functions not located").
                 skipped.append({"path": target.path, "reason": target.skipped, "pids": pids})
         drops = self.drops()
+        blind = self._blind.status()
+        dropped = {reason: d["records"] for reason, d in drops.items()}
+        dropped.update(blind["dropped"])
         return {
             "source": self.source,
             "running": self._bpf is not None and not self._stop.is_set(),
             "hooked": hooked,
             "skipped": skipped,
             "counters": dict(self._counters),
-            "dropped": {reason: d["records"] for reason, d in drops.items()},
+            "dropped": dropped,
             "dropped_bytes": {reason: d["bytes"] for reason, d in drops.items()},
             "queue_depth": self.chunks.qsize(),
             "kernel_skipped_processes": len(self.kernel_skips()),
             "settings": asdict(self.settings),
             "record_header_bytes": HEADER_SIZE,
+            "blind_spots": blind,
         }

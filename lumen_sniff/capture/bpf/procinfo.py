@@ -1,4 +1,4 @@
-"""pid → who it is: leader comm, executable, container id, systemd unit.
+"""pid → who it is: leader comm, executable, container id, systemd unit, service.
 
 Read from /proc once per process and cached (bounded LRU). The cache entry of
 a pid is dropped when it execs or exits, so a reused pid never inherits an old
@@ -13,6 +13,8 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 
+from lumen_sniff.capture.containers import container_info
+from lumen_sniff.capture.service import service_name
 from lumen_sniff.model import ProcessInfo
 
 __all__ = ["ProcCache", "container_id", "systemd_unit"]
@@ -66,18 +68,31 @@ def _cgroup_v2_path(text: str) -> str:
     return ""
 
 
+_Entry = tuple[str, str | None, str | None, str | None, str | None]
+"""comm, exe, container id, unit, service."""
+
+
+def _argv(raw: bytes) -> list[str]:
+    return [a.decode("utf-8", "replace") for a in raw.split(b"\0") if a]
+
+
 class ProcCache:
     """Bounded, thread-safe cache of :class:`ProcessInfo` static parts per pid."""
 
-    def __init__(self, *, max_entries: int = 4096, proc: Path = Path("/proc")) -> None:
+    def __init__(
+        self,
+        *,
+        max_entries: int = 4096,
+        proc: Path = Path("/proc"),
+        host_root: Path = Path("/"),
+    ) -> None:
         self._max = max_entries
         self._proc = proc
+        self._host_root = host_root
         self._lock = threading.Lock()
-        self._entries: OrderedDict[int, tuple[str, str | None, str | None, str | None]] = (
-            OrderedDict()
-        )
+        self._entries: OrderedDict[int, _Entry] = OrderedDict()
 
-    def _read(self, pid: int, comm_hint: str) -> tuple[str, str | None, str | None, str | None]:
+    def _read(self, pid: int, comm_hint: str) -> _Entry:
         base = self._proc / str(pid)
         try:
             comm = (base / "comm").read_text().rstrip("\n")
@@ -91,7 +106,16 @@ class ProcCache:
             cgroup = _cgroup_v2_path((base / "cgroup").read_text())
         except OSError:
             cgroup = ""
-        return comm, exe, container_id(cgroup), systemd_unit(cgroup)
+        try:
+            argv = _argv((base / "cmdline").read_bytes()[:4096])
+        except OSError:
+            argv = []
+        cid, unit = container_id(cgroup), systemd_unit(cgroup)
+        container = container_info(cid, root=self._host_root)
+        service = service_name(
+            unit=unit, cgroup_path=cgroup, container=container, argv=argv, exe=exe, comm=comm
+        )
+        return comm, exe, cid, unit, service
 
     def lookup(
         self, *, pid: int, tid: int = 0, comm: str = "", uid: int = 0, cgroup_id: int = 0
@@ -119,7 +143,7 @@ class ProcCache:
                 self._entries[pid] = entry
                 while len(self._entries) > self._max:
                     self._entries.popitem(last=False)
-        cached_comm, exe, container, unit = entry
+        cached_comm, exe, container, unit, service = entry
         return ProcessInfo(
             pid=pid,
             tid=tid,
@@ -129,6 +153,7 @@ class ProcCache:
             exe=exe,
             container=container,
             unit=unit,
+            service=service,
         )
 
     def forget(self, pid: int) -> None:

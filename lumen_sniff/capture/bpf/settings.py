@@ -48,6 +48,10 @@ class BpfSettings:
     """Hook the system's libssl at start even if no process maps it yet."""
     empty_probes: bool = False
     """Attach probes that return at once (the benchmark's floor)."""
+    blind_spots: bool = True
+    """Report TLS to LLM hosts that no probe reads (the socket program)."""
+    hosts: tuple[tuple[str, str], ...] = ()
+    """Extra API hosts → provider (config ``[providers.hosts]``), for that report."""
 
     def validate(self) -> None:
         """Raise ConfigError on values the BPF program cannot take."""
