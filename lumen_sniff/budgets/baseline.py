@@ -3,7 +3,7 @@
 A budget's baseline is its scope's mean spend in the same clock hour on each of
 the last 7 days. It exists only when the database holds at least 7 days of
 history (otherwise every new workload would look anomalous), and only for
-scopes the rollups are kept by: global, provider, model, service (process),
+scopes the rollups are kept by: global, provider, model, service,
 container, api_key_id and tenant (not unit).
 """
 

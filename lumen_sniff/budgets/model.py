@@ -45,19 +45,21 @@ PROCESS_SCOPES = frozenset({ScopeKind.SERVICE, ScopeKind.UNIT, ScopeKind.CONTAIN
 """Scopes that name processes (enforced on the process or its cgroup)."""
 
 
-# Until UsageEvent has its `service` field, a service is the process name. The
-# switch is here and only here, three lines: `return event.service`,
-# SERVICE_COLUMN = "service" and SERVICE_IS_PROCESS_NAME = False.
+# A service is the event's `service` (systemd service, else container, else a
+# name from the command line). It is enforced on the processes that made its
+# calls and, for new processes, by name: never on their cgroup, because a service
+# named from a command line can share its cgroup (a login session, a CI job) with
+# processes that must not be blocked. Unit and container scopes use cgroups.
 def service_of(event: UsageEvent) -> str | None:
     """The event's service."""
-    return event.process
+    return event.service
 
 
-SERVICE_COLUMN = "process"
+SERVICE_COLUMN = "service"
 """The stored column (and rollup dimension) that holds a service."""
 SERVICE_IS_PROCESS_NAME = True
-"""A service is blocked by process name (True) or, once it is a systemd service or
-container name, by the cgroups of its processes (False)."""
+"""A service is blocked by its processes and name (True), or by the cgroups of its
+processes (False)."""
 
 
 def scope_value(event: UsageEvent, kind: ScopeKind) -> str | None:

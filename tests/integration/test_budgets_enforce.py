@@ -1,9 +1,11 @@
 """Budgets enforced on real clients: the official OpenAI SDK against the TLS stand-in.
 
 One daemon (eBPF capture, its own database, port and config) watches services
-that rename themselves (``prctl(PR_SET_NAME)``) so each one is its own service
-scope. A webhook receiver on 127.0.0.1 collects alerts. Tests run in file
-order and share the daemon; the last one restarts it and then ``kill -9``s it.
+each run from a script named after itself (the service name the daemon derives
+from the command line) and renamed (``prctl(PR_SET_NAME)``, so the name guard
+refuses new processes of a blocked service). A webhook receiver on 127.0.0.1
+collects alerts. Tests run in file order and share the daemon; the last one
+restarts it and then ``kill -9``s it.
 """
 
 from __future__ import annotations
@@ -93,10 +95,16 @@ class Env:
         )
 
     def client(self, name: str, *extra: str, cgroup: Path | None = None) -> subprocess.Popen[str]:
+        # A script named after the service: the daemon names a python process by
+        # the script it runs (``python …/capped-a`` is service ``capped-a``).
+        script = self.dir / "bin" / name
+        script.parent.mkdir(exist_ok=True)
+        script.write_text(
+            "from tests.support.budget_client import main\nraise SystemExit(main())\n"
+        )
         argv = [
             sys.executable,
-            "-m",
-            "tests.support.budget_client",
+            str(script),
             "--name",
             name,
             "--base-url",
@@ -107,8 +115,9 @@ class Env:
         ]
         if cgroup is not None:
             argv = ["/bin/sh", "-c", f'echo $$ > {cgroup}/cgroup.procs && exec "$@"', "sh", *argv]
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
         return subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO
+            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=env
         )
 
     def budget(self, name: str) -> dict[str, Any]:

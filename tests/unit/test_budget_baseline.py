@@ -28,9 +28,9 @@ async def test_mean_of_the_same_hour_over_seven_days(tmp_path: Path) -> None:
         assert await trailing_baseline(store, _b("global"), now) is None  # no history yet
         for k in range(1, 9):
             at = now - k * DAY
-            store.writer.submit(make_event(at, process="svc", cost_usd=Decimal("0.07")))
-            store.writer.submit(make_event(at + 2 * HOUR, process="svc", cost_usd=Decimal("5")))
-        store.writer.submit(make_event(now - 3 * DAY, process="other", cost_usd=Decimal("0.7")))
+            store.writer.submit(make_event(at, service="svc", cost_usd=Decimal("0.07")))
+            store.writer.submit(make_event(at + 2 * HOUR, service="svc", cost_usd=Decimal("5")))
+        store.writer.submit(make_event(now - 3 * DAY, service="other", cost_usd=Decimal("0.7")))
         await store.writer.flush()
         assert await trailing_baseline(store, _b("service", "svc"), now) == Decimal("0.07")
         assert await trailing_baseline(store, _b("global"), now) == Decimal("0.17")

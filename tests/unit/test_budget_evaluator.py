@@ -53,6 +53,7 @@ def _event(
         usage_source=UsageSource.ESTIMATED if estimated else UsageSource.REPORTED,
         pid=pid,
         process=process,
+        service=process,
         duration_ms=10.0,
         ttft_ms=5.0,
         api_key_id="k1",
