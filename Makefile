@@ -88,6 +88,8 @@ $(STAMP): pyproject.toml | apt
 	$(VPY) -c 'import bcc'
 	@rm -f $(VENV)/.stamp-* && touch $@
 
+# Defined before its first use: make expands a rule's prerequisites as it reads them.
+AGENT_DIRS := $(patsubst %/package.json,%,$(wildcard tests/agents/*/package.json))
 setup-test: setup apt-test venv-test npm $(AGENT_DIRS:%=%/node_modules/.lumen-stamp)
 
 venv-test: $(TEST_STAMP)
@@ -104,8 +106,6 @@ $(TEST_STAMP): $(STAMP) | apt-test
 # NodeSource's carries it (and conflicts with Debian's npm package): install the
 # package only when no npm command exists. --ignore-scripts: the tests run the
 # platform binaries directly, and no install script may reach beyond the registry.
-AGENT_DIRS := $(patsubst %/package.json,%,$(wildcard tests/agents/*/package.json))
-
 npm: apt-test
 	@command -v npm >/dev/null || { \
 	  echo "installing Debian package: npm"; \
