@@ -22,9 +22,11 @@ APT_PACKAGES := python3 python3-venv python3-bpfcc linux-headers-amd64 \
 # tshark decrypts key-logged captures, the rest are the real clients and tools the
 # integration tests drive (gcc builds C clients; golang-go the Go client; gnutls-bin
 # and python3-pycurl drive GnuTLS; default-jdk-headless the Java client; python3-seccomp
-# confines the TLS echo server).
+# confines the TLS echo server; prometheus, redis-server: the fleet tests; chromium: the
+# dashboard tests' browser).
 APT_TEST_PACKAGES := python3-dev bpfcc-tools tshark python3-seccomp nodejs curl gcc \
-	iproute2 procps golang-go gnutls-bin python3-pycurl default-jdk-headless util-linux
+	iproute2 procps golang-go gnutls-bin python3-pycurl default-jdk-headless util-linux \
+	prometheus redis-server chromium
 
 .PHONY: help setup setup-test npm apt apt-test headers venv venv-test run test test-unit lint bench fixtures install-service clean
 
@@ -35,7 +37,18 @@ help:
 	@echo "make setup-test  also install what tests, benchmarks and replay --keylog need"
 	@echo "make bench    run the benchmarks in bench/"
 
-setup: apt headers venv
+setup: apt headers venv web
+
+# The dashboard: the chart library comes from the npm lockfile (web/package-lock.json);
+# our own page and modules are copied beside it into web/dist (gitignored), which the
+# daemon serves at /. Nothing third-party lives in the repository.
+web: web/dist/index.html
+web/dist/index.html: web/package.json web/package-lock.json $(WEB_SRC) | npm
+	cd web && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	rm -rf web/dist.tmp && mkdir -p web/dist.tmp/vendor
+	cp -R web/src/. web/dist.tmp/
+	cp web/node_modules/uplot/dist/uPlot.esm.js web/node_modules/uplot/dist/uPlot.min.css web/dist.tmp/vendor/
+	rm -rf web/dist && mv web/dist.tmp web/dist
 
 apt: $(APT_STAMP)
 $(APT_STAMP):
@@ -136,6 +149,8 @@ bench: setup-test
 	$(VPY) bench/overhead.py
 	$(VPY) bench/overhead_go.py
 	$(VPY) bench/daemon.py
+	$(VPY) bench/otlp_export.py
+	$(VPY) bench/dashboard.py
 
 # Regenerate every recorded fixture with the real clients against the stand-in.
 fixtures: setup-test
@@ -146,4 +161,4 @@ install-service: setup
 	$(VENV)/bin/lumen-sniff install-service
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache tests/agents/*/node_modules
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache tests/agents/*/node_modules web/node_modules web/dist

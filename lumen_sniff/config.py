@@ -40,6 +40,19 @@ Example file (every key optional)::
     output = 12.0
     cache_read = 1.5               # optional, defaults to input
     cache_write = 3.75             # optional, defaults to input
+
+    [otlp]                         # OpenTelemetry export, off by default
+    enabled = true
+    endpoint = "http://collector.internal:4318"
+    protocol = "http/protobuf"     # or "grpc" (endpoint "collector.internal:4317")
+    headers = { authorization = "Bearer change-me" }
+    resource = { "service.namespace" = "payments", "deployment.environment" = "prod" }
+
+    [redis]                        # Redis Streams, off by default
+    enabled = true
+    url = "redis://127.0.0.1:6379/0"
+    key = "lumen:events:{tenant}"
+    maxlen = 100000
 """
 
 from __future__ import annotations
@@ -54,7 +67,9 @@ from pathlib import Path
 from typing import Any
 
 from lumen_sniff.budgets.settings import BudgetSettings, parse_budget_settings
+from lumen_sniff.configsinks import OTLP_KEYS, REDIS_KEYS, otlp_settings, redis_settings
 from lumen_sniff.errors import ConfigError
+from lumen_sniff.sinks.settings import OtlpSettings, RedisSettings
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -146,6 +161,10 @@ class Settings:
     """User price overrides."""
     budgets: BudgetSettings = field(default_factory=BudgetSettings)
     """``[[budgets]]``, ``[enforcement]`` and ``[alerts]``."""
+    otlp: OtlpSettings = field(default_factory=OtlpSettings)
+    """OpenTelemetry export (off by default)."""
+    redis: RedisSettings = field(default_factory=RedisSettings)
+    """Redis Streams export (off by default)."""
     config_path: Path | None = None
     """The file these settings came from, if any."""
 
@@ -223,7 +242,17 @@ class _Validator:
         self._only(
             doc,
             "",
-            ("api", "store", "capture", "providers", "tenants", "prices", *_BUDGET_TABLES),
+            (
+                "api",
+                "store",
+                "capture",
+                "providers",
+                "tenants",
+                "prices",
+                "otlp",
+                "redis",
+                *_BUDGET_TABLES,
+            ),
         )
         api = self._table(doc, "api", ("listen", "token"))
         store = self._table(doc, "store", ("db", "retention_days"))
@@ -254,6 +283,8 @@ class _Validator:
                 h.lower() for h in self._strs(tenants, "tenants", "headers", ("x-tenant-id",))
             ),
             prices=self._prices(doc.get("prices", {})),
+            otlp=otlp_settings(self, self._table(doc, "otlp", OTLP_KEYS)),
+            redis=redis_settings(self, self._table(doc, "redis", REDIS_KEYS)),
             config_path=self._path,
         )
 
@@ -377,6 +408,10 @@ class _Validator:
         if money < 0 or not money.is_finite():
             raise self._error(name, key, f"must be a finite number >= 0, got {value!r}")
         return money
+
+    def error(self, table: str, key: str, reason: str) -> ConfigError:
+        """A ConfigError naming the file, the line and the reason (for configsinks)."""
+        return self._error(table, key, reason)
 
     def _error(self, table: str, key: str, reason: str) -> ConfigError:
         line = self._line_of(table, key)

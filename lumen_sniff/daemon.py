@@ -105,6 +105,8 @@ class Daemon:
         self._bell: Doorbell | None = None
         self._budgets: Any = None
         self._budget_batch: list[UsageEvent] = []
+        self._sinks: list[Any] = []
+        self._sink_errors: dict[str, str] = {}
 
     # ------------------------------------------------------------------ start
 
@@ -122,6 +124,7 @@ class Daemon:
         )
         self._writer = self._store.writer
         await self._start_budgets()
+        self._start_sinks()
         self._pipeline = Pipeline(pipeline_settings(self.settings, key_salt=key_salt(state_dir)))
         self._start_captures()
         await self._start_api()
@@ -148,6 +151,15 @@ class Daemon:
             baseline=lambda budget, now: trailing_baseline(store, budget, now),
         )
         await self._budgets.start()
+
+    def _start_sinks(self) -> None:
+        """Export sinks listen to the writer: they see only committed events."""
+        from lumen_sniff.sinks import build_sinks
+
+        self._sinks, self._sink_errors = build_sinks(self.settings)
+        for runner in self._sinks:
+            runner.start()
+            self._writer.add_listener(runner)
 
     def _start_captures(self) -> None:
         mode = self.settings.capture.mode
@@ -328,6 +340,8 @@ class Daemon:
             "pump": dict(self._pump_stats),
             "dropped": dropped,
             "unseen": unseen,
+            "export": {runner.name: runner.stats() for runner in self._sinks},
+            "export_unavailable": dict(self._sink_errors),
         }
 
 

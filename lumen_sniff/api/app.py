@@ -13,6 +13,7 @@ is a 401, and a database failure is a 503, never a 500.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
@@ -20,9 +21,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from lumen_sniff import __version__
+from lumen_sniff.api.aggregates import router as aggregates_router
 from lumen_sniff.api.auth import BearerAuth
 from lumen_sniff.api.budgetmetrics import BudgetCollector
 from lumen_sniff.api.budgets import router as budget_router
+from lumen_sniff.api.dashboard import mount_dashboard
 from lumen_sniff.api.live import LiveFeed
 from lumen_sniff.api.metrics import Metrics
 from lumen_sniff.api.params import reject_unknown_params
@@ -44,6 +47,7 @@ def create_app(
     metrics_max_label_values: int = 50,
     live_max_clients: int = 64,
     budgets: BudgetService | None = None,
+    web_dir: Path | None = None,
 ) -> FastAPI:
     """Build the HTTP API over an open store.
 
@@ -58,6 +62,7 @@ def create_app(
         metrics_max_label_values: Distinct values per metric label before ``other``.
         live_max_clients: Concurrent /api/live streams.
         budgets: The daemon's budget service; without it /api/budgets answers 503.
+        web_dir: The built dashboard served at ``/``; default the checkout's ``web/dist``.
 
     Returns:
         The app, with ``app.state.store``, ``.live`` and ``.metrics`` set.
@@ -86,6 +91,8 @@ def create_app(
         metrics.registry.register(BudgetCollector(budgets.statuses))
     app.include_router(router)
     app.include_router(budget_router)
+    app.include_router(aggregates_router)
+    mount_dashboard(app, web_dir)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StoreError, _store_error)
     if token:

@@ -2,7 +2,8 @@
 
 With no token the API serves everyone, so the daemon must then listen on
 loopback only (:func:`check_listen`). With a token, every request except the
-interactive docs (``/docs`` and the schema it loads, which hold no data) must
+interactive docs (``/docs`` and the schema it loads) and the dashboard's page
+and assets (``/``, ``/ui/...``), which hold no data, must
 carry ``Authorization: Bearer <token>``; anything else gets a 401. The check is
 a plain ASGI middleware so it also guards streaming responses (``/api/live``).
 """
@@ -19,8 +20,11 @@ from lumen_sniff.errors import ConfigError
 
 __all__ = ["OPEN_PATHS", "BearerAuth", "check_listen"]
 
-OPEN_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/openapi.json"})
-"""Paths served without a token."""
+OPEN_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/openapi.json", "/"})
+"""Paths served without a token (no data: the docs and the dashboard's page)."""
+
+OPEN_PREFIX = "/ui/"
+"""The dashboard's static assets, also data-free."""
 
 
 def check_listen(host: str, token: str | None) -> None:
@@ -48,7 +52,8 @@ class BearerAuth:
         self._expected = f"Bearer {token}".encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+        path = scope["path"] if scope["type"] == "http" else ""
+        if scope["type"] != "http" or path in OPEN_PATHS or path.startswith(OPEN_PREFIX):
             await self._app(scope, receive, send)
             return
         given = b""

@@ -2,12 +2,12 @@
 
 Exposed (counters count since the daemon started, as Prometheus expects):
 
-* ``lumen_requests_total{provider,model,process,service,status}`` LLM calls stored.
-* ``lumen_tokens_total{provider,model,process,service,type}`` tokens; ``type`` is
+* ``lumen_requests_total{provider,model,process,service,tenant,status}`` LLM calls stored.
+* ``lumen_tokens_total{provider,model,process,service,tenant,type}`` tokens; ``type`` is
   ``input``, ``output``, ``cache_read``, ``cache_write`` or ``reasoning``
   (normalised convention: cache counts are part of input, reasoning of output).
-* ``lumen_cost_usd_total{provider,model,process,service}`` priced cost in USD.
-* ``lumen_unpriced_requests_total{provider,model}`` calls with no price (not $0).
+* ``lumen_cost_usd_total{provider,model,process,service,tenant}`` priced cost in USD.
+* ``lumen_unpriced_requests_total{provider,model,service,tenant}`` calls with no price (not $0).
 * ``lumen_request_duration_seconds{provider,model}`` and
   ``lumen_ttft_seconds{provider,model}`` histograms.
 * ``lumen_capture_dropped_total{reason}`` every record lost, by reason: the
@@ -16,21 +16,39 @@ Exposed (counters count since the daemon started, as Prometheus expects):
   whose plaintext could not be read (the blind-spot report of ``/api/status``;
   bounded by its row cap).
 * ``lumen_store_events`` and ``lumen_store_queue_events`` gauges, ``lumen_ready``.
+* ``lumen_export_*{sink}``: the export sinks (see :mod:`lumen_sniff.api.exportmetrics`).
 
-Bounded cardinality: each label (provider, model, process, service, status) keeps the
+Fleet labels: ``service`` and ``tenant`` (every row of
+:data:`lumen_sniff.labels.FLEET_LABELS`) follows ``process`` on the per-call
+series. The host is not a label here: Prometheus adds it from the target.
+
+Restarts: counters start at 0 when the daemon starts and are never re-seeded
+from the database. Prometheus' ``increase()``/``rate()`` treat the drop to 0
+as a reset and count only what follows, so a restart neither loses nor
+double-counts. Re-seeding from the database would: a seeded value below the
+last scrape (events still in flight at the stop, a label value that now maps
+to ``other`` in a different first-seen order, retention pruning) reads as a
+reset, and ``increase()`` would count the whole history again.
+
+Bounded cardinality: each label (provider, model, process, service, tenant, status) keeps the
 first ``max_values`` distinct values it sees (50 by default) and reports every
-later value as ``other``; a missing value is ``unknown``. First-seen rather
-than top-N keeps a series' meaning stable for the daemon's life, and the busy
-values are, in practice, the ones seen first. So at most ~50⁵ label sets can
-exist in theory and, since real traffic is correlated (a service mostly runs
-one process name), a few hundred in practice.
+later value as ``other``; a missing value is ``unknown`` (see
+:class:`lumen_sniff.labels.Bounded`). So at most ~50⁶ label sets can exist in
+theory and, since real traffic is correlated, a few hundred in practice.
 
 Metrics are updated from the writer's commit notifications, aggregated per
 batch, so they never count an event the database does not hold.
+
+New series start at 0: the first scrape after a label set appears shows it at
+0 and the next one shows what it counted (histograms too, up to 1000 held
+observations per series) (see ``Metrics._inc``), so
+``increase()`` counts a series' first calls too. With two scrapers (an HA
+pair), only the first to scrape gets the 0.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
@@ -39,6 +57,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from lumen_sniff.api.exportmetrics import ExportCollector
+from lumen_sniff.labels import FLEET_LABELS, Bounded, fleet_values
 from lumen_sniff.model import UsageEvent
 
 __all__ = ["CONTENT_TYPE", "Metrics"]
@@ -46,26 +66,11 @@ __all__ = ["CONTENT_TYPE", "Metrics"]
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 """Prometheus text exposition format."""
 
+_MAX_HELD = 1000
+"""Observations held per new histogram series before the first scrape (then observed)."""
 _TOKEN_TYPES = ("input", "output", "cache_read", "cache_write", "reasoning")
 _DURATION_BUCKETS_S = (0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, float("inf"))
 _TTFT_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, float("inf"))
-
-
-class _Bounded:
-    """Maps a label's values to themselves for the first N seen, then to ``other``."""
-
-    def __init__(self, max_values: int) -> None:
-        self._max = max_values
-        self._seen: set[str] = set()
-
-    def __call__(self, value: object) -> str:
-        text = "unknown" if value is None or value == "" else str(value)
-        if text in self._seen:
-            return text
-        if len(self._seen) < self._max:
-            self._seen.add(text)
-            return text
-        return "other"
 
 
 class _StatusCollector(Collector):
@@ -140,28 +145,29 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         """The app's own registry (never the process-global one)."""
         r = self.registry
+        fleet = [name for name, _ in FLEET_LABELS]
         self._requests = Counter(
             "lumen_requests",
             "LLM API calls stored.",
-            ["provider", "model", "process", "service", "status"],
+            ["provider", "model", "process", *fleet, "status"],
             registry=r,
         )
         self._tokens = Counter(
             "lumen_tokens",
             "Tokens by type (cache counts are part of input, reasoning of output).",
-            ["provider", "model", "process", "service", "type"],
+            ["provider", "model", "process", *fleet, "type"],
             registry=r,
         )
         self._cost = Counter(
             "lumen_cost_usd",
             "Priced cost in USD.",
-            ["provider", "model", "process", "service"],
+            ["provider", "model", "process", *fleet],
             registry=r,
         )
         self._unpriced = Counter(
             "lumen_unpriced_requests",
             "Calls with no known price (not counted as $0).",
-            ["provider", "model"],
+            ["provider", "model", *fleet],
             registry=r,
         )
         self._duration = Histogram(
@@ -179,23 +185,30 @@ class Metrics:
             registry=r,
         )
         r.register(_StatusCollector(status, store_stats))
-        self._provider = _Bounded(max_values)
-        self._model = _Bounded(max_values)
-        self._process = _Bounded(max_values)
-        self._service = _Bounded(max_values)
-        self._status = _Bounded(max_values)
+        r.register(ExportCollector(status))
+        self._provider = Bounded(max_values)
+        self._model = Bounded(max_values)
+        self._process = Bounded(max_values)
+        self._status = Bounded(max_values)
+        self._fleet = tuple(Bounded(max_values) for _ in FLEET_LABELS)
+        self._lock = threading.Lock()
+        self._shown: set[tuple[int, tuple[str, ...]]] = set()
+        self._held: dict[tuple[int, tuple[str, ...]], tuple[Counter, tuple[str, ...], float]] = {}
+        self._held_obs: dict[
+            tuple[int, tuple[str, ...]], tuple[Histogram, tuple[str, ...], list[float]]
+        ] = {}
 
     def committed(self, events: Sequence[UsageEvent]) -> None:
         """Count a committed batch (sums per label set first: one inc per series)."""
-        requests: dict[tuple[str, str, str, str, str], int] = {}
-        tokens: dict[tuple[str, str, str, str], list[int]] = {}
-        costs: dict[tuple[str, str, str, str], Decimal] = {}
-        unpriced: dict[tuple[str, str], int] = {}
+        requests: dict[tuple[str, ...], int] = {}
+        tokens: dict[tuple[str, ...], list[int]] = {}
+        costs: dict[tuple[str, ...], Decimal] = {}
+        unpriced: dict[tuple[str, ...], int] = {}
         for e in events:
             provider = self._provider(e.provider)
             model = self._model(e.model)
-            process = self._process(e.process)
-            key = (provider, model, process, self._service(e.service))
+            fleet = fleet_values(e, self._fleet)
+            key = (provider, model, self._process(e.process), *fleet)
             rkey = (*key, self._status(e.status))
             requests[rkey] = requests.get(rkey, 0) + 1
             sums = tokens.setdefault(key, [0, 0, 0, 0, 0])
@@ -205,26 +218,70 @@ class Metrics:
             sums[3] += e.cache_write_tokens
             sums[4] += e.reasoning_tokens
             if e.cost_usd is None:
-                unpriced[(provider, model)] = unpriced.get((provider, model), 0) + 1
+                ukey = (provider, model, *fleet)
+                unpriced[ukey] = unpriced.get(ukey, 0) + 1
             else:
                 costs[key] = costs.get(key, Decimal(0)) + e.cost_usd
             if e.duration_ms is not None:
-                self._duration.labels(provider, model).observe(e.duration_ms / 1000)
+                self._observe(self._duration, (provider, model), e.duration_ms / 1000)
             if e.ttft_ms is not None:
-                self._ttft.labels(provider, model).observe(e.ttft_ms / 1000)
+                self._observe(self._ttft, (provider, model), e.ttft_ms / 1000)
         for rkey, count in requests.items():
-            self._requests.labels(*rkey).inc(count)
+            self._inc(self._requests, rkey, count)
         for key, sums in tokens.items():
             for kind, value in zip(_TOKEN_TYPES, sums, strict=True):
-                self._tokens.labels(*key, kind).inc(value)
+                self._inc(self._tokens, (*key, kind), value)
         for key, cost in costs.items():
-            self._cost.labels(*key).inc(float(cost))
+            self._inc(self._cost, key, float(cost))
         for ukey, count in unpriced.items():
-            self._unpriced.labels(*ukey).inc(count)
+            self._inc(self._unpriced, ukey, count)
+
+    def _inc(self, counter: Counter, key: tuple[str, ...], amount: float) -> None:
+        """Increment a series, or hold the amount until the series has been scraped at 0.
+
+        A counter series that first appears with its value already above 0 loses
+        that value in ``increase()``/``rate()`` (Prometheus has no earlier sample
+        to take the difference from), and a call that opens a series is exactly
+        a fleet's long tail: a new tenant, model or process. So a new series is
+        exported at 0 first, and what it counted waits for the next scrape.
+        """
+        ident = (id(counter), key)
+        with self._lock:
+            if ident in self._shown:
+                counter.labels(*key).inc(amount)
+                return
+            counter.labels(*key)  # created at 0: the next scrape shows it so
+            # One entry per series (bounded like the labels), however long no one scrapes.
+            _, _, held = self._held.get(ident, (counter, key, 0.0))
+            self._held[ident] = (counter, key, held + amount)
+
+    def _observe(self, histogram: Histogram, key: tuple[str, ...], value: float) -> None:
+        """Observe into a histogram series, held like :meth:`_inc` until it was scraped at 0."""
+        ident = (id(histogram), key)
+        with self._lock:
+            held = self._held_obs.get(ident)
+            if ident in self._shown or (held is not None and len(held[2]) >= _MAX_HELD):
+                histogram.labels(*key).observe(value)
+                return
+            histogram.labels(*key)
+            if held is None:
+                held = self._held_obs[ident] = (histogram, key, [])
+            held[2].append(value)
 
     def closed(self) -> None:
         """Nothing to release (part of the commit-listener protocol)."""
 
     def render(self) -> bytes:
-        """The exposition text of every metric."""
-        return generate_latest(self.registry)
+        """The exposition text of every metric; releases the held increments after it."""
+        with self._lock:
+            text = generate_latest(self.registry)
+            for ident, (counter, key, amount) in self._held.items():
+                self._shown.add(ident)
+                counter.labels(*key).inc(amount)
+            self._held.clear()
+            for ident, (histogram, key, values) in self._held_obs.items():
+                self._shown.add(ident)
+                for value in values:
+                    histogram.labels(*key).observe(value)
+            self._held_obs.clear()
+        return text

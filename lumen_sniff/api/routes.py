@@ -11,7 +11,7 @@ import csv
 import io
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -23,16 +23,11 @@ from lumen_sniff.api.metrics import CONTENT_TYPE, Metrics
 from lumen_sniff.api.params import parse_status, parse_time, time_range
 from lumen_sniff.pricing.quote import PricerLike, quote
 from lumen_sniff.serialize import csv_header, event_to_csv_row, event_to_dict, iso_from_ns
-from lumen_sniff.store import BUCKETS_NS, EventFilter, Lap, Store
+from lumen_sniff.store import EventFilter, Lap, Store
 
 __all__ = ["router"]
 
 router = APIRouter()
-
-GroupBy = Literal["model", "provider", "process", "api_key_id", "tenant", "container", "service"]
-Bucket = Literal["minute", "hour", "day"]
-_MAX_POINTS = 20_000
-"""Most buckets one /api/usage answer may span (per group)."""
 
 Since = Annotated[str | None, Query(description="ISO 8601 time, 'now', or an age: 30m, 24h, 7d.")]
 Until = Annotated[str | None, Query(description="Same forms as since; default: no upper bound.")]
@@ -61,6 +56,8 @@ async def status(request: Request) -> dict[str, Any]:
     return {
         "ready": bool(capture.get("ready", False)),
         "version": __version__,
+        "export": capture.pop("export", {}),  # export sink name → its runner's stats
+        "export_unavailable": capture.pop("export_unavailable", {}),
         "capture": capture,
         "unseen": capture.get("unseen", []),
         "store": _store(request).stats(),
@@ -80,6 +77,7 @@ async def events(
     api_key_id: str | None = None,
     tenant: str | None = None,
     service: str | None = None,
+    container: str | None = None,
     status: Annotated[str | None, Query(description="HTTP code, 'error' or 'ok'.")] = None,
 ) -> JSONResponse:
     """The newest events matching every given filter, newest first: {"events": [...]}."""
@@ -94,58 +92,13 @@ async def events(
         api_key_id=api_key_id,
         tenant=tenant,
         service=service,
+        container=container,
         status=code,
         errors_only=errors_only,
     )
     rows = await _store(request).events(f, limit)
     # JSONResponse directly: FastAPI's generic encoder costs more than the query.
     return JSONResponse({"events": [event_to_dict(e) for e in rows]})
-
-
-@router.get("/api/summary", tags=["usage"])
-async def summary(request: Request, since: Since = None, until: Until = None) -> dict[str, Any]:
-    """Totals: requests, errors, priced cost, tokens, unpriced and estimated counts."""
-    lo, hi = time_range(since, until)
-    return (await _store(request).summary(lo, hi)).to_dict()
-
-
-@router.get("/api/usage", tags=["usage"])
-async def usage(
-    request: Request,
-    group_by: GroupBy = "model",
-    bucket: Bucket = "hour",
-    since: Since = None,
-    until: Until = None,
-) -> JSONResponse:
-    """Per-group time series: {"group_by", "bucket", "series": [{"group", "points"}]}.
-
-    Points are sparse (no point for an empty bucket); a point's cost_usd is
-    null when none of its calls was priced.
-    """
-    lo, hi = time_range(since, until)
-    store = _store(request)
-    width = BUCKETS_NS[bucket]
-    # An open-ended range only spans from the oldest stored event.
-    span_lo = lo if lo else (await store.oldest_ns() or hi)
-    span_hi = min(hi, time.time_ns() + width)
-    if span_hi > span_lo and (span_hi - span_lo) // width > _MAX_POINTS:
-        raise HTTPException(
-            400,
-            f"bucket={bucket} over this range gives more than {_MAX_POINTS} points; "
-            "use a shorter range or a larger bucket",
-        )
-    series = await store.usage(group_by, bucket, lo, hi)
-    stamps: dict[int, str] = {}  # groups share bucket starts: format each once
-    out = []
-    for one in series:
-        points = []
-        for t, totals in sorted(one.points.items()):
-            stamp = stamps.get(t)
-            if stamp is None:
-                stamp = stamps[t] = iso_from_ns(t)
-            points.append({"t": stamp, **totals.to_dict(null_cost_when_unpriced=True)})
-        out.append({"group": one.group, "points": points})
-    return JSONResponse({"group_by": group_by, "bucket": bucket, "series": out})
 
 
 @router.get("/api/live", tags=["events"])
@@ -175,6 +128,12 @@ def _lap_dict(lap: Lap) -> dict[str, Any]:
 async def start_lap(request: Request, body: Annotated[LapIn, Body()]) -> dict[str, Any]:
     """Start a lap now; the running lap, if any, ends now."""
     return _lap_dict(await _store(request).start_lap(body.name))
+
+
+@router.post("/api/laps/end", tags=["laps"])
+async def end_lap(request: Request) -> dict[str, Any]:
+    """End the running lap now: {"ended": true}, or {"ended": false} when none ran."""
+    return {"ended": await _store(request).end_lap()}
 
 
 @router.get("/api/laps", tags=["laps"])

@@ -34,6 +34,8 @@ from lumen_sniff.errors import StoreError
 from lumen_sniff.model import UsageEvent
 from lumen_sniff.store import queries, retention
 from lumen_sniff.store.budgetdb import BudgetDb
+from lumen_sniff.store import aggregates, queries, retention
+from lumen_sniff.store.aggregates import Cell
 from lumen_sniff.store.queries import MAX_NS, EventFilter, Series, Totals
 from lumen_sniff.store.schema import MIGRATIONS, SCHEMA_VERSION
 from lumen_sniff.store.writer import Writer
@@ -106,6 +108,12 @@ class Store:
             queries.usage_series(self._rconn, group_by, bucket, since_ns, until_ns)
         )
 
+    async def aggregate(
+        self, f: EventFilter, group_by: str | None, width_ns: int | None
+    ) -> dict[Cell, Totals]:
+        """Sums of the events matching ``f`` per (bucket, group); see :func:`aggregates.grouped`."""
+        return await self._read(aggregates.grouped(self._rconn, f, group_by, width_ns))
+
     async def events(self, f: EventFilter | None = None, limit: int = 100) -> list[UsageEvent]:
         """The newest ``limit`` events matching ``f``, newest first."""
         return await self._read(queries.list_events(self._rconn, f or EventFilter(), limit))
@@ -154,6 +162,16 @@ class Store:
                 await self._wconn.execute("ROLLBACK")
                 raise
         return Lap(name=name, started_ns=now, ended_ns=None, totals=Totals())
+
+    async def end_lap(self, at_ns: int | None = None) -> bool:
+        """End the running lap at ``at_ns`` (now); False when no lap was running."""
+        now = time.time_ns() if at_ns is None else at_ns
+        async with self._lock:
+            cur = await self._wconn.execute(
+                "UPDATE laps SET ended_ns = ? WHERE ended_ns IS NULL", (now,)
+            )
+            await self._wconn.commit()
+        return cur.rowcount > 0
 
     async def laps(self) -> list[Lap]:
         """Every lap, oldest first, with its sums."""

@@ -26,6 +26,7 @@ from lumen_sniff.store.schema import GROUP_DIMS, ROLLUP_SUMS
 __all__ = [
     "BUCKETS_NS",
     "MAX_NS",
+    "RAW_SUMS",
     "EventFilter",
     "Series",
     "Totals",
@@ -34,6 +35,7 @@ __all__ = [
     "split_range",
     "summarize",
     "usage_series",
+    "where_clause",
 ]
 
 MAX_NS = 2**63 - 1
@@ -46,7 +48,7 @@ BUCKETS_NS: dict[str, int] = {
 }
 """Usage bucket widths; buckets are aligned to the UNIX epoch (UTC days)."""
 
-_RAW_SUMS = (
+RAW_SUMS = (
     "COUNT(*), TOTAL(error), TOTAL(input_tokens), TOTAL(output_tokens), "
     "TOTAL(cache_read_tokens), TOTAL(cache_write_tokens), TOTAL(reasoning_tokens), "
     "SUM(cost_pusd), TOTAL(priced), COUNT(*) - TOTAL(priced), TOTAL(estimated)"
@@ -150,6 +152,7 @@ class EventFilter:
     api_key_id: str | None = None
     tenant: str | None = None
     service: str | None = None
+    container: str | None = None
     status: int | None = None
     """Exact HTTP status."""
     errors_only: bool | None = None
@@ -180,7 +183,7 @@ async def summarize(conn: aiosqlite.Connection, since_ns: int, until_ns: int) ->
     edges, hours = split_range(since_ns, until_ns)
     for lo, hi in edges:
         async with conn.execute(
-            f"SELECT {_RAW_SUMS} FROM events WHERE started_ns >= ? AND started_ns < ?", (lo, hi)
+            f"SELECT {RAW_SUMS} FROM events WHERE started_ns >= ? AND started_ns < ?", (lo, hi)
         ) as cur:
             row = await cur.fetchone()
         if row is not None:
@@ -222,7 +225,7 @@ async def usage_series(
     for lo, hi in edges:
         sql = (
             f"SELECT (started_ns / {width}) * {width} AS t, COALESCE({group_by}, '') AS g, "
-            f"{_RAW_SUMS} FROM events WHERE started_ns >= ? AND started_ns < ? GROUP BY t, g"
+            f"{RAW_SUMS} FROM events WHERE started_ns >= ? AND started_ns < ? GROUP BY t, g"
         )
         await _merge(conn, sql, (lo, hi), series)
     if hours is not None:
@@ -258,11 +261,12 @@ async def _merge(
             point.add(row[2:])
 
 
-def _where(f: EventFilter) -> tuple[str, list[Any]]:
+def where_clause(f: EventFilter) -> tuple[str, list[Any]]:
+    """SQL condition on ``events`` and its parameters for every field ``f`` sets."""
     clauses = ["started_ns >= ?", "started_ns < ?"]
     params: list[Any] = [f.since_ns, f.until_ns]
-    for name in ("provider", "model", "process", "api_key_id", "tenant", "service", "status"):
-        value = getattr(f, name)
+    for name in (*GROUP_DIMS, "status"):
+        value = getattr(f, name, None)
         if value is not None:
             clauses.append(f"{name} = ?")
             params.append(value)
@@ -274,7 +278,7 @@ def _where(f: EventFilter) -> tuple[str, list[Any]]:
 
 async def list_events(conn: aiosqlite.Connection, f: EventFilter, limit: int) -> list[UsageEvent]:
     """The newest ``limit`` events matching ``f``, newest first."""
-    where, params = _where(f)
+    where, params = where_clause(f)
     sql = (
         f"SELECT {', '.join(EVENT_COLUMNS)} FROM events WHERE {where} "
         "ORDER BY started_ns DESC, seq DESC LIMIT ?"
@@ -291,7 +295,7 @@ async def export_events(
     conn: aiosqlite.Connection, f: EventFilter, page: int = 5000
 ) -> AsyncIterator[UsageEvent]:
     """Every event matching ``f``, oldest first, read in pages (keyset pagination)."""
-    where, params = _where(f)
+    where, params = where_clause(f)
     sql = (
         f"SELECT {', '.join(EVENT_COLUMNS)}, seq FROM events WHERE {where} "
         "AND (started_ns > ? OR (started_ns = ? AND seq > ?)) "

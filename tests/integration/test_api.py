@@ -6,94 +6,26 @@ and the app share one loop); tests talk to it with httpx over loopback.
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import json
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Future
+from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
 
 from lumen_sniff import __version__
-from lumen_sniff.api import check_listen, create_app
+from lumen_sniff.api import check_listen
 from lumen_sniff.errors import ConfigError
-from lumen_sniff.model import UsageEvent, UsageSource
+from lumen_sniff.model import UsageSource
 from lumen_sniff.serialize import ALL_FIELDS, event_to_dict
-from lumen_sniff.store import Store, open_store
+from tests.support.apiserver import TOKEN, Served
 from tests.support.events import HOUR_NS, MIN_NS, T0, make_event, random_events
-
-TOKEN = "s3cret-token-for-tests"
-
-
-class Served:
-    """A store + app + uvicorn on a random loopback port, in a background loop."""
-
-    def __init__(
-        self,
-        db: Path,
-        *,
-        token: str | None = None,
-        status: Callable[[], Mapping[str, Any]] | None = None,
-        **app_kwargs: Any,
-    ) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self._thread.start()
-        self.status_value: dict[str, Any] = {"ready": True, "dropped": {}}
-        status_fn = status or (lambda: self.status_value)
-        self.store: Store = self.call(open_store(db, retention_days=0))
-        self.app = create_app(self.store, status=status_fn, token=token, **app_kwargs)
-        config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=0, log_level="warning", lifespan="off", ws="none"
-        )
-        self.server = uvicorn.Server(config)
-        self._serving: Future[None] = asyncio.run_coroutine_threadsafe(
-            self.server.serve(), self.loop
-        )
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if self._serving.done():
-                self._serving.result()
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.01)
-        port = self.server.servers[0].sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.http = httpx.Client(base_url=self.url, headers=headers, timeout=10)
-
-    def call(self, coro: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=30)
-
-    def add(self, events: list[UsageEvent]) -> None:
-        async def submit() -> None:
-            for e in events:
-                assert self.store.writer.submit(e)
-            await self.store.writer.flush()
-
-        self.call(submit())
-
-    def get(self, path: str, **params: Any) -> Any:
-        response = self.http.get(path, params=params)
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def stop(self) -> None:
-        self.http.close()
-        self.call(self.store.close())
-        self.server.should_exit = True
-        self._serving.result(timeout=10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout=10)
-        self.loop.close()
 
 
 @pytest.fixture
@@ -384,12 +316,21 @@ def test_live_streams_committed_events_and_ends_on_close(tmp_path: Path) -> None
 
 def test_metrics(tmp_path: Path) -> None:
     s = Served(tmp_path / "events.db", metrics_max_label_values=2)
-    s.status_value = {"ready": True, "dropped": {"ringbuf_full": 7}}
+    s.status_value = {
+        "ready": True,
+        "dropped": {"ringbuf_full": 7},
+        "export": {"redis": {"sent": 3, "failures": 2, "queue": 1, "dropped": {"queue_full": 4}}},
+    }
     try:
         s.add(
             [
                 make_event(
-                    T0, model="m-a", cost_usd=Decimal("0.5"), duration_ms=1500.0, service="bill"
+                    T0,
+                    model="m-a",
+                    cost_usd=Decimal("0.5"),
+                    duration_ms=1500.0,
+                    tenant="acme",
+                    service="bill",
                 ),
                 make_event(
                     T0, model="m-b", status=429, cost_usd=None, ttft_ms=None, service="bill"
@@ -398,6 +339,23 @@ def test_metrics(tmp_path: Path) -> None:
                 make_event(T0, model="m-d", cost_usd=Decimal("0.25"), service="bill"),
             ]
         )
+        # A new series is scraped at 0 first, so increase() counts its first calls.
+        first = s.http.get("/metrics")
+        assert first.status_code == 200
+        held = [
+            smp.value
+            for f in text_string_to_metric_families(first.text)
+            if f.name
+            in (
+                "lumen_requests",
+                "lumen_tokens",
+                "lumen_cost_usd",
+                "lumen_request_duration_seconds",
+            )
+            for smp in f.samples
+            if smp.name.endswith(("_total", "_count"))
+        ]
+        assert held and set(held) == {0.0}
         response = s.http.get("/metrics")
         assert response.status_code == 200
         families = {f.name: f for f in text_string_to_metric_families(response.text)}
@@ -409,22 +367,29 @@ def test_metrics(tmp_path: Path) -> None:
                 if smp.name == name + suffix
             }
 
-        base = (("process", "python3"), ("provider", "openai"), ("service", "bill"))
+        bill = (("process", "python3"), ("provider", "openai"), ("service", "bill"))
+        base = (*bill, ("tenant", "unknown"))
+        acme = (*bill, ("tenant", "acme"))
         assert samples("lumen_requests", "_total") == {
-            (("model", "m-a"), *base, ("status", "200")): 1,
-            (("model", "m-b"), *base, ("status", "429")): 1,
-            (("model", "other"), *base, ("status", "200")): 2,
+            tuple(sorted((("model", "m-a"), *acme, ("status", "200")))): 1,
+            tuple(sorted((("model", "m-b"), *base, ("status", "429")))): 1,
+            tuple(sorted((("model", "other"), *base, ("status", "200")))): 2,
         }
         tokens = samples("lumen_tokens", "_total")
         assert tokens[(("model", "other"), *base, ("type", "output"))] == 45
         assert tokens[(("model", "other"), *base, ("type", "reasoning"))] == 5
-        assert tokens[(("model", "m-a"), *base, ("type", "input"))] == 100
+        assert tokens[(("model", "m-a"), *acme, ("type", "input"))] == 100
         assert samples("lumen_cost_usd", "_total") == {
-            (("model", "m-a"), *base): 0.5,
+            (("model", "m-a"), *acme): 0.5,
             (("model", "other"), *base): 0.25 + 0.000027,
         }
         assert samples("lumen_unpriced_requests", "_total") == {
-            (("model", "m-b"), ("provider", "openai")): 1
+            (
+                ("model", "m-b"),
+                ("provider", "openai"),
+                ("service", "bill"),
+                ("tenant", "unknown"),
+            ): (1)
         }
         assert samples("lumen_request_duration_seconds", "_count") == {
             (("model", "m-a"), ("provider", "openai")): 1,
@@ -441,6 +406,13 @@ def test_metrics(tmp_path: Path) -> None:
         assert samples("lumen_capture_dropped", "_total") == {(("reason", "ringbuf_full"),): 7}
         assert samples("lumen_store_events") == {(): 4}
         assert samples("lumen_ready") == {(): 1}
+        assert samples("lumen_export_dropped", "_total") == {
+            (("reason", r), ("sink", "redis")): 4 if r == "queue_full" else 0
+            for r in ("queue_full", "export_failed", "rejected", "shutdown")
+        }
+        assert samples("lumen_export_sent", "_total") == {(("sink", "redis"),): 3}
+        assert samples("lumen_export_failures", "_total") == {(("sink", "redis"),): 2}
+        assert samples("lumen_export_queue_records") == {(("sink", "redis"),): 1}
     finally:
         s.stop()
 

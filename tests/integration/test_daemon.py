@@ -8,7 +8,6 @@ among whatever else the machine is doing.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import sqlite3
@@ -18,7 +17,6 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -26,7 +24,9 @@ from tests.conftest import require_or_skip
 from tests.support.bpfcap import REPO, Server, bpf_ready, spawn_server
 from tests.support.daemonproc import Daemon
 from tests.support.daemonproc import Scope as _Scope
+from tests.support.daemonproc import client_result as _client_result
 from tests.support.daemonproc import events_of as _events_of
+from tests.support.daemonproc import run_client as _run_client
 from tests.support.daemonproc import start_daemon as _start_daemon
 from tests.support.daemonproc import stop_daemon as _stop
 
@@ -66,29 +66,6 @@ def daemon(workdir: Path) -> Iterator[Daemon]:
     yield running
     if running.proc.poll() is None:
         _stop(running)
-
-
-def _run_client(standin: Server, scope: _Scope, scenario: str) -> subprocess.Popen[str]:
-    argv = [
-        sys.executable,
-        "-m",
-        "tests.support.clients",
-        scenario,
-        "--base-url",
-        str(standin.info["base_url"]),
-        "--ca",
-        str(standin.info["ca"]),
-    ]
-    return subprocess.Popen(
-        scope.argv(*argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO
-    )
-
-
-def _client_result(proc: subprocess.Popen[str]) -> dict[str, Any]:
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0, err[-2000:]
-    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
-    return result
 
 
 @pytest.mark.parametrize(

@@ -340,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--flags", default="", help="extra x-standin-scenario flags (a,b)")
     parser.add_argument("--prompt")
     parser.add_argument("--concurrency", type=int, default=3)
+    parser.add_argument("--tenant", help="send x-tenant-id (scenarios that take extra headers)")
     parser.add_argument("--list", action="store_true")
     args = parser.parse_args(argv)
     if args.list or not args.scenario:
@@ -350,7 +351,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--base-url is required")
     opts = Options(base_url=args.base_url.rstrip("/"), ca=args.ca,
                    flags=tuple(f for f in args.flags.split(",") if f),
-                   concurrency=args.concurrency, **({"prompt": args.prompt} if args.prompt else {}))
+                   concurrency=args.concurrency, tenant=args.tenant,
+                   **({"prompt": args.prompt} if args.prompt else {}))
     print(json.dumps(run_scenario(args.scenario, opts), sort_keys=True), flush=True)
     return 0
 

@@ -45,11 +45,16 @@ class Options:
     """User prompt text."""
     concurrency: int = 3
     """Streams run at once by the concurrent scenario."""
+    tenant: str | None = None
+    """Sent as ``x-tenant-id`` when set (the daemon's default tenant header)."""
 
     def header(self, *flags: str) -> dict[str, str]:
-        """The scenario header for ``flags`` plus the extra flags (empty if none)."""
+        """The scenario header for ``flags`` plus the extra flags, and the tenant header."""
         all_flags = [*flags, *self.flags]
-        return {"x-standin-scenario": ",".join(all_flags)} if all_flags else {}
+        out = {"x-standin-scenario": ",".join(all_flags)} if all_flags else {}
+        if self.tenant:
+            out["x-tenant-id"] = self.tenant
+        return out
 
 
 @dataclass(kw_only=True, slots=True)

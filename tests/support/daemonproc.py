@@ -7,6 +7,7 @@ Shared by the daemon end-to-end tests: each client runs in a fresh cgroup named
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import subprocess
@@ -19,9 +20,18 @@ from typing import Any
 
 import httpx
 
-from tests.support.bpfcap import CGROUP_ROOT, REPO
+from tests.support.bpfcap import CGROUP_ROOT, REPO, Server
 
-__all__ = ["Daemon", "Scope", "events_of", "free_port", "start_daemon", "stop_daemon"]
+__all__ = [
+    "Daemon",
+    "Scope",
+    "client_result",
+    "events_of",
+    "free_port",
+    "run_client",
+    "start_daemon",
+    "stop_daemon",
+]
 
 
 def free_port() -> int:
@@ -119,3 +129,28 @@ def events_of(daemon: Daemon, unit: str, want: int, timeout_s: float = 20) -> li
             return mine
         time.sleep(0.2)
     return mine
+
+
+def run_client(standin: Server, scope: Scope, scenario: str) -> subprocess.Popen[str]:
+    """Start a ``tests.support.clients`` scenario against the stand-in, inside ``scope``."""
+    argv = [
+        sys.executable,
+        "-m",
+        "tests.support.clients",
+        scenario,
+        "--base-url",
+        str(standin.info["base_url"]),
+        "--ca",
+        str(standin.info["ca"]),
+    ]
+    return subprocess.Popen(
+        scope.argv(*argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO
+    )
+
+
+def client_result(proc: subprocess.Popen[str]) -> dict[str, Any]:
+    """Wait for a client started by :func:`run_client`; return what it reported."""
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err[-2000:]
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return result

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 from decimal import Decimal
 
 from lumen_sniff.model import UsageEvent, UsageSource
 from lumen_sniff.serialize import iso_from_ns
-from lumen_sniff.store.rows import HOUR_NS
+from lumen_sniff.store import Totals
+from lumen_sniff.store.rows import HOUR_NS, pusd_from_usd
 
-__all__ = ["HOUR_NS", "MIN_NS", "T0", "make_event", "random_events"]
+__all__ = ["HOUR_NS", "MIN_NS", "T0", "brute_totals", "make_event", "random_events"]
 
 T0 = 1_740_787_200 * 10**9
 """2025-03-01T00:00:00Z."""
@@ -76,3 +78,23 @@ def random_events(n: int, seed: int, start_ns: int, span_ns: int) -> list[UsageE
             )
         )
     return out
+
+
+def brute_totals(events: Iterable[UsageEvent]) -> Totals:
+    """Sums computed one event at a time: what every store query must equal."""
+    t = Totals()
+    for e in events:
+        t.requests += 1
+        t.errors += int(e.status >= 400 or e.status == 0 or e.error_type is not None)
+        t.input_tokens += e.input_tokens
+        t.output_tokens += e.output_tokens
+        t.cache_read_tokens += e.cache_read_tokens
+        t.cache_write_tokens += e.cache_write_tokens
+        t.reasoning_tokens += e.reasoning_tokens
+        if e.cost_usd is None:
+            t.unpriced += 1
+        else:
+            t.priced += 1
+            t.cost_pusd += pusd_from_usd(e.cost_usd)
+        t.estimated += int(e.usage_source is UsageSource.ESTIMATED)
+    return t

@@ -19,7 +19,7 @@ import pytest
 
 from lumen_sniff.errors import StoreError
 from lumen_sniff.model import UsageEvent, UsageSource
-from lumen_sniff.store import EventFilter, Store, Totals, open_store
+from lumen_sniff.store import EventFilter, Store, open_store
 from lumen_sniff.store.queries import export_events, split_range
 from lumen_sniff.store.rows import (
     EVENT_COLUMNS,
@@ -31,26 +31,7 @@ from lumen_sniff.store.rows import (
     usd_from_pusd,
 )
 from lumen_sniff.store.schema import GROUP_DIMS, MIGRATIONS, SCHEMA_VERSION
-from tests.support.events import MIN_NS, T0, make_event, random_events
-
-
-def brute_totals(events: Iterable[UsageEvent]) -> Totals:
-    t = Totals()
-    for e in events:
-        t.requests += 1
-        t.errors += int(e.status >= 400 or e.status == 0 or e.error_type is not None)
-        t.input_tokens += e.input_tokens
-        t.output_tokens += e.output_tokens
-        t.cache_read_tokens += e.cache_read_tokens
-        t.cache_write_tokens += e.cache_write_tokens
-        t.reasoning_tokens += e.reasoning_tokens
-        if e.cost_usd is None:
-            t.unpriced += 1
-        else:
-            t.priced += 1
-            t.cost_pusd += pusd_from_usd(e.cost_usd)
-        t.estimated += int(e.usage_source is UsageSource.ESTIMATED)
-    return t
+from tests.support.events import MIN_NS, T0, brute_totals, make_event, random_events
 
 
 @pytest.fixture

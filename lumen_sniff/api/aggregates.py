@@ -1,0 +1,207 @@
+"""Aggregate routes for the dashboard: filtered totals, series, breakdowns, cache savings.
+
+Every route takes the same filters (:func:`event_filter`: the time range, each
+grouping dimension, a status), so one filter set in the dashboard's URL narrows
+every panel alike. Answers are sums computed in the store
+(:mod:`lumen_sniff.store.aggregates`), never raw events: their size depends on
+the number of groups and buckets, not on the number of events.
+"""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+
+from lumen_sniff.api.params import parse_status, time_range
+from lumen_sniff.pricing.quote import PricerLike, quote
+from lumen_sniff.serialize import iso_from_ns
+from lumen_sniff.store import BUCKETS_NS, GROUP_DIMS, EventFilter, Store, Totals
+
+__all__ = ["event_filter", "router"]
+
+router = APIRouter()
+
+Dim = Annotated[
+    str,
+    Query(description=f"A grouping dimension: {', '.join(GROUP_DIMS)}."),
+]
+"""Checked against GROUP_DIMS (not a Literal) so a new dimension needs no edit here."""
+Bucket = Literal["minute", "hour", "day"]
+_MAX_POINTS = 20_000
+"""Most buckets one /api/usage answer may span (per group)."""
+_PER_MILLION = Decimal(1_000_000)
+
+
+def event_filter(
+    since: Annotated[
+        str | None, Query(description="ISO 8601 time, 'now', or an age: 30m, 24h, 7d.")
+    ] = None,
+    until: Annotated[str | None, Query(description="Same forms as since; default: open.")] = None,
+    provider: str | None = None,
+    model: str | None = None,
+    process: str | None = None,
+    api_key_id: str | None = None,
+    tenant: str | None = None,
+    service: str | None = None,
+    container: str | None = None,
+    status: Annotated[str | None, Query(description="HTTP code, 'error' or 'ok'.")] = None,
+) -> EventFilter:
+    """The filter every aggregate route shares: the range and exact field matches."""
+    lo, hi = time_range(since, until)
+    code, errors_only = parse_status(status)
+    return EventFilter(
+        since_ns=lo,
+        until_ns=hi,
+        provider=provider,
+        model=model,
+        process=process,
+        api_key_id=api_key_id,
+        tenant=tenant,
+        service=service,
+        container=container,
+        status=code,
+        errors_only=errors_only,
+    )
+
+
+Filter = Annotated[EventFilter, Depends(event_filter)]
+
+
+def _check_dim(name: str, value: str) -> None:
+    if value not in GROUP_DIMS:
+        raise HTTPException(400, f"{name}: {value!r} is not one of {', '.join(GROUP_DIMS)}")
+
+
+def _store(request: Request) -> Store:
+    store: Store = request.app.state.store
+    return store
+
+
+@router.get("/api/summary", tags=["usage"])
+async def summary(request: Request, f: Filter) -> dict[str, Any]:
+    """Totals of the matching events: requests, errors, priced cost, tokens, unpriced, estimated."""
+    cells = await _store(request).aggregate(f, None, None)
+    return cells.get((0, ""), Totals()).to_dict()
+
+
+@router.get("/api/usage", tags=["usage"])
+async def usage(
+    request: Request, f: Filter, group_by: Dim = "model", bucket: Bucket = "hour"
+) -> JSONResponse:
+    """Per-group time series: {"group_by", "bucket", "series": [{"group", "points"}]}.
+
+    Series come busiest first. Points are sparse (no point for an empty bucket);
+    a point's cost_usd is null when none of its calls was priced.
+    """
+    _check_dim("group_by", group_by)
+    store = _store(request)
+    width = BUCKETS_NS[bucket]
+    # An open-ended range only spans from the oldest stored event.
+    span_lo = f.since_ns if f.since_ns else (await store.oldest_ns() or f.until_ns)
+    span_hi = min(f.until_ns, time.time_ns() + width)
+    if span_hi > span_lo and (span_hi - span_lo) // width > _MAX_POINTS:
+        raise HTTPException(
+            400,
+            f"bucket={bucket} over this range gives more than {_MAX_POINTS} points; "
+            "use a shorter range or a larger bucket",
+        )
+    cells = await store.aggregate(f, group_by, width)
+    groups: dict[str, list[tuple[int, Totals]]] = {}
+    for (t, group), totals in cells.items():
+        groups.setdefault(group, []).append((t, totals))
+    busiest = sorted(groups.items(), key=lambda kv: (-sum(p.requests for _, p in kv[1]), kv[0]))
+    stamps: dict[int, str] = {}  # groups share bucket starts: format each once
+    out = []
+    for group, points in busiest:
+        rows = []
+        for t, totals in sorted(points, key=lambda p: p[0]):
+            stamp = stamps.get(t)
+            if stamp is None:
+                stamp = stamps[t] = iso_from_ns(t)
+            rows.append({"t": stamp, **totals.to_dict(null_cost_when_unpriced=True)})
+        out.append({"group": group or None, "points": rows})
+    return JSONResponse({"group_by": group_by, "bucket": bucket, "series": out})
+
+
+@router.get("/api/breakdown", tags=["usage"])
+async def breakdown(request: Request, f: Filter, dim: Dim = "model") -> JSONResponse:
+    """Totals per value of ``dim`` over the range: {"dim", "rows": [{"value", ...totals}]}.
+
+    Rows come costliest first (then busiest); ``value`` is null for events
+    without one. ``cost_usd`` is null when none of the row's calls was priced.
+    """
+    _check_dim("dim", dim)
+    cells = await _store(request).aggregate(f, dim, None)
+    rows = sorted(
+        ((group, t) for (_, group), t in cells.items()),
+        key=lambda gt: (-gt[1].cost_pusd, -gt[1].requests, gt[0]),
+    )
+    out = [
+        {"value": group or None, **totals.to_dict(null_cost_when_unpriced=True)}
+        for group, totals in rows
+    ]
+    return JSONResponse({"dim": dim, "rows": out})
+
+
+def _savings(pricer: PricerLike, model: str, t: Totals, at_ns: int) -> dict[str, Any]:
+    share = t.cache_read_tokens / t.input_tokens if t.input_tokens else None
+    row: dict[str, Any] = {
+        "model": model or None,
+        "requests": t.requests,
+        "input_tokens": t.input_tokens,
+        "cache_read_tokens": t.cache_read_tokens,
+        "cache_write_tokens": t.cache_write_tokens,
+        "cache_read_share": share,
+        "priced": False,
+        "saved_usd": None,
+        "write_premium_usd": None,
+        "net_saved_usd": None,
+    }
+    q = quote(pricer, "", model, at_ns) if model else None
+    if q is None or q.per_million_usd is None:
+        return row
+    rates = q.per_million_usd
+    saved = t.cache_read_tokens * (rates["input"] - rates["cache_read"]) / _PER_MILLION
+    premium = t.cache_write_tokens * (rates["cache_write"] - rates["input"]) / _PER_MILLION
+    row.update(
+        priced=True,
+        saved_usd=float(saved),
+        write_premium_usd=float(premium),
+        net_saved_usd=float(saved - premium),
+    )
+    return row
+
+
+@router.get("/api/cache", tags=["usage"])
+async def cache(request: Request, f: Filter) -> dict[str, Any]:
+    """Cache use per model and the dollars it saved, at the prices the events get.
+
+    Per model: the share of input tokens read from cache, ``saved_usd`` (cache
+    reads * (input price - cache-read price)), ``write_premium_usd`` (cache
+    writes * (cache-write price - input price)) and their difference
+    ``net_saved_usd``; null for models nothing prices. Prices are the pricer's
+    (genai-prices' cache prices, or overrides) at the end of the range.
+    """
+    pricer: PricerLike = request.app.state.pricer
+    at_ns = min(f.until_ns, time.time_ns())
+    cells = await _store(request).aggregate(f, "model", None)
+    models = [_savings(pricer, group, t, at_ns) for (_, group), t in cells.items()]
+    models.sort(key=lambda r: (-r["input_tokens"], r["model"] or ""))
+    total_in = sum(r["input_tokens"] for r in models)
+    total_read = sum(r["cache_read_tokens"] for r in models)
+    priced = [r for r in models if r["priced"]]
+    return {
+        "at": iso_from_ns(at_ns),
+        "models": models,
+        "input_tokens": total_in,
+        "cache_read_tokens": total_read,
+        "cache_write_tokens": sum(r["cache_write_tokens"] for r in models),
+        "cache_read_share": total_read / total_in if total_in else None,
+        "saved_usd": sum(r["saved_usd"] for r in priced),
+        "net_saved_usd": sum(r["net_saved_usd"] for r in priced),
+        "unpriced_models": len(models) - len(priced),
+    }
