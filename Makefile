@@ -15,20 +15,23 @@ KREL    := $(shell uname -r)
 
 # What the daemon needs on a production host (`make run`, `make setup`): bcc
 # (python3-bpfcc is not on PyPI), kernel headers for bcc to compile against,
-# Python and its venv, libpcap for `--capture pcap`.
+# Python and its venv, libpcap for `--capture pcap`, nodejs (and npm, below) to
+# build the dashboard from its lockfile.
 APT_PACKAGES := python3 python3-venv python3-bpfcc linux-headers-amd64 \
-	ca-certificates libpcap0.8
+	ca-certificates libpcap0.8 nodejs
 # Only the tests, benchmarks and key-log replay (`make setup-test`, `make test`):
 # tshark decrypts key-logged captures, the rest are the real clients and tools the
 # integration tests drive (gcc builds C clients; golang-go the Go client; gnutls-bin
 # and python3-pycurl drive GnuTLS; default-jdk-headless the Java client; python3-seccomp
 # confines the TLS echo server; prometheus, redis-server: the fleet tests; chromium: the
 # dashboard tests' browser).
-APT_TEST_PACKAGES := python3-dev bpfcc-tools tshark python3-seccomp nodejs curl gcc \
+APT_TEST_PACKAGES := python3-dev bpfcc-tools tshark python3-seccomp curl gcc \
 	iproute2 procps golang-go gnutls-bin python3-pycurl default-jdk-headless util-linux \
 	prometheus redis-server chromium
 
-.PHONY: help setup setup-test npm apt apt-test headers venv venv-test run test test-unit lint bench fixtures install-service clean
+WEB_SRC := $(shell find web/src -type f 2>/dev/null)
+
+.PHONY: help setup setup-test npm web apt apt-test headers venv venv-test run test test-unit lint bench fixtures install-service clean
 
 help:
 	@echo "make run      start the daemon in the foreground (default db, loopback API)"
@@ -114,12 +117,13 @@ $(TEST_STAMP): $(STAMP) | apt-test
 	$(VPY) -c 'import seccomp'
 	@rm -f $(VENV)/.test-stamp-* && touch $@
 
+# npm builds the dashboard (setup) and installs the agents (setup-test). Debian's
+# nodejs comes without npm, NodeSource's carries it (and conflicts with Debian's npm
+# package): install the package only when no npm command exists.
 # Real AI agents for the integration tests only (tests/agents/<name>, one pinned
-# version per directory with its lockfile). Debian's nodejs comes without npm,
-# NodeSource's carries it (and conflicts with Debian's npm package): install the
-# package only when no npm command exists. --ignore-scripts: the tests run the
+# version per directory with its lockfile). --ignore-scripts: the tests run the
 # platform binaries directly, and no install script may reach beyond the registry.
-npm: apt-test
+npm: apt
 	@command -v npm >/dev/null || { \
 	  echo "installing Debian package: npm"; \
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends npm; }
