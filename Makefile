@@ -7,30 +7,37 @@ PY      := /usr/bin/python3
 VENV    := .venv
 VPY     := $(VENV)/bin/python
 STAMP   := $(VENV)/.stamp-$(shell cat pyproject.toml | md5sum | cut -c1-12)
-# The stamp names the package list: adding a package makes setup install it.
+# Each stamp names its package list: adding a package makes setup install it.
 APT_STAMP = /var/lib/lumen-sniff-setup/apt-stamp-$(shell echo $(APT_PACKAGES) | md5sum | cut -c1-12)
+APT_TEST_STAMP = /var/lib/lumen-sniff-setup/apt-test-stamp-$(shell echo $(APT_TEST_PACKAGES) | md5sum | cut -c1-12)
+TEST_STAMP = $(VENV)/.test-stamp-$(shell cat pyproject.toml | md5sum | cut -c1-12)
 KREL    := $(shell uname -r)
 
-# Debian packages: bcc (python3-bpfcc is not on PyPI), kernel headers for bcc,
-# tshark for key-log decryption, and the real clients the integration tests drive
-# (golang-go builds the Go client; gnutls-bin and python3-pycurl drive GnuTLS), and
-# the real Prometheus (and promtool) and redis-server the fleet tests run, and
-# chromium, the real browser the dashboard tests drive (Playwright never downloads one).
-APT_PACKAGES := python3 python3-venv python3-dev python3-bpfcc bpfcc-tools \
-	linux-headers-amd64 tshark python3-seccomp nodejs curl ca-certificates gcc \
-	libpcap0.8 iproute2 procps default-jdk-headless util-linux
-APT_PACKAGES += golang-go gnutls-bin python3-pycurl
-APT_PACKAGES += prometheus redis-server chromium
+# What the daemon needs on a production host (`make run`, `make setup`): bcc
+# (python3-bpfcc is not on PyPI), kernel headers for bcc to compile against,
+# Python and its venv, libpcap for `--capture pcap`, nodejs (and npm, below) to
+# build the dashboard from its lockfile.
+APT_PACKAGES := python3 python3-venv python3-bpfcc linux-headers-amd64 \
+	ca-certificates libpcap0.8 nodejs
+# Only the tests, benchmarks and key-log replay (`make setup-test`, `make test`):
+# tshark decrypts key-logged captures, the rest are the real clients and tools the
+# integration tests drive (gcc builds C clients; golang-go the Go client; gnutls-bin
+# and python3-pycurl drive GnuTLS; default-jdk-headless the Java client; python3-seccomp
+# confines the TLS echo server; prometheus, redis-server: the fleet tests; chromium: the
+# dashboard tests' browser).
+APT_TEST_PACKAGES := python3-dev bpfcc-tools tshark python3-seccomp curl gcc \
+	iproute2 procps golang-go gnutls-bin python3-pycurl default-jdk-headless util-linux \
+	prometheus redis-server chromium
 
 WEB_SRC := $(shell find web/src -type f 2>/dev/null)
 
-.PHONY: help setup setup-test npm web apt headers venv run test test-unit lint bench fixtures install-service clean
+.PHONY: help setup setup-test npm web apt apt-test headers venv venv-test run test test-unit lint bench fixtures install-service clean
 
 help:
 	@echo "make run      start the daemon in the foreground (default db, loopback API)"
 	@echo "make test     run the whole test suite (unit + eBPF integration)"
-	@echo "make setup    install Debian packages, kernel headers link and .venv"
-	@echo "make setup-test  also install the pinned real agents the tests drive (npm)"
+	@echo "make setup    install what the daemon needs: Debian packages, headers link, .venv"
+	@echo "make setup-test  also install what tests, benchmarks and replay --keylog need"
 	@echo "make bench    run the benchmarks in bench/"
 
 setup: apt headers venv web
@@ -48,15 +55,25 @@ web/dist/index.html: web/package.json web/package-lock.json $(WEB_SRC) | npm
 
 apt: $(APT_STAMP)
 $(APT_STAMP):
-	@if [ "$$(id -u)" != 0 ]; then echo "make setup must run as root (apt-get, eBPF)"; exit 1; fi
-	@missing=""; for p in $(APT_PACKAGES); do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
-	done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing Debian packages:$$missing"; \
-	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
-	fi
+	@$(call apt_install,$(APT_PACKAGES))
 	@mkdir -p $(dir $(APT_STAMP)) && touch $(APT_STAMP)
+
+apt-test: $(APT_TEST_STAMP)
+$(APT_TEST_STAMP): | apt
+	@$(call apt_install,$(APT_TEST_PACKAGES))
+	@mkdir -p $(dir $(APT_TEST_STAMP)) && touch $(APT_TEST_STAMP)
+
+# Install the Debian packages in $(1) that are not installed yet (none: no apt-get).
+define apt_install
+if [ "$$(id -u)" != 0 ]; then echo "make setup must run as root (apt-get, eBPF)"; exit 1; fi; \
+missing=""; for p in $(1); do \
+  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+done; \
+if [ -n "$$missing" ]; then \
+  echo "installing Debian packages:$$missing"; \
+  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+fi
+endef
 
 # bcc compiles against /lib/modules/$(uname -r)/build. Where no package matches the
 # running kernel (these VMs), link Debian's generic headers: a uprobe program only
@@ -80,27 +97,36 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml | apt
 	@test -x $(VPY) || $(PY) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
-	$(VPY) -m pip install -q -e '.[test]'
-	@# bcc and seccomp come from Debian, not PyPI: expose just those two modules.
+	$(VPY) -m pip install -q -e .
+	@# bcc comes from Debian, not PyPI: expose just that module.
 	@site=$$($(VPY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
-	  ln -sfn /usr/lib/python3/dist-packages/bcc $$site/bcc; \
-	  for so in /usr/lib/python3/dist-packages/seccomp*.so; do ln -sfn $$so $$site/$$(basename $$so); done
-	$(VPY) -c 'import bcc, seccomp'
+	  ln -sfn /usr/lib/python3/dist-packages/bcc $$site/bcc
+	$(VPY) -c 'import bcc'
 	@rm -f $(VENV)/.stamp-* && touch $@
 
-# Real AI agents for the integration tests only (tests/agents/<name>, one pinned
-# version per directory with its lockfile). Debian's nodejs comes without npm,
-# NodeSource's carries it (and conflicts with Debian's npm package): install the
-# package only when no npm command exists. --ignore-scripts: the tests run the
-# platform binaries directly, and no install script may reach beyond the registry.
+# Defined before its first use: make expands a rule's prerequisites as it reads them.
 AGENT_DIRS := $(patsubst %/package.json,%,$(wildcard tests/agents/*/package.json))
+setup-test: setup apt-test venv-test npm $(AGENT_DIRS:%=%/node_modules/.lumen-stamp)
 
+venv-test: $(TEST_STAMP)
+$(TEST_STAMP): $(STAMP) | apt-test
+	$(VPY) -m pip install -q -e '.[test,bench]'
+	@# seccomp comes from Debian too (tests only).
+	@site=$$($(VPY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
+	  for so in /usr/lib/python3/dist-packages/seccomp*.so; do ln -sfn $$so $$site/$$(basename $$so); done
+	$(VPY) -c 'import seccomp'
+	@rm -f $(VENV)/.test-stamp-* && touch $@
+
+# npm builds the dashboard (setup) and installs the agents (setup-test). Debian's
+# nodejs comes without npm, NodeSource's carries it (and conflicts with Debian's npm
+# package): install the package only when no npm command exists.
+# Real AI agents for the integration tests only (tests/agents/<name>, one pinned
+# version per directory with its lockfile). --ignore-scripts: the tests run the
+# platform binaries directly, and no install script may reach beyond the registry.
 npm: apt
 	@command -v npm >/dev/null || { \
 	  echo "installing Debian package: npm"; \
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends npm; }
-
-setup-test: setup npm $(AGENT_DIRS:%=%/node_modules/.lumen-stamp)
 
 tests/agents/%/node_modules/.lumen-stamp: tests/agents/%/package-lock.json tests/agents/%/package.json
 	cd tests/agents/$* && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
@@ -113,24 +139,25 @@ run: setup
 test: setup-test
 	LUMEN_REQUIRE_BPF=1 $(VENV)/bin/pytest $(PYTEST_ARGS)
 
-test-unit: venv
+test-unit: venv-test
 	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
 
-lint: venv
+lint: venv-test
 	$(VENV)/bin/ruff check lumen_sniff tests bench
 	$(VENV)/bin/mypy
 
-bench: setup
+bench: setup-test
 	$(VPY) bench/pipeline.py
 	$(VPY) bench/store.py
 	$(VPY) bench/replay.py
 	$(VPY) bench/overhead.py
 	$(VPY) bench/overhead_go.py
+	$(VPY) bench/daemon.py
 	$(VPY) bench/otlp_export.py
 	$(VPY) bench/dashboard.py
 
 # Regenerate every recorded fixture with the real clients against the stand-in.
-fixtures: setup
+fixtures: setup-test
 	$(VPY) -m tests.support.make_fixtures
 	$(VPY) -m tests.support.make_pcaps
 

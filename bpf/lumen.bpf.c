@@ -21,8 +21,10 @@
  *    the entry probe bails after that one lookup and the return probe after its
  *    one lookup of the (absent) call slot.
  *  - User space is woken per batch (LUMEN_WAKEUP_RECORDS records or
- *    LUMEN_WAKEUP_BYTES bytes per CPU), never per record; its poll timeout
- *    bounds the latency of a quiet trickle.
+ *    LUMEN_WAKEUP_BYTES bytes per CPU), or by the first record it has not
+ *    seen while it sleeps (the kernel's adaptive wake-up: only when the
+ *    consumer has caught up), never per record of a busy stream. So user
+ *    space blocks with nothing to do instead of polling on a timer.
  *  - Process events (exec, executable file mappings, exit) drive target
  *    discovery and state release in user space.
  *
@@ -111,7 +113,8 @@ static __always_inline void count_drop(u32 reason, u64 bytes)
 	}
 }
 
-/* Batch wake-ups: most records are written with BPF_RB_NO_WAKEUP. */
+/* Batch wake-ups: flags 0 lets the kernel wake a consumer that has caught up
+ * (an idle daemon); one still reading is not woken again until a batch is full. */
 static __always_inline u64 wake_flags(u64 size)
 {
 	int zero = 0;
@@ -125,7 +128,7 @@ static __always_inline u64 wake_flags(u64 size)
 		w->bytes = 0;
 		return BPF_RB_FORCE_WAKEUP;
 	}
-	return BPF_RB_NO_WAKEUP;
+	return 0;
 }
 
 static __always_inline void fill_header(struct lumen_record *h, u8 kind, u64 id)

@@ -10,8 +10,10 @@ Threads and data flow::
                                └──────────────────────────────────────────────┘
 
 Each capture backend owns a bounded ``queue.Queue`` and counts what it cannot
-enqueue. The pump drains those queues in batches and yields to the loop every
-few milliseconds, so the API stays responsive under load.
+enqueue. The daemon gives each a :class:`~lumen_sniff.doorbell.BellQueue`, so the
+pump sleeps until a Chunk comes (an idle daemon does not run); it drains the
+queues in batches and yields to the loop between them, so the API stays
+responsive under load.
 
 Shutdown (SIGTERM/SIGINT): stop capture, drain what is queued through the
 pipeline, close the pipeline (open exchanges end as incomplete events), flush
@@ -37,6 +39,7 @@ import uvicorn
 from lumen_sniff import __version__
 from lumen_sniff.api.auth import check_listen
 from lumen_sniff.config import Settings
+from lumen_sniff.doorbell import BellQueue, Doorbell
 from lumen_sniff.errors import CaptureError, ConfigError
 from lumen_sniff.model import Chunk, IgnoreConnection, UsageEvent
 
@@ -46,8 +49,6 @@ log = logging.getLogger("lumen_sniff.daemon")
 
 _BATCH = 2048
 """Chunks handled before the pump yields to the loop."""
-_IDLE_S = 0.01
-"""Pump sleep when every queue is empty."""
 
 
 class Capture(Protocol):
@@ -101,6 +102,7 @@ class Daemon:
         self._store: Any = None
         self._writer: Any = None
         self._server: Any = None
+        self._bell: Doorbell | None = None
         self._budgets: Any = None
         self._budget_batch: list[UsageEvent] = []
         self._sinks: list[Any] = []
@@ -175,6 +177,9 @@ class Daemon:
     def _try_start(self, name: str, factory: Any, *, required: bool) -> None:
         try:
             capture = factory()
+            if self._bell is None:
+                self._bell = Doorbell(asyncio.get_running_loop())
+            capture.chunks = BellQueue(capture.chunks.maxsize, self._bell)
             capture.start()
         except (CaptureError, OSError, ImportError) as exc:
             if required:
@@ -248,13 +253,15 @@ class Daemon:
         log.info("stopping: flushing pending events")
         for capture in self._captures:
             capture.stop()
+        if self._bell is not None:
+            self._bell.ring()
         await pump
         self._emit(self._pipeline.close())
         self._feed_budgets()
         await self._store.writer.flush()
         await self._budgets.stop()  # fail-open: blocks and pauses end with the daemon
         await self._store.close()
-        self._server.should_exit = True
+        self._server.exit()
         await self._api_task
         log.info("stopped; %d events stored this run", self._pump_stats["events"])
 
@@ -276,6 +283,7 @@ class Daemon:
 
     async def _pump(self) -> None:
         """Move Chunks from the capture queues through the pipeline to the writer."""
+        assert self._bell is not None  # start() made it with the first capture
         while True:
             moved = 0
             for capture in self._captures:
@@ -287,7 +295,7 @@ class Daemon:
             if moved == 0:
                 if self._stopping.is_set():
                     return
-                await asyncio.sleep(_IDLE_S)
+                await self._bell.wait()
             else:
                 await asyncio.sleep(0)
 
@@ -351,7 +359,25 @@ def _drain(chunks: queue.Queue[Chunk], limit: int) -> Iterator[Chunk]:
 
 
 class _QuietServer(uvicorn.Server):
-    """uvicorn.Server without its own signal handling: the daemon owns SIGTERM."""
+    """uvicorn.Server without its own signal handling (the daemon owns SIGTERM)
+    and without its 10 Hz tick: it wakes once a second for the Date header, or
+    at once when told to exit."""
+
+    _exit_event: asyncio.Event | None = None
+
+    def exit(self) -> None:
+        self.should_exit = True
+        if self._exit_event is not None:
+            self._exit_event.set()
+
+    async def main_loop(self) -> None:
+        self._exit_event = asyncio.Event()
+        while not self.should_exit:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._exit_event.wait(), 1.0)
+            # on_tick(0) refreshes the Date header and checks uvicorn's own limits.
+            if await self.on_tick(0):
+                return
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:

@@ -61,7 +61,7 @@ def create_app(
             :class:`lumen_sniff.pricing.prices.Pricer` without overrides.
         metrics_max_label_values: Distinct values per metric label before ``other``.
         live_max_clients: Concurrent /api/live streams.
-        budgets: The daemon's budget service; without it /api/budgets answers 503.
+        budgets: The daemon's budget service; without it the budget routes are not served.
         web_dir: The built dashboard served at ``/``; default the checkout's ``web/dist``.
 
     Returns:
@@ -90,7 +90,8 @@ def create_app(
     if budgets is not None:
         metrics.registry.register(BudgetCollector(budgets.statuses))
     app.include_router(router)
-    app.include_router(budget_router)
+    if budgets is not None:  # absent from the schema too: the dashboard hides its panel
+        app.include_router(budget_router)
     app.include_router(aggregates_router)
     mount_dashboard(app, web_dir)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -53,16 +53,20 @@ async def status(request: Request) -> dict[str, Any]:
     except Exception as exc:  # the daemon's callable; /api/status must still answer
         capture = {"ready": False, "error": f"status unavailable: {exc}"}
     live: LiveFeed = request.app.state.live
-    return {
+    answer: dict[str, Any] = {
         "ready": bool(capture.get("ready", False)),
         "version": __version__,
         "export": capture.pop("export", {}),  # export sink name → its runner's stats
         "export_unavailable": capture.pop("export_unavailable", {}),
         "capture": capture,
-        "unseen": capture.get("unseen", []),
         "store": _store(request).stats(),
         "api": live.stats(),
     }
+    # Only a capture that watches for blind spots reports them; "none seen" ([]) and
+    # "not watched" (absent) differ, and the dashboard shows the gauge for the first.
+    if "unseen" in capture:
+        answer["unseen"] = capture["unseen"]
+    return answer
 
 
 @router.get("/api/events", tags=["events"])

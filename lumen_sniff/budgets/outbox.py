@@ -14,8 +14,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
-
-import httpx
+from typing import Any
 
 from lumen_sniff.budgets.messages import slack_body
 from lumen_sniff.budgets.settings import Webhook
@@ -53,7 +52,10 @@ class Outbox:
         self._clock = clock
         self._poll_s = poll_s
         self._wake = asyncio.Event()
-        self._http = httpx.AsyncClient(timeout=timeout_s, follow_redirects=False)
+        # httpx (with rich and pygments behind it) is imported on the first post:
+        # a daemon without webhooks never pays its import time (issue 12: ready).
+        self._timeout_s = timeout_s
+        self._http: Any = None
         self.stats = {"sent": 0, "retried": 0, "failed": 0}
 
     @property
@@ -80,9 +82,14 @@ class Outbox:
                     )
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._poll_s)
+                    # No webhook: nothing can become due, so wait for a wake() only
+                    # rather than query the outbox five times a second (issue 12).
+                    await asyncio.wait_for(
+                        self._wake.wait(), self._poll_s if self._hooks else None
+                    )
         finally:
-            await self._http.aclose()
+            if self._http is not None:
+                await self._http.aclose()
 
     async def send_now(self, payload: dict[str, object], key: str) -> list[str]:
         """POST a payload to every webhook once (``alerts test``); errors per hook."""
@@ -119,6 +126,10 @@ class Outbox:
     async def _post(self, hook: Webhook, payload: dict[str, object], key: str) -> str | None:
         body = slack_body(payload) if hook.format == "slack" else payload
         headers = {"Idempotency-Key": key, **hook.headers}
+        import httpx
+
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=self._timeout_s, follow_redirects=False)
         try:
             response = await self._http.post(hook.url, json=body, headers=headers)
         except httpx.HTTPError as exc:

@@ -54,6 +54,7 @@ __all__ = ["BudgetError", "BudgetService", "budget_spec"]
 log = logging.getLogger("lumen_sniff.budgets")
 
 _TICK_S = 0.25
+_IDLE_TICK_S = 5.0
 _FIRED_LOOKBACK_NS = 32 * 86400 * 10**9
 _ENDPOINT_MAX_AGE_NS = 30 * 86400 * 10**9
 History = Callable[[int], AsyncIterator[UsageEvent]]
@@ -206,7 +207,8 @@ class BudgetService:
 
     async def _tick_loop(self) -> None:
         while True:
-            await asyncio.sleep(_TICK_S)
+            # Without budgets there is nothing to advance: wake rarely (issue 12: idle CPU).
+            await asyncio.sleep(_TICK_S if self.evaluator.budgets else _IDLE_TICK_S)
             self._handle(self.evaluator.tick(self._clock()))
             self.enforcer.poll()  # the ceiling for calls in flight at a block
 

@@ -49,6 +49,7 @@ EVENTS = [
         cache_read_tokens=1000,
         cost_usd=Decimal("0.000345"),
         tenant="acme",
+        service="billing",
         duration_ms=1500.0,
         ttft_ms=300.0,
         host="api.openai.com",
@@ -122,6 +123,7 @@ def test_otlp_metrics_and_logs_reach_a_real_receiver_with_convention_names() -> 
             "gen_ai.token.type": "input",
             "server.address": "api.openai.com",
             "server.port": 443,
+            "lumen.service": "billing",
             "lumen.tenant": "acme",
         }
         duration = got["gen_ai.client.operation.duration"]
@@ -153,6 +155,7 @@ def test_otlp_metrics_and_logs_reach_a_real_receiver_with_convention_names() -> 
         assert attrs["gen_ai.usage.cache_read.input_tokens"] == 1000
         assert attrs["lumen.cost.usd"] == pytest.approx(0.000345)
         assert attrs["lumen.tenant"] == "acme" and attrs["lumen.usage.source"] == "reported"
+        assert attrs["lumen.service"] == "billing"
         assert attrs["lumen.duration_ms"] == 1500.0 and attrs["lumen.ttft_ms"] == 300.0
         assert attrs["lumen.api_key.id"] == "k:abcd…1234"
         error_attrs = attrs_of(records[1][1].attributes)

@@ -330,5 +330,8 @@ def test_a_restarted_daemon_neither_goes_back_nor_counts_twice(fleet: Fleet) -> 
     # Second by second across the restart, too: no dip while B is down or just back.
     seen = fleet.prom.range_values(fleet_total, restart_s - 2, time.time())
     assert len(seen) >= 5
+    # increase() extrapolates to its window's edges, so its value wobbles by a few
+    # percent with scrape timing (more on a loaded machine); a reset counted as a
+    # drop, or B's history lost, would be a fall of B's whole share (~1/3).
     for earlier, later in itertools.pairwise(seen):
-        assert later >= earlier * 0.98, seen
+        assert later >= earlier * 0.95, seen

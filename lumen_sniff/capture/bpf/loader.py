@@ -3,7 +3,7 @@
 Threads:
 
 - the *poll* thread drains the ring buffer (woken per batch by the BPF program,
-  or by its poll timeout) and turns records into Chunks on the bounded
+  or by the first record after it caught up) and turns records into Chunks on the bounded
   :attr:`BpfCapture.chunks` queue; a full queue is a counted drop;
 - the *discovery* thread rescans processes that exec'd or mapped an executable
   file (dlopen) and hooks new TLS libraries and executables.
@@ -211,10 +211,16 @@ class BpfCapture:
 
     def _poll_loop(self) -> None:
         timeout = self.settings.poll_timeout_ms
+        gather_s = self.settings.gather_ms / 1000
         last_clock = time.monotonic()
         while not self._stop.is_set():
+            # Blocks in epoll until a record wakes it (see wake_flags in the program):
+            # an idle daemon does not run. The record that woke it is read at once;
+            # the rest of its burst, written without a wake-up, a moment later in
+            # one pass, so a busy stream costs one wake-up per batch, not per record.
+            # (After a timeout, too: once a second costs nothing.)
             self._bpf.ring_buffer_poll(timeout)
-            # Records written with BPF_RB_NO_WAKEUP do not wake epoll: take them too.
+            time.sleep(gather_s)
             self._bpf.ring_buffer_consume()
             now = time.monotonic()
             if now - last_clock > 1.0:
@@ -225,7 +231,7 @@ class BpfCapture:
 
     def _scan_loop(self) -> None:
         while not self._stop.is_set():
-            due = self._rescans.next_due(timeout_s=0.1)
+            due = self._rescans.next_due(timeout_s=1.0)  # add() wakes it
             if due is None:
                 continue
             pid, forget = due

@@ -40,8 +40,10 @@ class BpfSettings:
     """Records per CPU between wake-ups of user space."""
     wakeup_bytes: int = 256 << 10
     """Bytes per CPU between wake-ups of user space."""
-    poll_timeout_ms: int = 20
-    """Longest a record waits in the ring when no wake-up comes."""
+    poll_timeout_ms: int = 1000
+    """How often the idle poll thread looks up to see whether to stop (records wake it)."""
+    gather_ms: int = 2
+    """After a wake-up, wait this long for the rest of a burst before reading it."""
     system_libraries: bool = True
     """Hook the system's libssl at start even if no process maps it yet."""
     empty_probes: bool = False

@@ -225,5 +225,8 @@ def _find_tshark() -> str:
 
         path: str = get_process_path()
     except Exception as exc:  # pyshark raises TSharkNotFoundException
-        raise KeylogError(f"TLS decryption needs tshark, which was not found: {exc}") from exc
+        raise KeylogError(
+            f"TLS decryption needs tshark, which was not found ({exc}): install it with "
+            "`apt-get install tshark` (or `make setup-test`)"
+        ) from exc
     return path

@@ -1,0 +1,53 @@
+"""Wake an asyncio task from capture threads without waking it per item.
+
+The pump used to look at the capture queues every 10 ms whether or not anything
+came: an idle daemon ran a hundred times a second. A :class:`BellQueue` rings its
+:class:`Doorbell` on every put; the bell crosses threads (``call_soon_threadsafe``,
+a write to the loop's self-pipe) only for the first put after the task last woke,
+so a burst of thousands of Chunks costs one wake-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+from typing import TypeVar
+
+__all__ = ["BellQueue", "Doorbell"]
+
+T = TypeVar("T")
+
+
+class Doorbell:
+    """A thread-safe, coalescing wake-up for one asyncio task."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._event = asyncio.Event()
+        self._rung = False
+
+    def ring(self) -> None:
+        """Wake the waiter (from any thread); free when it is already due to wake."""
+        if self._rung:
+            return
+        self._rung = True
+        self._loop.call_soon_threadsafe(self._event.set)
+
+    async def wait(self) -> None:
+        """Sleep until rung. Items put before the return are visible after it."""
+        await self._event.wait()
+        self._event.clear()
+        # Cleared before the caller drains: a put racing with the drain rings again.
+        self._rung = False
+
+
+class BellQueue(queue.Queue[T]):
+    """A ``queue.Queue`` that rings ``bell`` after each item it takes."""
+
+    def __init__(self, maxsize: int, bell: Doorbell) -> None:
+        super().__init__(maxsize)
+        self._bell = bell
+
+    def _put(self, item: T) -> None:
+        super()._put(item)
+        self._bell.ring()
