@@ -38,7 +38,6 @@ RUNTIME_REASONS: tuple[tuple[re.Pattern[str], str], ...] = (
         re.compile(r"/libjvm\.so$|/bin/java$"),
         "Java JSSE not supported: TLS runs in Java code, no native library to hook",
     ),
-    (re.compile(r"/libgnutls\.so[.\d]*$"), "GnuTLS not hooked"),
     (re.compile(r"/libnss3\.so$"), "NSS not hooked"),
     (re.compile(r"/libwolfssl\.so[.\d]*$"), "wolfSSL not hooked"),
     (re.compile(r"/libmbedtls\.so[.\d]*$"), "mbed TLS not hooked"),

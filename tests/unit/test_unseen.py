@@ -88,7 +88,12 @@ def test_rows_and_pending_are_bounded() -> None:
         ),
         ({"exe": "/usr/lib/jvm/java-17-openjdk-amd64/bin/java"}, "Java JSSE not supported"),
         ({"mapped": ["/usr/lib/jvm/x/lib/server/libjvm.so"]}, "Java JSSE not supported"),
-        ({"mapped": ["/usr/lib/x86_64-linux-gnu/libgnutls.so.30"]}, "GnuTLS not hooked"),
+        ({"mapped": ["/usr/lib/x86_64-linux-gnu/libnss3.so"]}, "NSS not hooked"),
+        # GnuTLS is hooked now: a GnuTLS client that goes unseen says so.
+        (
+            {"mapped": ["/usr/lib/x86_64-linux-gnu/libgnutls.so.30"], "hooked": True},
+            HOOKED_BUT_UNSEEN,
+        ),
         ({"hooked": True}, HOOKED_BUT_UNSEEN),
         ({}, NOTHING_HOOKABLE),
     ],
