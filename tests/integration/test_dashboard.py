@@ -295,6 +295,14 @@ def test_custom_range_and_sorting(browser: Browser, api: Served) -> None:
         loads = w.loads()
         form.locator("button[type=submit]").click()
         w.wait_loaded(loads)
+        # A periodic refresh of the old range can land first: wait for the load
+        # of the custom range itself (the body's range follows the URL's).
+        w.page.wait_for_function(
+            "() => { const q = new URLSearchParams(location.hash.slice(1));"
+            " return q.get('range') === 'custom'"
+            " && document.body.dataset.since === q.get('since'); }",
+            timeout=15_000,
+        )
         fragment = parse_qs(urlsplit(w.page.url).fragment)
         assert fragment["range"] == ["custom"]
         body_since = w.page.get_attribute("body", "data-since")
