@@ -186,14 +186,23 @@ def soak(args: argparse.Namespace, tmp: Path, info: dict[str, Any]) -> dict[str,
     rows = [sample(daemon, None, db, t0, None, status_errors)]
     load = Load(info, args)
     end = load.deadline
-    died = False
+    died = interrupted = False
     while (now := time.monotonic()) < end:
-        time.sleep(min(args.sample_s, end - now))
+        try:
+            time.sleep(min(args.sample_s, end - now))
+            load.tend()
+            rows.append(sample(daemon, load, db, t0, rows[-1], status_errors))
+        except KeyboardInterrupt:  # Ctrl-C: stop the load, still report what was seen
+            interrupted = True
+            for client in load.clients:
+                client.proc.terminate()
+            break
+        except OSError:  # /proc/PID vanished under us: the daemon exited
+            if daemon.proc.poll() is None:
+                raise
         if daemon.proc.poll() is not None:
             died = True
             break
-        load.tend()
-        rows.append(sample(daemon, load, db, t0, rows[-1], status_errors))
         print(format_row(rows[-1]), flush=True)
     load.wait()
     if not died:
@@ -202,10 +211,12 @@ def soak(args: argparse.Namespace, tmp: Path, info: dict[str, Any]) -> dict[str,
         while time.monotonic() < deadline and stored(db, load.pids()) < load.totals()[0]:
             time.sleep(0.5)
         rows.append(sample(daemon, load, db, t0, rows[-1], status_errors))
+        rows[-1]["note"] = "after the load (drain)"
         daemon.stop()
     else:
         daemon.proc.wait(10)
-    return {"rows": rows, "died": died, "exit": daemon.proc.returncode,
+    return {"rows": rows, "died": died, "interrupted": interrupted,
+            "exit": daemon.proc.returncode,
             "status_errors": status_errors[0], "ready_s": daemon.ready_s,
             "log_tail": (tmp / "daemon.log").read_text()[-3000:] if died else ""}
 
@@ -222,7 +233,7 @@ def format_row(r: dict[str, Any]) -> str:
             f"{r.get('rate', 0.0):7.1f} {r['made']:8d} {r['stored']:8d} "
             f"{sum(r['errors'].values()):6d} {sum(r['drops'].values()):6d} "
             f"{r['queue_depth']:6d} {r['threads']:4d} {r['fds']:5d} {r['loadavg']:5.2f}"
-            + (f"  {ring}" if ring else ""))
+            + (f"  {ring}" if ring else "") + (f"  {r['note']}" if "note" in r else ""))
 
 
 def verdict(result: dict[str, Any], args: argparse.Namespace) -> list[str]:
@@ -254,6 +265,7 @@ def verdict(result: dict[str, Any], args: argparse.Namespace) -> list[str]:
         "0 drops": (total_drops == 0, str(total_drops)),
         "stored == made": (got == made, f"{got}/{made}"),
         "daemon alive": (not result["died"], "" if not result["died"] else "exited"),
+        f"ran {args.minutes:g} min": (not result["interrupted"], ""),
     }
     ok = all(passed for passed, _ in checks.values())
     lines.append(f"verdict: {'PASS' if ok else 'FAIL'} — " + "; ".join(
