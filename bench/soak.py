@@ -181,6 +181,10 @@ def soak(args: argparse.Namespace, tmp: Path, info: dict[str, Any]) -> dict[str,
     daemon = Daemon(tmp)
     db = tmp / "state" / "lumen.db"
     status_errors = [0]
+    try:
+        at_ready = sum(capture_state(daemon)["drops"].values())
+    except (httpx.HTTPError, ValueError, KeyError):
+        at_ready = -1
     time.sleep(args.settle)
     t0 = time.monotonic()
     rows = [sample(daemon, None, db, t0, None, status_errors)]
@@ -215,7 +219,8 @@ def soak(args: argparse.Namespace, tmp: Path, info: dict[str, Any]) -> dict[str,
         daemon.stop()
     else:
         daemon.proc.wait(10)
-    return {"rows": rows, "died": died, "interrupted": interrupted,
+    settle_drops = sum(rows[0]["drops"].values()) - at_ready if at_ready >= 0 else -1
+    return {"rows": rows, "died": died, "interrupted": interrupted, "settle_drops": settle_drops,
             "exit": daemon.proc.returncode,
             "status_errors": status_errors[0], "ready_s": daemon.ready_s,
             "log_tail": (tmp / "daemon.log").read_text()[-3000:] if died else ""}
@@ -254,7 +259,9 @@ def verdict(result: dict[str, Any], args: argparse.Namespace) -> list[str]:
         f"{loaded[0]['rss'] if loaded else 0:.1f}, last {last['rss']:.1f}, max {peak:.1f} MB "
         f"(peak VmHWM {last['peak']:.1f})",
         f"RSS trend over the second half ({len(second)} samples): {slope:+.2f} MB/h",
-        f"drops: {total_drops} " + " ".join(f"{k}={v}" for k, v in drops.items() if v),
+        f"drops: {total_drops} " + " ".join(f"{k}={v}" for k, v in drops.items() if v)
+        + f"; while settling, before any load of ours: {result['settle_drops']} in "
+        f"{args.settle:g} s (other work on the machine)",
         f"calls made {made}, stored {got}; client errors {sum(errors.values())} "
         + " ".join(f"{k}={v}" for k, v in errors.items())
         + f"; late slots {last['late']}; status errors {result['status_errors']}",
