@@ -216,7 +216,11 @@ def soak(args: argparse.Namespace, tmp: Path, info: dict[str, Any]) -> dict[str,
             time.sleep(0.5)
         rows.append(sample(daemon, load, db, t0, rows[-1], status_errors))
         rows[-1]["note"] = "after the load (drain)"
-        daemon.stop()
+        try:
+            daemon.stop()
+        except subprocess.TimeoutExpired:  # a backlog it cannot flush in time: still report
+            daemon.proc.kill()
+            daemon.proc.wait()
     else:
         daemon.proc.wait(10)
     settle_drops = sum(rows[0]["drops"].values()) - at_ready if at_ready >= 0 else -1
