@@ -30,9 +30,13 @@ __all__ = [
     "DropStruct",
     "Kind",
     "Record",
+    "RecordFields",
     "RecordHeader",
     "conn_struct",
     "decode",
+    "decode_fields",
+    "make_chunk",
+    "record_of",
     "to_chunk",
 ]
 
@@ -164,14 +168,20 @@ class Record:
     """Payload."""
 
 
-def decode(raw: bytes) -> Record | None:
-    """Decode one ring-buffer record; None when it is malformed.
+RecordFields = tuple[Kind, int, int, int, int, int, str, int, Direction, int, int, bytes]
+"""A record's fields in :class:`Record`'s order (kind, ts_ns, pid, tid, uid, cgroup_id,
+comm, ssl, direction, offset, lost_bytes, data): what the loader's per-record path
+reads, without building a Record."""
+
+def decode_fields(raw: bytes) -> RecordFields | None:
+    """Decode one ring-buffer record into its fields; None when it is malformed.
 
     Args:
         raw: The record's bytes, header then payload.
 
     Returns:
-        The record, or None if it is shorter than its header says or of unknown kind.
+        The fields, or None if the record is shorter than its header says or of
+        unknown kind or direction.
     """
     if len(raw) < HEADER_SIZE:
         return None
@@ -188,19 +198,44 @@ def decode(raw: bytes) -> Record | None:
         if len(_COMMS) > 4096:
             _COMMS.clear()
         _COMMS[raw_comm] = comm
-    return Record(
-        kind=kind,
-        ts_ns=ts_ns,
-        pid=pid,
-        tid=tid,
-        uid=uid,
-        cgroup_id=cgroup_id,
-        comm=comm,
-        ssl=ssl,
-        direction=_DIRECTIONS[direction],
+    return (kind, ts_ns, pid, tid, uid, cgroup_id, comm, ssl, _DIRECTIONS[direction], offset,
+            lost_bytes, raw[HEADER_SIZE:end])
+
+
+def decode(raw: bytes) -> Record | None:
+    """Decode one ring-buffer record; None when it is malformed.
+
+    Args:
+        raw: The record's bytes, header then payload.
+
+    Returns:
+        The record, or None if it is shorter than its header says or of unknown kind.
+    """
+    fields = decode_fields(raw)
+    return None if fields is None else record_of(fields)
+
+
+def record_of(fields: RecordFields) -> Record:
+    """The :class:`Record` of decoded fields."""
+    kind, ts_ns, pid, tid, uid, cgroup_id, comm, ssl, direction, offset, lost, data = fields
+    return Record(kind=kind, ts_ns=ts_ns, pid=pid, tid=tid, uid=uid, cgroup_id=cgroup_id,
+                  comm=comm, ssl=ssl, direction=direction, offset=offset, lost_bytes=lost,
+                  data=data)
+
+
+def make_chunk(fields: RecordFields, *, wall_offset_ns: int,
+               process: ProcessInfo | None) -> Chunk:
+    """Turn a data or close record's fields into a Chunk (see :func:`to_chunk`)."""
+    kind, ts_ns, pid, _, _, _, _, ssl, direction, offset, lost_bytes, data = fields
+    return Chunk(
+        conn=ConnKey(source="bpf", pid=pid, handle=ssl),
+        direction=direction,
         offset=offset,
+        ts_ns=ts_ns + wall_offset_ns,
+        data=data,
         lost_bytes=lost_bytes,
-        data=raw[HEADER_SIZE:end],
+        closed=kind is Kind.CLOSE,
+        process=process,
     )
 
 
@@ -215,13 +250,7 @@ def to_chunk(record: Record, *, wall_offset_ns: int, process: ProcessInfo | None
     Returns:
         The Chunk, with a wall-clock timestamp.
     """
-    return Chunk(
-        conn=ConnKey(source="bpf", pid=record.pid, handle=record.ssl),
-        direction=record.direction,
-        offset=record.offset,
-        ts_ns=record.ts_ns + wall_offset_ns,
-        data=record.data,
-        lost_bytes=record.lost_bytes,
-        closed=record.kind is Kind.CLOSE,
-        process=process,
-    )
+    r = record
+    fields = (r.kind, r.ts_ns, r.pid, r.tid, r.uid, r.cgroup_id, r.comm, r.ssl, r.direction,
+              r.offset, r.lost_bytes, r.data)
+    return make_chunk(fields, wall_offset_ns=wall_offset_ns, process=process)
