@@ -20,9 +20,21 @@ Prints the rows of issue 12's table that one machine can measure:
   the BPF programs copied to the ring buffer meanwhile (client and stand-in are
   both hooked, so both ends count) and their share of the transfer.
 
+- *throughput* (``--throughput-s``, 0 skips it): the daemon alone on the first
+  CPU (``sched_setaffinity``), capturing only ``--comm loadgen``; the C OpenSSL
+  load generator of ``bench/daemon_load.py`` and its server on the last CPU,
+  keep-alive, ``--conns`` connections, each ``--rates`` offered calls/s in turn
+  (0 = flat out). Per round: calls/s made, stored/made, drops, daemon CPU per
+  call (and net of the CPU it burnt idle just before: other work on the machine
+  runs discovery), and the share of its core. The generator's own ceiling (both
+  ends on one CPU, no daemon) is printed first: a rate above it cannot be offered.
+  ``--only-throughput`` runs this phase alone.
+
 The daemon watches the whole machine: other work on a shared VM adds to its CPU
-(the figures are medians over rounds for that reason). Run as root:
-``.venv/bin/python bench/daemon.py [--rounds 3] [--phase-s 15] [--rest 30]``.
+(the figures are medians over rounds for that reason), and another lumen-sniff
+daemon's probes slow our clients (the script prints how many run). Run as root:
+``.venv/bin/python bench/daemon.py [--rounds 3] [--phase-s 15] [--rest 30]
+[--throughput-s 10 --rates 0,2000]``.
 """
 
 from __future__ import annotations
@@ -70,6 +82,22 @@ def machine() -> str:
 
 def cpu_s(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def thread_cpu_s(pid: int) -> dict[int, float]:
+    """user+system seconds per thread of ``pid``."""
+    out = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            out[int(task.name)] = cpu_s_of(task / "stat")
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def cpu_s_of(stat: Path) -> float:
+    fields = stat.read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / _TICK
 
 
@@ -283,6 +311,7 @@ def _throughput_round(daemon: Daemon, gen: Any, rate: float, idle_per_s: float,
     status = daemon.status()
     stored0, drops0 = int(status["store"]["events"]), drops(status)
     cpu0, t0 = cpu_s(daemon.proc.pid), time.monotonic()
+    threads0 = thread_cpu_s(daemon.proc.pid)
     made = gen.run(args.throughput_s, args.conns, rate)
     # Until every call is stored, or the count stops growing (drops: it never will).
     last, still = -1, time.monotonic()
@@ -295,11 +324,16 @@ def _throughput_round(daemon: Daemon, gen: Any, rate: float, idle_per_s: float,
         time.sleep(0.05)
     busy_s = time.monotonic() - t0
     cpu = cpu_s(daemon.proc.pid) - cpu0
+    threads = thread_cpu_s(daemon.proc.pid)
+    # Threads are unnamed in Python 3.11: the busiest are the event loop (pipeline,
+    # store, API) and the ring-buffer reader; then SQLite's and discovery's.
+    per_thread = sorted((threads[t] - threads0.get(t, 0.0) for t in threads), reverse=True)
     return {"rate": rate, "calls": made.calls, "made_per_s": made.calls / made.seconds,
             "stored": _stored(daemon) - stored0, "drops": drops(daemon.status()) - drops0,
             "cpu_ms_per_call": cpu * 1000 / max(1, made.calls),
             "net_cpu_ms_per_call": (cpu - idle_per_s * busy_s) * 1000 / max(1, made.calls),
-            "daemon_cpu_pct": cpu * 100 / made.seconds, "daemon": True}
+            "daemon_cpu_pct": cpu * 100 / made.seconds, "daemon": True,
+            "thread_ms_per_call": [t * 1000 / max(1, made.calls) for t in per_thread[:4]]}
 
 
 def pct(values: list[float], q: float) -> float:
@@ -400,7 +434,8 @@ def print_throughput(rows: list[dict[str, Any]]) -> None:
         print(f"  offered {offered:>8}: made {r['made_per_s']:6.0f} calls/s, stored "
               f"{r['stored']}/{r['calls']}, drops {r['drops']}, daemon CPU "
               f"{r['cpu_ms_per_call']:.3f} ms/call ({r['net_cpu_ms_per_call']:.3f} net of "
-              f"idle), {r['daemon_cpu_pct']:.0f}% of its core")
+              f"idle), {r['daemon_cpu_pct']:.0f}% of its core; busiest threads "
+              + " ".join(f"{t:.3f}" for t in r["thread_ms_per_call"]) + " ms/call")
 
 
 if __name__ == "__main__":
