@@ -36,11 +36,12 @@ from tests.support.standin import CERT_NAMES, _write_http1  # noqa: E402
 from tests.support.standin_routes import answer  # noqa: E402
 from tests.support.standin_wire import StandinRequest  # noqa: E402
 
-__all__ = ["CALLS_PER_CONN", "LoadGen", "build"]
+__all__ = ["CALLS_PER_CONN", "KINDS", "LoadGen", "build", "write_wire"]
 
 CALLS_PER_CONN = 50
 """Calls per keep-alive connection (as bench/daemon_client.py)."""
 KINDS = 4
+"""Request kinds: OpenAI chat and Anthropic messages, plain and streamed."""
 _SOURCE = REPO / "bench" / "loadgen" / "loadgen.c"
 
 
