@@ -149,6 +149,7 @@ lint: venv-test
 
 bench: setup-test
 	$(VPY) bench/pipeline.py
+	$(VPY) bench/hotpath.py
 	$(VPY) bench/store.py
 	$(VPY) bench/replay.py
 	$(VPY) bench/overhead.py
