@@ -473,6 +473,7 @@ class BpfCapture:
             "settings": asdict(self.settings),
             "record_header_bytes": HEADER_SIZE,
             "ring_buffers": self._reader.fill() if self._reader is not None else {},
+            "ring_late_reads": self._reader.late_reads if self._reader is not None else 0,
             "program": self._program_status(),
             "blind_spots": blind,
         }

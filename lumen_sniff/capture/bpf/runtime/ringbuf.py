@@ -12,6 +12,10 @@ Strategy:
    until it must run again, or None. The wait's timeout is the nearest of
    those, so the socket report's pending judgements get their deadline and
    an idle daemon sleeps indefinitely.
+ - While records flow, the wait is also bounded by ``active_s``: a record whose
+   wake-up was skipped (the kernel wakes only a reader that has caught up) is
+   read within that time. Records found that way are counted (``late_reads``);
+   the first wait that finds nothing returns the reader to sleeping unbounded.
  - The fill level of each ring buffer is read from its producer and consumer
    positions, in the two metadata pages mapped read-only from the map's fd.
 """
@@ -65,8 +69,13 @@ class _Ring:
 class RingReader:
     """Every ring buffer of the daemon, read by one blocking thread."""
 
-    def __init__(self, *, gather_s: float = 0.0, name: str = "lumen-bpf-ring") -> None:
+    def __init__(
+        self, *, gather_s: float = 0.0, active_s: float = 1.0, name: str = "lumen-bpf-ring"
+    ) -> None:
         self._gather_s = gather_s
+        self._active_s = active_s
+        self.late_reads = 0
+        """Timed-out waits that still found records (their wake-up never came)."""
         self._name = name
         self._rb: int | None = None
         self._keep: list[Any] = []  # ctypes callbacks must outlive the ring_buffer
@@ -131,14 +140,21 @@ class RingReader:
         poller.register(ring_fd, select.EPOLLIN)
         poller.register(self._wake, select.EPOLLIN)
         try:
+            active = False
             timeout = self._run_ticks()
             while not self._stop.is_set():
-                events = poller.poll(timeout)
-                if any(fd == ring_fd for fd, _ in events):
+                wait = timeout
+                if active:
+                    wait = self._active_s if timeout < 0 else min(timeout, self._active_s)
+                events = poller.poll(wait)
+                woken = any(fd == ring_fd for fd, _ in events)
+                got = lib.ring_buffer__consume(rb)
+                if got > 0 and self._gather_s:
+                    time.sleep(self._gather_s)
                     lib.ring_buffer__consume(rb)
-                    if self._gather_s:
-                        time.sleep(self._gather_s)
-                        lib.ring_buffer__consume(rb)
+                if got > 0 and not woken:
+                    self.late_reads += 1
+                active = got > 0
                 timeout = self._run_ticks()
             lib.ring_buffer__consume(rb)
         finally:
