@@ -168,6 +168,11 @@ class RingReader:
         os.eventfd_write(self._wake, 1)
         if self._thread is not None:
             self._thread.join(timeout=5)
+            if self._thread.is_alive():
+                # Still inside a callback: freeing under it would crash; the
+                # process is about to exit and the kernel frees it all then.
+                log.warning("ring reader did not stop within 5 s; left running")
+                return
             self._thread = None
         if self._rb is not None:
             libbpf().ring_buffer__free(self._rb)
