@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from lumen_sniff.capture.bpf.elf import elf_facts
-from lumen_sniff.capture.bpf.loader import PROGRAM_KINDS, SOURCE_PATH
+from lumen_sniff.capture.bpf.loader import SOURCE_PATH
+from lumen_sniff.capture.bpf.program import PROGRAM_KINDS
 from lumen_sniff.capture.bpf.runtime.cache import CompileJob, CompileRequest, cache_key
 from lumen_sniff.capture.bpf.runtime.ctypedesc import ctype_of
 from lumen_sniff.capture.bpf.runtime.obj import parse_object

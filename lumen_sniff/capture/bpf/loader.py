@@ -28,7 +28,6 @@ import functools
 import logging
 import os
 import queue
-import subprocess
 import threading
 import time
 from dataclasses import asdict
@@ -40,6 +39,7 @@ from lumen_sniff.capture.bpf.btf import member_offsets_bytes
 from lumen_sniff.capture.bpf.conns import OpenConns
 from lumen_sniff.capture.bpf.discovery import Discovery, Rescans, Target
 from lumen_sniff.capture.bpf.procinfo import ProcCache
+from lumen_sniff.capture.bpf.program import PROGRAM_KINDS, mount_tracefs
 from lumen_sniff.capture.bpf.ringrecords import (
     DROP_REASONS,
     HEADER_PATH,
@@ -51,33 +51,19 @@ from lumen_sniff.capture.bpf.ringrecords import (
     to_chunk,
 )
 from lumen_sniff.capture.bpf.runtime.cache import CompileJob, CompileRequest
-from lumen_sniff.capture.bpf.runtime.loaded import TRACEPOINT, BpfObject, ProgKind
+from lumen_sniff.capture.bpf.runtime.loaded import BpfObject
 from lumen_sniff.capture.bpf.runtime.ringbuf import RingReader
 from lumen_sniff.capture.bpf.settings import BpfSettings
 from lumen_sniff.capture.bpf.tlslib import NO_TLS_SYMBOLS
 from lumen_sniff.errors import BpfUnavailable
 from lumen_sniff.model import Chunk, ConnKey, Direction, ProcessInfo
 
-__all__ = ["PROGRAM_KINDS", "SOURCE_PATH", "BpfCapture"]
+__all__ = ["SOURCE_PATH", "BpfCapture"]
 
 log = logging.getLogger("lumen_sniff.capture.bpf")
 
 SOURCE_PATH = HEADER_PATH.parent / "lumen.bpf.c"
 """The BPF C program."""
-
-TRACEFS = Path("/sys/kernel/tracing")
-
-PROGRAM_KINDS: dict[str, ProgKind] = {
-    f"tracepoint__{category}__{event}": ProgKind(
-        prog_type=TRACEPOINT, tracepoint=f"{category}:{event}"
-    )
-    for category, event in (
-        ("sched", "sched_process_exec"),
-        ("syscalls", "sys_enter_mmap"),
-        ("sched", "sched_process_exit"),
-    )
-}
-"""The program's tracepoints (its TRACEPOINT_PROBEs); every other function is a uprobe."""
 
 
 @functools.cache
@@ -88,21 +74,6 @@ def _task_offsets() -> dict[str, int]:
         # Without BTF the thread's own comm is used; procinfo fills the leader's.
         log.warning("no kernel BTF for task_struct (%s): comm is the thread's", exc)
         return {}
-
-
-def _mount_tracefs() -> None:
-    # bcc detaches uprobes through tracefs; minimal systems do not mount it, and
-    # without it every detach at exit fails ("open(.../uprobe_events)").
-    if (TRACEFS / "uprobe_events").exists():
-        return
-    proc = subprocess.run(
-        ["mount", "-t", "tracefs", "nodev", str(TRACEFS)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        log.warning("could not mount tracefs at %s: %s", TRACEFS, proc.stderr.strip())
 
 
 class BpfCapture:
@@ -177,7 +148,7 @@ class BpfCapture:
         """
         if os.geteuid() != 0:
             raise BpfUnavailable("eBPF capture needs root (CAP_BPF and CAP_PERFMON)")
-        _mount_tracefs()
+        mount_tracefs()
         text, cflags = self.render_source()
         cache = Path(self.settings.object_cache_dir) if self.settings.object_cache_dir else None
         # Both programs compile at once (each in its own child) on a cold cache.
