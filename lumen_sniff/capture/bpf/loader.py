@@ -197,9 +197,9 @@ class BpfCapture:
                 raise ValueError("not accepted by any TLS library row")
             for point in library.locate(library, target.path, target.facts):
                 attach = self._bpf.attach_uretprobe if point.ret else self._bpf.attach_uprobe
-                where: dict[str, Any] = (
-                    {"sym": point.sym.encode()} if point.sym else {"addr": point.addr}
-                )
+                # A symbol's address is in the facts discovery read: no second ELF read.
+                addr = target.facts.address(point.sym) if point.sym else point.addr
+                where: dict[str, Any] = {"addr": addr} if addr else {"sym": point.sym}
                 attach(name=point.path.encode(), fn_name=point.fn_name.encode(), **where)
                 done.append(point.label)
         except Exception as exc:  # an attach raises OSError; a locator may raise anything
