@@ -178,6 +178,7 @@ class CompileJob:
                 input=request.encode(),
                 capture_output=True,
                 env=env,
+                cwd=_PACKAGE_ROOT,  # `-m` puts the cwd first: this package, not another
                 check=False,
             )
         except OSError as exc:
