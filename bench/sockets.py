@@ -111,6 +111,7 @@ def _bulk(mib: int) -> None:
 
 def main() -> int:
     """Run the workloads; print the figures."""
+    from lumen_sniff.capture.bpf.runtime.ringbuf import RingReader
     from lumen_sniff.capture.bpf.sockets import SocketWatch
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -118,8 +119,10 @@ def main() -> int:
     parser.add_argument("--bulk-mb", type=int, default=512)
     args = parser.parse_args()
     events: list[object] = []
-    watch = SocketWatch(events.append, lambda: None)
-    watch.start()
+    watch = SocketWatch(events.append, lambda: None, next_due=lambda: None)
+    reader = RingReader()
+    watch.start(reader)
+    reader.start()
     stats_fd = _enable_stats()
     try:
         progs = watch.program_fds()
@@ -138,6 +141,7 @@ def main() -> int:
         print("counters", watch.counters(), "records", len(events))
     finally:
         os.close(stats_fd)
+        reader.stop()
         watch.stop()
     return 0
 

@@ -27,6 +27,7 @@ Example file (every key optional)::
     ports = [11434, 8000, 8080, 1234, 4000]
     bpf_filter = ""                # overrides ports when set
     max_bytes_per_call = 1048576   # eBPF copy cap per SSL call
+    bpf_cache_dir = "/var/cache/lumen-sniff/bpf"  # compiled BPF objects ("" = none)
 
     [providers.hosts]              # host (or host:port) → provider
     "llm-gateway.internal" = "openai"
@@ -93,6 +94,7 @@ DEFAULT_PCAP_PORTS = (11434, 8000, 8080, 1234, 4000)
 """Ollama, vLLM, llama.cpp, LM Studio, LiteLLM and other relays."""
 
 _CAPTURE_MODES = ("auto", "bpf", "pcap")
+_BPF_CACHE_DIR = "/var/cache/lumen-sniff/bpf"
 _BUDGET_TABLES = ("budgets", "enforcement", "alerts")
 _PRICE_KEYS = ("input", "output", "cache_read", "cache_write")
 
@@ -135,6 +137,8 @@ class CaptureSettings:
     """A libpcap filter expression that replaces ``ports`` when set."""
     max_bytes_per_call: int = 1 << 20
     """eBPF copy cap per SSL call; the rest is counted as lost."""
+    bpf_cache_dir: str = _BPF_CACHE_DIR
+    """Compiled BPF objects kept between starts (a warm start compiles nothing); "": none."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -305,6 +309,11 @@ class _Validator:
             bpf_filter=self._str(cap, "capture", "bpf_filter") if "bpf_filter" in cap else "",
             max_bytes_per_call=self._int(
                 cap, "capture", "max_bytes_per_call", default=1 << 20, minimum=1
+            ),
+            bpf_cache_dir=(
+                self._str(cap, "capture", "bpf_cache_dir")
+                if "bpf_cache_dir" in cap
+                else _BPF_CACHE_DIR
             ),
         )
 

@@ -1,6 +1,8 @@
-"""The block's kernel edge: a cgroup connect() guard, loaded with bcc, held by links.
+"""The block's kernel edge: a cgroup connect() guard, held by BPF links.
 
-``bpf/guard.bpf.c`` is loaded as two ``CGROUP_SOCK_ADDR`` programs (connect4,
+``bpf/guard.bpf.c`` is compiled in a child process (or read from the object
+cache, :mod:`lumen_sniff.capture.bpf.runtime.cache`) and loaded with libbpf
+as two ``CGROUP_SOCK_ADDR`` programs (connect4,
 connect6) and attached to the root of the cgroup v2 hierarchy (found in
 /proc/mounts, never assumed) through BPF **links** (``BPF_LINK_CREATE``), not
 ``BPF_PROG_ATTACH``: a legacy attachment outlives the process that made it,
@@ -27,6 +29,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from lumen_sniff.capture.bpf.runtime.cache import DEFAULT_CACHE_DIR, CompileJob, CompileRequest
+from lumen_sniff.capture.bpf.runtime.libbpf import obj_pin
+from lumen_sniff.capture.bpf.runtime.loaded import CGROUP_SOCK_ADDR, BpfObject, ProgKind
 from lumen_sniff.errors import CaptureError
 
 __all__ = ["GUARD_SOURCE", "ConnectGuard", "Ep4", "Ep6", "GuardComm", "cgroup2_root"]
@@ -35,10 +40,11 @@ log = logging.getLogger("lumen_sniff.enforce")
 
 GUARD_SOURCE = Path(__file__).resolve().parents[2] / "bpf" / "guard.bpf.c"
 _PIN_DIR = Path("/sys/fs/bpf/lumen-sniff")
-_BPF_OBJ_PIN = 6
-_BPF_LINK_CREATE = 28
-_SYS_BPF = 321  # x86_64
 _ATTACH = {"guard_connect4": 10, "guard_connect6": 11}  # BPF_CGROUP_INET{4,6}_CONNECT
+_KINDS = {
+    name: ProgKind(prog_type=CGROUP_SOCK_ADDR, expected_attach_type=attach)
+    for name, attach in _ATTACH.items()
+}
 
 
 class Ep4(ctypes.Structure):
@@ -89,10 +95,12 @@ def _key6(addr: ipaddress.IPv6Address, port: int) -> Ep6:
 class ConnectGuard:
     """The loaded guard: its maps, links and counters."""
 
-    def __init__(self, *, fail_closed: bool = False) -> None:
+    def __init__(
+        self, *, fail_closed: bool = False, cache_dir: Path | None = DEFAULT_CACHE_DIR
+    ) -> None:
         self.fail_closed = fail_closed
-        self._bpf: Any = None
-        self._links: list[int] = []
+        self._cache_dir = cache_dir
+        self._bpf: BpfObject | None = None
         self._cgroup_fd = -1
         self._tgids: set[int] = set()
         self._cgroups: set[int] = set()
@@ -102,36 +110,33 @@ class ConnectGuard:
         self.root: Path | None = None
 
     def start(self) -> None:
-        """Compile, load and link both programs to the cgroup v2 root.
+        """Compile (or read from the cache), load and link both programs to the cgroup v2 root.
 
         Raises:
-            CaptureError: not root, bcc missing, no cgroup2, or the kernel refused.
+            CaptureError: not root, no cgroup2, or the program did not compile or load.
         """
         if os.geteuid() != 0:
             raise CaptureError("blocking needs root (CAP_BPF, CAP_NET_ADMIN)")
-        try:
-            import bcc
-        except ImportError as exc:
-            raise CaptureError(f"bcc is not importable: {exc}") from exc
         self.root = cgroup2_root()
+        request = CompileRequest(name="guard", text=GUARD_SOURCE.read_text(), cflags=())
         try:
-            self._bpf = bcc.BPF(text=GUARD_SOURCE.read_bytes())
-            fns = {
-                name: self._bpf.load_func(
-                    name.encode(), bcc.BPF.CGROUP_SOCK_ADDR, None, attach_type
-                )
-                for name, attach_type in _ATTACH.items()
-            }
-        except Exception as exc:  # bcc raises bare Exception on compile/load errors
+            self._bpf = BpfObject(CompileJob(request, self._cache_dir).result(), _KINDS)
+            for name in _ATTACH:
+                self._bpf.load_func(name)
+        except (OSError, KeyError, ValueError, CaptureError) as exc:
+            self.stop()
             raise CaptureError(f"the connect guard did not load: {exc}") from exc
         self._cgroup_fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         if self.fail_closed:
             _clear_pins()
-        for name, fn in fns.items():
-            link = _link_create(fn.fd, self._cgroup_fd, _ATTACH[name])
-            self._links.append(link)
-            if self.fail_closed:
-                _pin(link, _PIN_DIR / name)
+        try:
+            for name, attach_type in _ATTACH.items():
+                link = self._bpf.link(name, self._cgroup_fd, attach_type)
+                if self.fail_closed:
+                    _pin(link, _PIN_DIR / name)
+        except OSError as exc:
+            self.stop()
+            raise CaptureError(f"the connect guard could not be linked: {exc}") from exc
         log.info(
             "connect guard linked to %s (%s)",
             self.root,
@@ -198,9 +203,6 @@ class ConnectGuard:
 
     def stop(self) -> None:
         """Close the links (fail-open: the kernel detaches the guard)."""
-        for fd in self._links:
-            os.close(fd)
-        self._links.clear()
         if self._cgroup_fd >= 0:
             os.close(self._cgroup_fd)
             self._cgroup_fd = -1
@@ -209,32 +211,11 @@ class ConnectGuard:
             self._bpf = None
 
 
-def _bpf_syscall(cmd: int, attr: ctypes.Array[ctypes.c_uint8]) -> int:
-    libc = ctypes.CDLL(None, use_errno=True)
-    fd = int(libc.syscall(_SYS_BPF, cmd, attr, len(attr)))
-    if fd < 0:
-        err = ctypes.get_errno()
-        raise CaptureError(f"bpf({cmd}) failed: {os.strerror(err)}")
-    return fd
-
-
-def _link_create(prog_fd: int, target_fd: int, attach_type: int) -> int:
-    attr = (ctypes.c_uint8 * 64)()
-    ctypes.memmove(attr, (ctypes.c_uint32 * 4)(prog_fd, target_fd, attach_type, 0), 16)
-    fd = _bpf_syscall(_BPF_LINK_CREATE, attr)
-    os.set_inheritable(fd, False)
-    return fd
-
-
 def _pin(fd: int, path: Path) -> None:
     if not Path("/sys/fs/bpf").is_mount():
         subprocess.run(["mount", "-t", "bpf", "bpf", "/sys/fs/bpf"], check=False)
     path.parent.mkdir(mode=0o700, exist_ok=True)
-    name = ctypes.create_string_buffer(str(path).encode())
-    attr = (ctypes.c_uint8 * 64)()
-    ctypes.memmove(attr, (ctypes.c_uint64 * 1)(ctypes.addressof(name)), 8)
-    ctypes.memmove(ctypes.byref(attr, 8), (ctypes.c_uint32 * 1)(fd), 4)
-    _bpf_syscall(_BPF_OBJ_PIN, attr)  # returns 0, not a descriptor
+    obj_pin(fd, str(path))
 
 
 def _clear_pins() -> None:

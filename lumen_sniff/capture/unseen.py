@@ -229,6 +229,18 @@ class UnseenTracker:
             spot.bytes_received += received
             spot.last_seen_ns = max(spot.last_seen_ns, wall_ns)
 
+    def next_due_ns(self) -> int | None:
+        """Kernel time at which :meth:`judge` next has a connection to judge; None: none."""
+        return min(
+            (
+                p.closed_ns + self._close_grace
+                if p.closed_ns is not None
+                else p.hello_ns + self._open_grace
+                for p in self._pending.values()
+            ),
+            default=None,
+        )
+
     def judge(self, now_ns: int) -> None:
         """Judge every connection whose wait is over (``now_ns``: kernel time)."""
         for sock, p in list(self._pending.items()):

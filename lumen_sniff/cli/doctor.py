@@ -149,8 +149,18 @@ def _load_and_attach() -> list[Check]:
         return checks
     lib, sym = site
     try:
-        program.attach_uprobe(name=lib, sym=sym, fn_name="probe")
-        program.detach_uprobe(name=lib, sym=sym)
+        # Attached as the daemon attaches (its runtime), not through bcc's Python
+        # binding: the kernel refuses two uprobes at one spot that differ in
+        # ref_ctr_offset, which that binding leaves undefined.
+        from lumen_sniff.capture.bpf.runtime import libbpf as lb
+        from lumen_sniff.capture.bpf.runtime.uprobes import file_offset
+
+        fd = program.load_func(b"probe", BPF.KPROBE).fd
+        ev_name = f"lumen_doctor_{os.getpid()}"
+        lb.detach_uprobe(
+            lb.attach_uprobe(fd, lib, file_offset(lib, sym=sym), ret=False, ev_name=ev_name),
+            ev_name,
+        )
         checks.append(Check(name="uprobe attach", ok=True, detail=f"{lib}:{sym}"))
     except Exception as exc:
         checks.append(

@@ -183,3 +183,19 @@ def test_a_taken_api_port_is_a_clear_error_not_a_hang(workdir: Path) -> None:
         )
     assert run.returncode == 1
     assert f"the API cannot listen on 127.0.0.1:{port}" in run.stderr
+
+
+def test_the_daemon_maps_neither_llvm_nor_bcc(daemon: Daemon) -> None:
+    # bcc compiles in a short-lived child (or not at all, from the object cache):
+    # its LLVM and clang (about 85 MB touched) never enter the daemon. libbcc_bpf,
+    # bcc's small LLVM-free library that attaches the uprobes, may be there.
+    status = daemon.api("/api/status")
+    maps = Path(f"/proc/{daemon.proc.pid}/maps").read_text()
+    files = {line.split()[-1] for line in maps.splitlines() if "/" in line}
+    assert not [f for f in files if "libLLVM" in f or "libclang" in f], files
+    assert not [f for f in files if os.path.basename(f).startswith("libbcc.so")], files
+    # The ring buffers' fill levels are in the status (read from their mapped pages).
+    rings = status["capture"]["backends"]["BpfCapture"]["ring_buffers"]
+    assert rings["lumen_events"]["size"] == 16 << 20
+    assert 0 <= rings["lumen_events"]["bytes"] <= rings["lumen_events"]["size"]
+    assert "lumen_sockets" in rings

@@ -19,6 +19,7 @@ exes = ["/usr/bin/node"]
 ports = [8000]
 bpf_filter = "tcp port 9"
 max_bytes_per_call = 4096
+bpf_cache_dir = "/srv/bpf-objects"
 
 [providers.hosts]
 "llm-gateway.internal" = "openai"
@@ -45,6 +46,7 @@ def test_every_stage_gets_its_settings_from_the_config(tmp_path: Path) -> None:
     assert bpf_settings(settings, exclude_pids=(1,)) == BpfSettings(
         pids=(7,), comms=("python3",), exes=("/usr/bin/node",), max_bytes_per_call=4096,
         exclude_pids=(1,), hosts=(("llm-gateway.internal", "openai"),),
+        object_cache_dir="/srv/bpf-objects",
     )  # fmt: skip
     assert sniffer_settings(settings) == SnifferSettings(
         iface="any", ports=(8000,), bpf_filter="tcp port 9"

@@ -6,6 +6,8 @@ and answers, for a process that just sent a ClientHello to an LLM host, why its
 plaintext could not be read (the ``explain`` callable). The socket program's
 records arrive on its own thread. Everything fails open: if the socket program
 cannot load, capture runs on and status says why the report is missing.
+The socket program's compile starts with the capture's (:meth:`BlindSpots.begin`)
+and its records are read by the capture's ring reader (:meth:`BlindSpots.start`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 
 from lumen_sniff.capture.bpf.discovery import parse_maps
 from lumen_sniff.capture.bpf.procinfo import ProcCache
+from lumen_sniff.capture.bpf.runtime.ringbuf import RingReader
 from lumen_sniff.capture.bpf.sockets import SocketWatch
 from lumen_sniff.capture.bpf.sockrecords import SockEvent, SockKind
 from lumen_sniff.capture.bpf.tlslib import NO_TLS_SYMBOLS, SKIP_REASONS
@@ -63,13 +66,28 @@ class BlindSpots:
         self._exclude = set(exclude_pids)
         self._lock = threading.Lock()
         self._watch: SocketWatch | None = None
+        self._pending: SocketWatch | None = None
         self.error = ""
 
-    def start(self, cflags: tuple[str, ...]) -> None:
-        """Load and attach the socket program; on failure remember why and carry on."""
-        watch = SocketWatch(self._on_event, self._on_tick, cflags=cflags)
+    def begin(self, cflags: tuple[str, ...], cache_dir: Path | None) -> None:
+        """Start obtaining the socket program (compiling it alongside the capture's)."""
+        self._pending = SocketWatch(
+            self._on_event, self._on_tick, next_due=self._next_due, cflags=cflags
+        )
         try:
-            watch.start()
+            self._pending.begin(cache_dir)
+        except OSError as exc:
+            self._pending = None
+            self.error = str(exc)
+            log.warning("blind-spot report unavailable: %s", exc)
+
+    def start(self, reader: RingReader) -> None:
+        """Load and attach the socket program; on failure remember why and carry on."""
+        watch, self._pending = self._pending, None
+        if watch is None:
+            return
+        try:
+            watch.start(reader)
         except (BpfUnavailable, OSError) as exc:
             self.error = str(exc)
             log.warning("blind-spot report unavailable: %s", exc)
@@ -125,6 +143,13 @@ class BlindSpots:
     def _on_tick(self) -> None:
         with self._lock:
             self._tracker.judge(time.monotonic_ns())
+
+    def _next_due(self) -> float | None:
+        with self._lock:
+            due_ns = self._tracker.next_due_ns()
+        if due_ns is None:
+            return None  # nothing pending: the reader may sleep until records come
+        return max(0.0, (due_ns - time.monotonic_ns()) / 1e9) + 0.01
 
     # ------------------------------------------------------------- status
 

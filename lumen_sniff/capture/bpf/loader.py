@@ -1,17 +1,23 @@
-"""eBPF capture: compile ``bpf/lumen.bpf.c`` with bcc, hook TLS libraries, make Chunks.
+"""eBPF capture: load ``bpf/lumen.bpf.c``, hook TLS libraries, make Chunks.
+
+The program is compiled by bcc in a short-lived child process, or read from the
+object cache (:mod:`lumen_sniff.capture.bpf.runtime.cache`); this process loads
+it with libbpf and never maps bcc's LLVM (:mod:`lumen_sniff.capture.bpf.runtime`).
 
 Threads:
 
-- the *poll* thread drains the ring buffer (woken per batch by the BPF program,
-  or by the first record after it caught up) and turns records into Chunks on the bounded
-  :attr:`BpfCapture.chunks` queue; a full queue is a counted drop;
+- the *ring* thread (:class:`~lumen_sniff.capture.bpf.runtime.ringbuf.RingReader`)
+  blocks until the BPF program wakes it (per batch, or by the first record after
+  it caught up), then turns records into Chunks on the bounded
+  :attr:`BpfCapture.chunks` queue (a full queue is a counted drop); it reads the
+  socket program's ring buffer too;
 - the *discovery* thread rescans processes that exec'd or mapped an executable
   file (dlopen) and hooks new TLS libraries and executables.
 
 What to hook and where comes from the TLS library table
 (:mod:`lumen_sniff.capture.bpf.libraries`): each hooked file's row supplies its
-attach points. Settings reach the C program as ``-D`` defines only. bcc is
-imported lazily: without it, :meth:`BpfCapture.start` raises
+attach points. Settings reach the C program as ``-D`` defines only. When the
+program cannot be compiled or loaded, :meth:`BpfCapture.start` raises
 :class:`lumen_sniff.errors.BpfUnavailable` with the reason.
 """
 
@@ -22,7 +28,6 @@ import functools
 import logging
 import os
 import queue
-import subprocess
 import threading
 import time
 from dataclasses import asdict
@@ -34,6 +39,7 @@ from lumen_sniff.capture.bpf.btf import member_offsets_bytes
 from lumen_sniff.capture.bpf.conns import OpenConns
 from lumen_sniff.capture.bpf.discovery import Discovery, Rescans, Target
 from lumen_sniff.capture.bpf.procinfo import ProcCache
+from lumen_sniff.capture.bpf.program import PROGRAM_KINDS, mount_tracefs
 from lumen_sniff.capture.bpf.ringrecords import (
     DROP_REASONS,
     HEADER_PATH,
@@ -46,6 +52,9 @@ from lumen_sniff.capture.bpf.ringrecords import (
     make_chunk,
     record_of,
 )
+from lumen_sniff.capture.bpf.runtime.cache import CompileJob, CompileRequest
+from lumen_sniff.capture.bpf.runtime.loaded import BpfObject
+from lumen_sniff.capture.bpf.runtime.ringbuf import RingReader
 from lumen_sniff.capture.bpf.settings import BpfSettings
 from lumen_sniff.capture.bpf.tlslib import NO_TLS_SYMBOLS
 from lumen_sniff.errors import BpfUnavailable
@@ -58,8 +67,6 @@ log = logging.getLogger("lumen_sniff.capture.bpf")
 SOURCE_PATH = HEADER_PATH.parent / "lumen.bpf.c"
 """The BPF C program."""
 
-TRACEFS = Path("/sys/kernel/tracing")
-
 
 @functools.cache
 def _task_offsets() -> dict[str, int]:
@@ -69,21 +76,6 @@ def _task_offsets() -> dict[str, int]:
         # Without BTF the thread's own comm is used; procinfo fills the leader's.
         log.warning("no kernel BTF for task_struct (%s): comm is the thread's", exc)
         return {}
-
-
-def _mount_tracefs() -> None:
-    # bcc detaches uprobes through tracefs; minimal systems do not mount it, and
-    # without it every detach at exit fails ("open(.../uprobe_events)").
-    if (TRACEFS / "uprobe_events").exists():
-        return
-    proc = subprocess.run(
-        ["mount", "-t", "tracefs", "nodev", str(TRACEFS)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        log.warning("could not mount tracefs at %s: %s", TRACEFS, proc.stderr.strip())
 
 
 class BpfCapture:
@@ -96,7 +88,11 @@ class BpfCapture:
         self.settings = settings or BpfSettings()
         self.settings.validate()
         self.chunks: queue.Queue[Chunk] = queue.Queue(maxsize=self.settings.queue_size)
-        self._bpf: Any = None
+        self._bpf: BpfObject | None = None
+        self._reader: RingReader | None = None
+        self._last_clock = time.monotonic()
+        self.compile_job: CompileJob | None = None
+        """How the program was obtained (cached or compiled, seconds), once started."""
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
@@ -112,7 +108,6 @@ class BpfCapture:
         self._counters.update({"process_events": 0, "filtered_records": 0, "bad_records": 0})
         self._counters.update({"ignored_connections": 0, "queue_full": 0})
         self._queue_full_bytes = 0
-        self._callback: Any = None
         self._blind = BlindSpots(
             hosts=dict(self.settings.hosts),
             procs=self._procs,
@@ -148,60 +143,68 @@ class BpfCapture:
     # ----------------------------------------------------------------- start
 
     def start(self) -> None:
-        """Compile, attach to every TLS library and executable found, start the threads.
+        """Load, attach to every TLS library and executable found, start the threads.
 
         Raises:
-            BpfUnavailable: not root, bcc missing, or the program does not load.
+            BpfUnavailable: not root, or the program does not compile or load.
         """
         if os.geteuid() != 0:
             raise BpfUnavailable("eBPF capture needs root (CAP_BPF and CAP_PERFMON)")
-        try:
-            import bcc
-        except ImportError as exc:
-            raise BpfUnavailable(
-                f"bcc is not importable ({exc}): install python3-bpfcc (make setup)"
-            ) from exc
-        _mount_tracefs()
+        mount_tracefs()
         text, cflags = self.render_source()
+        cache = Path(self.settings.object_cache_dir) if self.settings.object_cache_dir else None
+        # Both programs compile at once (each in its own child) on a cold cache.
+        self.compile_job = CompileJob(
+            CompileRequest(name="capture", text=text, cflags=tuple(cflags)), cache
+        )
+        blind = self.settings.blind_spots and not self.settings.empty_probes
+        if blind:
+            self._blind.begin(tuple(c for c in cflags if "LUMEN_TASK_" in c), cache)
         try:
-            self._bpf = bcc.BPF(text=text.encode(), cflags=cflags)
-        except Exception as exc:  # bcc raises bare Exception on compile/load errors
+            self._bpf = BpfObject(self.compile_job.result(), PROGRAM_KINDS)
+            skip = self._bpf[b"lumen_skip"]
+            for pid in {*self.settings.exclude_pids, os.getpid()}:
+                skip[ctypes.c_uint32(pid)] = ctypes.c_uint8(1)
+            self._reader = RingReader(gather_s=self.settings.gather_ms / 1000)
+            self._reader.add(self._bpf[b"lumen_events"], self._on_record)
+            self._bpf.attach_tracepoints()
+        except (OSError, KeyError, ValueError, BpfUnavailable) as exc:
+            self._blind.stop()
+            self.stop()
             raise BpfUnavailable(
-                f"the BPF program did not compile or load: {exc} "
-                "(kernel headers? run `lumen-sniff doctor`)"
+                f"the BPF program did not load: {exc} (kernel headers? run `lumen-sniff doctor`)"
             ) from exc
-        skip = self._bpf[b"lumen_skip"]
-        for pid in {*self.settings.exclude_pids, os.getpid()}:
-            skip[ctypes.c_uint32(pid)] = ctypes.c_uint8(1)
-        self._callback = self._on_record
-        self._bpf[b"lumen_events"].open_ring_buffer(self._callback)
         for target in self._discovery.scan_all(system=self.settings.system_libraries):
             self._attach(target)
-        if self.settings.blind_spots and not self.settings.empty_probes:
-            self._blind.start(tuple(c for c in cflags if "LUMEN_TASK_" in c))
-        for name, fn in (
-            ("lumen-bpf-poll", self._poll_loop),
-            ("lumen-bpf-discovery", self._scan_loop),
-        ):
-            thread = threading.Thread(target=fn, name=name, daemon=True)
-            thread.start()
-            self._threads.append(thread)
-        log.info("eBPF capture: %d files hooked", len(self._attached))
+        if blind:
+            self._blind.start(self._reader)
+        self._reader.add_tick(self._clock_tick)
+        self._reader.start()
+        thread = threading.Thread(target=self._scan_loop, name="lumen-bpf-discovery", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        log.info(
+            "eBPF capture: %d files hooked (program %s in %.2f s)",
+            len(self._attached),
+            "cached" if self.compile_job.cached else "compiled",
+            self.compile_job.seconds,
+        )
 
     def _attach(self, target: Target) -> None:
         done: list[str] = []
         try:
+            assert self._bpf is not None
             library = target.library
             if library is None or target.facts is None:
                 raise ValueError("not accepted by any TLS library row")
             for point in library.locate(library, target.path, target.facts):
                 attach = self._bpf.attach_uretprobe if point.ret else self._bpf.attach_uprobe
-                where: dict[str, Any] = (
-                    {"sym": point.sym.encode()} if point.sym else {"addr": point.addr}
-                )
+                # A symbol's address is in the facts discovery read: no second ELF read.
+                addr = target.facts.address(point.sym) if point.sym else point.addr
+                where: dict[str, Any] = {"addr": addr} if addr else {"sym": point.sym}
                 attach(name=point.path.encode(), fn_name=point.fn_name.encode(), **where)
                 done.append(point.label)
-        except Exception as exc:  # bcc raises bare Exception; a locator may raise anything
+        except Exception as exc:  # an attach raises OSError; a locator may raise anything
             self._attach_errors[target.path] = str(exc)
             row = target.library.name if target.library else "attach"
             self._blind.registry.report(target.key, target.path, f"{row}: {exc}")
@@ -211,25 +214,15 @@ class BpfCapture:
 
     # ------------------------------------------------------------- threads
 
-    def _poll_loop(self) -> None:
-        timeout = self.settings.poll_timeout_ms
-        gather_s = self.settings.gather_ms / 1000
-        last_clock = time.monotonic()
-        while not self._stop.is_set():
-            # Blocks in epoll until a record wakes it (see wake_flags in the program):
-            # an idle daemon does not run. The record that woke it is read at once;
-            # the rest of its burst, written without a wake-up, a moment later in
-            # one pass, so a busy stream costs one wake-up per batch, not per record.
-            # (After a timeout, too: once a second costs nothing.)
-            self._bpf.ring_buffer_poll(timeout)
-            time.sleep(gather_s)
-            self._bpf.ring_buffer_consume()
-            now = time.monotonic()
-            if now - last_clock > 1.0:
-                # Follow NTP steps: CLOCK_MONOTONIC → wall clock.
-                self._wall_offset_ns = time.time_ns() - time.monotonic_ns()
-                last_clock = now
-        self._bpf.ring_buffer_consume()
+    def _clock_tick(self) -> float | None:
+        # Run by the ring reader after each wake-up (records arrived): follow NTP
+        # steps, CLOCK_MONOTONIC → wall clock, at most once a second. An idle
+        # daemon needs no clock, so this asks for no timer.
+        now = time.monotonic()
+        if now - self._last_clock > 1.0:
+            self._wall_offset_ns = time.time_ns() - time.monotonic_ns()
+            self._last_clock = now
+        return None
 
     def _scan_loop(self) -> None:
         while not self._stop.is_set():
@@ -270,7 +263,7 @@ class BpfCapture:
                 self._on_conn_record(fields)
             else:
                 self._on_process_record(record_of(fields))
-        except Exception:  # never let an exception unwind into bcc's C callback
+        except Exception:  # never let an exception unwind into libbpf's C callback
             log.exception("ring buffer record handling failed")
         return 0
 
@@ -365,15 +358,16 @@ class BpfCapture:
     def stop(self) -> None:
         """Stop the threads and detach every probe; queued Chunks stay in ``chunks``."""
         self._stop.set()
+        self._rescans.add(0, delays_s=(0.0,), forget=True)  # wakes the discovery thread
+        if self._reader is not None:
+            self._reader.stop()  # reads what is left first
+            self._reader = None
         self._blind.stop()
         for thread in self._threads:
             thread.join(timeout=5)
         self._threads.clear()
         if self._bpf is not None:
-            try:
-                self._bpf.cleanup()
-            except Exception as exc:  # bcc raises bare Exception
-                log.warning("detaching probes: %s", exc)
+            self._bpf.cleanup()
             self._bpf = None
 
     # ------------------------------------------------------------- status
@@ -392,6 +386,16 @@ class BpfCapture:
             "bytes": self._queue_full_bytes,
         }
         return out
+
+    def _program_status(self) -> dict[str, Any]:
+        job = self.compile_job
+        if job is None:
+            return {}
+        return {
+            "cached": job.cached,
+            "seconds": round(job.seconds, 3),
+            "uprobes": self._bpf.uprobe_count() if self._bpf is not None else 0,
+        }
 
     def kernel_skips(self) -> set[int]:
         """Processes whose calls the probes now drop in the kernel (filtered or excluded)."""
@@ -437,5 +441,8 @@ class BpfCapture:
             "kernel_skipped_processes": len(self.kernel_skips()),
             "settings": asdict(self.settings),
             "record_header_bytes": HEADER_SIZE,
+            "ring_buffers": self._reader.fill() if self._reader is not None else {},
+            "ring_late_reads": self._reader.late_reads if self._reader is not None else 0,
+            "program": self._program_status(),
             "blind_spots": blind,
         }

@@ -41,7 +41,7 @@ class BpfSettings:
     wakeup_bytes: int = 256 << 10
     """Bytes per CPU between wake-ups of user space."""
     poll_timeout_ms: int = 1000
-    """How often the idle poll thread looks up to see whether to stop (records wake it)."""
+    """Unused since the ring reader blocks until records or a stop wake it (kept for config)."""
     gather_ms: int = 2
     """After a wake-up, wait this long for the rest of a burst before reading it."""
     system_libraries: bool = True
@@ -52,6 +52,8 @@ class BpfSettings:
     """Report TLS to LLM hosts that no probe reads (the socket program)."""
     hosts: tuple[tuple[str, str], ...] = ()
     """Extra API hosts → provider (config ``[providers.hosts]``), for that report."""
+    object_cache_dir: str = "/var/cache/lumen-sniff/bpf"
+    """Where compiled BPF objects are kept between starts; empty: compile every start."""
 
     def validate(self) -> None:
         """Raise ConfigError on values the BPF program cannot take."""

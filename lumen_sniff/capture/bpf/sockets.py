@@ -1,12 +1,15 @@
 """Load ``bpf/lumen_sockets.bpf.c``: new TLS connections, their host and their process.
 
-The program is its own bcc object with its own ring buffer, so the uprobe
-capture never waits on it and a kernel that refuses it (no cgroup v2, an
-exclusive program already on the root cgroup) costs only the blind-spot
-report: :meth:`SocketWatch.start` raises, the loader logs it and says so in
-status. The packet program is attached to the root cgroup v2 (found in
-/proc/mounts) through a BPF link, which the kernel removes when the link's
-file descriptor closes, so a killed daemon leaves nothing attached.
+The program is its own object with its own ring buffer, so a kernel that
+refuses it (no cgroup v2, an exclusive program already on the root cgroup)
+costs only the blind-spot report: :meth:`SocketWatch.start` raises, the loader
+logs it and says so in status. It is compiled in a child (or read from the
+object cache) while the capture program compiles; its records are read by the
+capture's ring reader thread, which runs :meth:`SocketWatch.tick` for the
+pending judgements' deadlines and otherwise sleeps. The packet program is
+attached to the root cgroup v2 (found in /proc/mounts) through a BPF link,
+which the kernel removes when the link's file descriptor closes, so a killed
+daemon leaves nothing attached.
 """
 
 from __future__ import annotations
@@ -14,27 +17,34 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
-import platform
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from lumen_sniff.capture.bpf.btf import member_offsets_bytes
 from lumen_sniff.capture.bpf.ringrecords import HEADER_PATH
+from lumen_sniff.capture.bpf.runtime.cache import CompileJob, CompileRequest
+from lumen_sniff.capture.bpf.runtime.loaded import CGROUP_SKB, TRACEPOINT, BpfObject, ProgKind
+from lumen_sniff.capture.bpf.runtime.ringbuf import RingReader
 from lumen_sniff.capture.bpf.sockrecords import SOCK_COUNTERS, SockEvent, decode_sock_event
 from lumen_sniff.errors import BpfUnavailable
 
-__all__ = ["SOCKETS_SOURCE_PATH", "SocketWatch", "cgroup2_root"]
+__all__ = ["SOCKETS_SOURCE_PATH", "SOCKET_PROGRAMS", "SocketWatch", "cgroup2_root"]
 
 log = logging.getLogger("lumen_sniff.capture.bpf.sockets")
 
 SOCKETS_SOURCE_PATH = HEADER_PATH.parent / "lumen_sockets.bpf.c"
 """The socket program."""
 
-_BPF_LINK_CREATE = 28
 _BPF_CGROUP_INET_EGRESS = 1
-_SYS_BPF = {"x86_64": 321, "aarch64": 280}
+_TRACEPOINT_FN = "tracepoint__sock__inet_sock_set_state"
+_EGRESS_FN = "lumen_egress"
+
+SOCKET_PROGRAMS: dict[str, ProgKind] = {
+    _TRACEPOINT_FN: ProgKind(prog_type=TRACEPOINT, tracepoint="sock:inet_sock_set_state"),
+    _EGRESS_FN: ProgKind(prog_type=CGROUP_SKB),
+}
+"""How each function of the socket program is loaded."""
 
 
 def cgroup2_root(mounts: str) -> Path | None:
@@ -43,26 +53,13 @@ def cgroup2_root(mounts: str) -> Path | None:
     return Path(min(points, key=len)) if points else None
 
 
-def _link_create(prog_fd: int, target_fd: int, attach_type: int) -> int:
-    number = _SYS_BPF.get(platform.machine())
-    if number is None:
-        raise BpfUnavailable(f"no bpf syscall number known for {platform.machine()}")
-    attr = (ctypes.c_uint32 * 16)(prog_fd, target_fd, attach_type, 0)
-    libc = ctypes.CDLL(None, use_errno=True)
-    fd = int(libc.syscall(number, _BPF_LINK_CREATE, ctypes.byref(attr), ctypes.sizeof(attr)))
-    if fd < 0:
-        err = ctypes.get_errno()
-        raise BpfUnavailable(f"BPF_LINK_CREATE on the root cgroup: {os.strerror(err)}")
-    return fd
-
-
 class SocketWatch:
-    """The socket program, and a thread that hands its records to ``on_event``.
+    """The socket program; its records go to ``on_event`` on the ring reader's thread.
 
     Args:
-        on_event: Called on the poll thread for each decoded record.
-        on_tick: Called on the poll thread after every poll (at least every 200 ms),
-            for judgements that wait on time.
+        on_event: Called on the reader thread for each decoded record.
+        on_tick: Called on the reader thread after records and when ``next_due`` says.
+        next_due: Seconds until ``on_tick`` must run again, or None (nothing pending).
         cflags: Extra -D defines (task_struct offsets for the leader's comm).
         ring_bytes: Ring buffer size.
     """
@@ -72,17 +69,17 @@ class SocketWatch:
         on_event: Callable[[SockEvent], None],
         on_tick: Callable[[], None],
         *,
+        next_due: Callable[[], float | None] = lambda: 0.2,
         cflags: tuple[str, ...] = (),
         ring_bytes: int = 1 << 20,
     ) -> None:
         self._on_event = on_event
         self._on_tick = on_tick
+        self._next_due = next_due
         self._extra_cflags = cflags
         self._ring_bytes = ring_bytes
-        self._bpf: Any = None
-        self._link_fd = -1
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._bpf: BpfObject | None = None
+        self._job: CompileJob | None = None
         self.bad_records = 0
         self.cgroup: Path | None = None
 
@@ -101,35 +98,49 @@ class SocketWatch:
             log.warning("no BTF for tcp_sock byte counters (%s): unseen bytes are 0", exc)
         return flags
 
-    def start(self) -> None:
-        """Compile, attach the tracepoint and the root cgroup egress program, start polling.
+    def begin(self, cache_dir: Path | None) -> None:
+        """Start obtaining the compiled program (a compile child on a cold cache)."""
+        request = CompileRequest(
+            name="sockets", text=SOCKETS_SOURCE_PATH.read_text(), cflags=tuple(self.cflags())
+        )
+        self._job = CompileJob(request, cache_dir)
+
+    def start(self, reader: RingReader) -> None:
+        """Load, attach the tracepoint and the root cgroup egress program, read into ``reader``.
 
         Raises:
-            BpfUnavailable: the program does not load or cannot be attached.
+            BpfUnavailable: the program does not compile, load or attach.
         """
-        import bcc
-
         root = cgroup2_root(Path("/proc/mounts").read_text())
         if root is None:
             raise BpfUnavailable("no cgroup v2 mount in /proc/mounts")
+        if self._job is None:
+            self.begin(None)
+        assert self._job is not None
         try:
-            self._bpf = bcc.BPF(text=SOCKETS_SOURCE_PATH.read_bytes(), cflags=self.cflags())
-            fn = self._bpf.load_func(b"lumen_egress", bcc.BPF.CGROUP_SKB)
-        except Exception as exc:  # bcc raises bare Exception
+            self._bpf = BpfObject(self._job.result(), SOCKET_PROGRAMS)
+            cgroup_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                self._bpf.link(_EGRESS_FN, cgroup_fd, _BPF_CGROUP_INET_EGRESS)
+            finally:
+                os.close(cgroup_fd)
+            self._bpf.attach_tracepoints()
+            reader.add(self._bpf[b"lumen_sockets"], self._on_record)
+        except (OSError, KeyError, ValueError) as exc:
             self.stop()
             raise BpfUnavailable(f"the socket program did not load: {exc}") from exc
-        cgroup_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            self._link_fd = _link_create(fn.fd, cgroup_fd, _BPF_CGROUP_INET_EGRESS)
         except BpfUnavailable:
             self.stop()
             raise
-        finally:
-            os.close(cgroup_fd)
+        reader.add_tick(self.tick)
         self.cgroup = root
-        self._bpf[b"lumen_sockets"].open_ring_buffer(self._on_record)
-        self._thread = threading.Thread(target=self._poll, name="lumen-bpf-sockets", daemon=True)
-        self._thread.start()
+
+    def tick(self) -> float | None:
+        """Judge what waited long enough; the seconds until the next judgement is due."""
+        if self._bpf is None:
+            return None
+        self._on_tick()
+        return self._next_due()
 
     def _on_record(self, _ctx: Any, data: Any, size: int) -> int:
         try:
@@ -138,29 +149,18 @@ class SocketWatch:
                 self.bad_records += 1
             else:
                 self._on_event(event)
-        except Exception:  # never unwind into bcc's C callback
+        except Exception:  # never unwind into libbpf's C callback
             log.exception("socket record handling failed")
         return 0
 
-    def _poll(self) -> None:
-        while not self._stop.is_set():
-            self._bpf.ring_buffer_poll(200)
-            try:
-                self._on_tick()
-            except Exception:  # the thread must keep polling
-                log.exception("socket tick failed")
-
     def program_fds(self) -> dict[str, int]:
         """File descriptors of the loaded programs, by name (for run-time statistics)."""
-        import bcc
-
         if self._bpf is None:
             return {}
+        fds = self._bpf.program_fds()
         return {
-            "tracepoint inet_sock_set_state": self._bpf.load_func(
-                b"tracepoint__sock__inet_sock_set_state", bcc.BPF.TRACEPOINT
-            ).fd,
-            "cgroup_skb egress": self._bpf.load_func(b"lumen_egress", bcc.BPF.CGROUP_SKB).fd,
+            "tracepoint inet_sock_set_state": fds[_TRACEPOINT_FN],
+            "cgroup_skb egress": fds[_EGRESS_FN],
         }
 
     def counters(self) -> dict[str, int]:
@@ -175,17 +175,10 @@ class SocketWatch:
         return out
 
     def stop(self) -> None:
-        """Stop polling, close the link (detaching the packet program) and free the program."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-        if self._link_fd >= 0:
-            os.close(self._link_fd)
-            self._link_fd = -1
+        """Close the link (detaching the packet program) and free the program.
+
+        The ring reader that read its records must be stopped first.
+        """
         if self._bpf is not None:
-            try:
-                self._bpf.cleanup()
-            except Exception as exc:  # bcc raises bare Exception
-                log.warning("detaching the socket program: %s", exc)
+            self._bpf.cleanup()
             self._bpf = None
