@@ -187,7 +187,9 @@ class Writer:
         for attempt, pause_s in enumerate(self.retry_pauses_s):
             try:
                 return await self._commit(batch)
-            except (sqlite3.Error, ValueError) as exc:
+            except (sqlite3.Error, ValueError, OverflowError) as exc:
+                # OverflowError: a value beyond SQLite's 64-bit integers (a
+                # corrupt count); it must cost the batch, not the writer task.
                 if pause_s is None or not isinstance(exc, sqlite3.OperationalError):
                     log.error("could not store %d events: %s", len(batch), exc)
                     self._drop("store_write_error", len(batch))
