@@ -89,7 +89,6 @@ class Writer:
         self._submitted = 0
         self._done = 0
         self._progress = asyncio.Event()
-        self._inserting = asyncio.Event()
         self.committed_events = 0
         """Events committed since start."""
         self.batches = 0
@@ -168,36 +167,17 @@ class Writer:
         self.drops[reason] = self.drops.get(reason, 0) + count
 
     async def _run(self) -> None:
-        # Under load, a committed batch's listeners are told while SQLite inserts
-        # the next one: its C code runs in the connection's thread without the
-        # GIL, so the listeners' Python work and the insert overlap. With less
-        # than a full batch waiting, listeners are told at once (the live feed's
-        # latency never waits for a next batch to fill).
-        untold: tuple[list[UsageEvent], int] | None = None
         while True:
-            if untold is not None and self._queue.qsize() < self._batch_max:
-                self._tell(*untold)
-                untold = None
             batch = await self._next_batch()
-            self._inserting.clear()
-            commit = asyncio.create_task(self._commit_with_retry(batch))
-            if untold is not None:
-                inserting = asyncio.create_task(self._inserting.wait())
-                await asyncio.wait((commit, inserting), return_when=asyncio.FIRST_COMPLETED)
-                inserting.cancel()
-                self._tell(*untold)
-            untold = (await commit, len(batch))
-
-    def _tell(self, stored: list[UsageEvent], submitted: int) -> None:
-        """Tell the listeners about a committed batch, then count it done."""
-        if stored:
-            for listener in self._listeners:
-                try:
-                    listener.committed(stored)
-                except Exception:
-                    log.exception("commit listener %r failed", listener)
-        self._done += submitted
-        self._progress.set()
+            stored = await self._commit_with_retry(batch)
+            if stored:
+                for listener in self._listeners:
+                    try:
+                        listener.committed(stored)
+                    except Exception:
+                        log.exception("commit listener %r failed", listener)
+            self._done += len(batch)
+            self._progress.set()
 
     async def _commit_with_retry(self, batch: list[UsageEvent]) -> list[UsageEvent]:
         """Commit ``batch``; return the events inserted (none when given up)."""
@@ -245,7 +225,6 @@ class Writer:
             try:
                 async with conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events") as cur:
                     last_seq = int((await cur.fetchone() or (0,))[0])
-                self._inserting.set()  # _run may tell the previous batch's listeners now
                 cur = await conn.executemany(INSERT_EVENT_SQL, rows)
                 inserted = cur.rowcount
                 await cur.close()
