@@ -141,17 +141,17 @@ async def fill(store: Any, stream: Iterator[Any]) -> tuple[int, float]:
 # ------------------------------------------------------------------ children
 
 
-async def _rate(n: int, directory: Path, listeners: bool) -> float:
+async def _rate(n: int, directory: Path, listeners: bool, span_ns: int) -> float:
     from lumen_sniff.api.live import LiveFeed
     from lumen_sniff.api.metrics import Metrics
     from lumen_sniff.store import open_store
 
-    store = await open_store(directory / f"rate-{listeners}.db", retention_days=0)
+    store = await open_store(directory / f"rate-{listeners}-{span_ns}.db", retention_days=0)
     try:
         if listeners:
             store.writer.add_listener(Metrics(lambda: {"ready": True}, store.stats))
             store.writer.add_listener(LiveFeed())
-        batch = list(events(n, time.time_ns() - DAY_NS, DAY_NS, seed=2))
+        batch = list(events(n, time.time_ns() - span_ns, span_ns, seed=2))
         count, seconds = await fill(store, iter(batch))
         drops = store.writer.drops
         assert not drops.get("store_write_error"), drops
@@ -160,9 +160,21 @@ async def _rate(n: int, directory: Path, listeners: bool) -> float:
         await store.close()
 
 
+RATE_CASES: dict[str, tuple[bool, int | None]] = {
+    "bare writer": (False, None),
+    "with metrics+live listeners": (True, None),
+    "listeners, events spread over 24 h": (True, DAY_NS),
+}
+"""(listeners, span of the events' start times; None: as they would arrive at
+25,000/s, so a batch's events share a minute or two as in the daemon)."""
+
+
 def child_rate(n: int) -> None:
     with tempfile.TemporaryDirectory(prefix="lumen-bench-") as tmp:
-        out = {f"{k}": asyncio.run(_rate(n, Path(tmp), k)) for k in (False, True)}
+        out = {
+            case: asyncio.run(_rate(n, Path(tmp), listeners, span or n * 10**9 // 25_000))
+            for case, (listeners, span) in RATE_CASES.items()
+        }
     print(json.dumps(out))
 
 
@@ -231,18 +243,16 @@ def _loadavg() -> str:
 
 
 def insert_rates(arms: dict[str, Path], n: int, rounds: int) -> None:
-    got: dict[str, dict[str, list[float]]] = {a: {"False": [], "True": []} for a in arms}
+    got: dict[str, dict[str, list[float]]] = {a: {c: [] for c in RATE_CASES} for a in arms}
     order = list(arms)
     for r in range(rounds):
         for arm in order if r % 2 == 0 else order[::-1]:
-            for key, rate in _run_child(arms[arm], "--child", "rate", str(n)).items():
-                got[arm][key].append(rate)
+            for case, rate in _run_child(arms[arm], "--child", "rate", str(n)).items():
+                got[arm][case].append(rate)
     print(f"insert rate, {n:,} events per run, median of {rounds} (load average {_loadavg()}):")
-    for arm, rates in got.items():
-        bare, full = (statistics.median(rates[k]) for k in ("False", "True"))
-        print(
-            f"  {arm:<8} bare writer {bare:>9,.0f}/s   with metrics+live listeners {full:>9,.0f}/s"
-        )
+    for case in RATE_CASES:
+        row = "".join(f"  {arm} {statistics.median(got[arm][case]):>9,.0f}/s" for arm in arms)
+        print(f"  {case:<36}{row}")
 
 
 def latencies(arms: dict[str, Path], db: Path, runs: int) -> None:
