@@ -192,13 +192,10 @@ class Metrics:
         self._status = Bounded(max_values)
         self._fleet = tuple(Bounded(max_values) for _ in FLEET_LABELS)
         self._lock = threading.Lock()
-        # The series already scraped at 0, each with its labelled child: looked
-        # up once per series and batch instead of through labels() (which
-        # re-stringifies every value and takes a lock) per increment.
-        self._shown: dict[tuple[int, tuple[str, ...]], Any] = {}
+        self._shown: set[tuple[int, tuple[str, ...]]] = set()
         self._held: dict[tuple[int, tuple[str, ...]], tuple[Counter, tuple[str, ...], float]] = {}
         self._held_obs: dict[
-            tuple[int, tuple[str, ...]], tuple[Histogram, tuple[str, ...], list[float], Any]
+            tuple[int, tuple[str, ...]], tuple[Histogram, tuple[str, ...], list[float]]
         ] = {}
 
     def committed(self, events: Sequence[UsageEvent]) -> None:
@@ -207,6 +204,7 @@ class Metrics:
         tokens: dict[tuple[str, ...], list[int]] = {}
         costs: dict[tuple[str, ...], Decimal] = {}
         unpriced: dict[tuple[str, ...], int] = {}
+        # Histogram values per series too: one label lookup per series and batch.
         durations: dict[tuple[str, ...], list[float]] = {}
         ttfts: dict[tuple[str, ...], list[float]] = {}
         for e in events:
@@ -240,9 +238,10 @@ class Metrics:
             self._inc(self._cost, key, float(cost))
         for ukey, count in unpriced.items():
             self._inc(self._unpriced, ukey, count)
-        for histogram, observed in ((self._duration, durations), (self._ttft, ttfts)):
-            for pkey, values in observed.items():
-                self._observe(histogram, pkey, values)
+        for hkey, values in durations.items():
+            self._observe(self._duration, hkey, values)
+        for hkey, values in ttfts.items():
+            self._observe(self._ttft, hkey, values)
 
     def _inc(self, counter: Counter, key: tuple[str, ...], amount: float) -> None:
         """Increment a series, or hold the amount until the series has been scraped at 0.
@@ -255,34 +254,27 @@ class Metrics:
         """
         ident = (id(counter), key)
         with self._lock:
-            child = self._shown.get(ident)
-            if child is not None:
-                child.inc(amount)
+            if ident in self._shown:
+                counter.labels(*key).inc(amount)
                 return
+            counter.labels(*key)  # created at 0: the next scrape shows it so
             # One entry per series (bounded like the labels), however long no one scrapes.
-            held = self._held.get(ident)
-            if held is None:
-                counter.labels(*key)  # created at 0: the next scrape shows it so
-                self._held[ident] = (counter, key, amount)
-            else:
-                self._held[ident] = (counter, key, held[2] + amount)
+            _, _, held = self._held.get(ident, (counter, key, 0.0))
+            self._held[ident] = (counter, key, held + amount)
 
     def _observe(self, histogram: Histogram, key: tuple[str, ...], values: list[float]) -> None:
         """Observe into a histogram series, held like :meth:`_inc` until it was scraped at 0."""
         ident = (id(histogram), key)
         with self._lock:
-            child = self._shown.get(ident)
-            if child is None:
-                held = self._held_obs.get(ident)
-                if held is None:
-                    child = histogram.labels(*key)  # created at 0, like _inc's
-                    held = self._held_obs[ident] = (histogram, key, [], child)
-                child = held[3]
-                room = _MAX_HELD - len(held[2])
-                held[2].extend(values[:room])
-                values = values[room:] if room > 0 else values
+            child = histogram.labels(*key)
+            held = self._held_obs.get(ident)
             for value in values:
-                child.observe(value)
+                if ident in self._shown or (held is not None and len(held[2]) >= _MAX_HELD):
+                    child.observe(value)
+                    continue
+                if held is None:
+                    held = self._held_obs[ident] = (histogram, key, [])
+                held[2].append(value)
 
     def closed(self) -> None:
         """Nothing to release (part of the commit-listener protocol)."""
@@ -292,12 +284,12 @@ class Metrics:
         with self._lock:
             text = generate_latest(self.registry)
             for ident, (counter, key, amount) in self._held.items():
-                self._shown[ident] = counter.labels(*key)
-                self._shown[ident].inc(amount)
+                self._shown.add(ident)
+                counter.labels(*key).inc(amount)
             self._held.clear()
-            for ident, (_, _, values, series) in self._held_obs.items():
-                self._shown[ident] = series
+            for ident, (histogram, key, values) in self._held_obs.items():
+                self._shown.add(ident)
                 for value in values:
-                    series.observe(value)
+                    histogram.labels(*key).observe(value)
             self._held_obs.clear()
         return text
