@@ -1,14 +1,24 @@
 """Store benchmark: insert rate into SQLite, and API latency over a month of events.
 
-Prints:
+Prints (issue 12: inserts with listeners ≥ 25,000/s; minute buckets over
+24 h at 1M events ≤ 100 ms):
 
-1. sustained events/s through ``Writer.submit`` → commit (target ≥ 20,000/s),
-   bare and with the API's commit listeners (metrics, live feed) attached;
-2. the latency of /api/summary, /api/usage and /api/events over HTTP (real
-   uvicorn on 127.0.0.1) with 1,000,000 stored events spanning 30 days
-   (target < 100 ms).
+1. sustained events/s through ``Writer.submit`` → commit (rollups included),
+   bare and with the API's commit listeners (metrics, live feed) attached,
+   median of ``--rounds`` runs, each in a fresh process and database;
+2. the latency of /api/summary, /api/usage (minute, hour and day buckets over
+   24 h, and longer ranges) and /api/events over HTTP (real uvicorn on
+   127.0.0.1) with ``--events`` stored events spanning 30 days: median and
+   p95 of ``--runs`` requests.
 
-Usage: ``python bench/store.py [--events N] [--db PATH]``
+``--baseline DIR`` compares with another checkout (e.g. ``git worktree add
+/tmp/base main``): every measure then runs on both trees, alternating
+before/after, round by round and request by request, so a busy machine slows
+both arms alike. The month database is filled once by the baseline tree and
+copied; the other tree upgrades its copy on open (the schema migration time is
+printed).
+
+Usage: ``python bench/store.py [--events N] [--rounds 3] [--baseline DIR]``
 """
 
 from __future__ import annotations
@@ -16,28 +26,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import json
+import os
 import random
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import httpx
-import uvicorn
-
-from lumen_sniff.api import create_app
-from lumen_sniff.api.live import LiveFeed
-from lumen_sniff.api.metrics import Metrics
-from lumen_sniff.model import UsageEvent, UsageSource
-from lumen_sniff.serialize import iso_from_ns
-from lumen_sniff.store import Store, open_store
+HERE = Path(__file__).resolve()
+TREE = Path(os.environ.get("LUMEN_BENCH_TREE", HERE.parents[1]))
+"""The checkout whose lumen_sniff is imported (children get the arm's tree)."""
+sys.path.insert(0, str(TREE))
 
 DAY_NS = 86_400 * 10**9
 MODELS = [
@@ -54,9 +60,29 @@ KEYS = [f"k:{i:08x}…{i:04d}" for i in range(20)]
 TENANTS = ["acme", "globex", "initech", "umbrella", None]
 CONTAINERS = ["3f2a9c1b0d4e", "77aa01bc9e21", None]
 
+QUERIES: list[tuple[str, dict[str, Any]]] = [
+    ("/api/usage", {"group_by": "model", "bucket": "minute", "since": "24h"}),
+    ("/api/usage", {"group_by": "model", "bucket": "hour", "since": "24h"}),
+    ("/api/usage", {"group_by": "model", "bucket": "day", "since": "24h"}),
+    ("/api/usage", {"group_by": "model", "bucket": "minute", "since": "3h"}),
+    ("/api/usage", {"group_by": "process", "bucket": "minute", "since": "3h", "model": "gpt-4.1"}),
+    ("/api/summary", {"since": "30d"}),
+    ("/api/summary", {"since": "5m"}),
+    ("/api/summary", {"since": "7d", "until": "1d"}),
+    ("/api/usage", {"group_by": "model", "bucket": "day", "since": "30d"}),
+    ("/api/usage", {"group_by": "model", "bucket": "hour", "since": "30d"}),
+    ("/api/usage", {"group_by": "api_key_id", "bucket": "day", "since": "30d"}),
+    ("/api/breakdown", {"dim": "process", "since": "24h"}),
+    ("/api/events", {"limit": 100}),
+    ("/api/events", {"limit": 100, "model": "gpt-4.1", "since": "7d"}),
+]
 
-def events(n: int, start_ns: int, span_ns: int, seed: int = 1) -> Iterator[UsageEvent]:
+
+def events(n: int, start_ns: int, span_ns: int, seed: int = 1) -> Iterator[Any]:
     """``n`` varied events in time order over ``[start_ns, start_ns + span_ns)``."""
+    from lumen_sniff.model import UsageEvent, UsageSource
+    from lumen_sniff.serialize import iso_from_ns
+
     rng = random.Random(seed)
     step = span_ns / n
     for i in range(n):
@@ -95,11 +121,10 @@ def events(n: int, start_ns: int, span_ns: int, seed: int = 1) -> Iterator[Usage
         )
 
 
-async def fill(store: Store, stream: Iterator[UsageEvent]) -> tuple[int, float]:
+async def fill(store: Any, stream: Iterator[Any]) -> tuple[int, float]:
     """Submit everything as fast as the writer takes it; return (events, seconds)."""
     writer = store.writer
     high = writer.stats()["queue_capacity"]
-    assert isinstance(high, int)
     count = 0
     started = time.perf_counter()
     for event in stream:
@@ -108,18 +133,25 @@ async def fill(store: Store, stream: Iterator[UsageEvent]) -> tuple[int, float]:
         count += 1
         if count % 2000 == 0:
             # Yield so the writer task runs; back off while the queue is half full.
-            await asyncio.sleep(0 if writer.stats()["queue"] < high // 2 else 0.002)  # type: ignore[operator]
+            await asyncio.sleep(0 if writer.stats()["queue"] < high // 2 else 0.002)
     await writer.flush()
     return count, time.perf_counter() - started
 
 
-async def insert_rate(n: int, directory: Path, listeners: bool) -> float:
-    store = await open_store(directory / f"rate-{listeners}.db", retention_days=0)
+# ------------------------------------------------------------------ children
+
+
+async def _rate(n: int, directory: Path, listeners: bool, span_ns: int) -> float:
+    from lumen_sniff.api.live import LiveFeed
+    from lumen_sniff.api.metrics import Metrics
+    from lumen_sniff.store import open_store
+
+    store = await open_store(directory / f"rate-{listeners}-{span_ns}.db", retention_days=0)
     try:
         if listeners:
             store.writer.add_listener(Metrics(lambda: {"ready": True}, store.stats))
             store.writer.add_listener(LiveFeed())
-        batch = list(events(n, time.time_ns() - DAY_NS, DAY_NS, seed=2))
+        batch = list(events(n, time.time_ns() - span_ns, span_ns, seed=2))
         count, seconds = await fill(store, iter(batch))
         drops = store.writer.drops
         assert not drops.get("store_write_error"), drops
@@ -128,93 +160,186 @@ async def insert_rate(n: int, directory: Path, listeners: bool) -> float:
         await store.close()
 
 
-class Server:
-    """uvicorn in a background thread, as the daemon runs it."""
+RATE_CASES: dict[str, tuple[bool, int | None]] = {
+    "bare writer": (False, None),
+    "with metrics+live listeners": (True, None),
+    "listeners, events spread over 24 h": (True, DAY_NS),
+}
+"""(listeners, span of the events' start times; None: as they would arrive at
+25,000/s, so a batch's events share a minute or two as in the daemon)."""
 
-    def __init__(self, store: Store, loop: asyncio.AbstractEventLoop) -> None:
+
+def child_rate(n: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="lumen-bench-") as tmp:
+        out = {
+            case: asyncio.run(_rate(n, Path(tmp), listeners, span or n * 10**9 // 25_000))
+            for case, (listeners, span) in RATE_CASES.items()
+        }
+    print(json.dumps(out))
+
+
+def child_fill(db: Path, n: int, now_ns: int) -> None:
+    from lumen_sniff.store import open_store
+
+    async def run() -> tuple[int, float]:
+        store = await open_store(db, retention_days=0)
+        try:
+            return await fill(store, events(n, now_ns - 30 * DAY_NS, 30 * DAY_NS))
+        finally:
+            await store.close()
+
+    count, seconds = asyncio.run(run())
+    print(json.dumps({"count": count, "seconds": seconds}))
+
+
+def child_serve(db: Path) -> None:
+    """Serve ``db`` on 127.0.0.1 until stdin closes; print the URL and the open time."""
+    import uvicorn
+
+    from lumen_sniff.api import create_app
+    from lumen_sniff.store import open_store
+
+    async def run() -> None:
+        started = time.perf_counter()
+        store = await open_store(db, retention_days=0)
+        opened = time.perf_counter() - started
         app = create_app(store, status=lambda: {"ready": True}, token=None)
-        self.server = uvicorn.Server(
+        server = uvicorn.Server(
             uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", ws="none")
         )
-        self.future = asyncio.run_coroutine_threadsafe(self.server.serve(), loop)
-        while not self.server.started:
-            time.sleep(0.01)
-        port = self.server.servers[0].sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
+        task = asyncio.create_task(server.serve())
+        while not server.started:
+            await asyncio.sleep(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        print(json.dumps({"url": f"http://127.0.0.1:{port}", "open_s": opened}), flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+        server.should_exit = True
+        await task
+        await store.close()
+
+    asyncio.run(run())
 
 
-def latency(client: httpx.Client, path: str, params: dict[str, Any], runs: int) -> list[float]:
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        response = client.get(path, params=params)
-        times.append((time.perf_counter() - started) * 1000)
-        response.raise_for_status()
-    return times
+# -------------------------------------------------------------------- parent
+
+
+def _child(tree: Path, *args: str, **popen: Any) -> subprocess.Popen[str]:
+    env = {**os.environ, "LUMEN_BENCH_TREE": str(tree)}
+    return subprocess.Popen(
+        [sys.executable, str(HERE), *args], env=env, text=True, stdout=subprocess.PIPE, **popen
+    )
+
+
+def _run_child(tree: Path, *args: str) -> Any:
+    proc = _child(tree, *args)
+    out, _ = proc.communicate()
+    if proc.returncode:
+        raise SystemExit(f"{tree}: {' '.join(args)} failed ({proc.returncode})")
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def insert_rates(arms: dict[str, Path], n: int, rounds: int) -> None:
+    got: dict[str, dict[str, list[float]]] = {a: {c: [] for c in RATE_CASES} for a in arms}
+    order = list(arms)
+    for r in range(rounds):
+        for arm in order if r % 2 == 0 else order[::-1]:
+            for case, rate in _run_child(arms[arm], "--child", "rate", str(n)).items():
+                got[arm][case].append(rate)
+    print(f"insert rate, {n:,} events per run, median of {rounds} (load average {_loadavg()}):")
+    for case in RATE_CASES:
+        row = "".join(f"  {arm} {statistics.median(got[arm][case]):>9,.0f}/s" for arm in arms)
+        print(f"  {case:<36}{row}")
+
+
+def latencies(arms: dict[str, Path], db: Path, runs: int) -> None:
+    import httpx
+
+    servers: dict[str, tuple[subprocess.Popen[str], str]] = {}
+    try:
+        for arm, tree in arms.items():
+            copy = db if len(arms) == 1 else db.with_name(f"{arm}.db")
+            if copy != db:
+                shutil.copyfile(db, copy)
+            proc = _child(tree, "--child", "serve", str(copy), stdin=subprocess.PIPE)
+            assert proc.stdout is not None
+            info = json.loads(proc.stdout.readline())
+            servers[arm] = (proc, info["url"])
+            print(f"{arm}: opened the database in {info['open_s']:.1f}s (schema upgrade included)")
+        clients = {
+            arm: httpx.Client(base_url=url, timeout=120) for arm, (_, url) in servers.items()
+        }
+        for client in clients.values():
+            for _ in range(2):  # warm the page cache
+                client.get("/api/summary").raise_for_status()
+        print(f"{'query':<64}" + "".join(f" {a + ' med':>12} {'p95':>7}" for a in arms))
+        for path, params in QUERIES:
+            times: dict[str, list[float]] = {arm: [] for arm in arms}
+            for i in range(runs):
+                for arm in list(arms) if i % 2 == 0 else list(arms)[::-1]:
+                    started = time.perf_counter()
+                    clients[arm].get(path, params=params).raise_for_status()
+                    times[arm].append((time.perf_counter() - started) * 1000)
+            query = path + ("?" + str(httpx.QueryParams(params)) if params else "")
+            row = f"{query:<64}"
+            for arm in arms:
+                ts = sorted(times[arm])
+                p95 = ts[max(0, int(len(ts) * 0.95) - 1)]
+                row += f" {statistics.median(ts):>12.1f} {p95:>7.1f}"
+            print(row, flush=True)
+        print(f"load average after the queries: {_loadavg()}")
+    finally:
+        for proc, _ in servers.values():
+            if proc.stdin is not None:
+                proc.stdin.close()
+            proc.wait(timeout=120)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--rate-events", type=int, default=200_000)
+    parser.add_argument("--rate-events", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--runs", type=int, default=20)
-    parser.add_argument("--db", type=Path, default=None)
+    parser.add_argument("--baseline", type=Path, default=None, help="checkout to compare with")
+    parser.add_argument("--db", type=Path, default=None, help="keep the month database here")
+    parser.add_argument("--skip-rate", action="store_true")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
+    if args.child:
+        kind, *rest = args.child
+        if kind == "rate":
+            child_rate(int(rest[0]))
+        elif kind == "fill":
+            child_fill(Path(rest[0]), int(rest[1]), int(rest[2]))
+        else:
+            child_serve(Path(rest[0]))
+        return
+
+    arms = {"after": HERE.parents[1]}
+    if args.baseline is not None:
+        arms = {"before": args.baseline.resolve(), **arms}
+    print(f"trees: {', '.join(f'{a}={t}' for a, t in arms.items())}")
+    if not args.skip_rate:
+        insert_rates(arms, args.rate_events, args.rounds)
+    if args.events <= 0:
+        return
     with tempfile.TemporaryDirectory(prefix="lumen-bench-") as tmp:
-        directory = Path(tmp)
-        for listeners in (False, True):
-            rate = asyncio.run(insert_rate(args.rate_events, directory, listeners))
-            label = "with metrics+live listeners" if listeners else "bare writer"
-            print(f"insert rate ({label}, {args.rate_events:,} events): {rate:,.0f} events/s")
-
-        loop = asyncio.new_event_loop()
-        thread = threading.Thread(target=loop.run_forever, daemon=True)
-        thread.start()
-
-        def call(coro: Any) -> Any:
-            return asyncio.run_coroutine_threadsafe(coro, loop).result()
-
-        db = args.db or directory / "month.db"
-        store: Store = call(open_store(db, retention_days=0))
-        now = time.time_ns()
-        if store.event_count < args.events:
-            count, seconds = call(fill(store, events(args.events, now - 30 * DAY_NS, 30 * DAY_NS)))
-            rate = count / seconds
-            print(f"filled {count:,} events over 30 days in {seconds:.1f}s ({rate:,.0f}/s)")
-        print(f"database: {store.event_count:,} events, {store.stats()['size_bytes']:,} bytes")
-        extra = list(events(args.rate_events // 2, now, 60 * 10**9, seed=9))
-        count, seconds = call(fill(store, iter(extra)))
-        print(
-            f"insert rate into the full database ({count:,} more events): {count / seconds:,.0f}/s"
-        )
-
-        server = Server(store, loop)
-        queries: list[tuple[str, dict[str, Any]]] = [
-            ("/api/summary", {"since": "30d"}),
-            ("/api/summary", {}),
-            ("/api/summary", {"since": "7d", "until": "1d"}),
-            ("/api/usage", {"group_by": "model", "bucket": "day", "since": "30d"}),
-            ("/api/usage", {"group_by": "model", "bucket": "hour", "since": "30d"}),
-            ("/api/usage", {"group_by": "api_key_id", "bucket": "day", "since": "30d"}),
-            ("/api/usage", {"group_by": "process", "bucket": "hour", "since": "24h"}),
-            ("/api/usage", {"group_by": "model", "bucket": "minute", "since": "24h"}),
-            ("/api/events", {"limit": 100}),
-            ("/api/events", {"limit": 100, "model": "gpt-4.1", "since": "7d"}),
-        ]
-        with httpx.Client(base_url=server.url, timeout=60) as client:
-            latency(client, "/api/summary", {}, 3)  # warm the page cache
-            print(f"{'query':<72} {'median ms':>10} {'p95 ms':>8}")
-            for path, params in queries:
-                times = sorted(latency(client, path, params, args.runs))
-                p95 = times[max(0, int(len(times) * 0.95) - 1)]
-                query = path + ("?" + str(httpx.QueryParams(params)) if params else "")
-                print(f"{query:<72} {statistics.median(times):>10.1f} {p95:>8.1f}")
-        server.server.should_exit = True
-        server.future.result()
-        call(store.close())
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join()
+        db = args.db or Path(tmp) / "month.db"
+        if not db.exists():
+            oldest = next(iter(arms.values()))
+            filled = _run_child(
+                oldest, "--child", "fill", str(db), str(args.events), str(time.time_ns())
+            )
+            rate = filled["count"] / filled["seconds"]
+            took = filled["seconds"]
+            print(f"filled {filled['count']:,} events over 30 days in {took:.1f}s ({rate:,.0f}/s)")
+        print(f"database: {db.stat().st_size:,} bytes")
+        latencies(arms, db, args.runs)
 
 
 if __name__ == "__main__":

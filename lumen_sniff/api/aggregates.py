@@ -9,19 +9,20 @@ the number of groups and buckets, not on the number of events.
 
 from __future__ import annotations
 
+import json
 import time
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from lumen_sniff.api.params import Filter
 from lumen_sniff.pricing.quote import PricerLike, quote
 from lumen_sniff.serialize import iso_from_ns
 from lumen_sniff.store import BUCKETS_NS, GROUP_DIMS, Store, Totals
 
-__all__ = ["router"]
+__all__ = ["point_json", "router"]
 
 router = APIRouter()
 
@@ -34,8 +35,7 @@ Bucket = Literal["minute", "hour", "day"]
 _MAX_POINTS = 20_000
 """Most buckets one /api/usage answer may span (per group)."""
 _PER_MILLION = Decimal(1_000_000)
-
-
+_PUSD_PER_USD = 10**12
 
 
 def _check_dim(name: str, value: str) -> None:
@@ -58,7 +58,7 @@ async def summary(request: Request, f: Filter) -> dict[str, Any]:
 @router.get("/api/usage", tags=["usage"])
 async def usage(
     request: Request, f: Filter, group_by: Dim = "model", bucket: Bucket = "hour"
-) -> JSONResponse:
+) -> Response:
     """Per-group time series: {"group_by", "bucket", "series": [{"group", "points"}]}.
 
     Series come busiest first. Points are sparse (no point for an empty bucket);
@@ -82,16 +82,34 @@ async def usage(
         groups.setdefault(group, []).append((t, totals))
     busiest = sorted(groups.items(), key=lambda kv: (-sum(p.requests for _, p in kv[1]), kv[0]))
     stamps: dict[int, str] = {}  # groups share bucket starts: format each once
-    out = []
+    series = []
     for group, points in busiest:
         rows = []
         for t, totals in sorted(points, key=lambda p: p[0]):
             stamp = stamps.get(t)
             if stamp is None:
                 stamp = stamps[t] = iso_from_ns(t)
-            rows.append({"t": stamp, **totals.to_dict(null_cost_when_unpriced=True)})
-        out.append({"group": group or None, "points": rows})
-    return JSONResponse({"group_by": group_by, "bucket": bucket, "series": out})
+            rows.append(point_json(stamp, totals))
+        name = json.dumps(group or None, ensure_ascii=False)
+        series.append(f'{{"group":{name},"points":[{",".join(rows)}]}}')
+    # Written as text: a day of minute buckets is ~10,000 points, and a dict
+    # per point plus json.dumps cost more than the query (issue 12).
+    head = json.dumps({"group_by": group_by, "bucket": bucket}, ensure_ascii=False)[:-1]
+    return Response(f'{head},"series":[{",".join(series)}]}}', media_type="application/json")
+
+
+def point_json(stamp: str, t: Totals) -> str:
+    """One /api/usage point as JSON: ``{"t": stamp, **t.to_dict(null_cost_when_unpriced=True)}``."""
+    # Same keys, order and number forms as json.dumps of to_dict (ints, float
+    # repr, null): tests/unit/test_aggregates_json.py checks they stay equal.
+    cost = "null" if t.priced == 0 else repr(t.cost_pusd / _PUSD_PER_USD)
+    return (
+        f'{{"t":"{stamp}","requests":{t.requests},"errors":{t.errors},"cost_usd":{cost},'
+        f'"input_tokens":{t.input_tokens},"output_tokens":{t.output_tokens},'
+        f'"cache_read_tokens":{t.cache_read_tokens},"cache_write_tokens":{t.cache_write_tokens},'
+        f'"reasoning_tokens":{t.reasoning_tokens},"unpriced_requests":{t.unpriced},'
+        f'"estimated_requests":{t.estimated}}}'
+    )
 
 
 @router.get("/api/breakdown", tags=["usage"])

@@ -5,6 +5,12 @@ sent; see :mod:`lumen_sniff.store.budgetdb` for why a restart neither loses nor
 repeats one. A failed POST (transport error or non-2xx) is retried after
 1, 2, 4… seconds, at most :data:`MAX_BACKOFF_S` apart, up to
 :data:`MAX_ATTEMPTS` attempts; then the delivery is marked failed.
+
+A webhook URL is a secret (a Slack hook's path is its credential), so no
+error text, stored ``last_error`` or log line ever carries more of a URL than
+its scheme and host: :func:`redact_urls` is applied to transport errors, and a
+filter on httpx's own logger (which logs every request's full URL at INFO)
+does the same to its records.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -20,7 +27,7 @@ from lumen_sniff.budgets.messages import slack_body
 from lumen_sniff.budgets.settings import Webhook
 from lumen_sniff.store.budgetdb import BudgetDb, Delivery
 
-__all__ = ["MAX_ATTEMPTS", "MAX_BACKOFF_S", "Outbox", "backoff_s"]
+__all__ = ["MAX_ATTEMPTS", "MAX_BACKOFF_S", "Outbox", "backoff_s", "redact_urls"]
 
 log = logging.getLogger("lumen_sniff.alerts")
 
@@ -28,6 +35,28 @@ MAX_ATTEMPTS = 10
 MAX_BACKOFF_S = 300.0
 _MAX_ALERTS = 10_000
 _MAX_AGE_NS = 7 * 86400 * 10**9
+
+
+_URL = re.compile(r"(https?://)(?:[^/\s'\"@]*@)?([^/\s'\"?#]+)[^\s'\"]*", re.IGNORECASE)
+
+
+def redact_urls(text: str) -> str:
+    """``text`` with every http(s) URL cut to its scheme and host (no user, path or query)."""
+    return _URL.sub(r"\1\2", text)
+
+
+class _RedactFilter(logging.Filter):
+    """Cuts the URLs in a log record to scheme and host before any handler sees it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        clean = redact_urls(text)
+        if clean != text:
+            record.msg, record.args = clean, None
+        return True
+
+
+_REDACT = _RedactFilter()
 
 
 def backoff_s(attempts: int) -> float:
@@ -84,9 +113,7 @@ class Outbox:
                 with contextlib.suppress(TimeoutError):
                     # No webhook: nothing can become due, so wait for a wake() only
                     # rather than query the outbox five times a second (issue 12).
-                    await asyncio.wait_for(
-                        self._wake.wait(), self._poll_s if self._hooks else None
-                    )
+                    await asyncio.wait_for(self._wake.wait(), self._poll_s if self._hooks else None)
         finally:
             if self._http is not None:
                 await self._http.aclose()
@@ -129,11 +156,12 @@ class Outbox:
         import httpx
 
         if self._http is None:
+            logging.getLogger("httpx").addFilter(_REDACT)  # a second add is a no-op
             self._http = httpx.AsyncClient(timeout=self._timeout_s, follow_redirects=False)
         try:
             response = await self._http.post(hook.url, json=body, headers=headers)
         except httpx.HTTPError as exc:
-            return f"{type(exc).__name__}: {exc}"
+            return f"{type(exc).__name__}: {redact_urls(str(exc))}"
         if not 200 <= response.status_code < 300:
             return f"HTTP {response.status_code}"
         return None

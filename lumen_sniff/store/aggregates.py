@@ -1,15 +1,17 @@
 """Filtered aggregates: totals, time series and breakdowns under any event filter.
 
-Strategy: the hourly ``rollups`` hold one row per (dimension, hour, value), so
-they can answer a query only when it filters on at most one dimension and
-either groups by that same dimension or by nothing (the ``total`` rows, or the
-filtered dimension's own rows restricted to one value). Such queries read the
-whole hours of the range from the rollups and the partial hours at its edges
-from raw events, like :mod:`lumen_sniff.store.queries`. Every other filter
-(two dimensions, a status) reads raw events through the per-dimension
-``(dim, started_ns)`` indexes: exact, and bounded by the matching events, not
-by the table. An unfiltered dashboard over a month of a million events thus
-never scans events; a filtered one scans only the filtered value's events.
+Strategy: the hour and minute rollups (:mod:`lumen_sniff.store.rollup`) hold
+one row per (dimension, bucket, value), so they answer a query exactly when it
+filters on at most one dimension and either groups by that same dimension or
+by nothing (the ``total`` rows, or the filtered dimension's own rows
+restricted to one value), with no status filter. Such a query reads the whole
+hours of its range from the hourly rollups (when its buckets are whole
+hours), the whole minutes around them from the minute rollups, and only the
+partial minutes at its two ends from raw events. Every other filter (two
+dimensions, a status, a bucket that is not whole minutes) reads raw events
+through the per-dimension ``(dim, started_ns)`` indexes: exact, and bounded by
+the matching events, not by the table. An unfiltered dashboard over a month of
+a million events thus never scans events, even in minute buckets.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from typing import Any
 
 import aiosqlite
 
-from lumen_sniff.store.queries import RAW_SUMS, EventFilter, Totals, split_range, where_clause
-from lumen_sniff.store.rows import HOUR_NS
+from lumen_sniff.store.queries import RAW_SUMS, EventFilter, Totals, where_clause
+from lumen_sniff.store.rollup import TABLES, cover, units_for
 from lumen_sniff.store.schema import GROUP_DIMS, ROLLUP_SUMS
 
 __all__ = ["Cell", "grouped"]
@@ -30,6 +32,7 @@ Cell = tuple[int, str]
 """(bucket start in UNIX ns, or 0 for one bucket; group value, '' for none)."""
 
 _ROLLUP_SUMS = ", ".join(f"SUM({c})" for c in ROLLUP_SUMS)
+_ROLLUP_COLS = ", ".join(ROLLUP_SUMS)
 
 
 def _dim_filters(f: EventFilter) -> dict[str, str]:
@@ -70,29 +73,30 @@ async def grouped(
     if f.since_ns >= f.until_ns:
         return cells
     plan = _rollup_plan(f, group_by)
-    if plan is None or (width_ns is not None and width_ns < HOUR_NS):
-        edges, hours = [(f.since_ns, f.until_ns)], None
-    else:
-        edges, hours = split_range(f.since_ns, f.until_ns)
+    units = () if plan is None else units_for(width_ns)
     t_raw = "0" if width_ns is None else f"(started_ns / {width_ns}) * {width_ns}"
     g_raw = "''" if group_by is None else f"COALESCE({group_by}, '')"
-    for lo, hi in edges:
-        where, params = where_clause(replace(f, since_ns=lo, until_ns=hi))
-        sql = f"SELECT {t_raw}, {g_raw}, {RAW_SUMS} FROM events WHERE {where} GROUP BY 1, 2"
-        await _merge(conn, sql, params, cells)
-    if hours is not None and plan is not None:
+    t_roll = "0" if width_ns is None else f"(bucket_ns / {width_ns}) * {width_ns}"
+    g_roll = "''" if group_by is None else "value"
+    for unit, lo, hi in cover(f.since_ns, f.until_ns, units):
+        if unit is None or plan is None:
+            where, params = where_clause(replace(f, since_ns=lo, until_ns=hi))
+            sql = f"SELECT {t_raw}, {g_raw}, {RAW_SUMS} FROM events WHERE {where} GROUP BY 1, 2"
+            await _merge(conn, sql, params, cells)
+            continue
         dim, value = plan
-        t_roll = "0" if width_ns is None else f"(bucket_ns / {width_ns}) * {width_ns}"
-        g_roll = "''" if group_by is None else "value"
-        sql = (
-            f"SELECT {t_roll}, {g_roll}, {_ROLLUP_SUMS} FROM rollups "
-            "WHERE dim = ? AND bucket_ns >= ? AND bucket_ns < ?"
-        )
-        params = [dim, *hours]
-        if value is not None:
-            sql += " AND value = ?"
-            params.append(value)
-        await _merge(conn, sql + " GROUP BY 1, 2", params, cells)
+        rest = " AND value = ?" if value is not None else ""
+        params = [dim, lo, hi] if value is None else [dim, lo, hi, value]
+        where = f"dim = ? AND bucket_ns >= ? AND bucket_ns < ?{rest}"
+        if unit == width_ns and group_by is not None:
+            # One row per (bucket, value) already: no grouping, no sort.
+            sql = f"SELECT bucket_ns, value, {_ROLLUP_COLS} FROM {TABLES[unit]} WHERE {where}"
+        else:
+            sql = (
+                f"SELECT {t_roll}, {g_roll}, {_ROLLUP_SUMS} FROM {TABLES[unit]} "
+                f"WHERE {where} GROUP BY 1, 2"
+            )
+        await _merge(conn, sql, params, cells)
     return cells
 
 

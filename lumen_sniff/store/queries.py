@@ -56,6 +56,7 @@ RAW_SUMS = (
 """Raw-event aggregates in ROLLUP_SUMS order (TOTAL is float but exact below 2**53)."""
 
 _ROLLUP_SUMS = ", ".join(f"SUM({c})" for c in ROLLUP_SUMS)
+_PUSD_PER_USD = 10**12
 
 
 @dataclass(kw_only=True, slots=True)
@@ -108,7 +109,9 @@ class Totals:
 
     def to_dict(self, *, null_cost_when_unpriced: bool = False) -> dict[str, object]:
         """JSON-safe form: requests, errors, cost_usd, token sums, unpriced/estimated counts."""
-        cost: float | None = float(self.cost_usd)
+        # int / int is correctly rounded, so this is float(self.cost_usd) without
+        # building a Decimal per point (a day of minute points has thousands).
+        cost: float | None = self.cost_pusd / _PUSD_PER_USD
         if null_cost_when_unpriced and self.priced == 0:
             cost = None
         return {

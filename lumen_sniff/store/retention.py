@@ -1,8 +1,9 @@
 """Retention: delete events and rollups older than N days, a slice at a time.
 
-The cut-off is rounded down to a whole hour so that a rollup hour is either
-kept whole or deleted whole, together with the events it sums: summaries stay
-equal to the sum of the raw events that are still there. Events go in slices
+The cut-off is rounded down to a whole hour so that a rollup hour (and so
+each of its minutes) is either kept whole or deleted whole, together with the
+events it sums: summaries stay equal to the sum of the raw events that are
+still there. Events go in slices
 of :data:`SLICE_ROWS`, one short transaction each, so a large first prune
 never stalls the writer for long.
 """
@@ -13,6 +14,7 @@ import asyncio
 
 import aiosqlite
 
+from lumen_sniff.store.rollup import ROLLUP_DIMS, TABLES
 from lumen_sniff.store.rows import HOUR_NS
 
 __all__ = ["SLICE_ROWS", "cutoff_ns", "prune"]
@@ -21,6 +23,14 @@ SLICE_ROWS = 20_000
 """Events deleted per transaction."""
 
 _DAY_NS = 24 * HOUR_NS
+
+# Naming every dimension lets SQLite seek each one's old rows through the
+# (dim, bucket_ns, value) key instead of scanning the whole table.
+_DELETE_ROLLUPS = (
+    "DELETE FROM {table} WHERE dim IN ("
+    + ", ".join(f"'{d}'" for d in ROLLUP_DIMS)
+    + ") AND bucket_ns < ?"
+)
 
 
 def cutoff_ns(now_ns: int, retention_days: int) -> int:
@@ -54,7 +64,8 @@ async def prune(conn: aiosqlite.Connection, lock: asyncio.Lock, before_ns: int) 
                 )
                 count = cur.rowcount
                 if count < SLICE_ROWS:
-                    await conn.execute("DELETE FROM rollups WHERE bucket_ns < ?", (before_ns,))
+                    for table in TABLES.values():
+                        await conn.execute(_DELETE_ROLLUPS.format(table=table), (before_ns,))
                 await conn.execute("COMMIT")
             except BaseException:
                 await conn.execute("ROLLBACK")

@@ -13,8 +13,10 @@ Tables:
   decimals per million tokens; sums stay exact up to about $9.2 million per
   query). ``error``, ``priced`` and ``estimated`` are 0/1 flags computed once at
   insert so every query counts them the same way.
-* ``rollups``: hourly sums per dimension, kept in the same transaction as the
-  inserts. ``dim`` is ``total`` (one row per hour, ``value`` = '') or one of
+* ``rollups`` and ``rollups_minute`` (version 6): hourly and per-minute sums
+  per dimension, kept in the same transaction as the inserts (see
+  :mod:`lumen_sniff.store.rollup`). ``dim`` is ``total`` (one row per bucket,
+  ``value`` = '') or one of
   :data:`GROUP_DIMS`, whose value (NULL stored as '') is the group. One table
   per dimension, rather than one row per combination of all six, keeps the
   row count bounded by the distinct values of each dimension.
@@ -29,6 +31,9 @@ that already holds duplicates keeps the first row stored per id and rebuilds
 the rollups of the hours that lost rows from the events that remain.
 
 Version 5 adds ``events.service`` (who spent it) and its rollups.
+
+Version 6 adds ``rollups_minute``: the same sums per minute (see
+:mod:`lumen_sniff.store.rollup`), backfilled from the stored events.
 """
 
 from __future__ import annotations
@@ -254,7 +259,26 @@ _V5 = (
     f"{_V2_SUMS} FROM events e GROUP BY b, 3;\n"
 )
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
+# Version 6: minute rollups, the same shape as the hourly ones (see
+# lumen_sniff.store.rollup), built from every stored event. A dimension's
+# value is the same CASE as the writer's, spelled out here so this migration
+# keeps producing version 6 whatever later versions add.
+_V6_DIMS = (*_V2_DIMS, "service")
+_V6_MINUTE_NS = 60_000_000_000
+_V6 = (
+    "CREATE TABLE rollups_minute (\n"
+    "    dim TEXT NOT NULL, bucket_ns INTEGER NOT NULL, value TEXT NOT NULL,\n"
+    + "".join(f"    {c} INTEGER NOT NULL,\n" for c in _V2_ROLLUP_COLS.split(", ")[3:])
+    + "    PRIMARY KEY (dim, bucket_ns, value)\n) WITHOUT ROWID;\n"
+    f"INSERT INTO rollups_minute ({_V2_ROLLUP_COLS}) "
+    f"SELECT d.dim, e.started_ns - e.started_ns % {_V6_MINUTE_NS}, CASE d.dim "
+    + " ".join(f"WHEN '{dim}' THEN COALESCE(e.{dim}, '')" for dim in _V6_DIMS)
+    + f" ELSE '' END, {_V2_SUMS} FROM events AS e CROSS JOIN ("
+    + " UNION ALL ".join(f"SELECT '{dim}' AS dim" for dim in ("total", *_V6_DIMS))
+    + ") AS d GROUP BY 1, 2, 3;\n"
+)
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
 """SQL scripts; migration ``i`` takes the schema from version ``i`` to ``i + 1``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

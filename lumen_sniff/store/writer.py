@@ -5,7 +5,8 @@ bounded asyncio queue, or counts a drop (``store_queue_full``) when the queue
 is full, so overload is visible in /api/status and /metrics instead of growing
 memory or stalling capture. One task takes what is queued, up to
 ``batch_max`` events, waiting at most ``batch_wait_s`` after the first one for
-more, and commits them in one transaction together with their hourly rollups:
+more, and commits them in one transaction together with their hour and minute
+rollups (summed in memory from the batch's rows, see :mod:`.rollup`):
 a crash either keeps a whole batch (events and rollups) or none of it. Only
 after the commit are listeners (live feed, metrics) told, so nothing is ever
 shown that a restart would lose.
@@ -34,7 +35,8 @@ from typing import Any, Protocol
 import aiosqlite
 
 from lumen_sniff.model import UsageEvent
-from lumen_sniff.store.rows import INSERT_EVENT_SQL, UPSERT_ROLLUP_SQL, event_to_row, rollup_deltas
+from lumen_sniff.store.rollup import UPSERT_SQL, batch_deltas
+from lumen_sniff.store.rows import INSERT_EVENT_SQL, event_to_row
 
 __all__ = ["CommitListener", "Writer"]
 
@@ -185,7 +187,9 @@ class Writer:
         for attempt, pause_s in enumerate(self.retry_pauses_s):
             try:
                 return await self._commit(batch)
-            except (sqlite3.Error, ValueError) as exc:
+            except (sqlite3.Error, ValueError, OverflowError) as exc:
+                # OverflowError: a value beyond SQLite's 64-bit integers (a
+                # corrupt count); it must cost the batch, not the writer task.
                 if pause_s is None or not isinstance(exc, sqlite3.OperationalError):
                     log.error("could not store %d events: %s", len(batch), exc)
                     self._drop("store_write_error", len(batch))
@@ -213,7 +217,7 @@ class Writer:
     async def _commit(self, batch: list[UsageEvent]) -> list[UsageEvent]:
         """Insert ``batch`` and its rollups in one transaction; return what was inserted."""
         rows = [event_to_row(e) for e in batch]
-        deltas = rollup_deltas(rows)
+        deltas = batch_deltas(rows)
         conn = self._conn
         async with self._lock:
             started = time.perf_counter()
@@ -227,8 +231,9 @@ class Writer:
                 if inserted != len(rows):
                     keep = await self._inserted_indices(rows, last_seq)
                     batch = [batch[i] for i in keep]
-                    deltas = rollup_deltas([rows[i] for i in keep])
-                await conn.executemany(UPSERT_ROLLUP_SQL, deltas)
+                    deltas = batch_deltas([rows[i] for i in keep])
+                for table, params in deltas.items():
+                    await conn.executemany(UPSERT_SQL[table], params)
                 await conn.execute("COMMIT")
             except BaseException:
                 with contextlib.suppress(sqlite3.Error, ValueError):

@@ -21,13 +21,12 @@ from lumen_sniff.errors import StoreError
 from lumen_sniff.model import UsageEvent, UsageSource
 from lumen_sniff.store import EventFilter, Store, open_store
 from lumen_sniff.store.queries import export_events, split_range
+from lumen_sniff.store.rollup import UPSERT_SQL, batch_deltas
 from lumen_sniff.store.rows import (
     EVENT_COLUMNS,
     HOUR_NS,
-    UPSERT_ROLLUP_SQL,
     event_to_row,
     pusd_from_usd,
-    rollup_deltas,
     usd_from_pusd,
 )
 from lumen_sniff.store.schema import GROUP_DIMS, MIGRATIONS, SCHEMA_VERSION
@@ -303,10 +302,9 @@ async def test_retention_prunes_events_and_rollups(tmp_path: Path) -> None:
         assert s.event_count == 21
         assert {e.id for e in await s.events(limit=100)} == {e.id for e in edge + new}
         assert (await s.summary()).requests == 21
-        with sqlite3.connect(s.path) as conn:
-            assert conn.execute(
-                "SELECT SUM(requests) FROM rollups WHERE dim='total'"
-            ).fetchone() == (21,)
+        for table in ("rollups", "rollups_minute"):
+            assert rollups_by_dim(s.path, table)["total"] == raw_sums(s.path)
+            assert rollups_by_dim(s.path, table)["model"] == raw_sums(s.path)
         assert await s.prune(now_ns=now) == 0
     finally:
         await s.close()
@@ -436,13 +434,13 @@ async def test_failed_transactions_are_retried_then_counted(
 # ----------------------------------------------------------------- duplicates
 
 
-def rollups_by_dim(path: Path) -> dict[str, tuple[int, ...]]:
+def rollups_by_dim(path: Path, table: str = "rollups") -> dict[str, tuple[int, ...]]:
     """Per dimension: sums of requests, tokens, cost, errors, unpriced over the rollups."""
     with sqlite3.connect(path) as conn:
         return {
             dim: conn.execute(
                 "SELECT SUM(requests), SUM(input_tokens), SUM(output_tokens), SUM(cost_pusd), "
-                "SUM(errors), SUM(unpriced) FROM rollups WHERE dim = ?",
+                f"SUM(errors), SUM(unpriced) FROM {table} WHERE dim = ?",
                 (dim,),
             ).fetchone()
             for dim in ("total", *GROUP_DIMS)
@@ -531,8 +529,8 @@ def _v1_database(path: Path, events: list[UsageEvent]) -> None:
         conn.executemany(insert, [tuple(r[i] for i in keep) for r in rows])
         v1_dims = ("provider", "model", "process", "api_key_id", "tenant", "container")
         conn.executemany(
-            UPSERT_ROLLUP_SQL,
-            [d for d in rollup_deltas(rows) if d[0] == "total" or d[0] in v1_dims],
+            UPSERT_SQL["rollups"],
+            [d for d in batch_deltas(rows)["rollups"] if d[0] == "total" or d[0] in v1_dims],
         )
     conn.close()
 
@@ -559,13 +557,15 @@ async def test_migration_from_v1_drops_duplicates_and_fixes_rollups(tmp_path: Pa
     s = await open_store(path, retention_days=0)
     try:
         assert s.event_count == 400
-        assert s.stats()["schema_version"] == SCHEMA_VERSION == 5
+        assert s.stats()["schema_version"] == SCHEMA_VERSION == 6
         assert await s.summary() == brute_totals(unique)
         got = {e.id: e for e in await s.events(limit=1000)}
         assert got == {e.id: replace(e, service=_v3_service(e)) for e in unique}
         expected = raw_sums(path)
         assert expected[0] == 400
         assert rollups_by_dim(path) == {dim: expected for dim in ("total", *GROUP_DIMS)}
+        # Version 6 built the minute rollups from the events that remained.
+        assert rollups_by_dim(path, "rollups_minute") == rollups_by_dim(path)
         lo, hi = T0 + 17 * MIN_NS, T0 + 9 * HOUR_NS
         for group_by in GROUP_DIMS:
             series = await s.usage(group_by, "hour", lo, hi)
