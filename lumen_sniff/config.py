@@ -27,6 +27,7 @@ Example file (every key optional)::
     ports = [11434, 8000, 8080, 1234, 4000]
     bpf_filter = ""                # overrides ports when set
     max_bytes_per_call = 1048576   # eBPF copy cap per SSL call
+    non_llm_budget_bytes = 32768   # eBPF copy per direction of a non-LLM HTTP/1 connection
 
     [providers.hosts]              # host (or host:port) → provider
     "llm-gateway.internal" = "openai"
@@ -135,6 +136,9 @@ class CaptureSettings:
     """A libpcap filter expression that replaces ``ports`` when set."""
     max_bytes_per_call: int = 1 << 20
     """eBPF copy cap per SSL call; the rest is counted as lost."""
+    non_llm_budget_bytes: int = 32 << 10
+    """eBPF copy per direction of a connection whose HTTP/1 request line cannot be
+    an LLM call (judged in the kernel); 0 copies every connection until judged."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -305,6 +309,9 @@ class _Validator:
             bpf_filter=self._str(cap, "capture", "bpf_filter") if "bpf_filter" in cap else "",
             max_bytes_per_call=self._int(
                 cap, "capture", "max_bytes_per_call", default=1 << 20, minimum=1
+            ),
+            non_llm_budget_bytes=self._int(
+                cap, "capture", "non_llm_budget_bytes", default=32 << 10, minimum=0
             ),
         )
 

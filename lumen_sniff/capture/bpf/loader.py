@@ -33,15 +33,16 @@ from lumen_sniff.capture.bpf.blindspots import BlindSpots, explain_process
 from lumen_sniff.capture.bpf.btf import member_offsets_bytes
 from lumen_sniff.capture.bpf.conns import OpenConns
 from lumen_sniff.capture.bpf.discovery import Discovery, Rescans, Target
+from lumen_sniff.capture.bpf.pathtrie import load_paths
 from lumen_sniff.capture.bpf.procinfo import ProcCache
 from lumen_sniff.capture.bpf.ringrecords import (
-    DROP_REASONS,
     HEADER_PATH,
     HEADER_SIZE,
     Kind,
     Record,
     conn_struct,
     decode,
+    read_drops,
     to_chunk,
 )
 from lumen_sniff.capture.bpf.settings import BpfSettings
@@ -134,6 +135,7 @@ class BpfCapture:
             f"-DLUMEN_RINGBUF_PAGES={max(1, s.ring_bytes // page)}",
             f"-DLUMEN_WAKEUP_RECORDS={s.wakeup_records}",
             f"-DLUMEN_WAKEUP_BYTES={s.wakeup_bytes}",
+            f"-DLUMEN_BUDGET_BYTES={s.budget_bytes if s.judges_paths else 0}",
         ]
         offsets = _task_offsets()
         if offsets:
@@ -171,6 +173,8 @@ class BpfCapture:
         skip = self._bpf[b"lumen_skip"]
         for pid in {*self.settings.exclude_pids, os.getpid()}:
             skip[ctypes.c_uint32(pid)] = ctypes.c_uint8(1)
+        if self.settings.judges_paths:  # before any probe is attached
+            load_paths(self._bpf[b"lumen_paths"], self.settings)
         self._callback = self._on_record
         self._bpf[b"lumen_events"].open_ring_buffer(self._callback)
         for target in self._discovery.scan_all(system=self.settings.system_libraries):
@@ -381,19 +385,19 @@ class BpfCapture:
     # ------------------------------------------------------------- status
 
     def drops(self) -> dict[str, dict[str, int]]:
-        """Drops by reason: ``{"ringbuf_full": {"records": n, "bytes": n}, ...}``."""
-        out = {reason: {"records": 0, "bytes": 0} for reason in (*DROP_REASONS, "queue_full")}
-        if self._bpf is not None:
-            table = self._bpf[b"lumen_drops"]
-            for index, reason in enumerate(DROP_REASONS):
-                for cpu_value in table[ctypes.c_int(index)]:
-                    out[reason]["records"] += cpu_value.records
-                    out[reason]["bytes"] += cpu_value.bytes
+        """Drops by reason: ``{"ringbuf_full": {"records": n, "bytes": n}, ...}``
+        (not the copy budget's skips, :meth:`budget_skipped`: no LLM data is in them)."""
+        out = read_drops(self._bpf[b"lumen_drops"] if self._bpf is not None else None)
+        del out["budget"]
         out["queue_full"] = {
             "records": self._counters["queue_full"],
             "bytes": self._queue_full_bytes,
         }
         return out
+
+    def budget_skipped(self) -> dict[str, int]:
+        """Calls (``records``) and ``bytes`` of non-LLM connections not copied (the budget)."""
+        return read_drops(self._bpf[b"lumen_drops"] if self._bpf is not None else None)["budget"]
 
     def kernel_skips(self) -> set[int]:
         """Processes whose calls the probes now drop in the kernel (filtered or excluded)."""
@@ -435,6 +439,7 @@ class BpfCapture:
             "counters": dict(self._counters),
             "dropped": dropped,
             "dropped_bytes": {reason: d["bytes"] for reason, d in drops.items()},
+            "budget_skipped": self.budget_skipped(),
             "queue_depth": self.chunks.qsize(),
             "kernel_skipped_processes": len(self.kernel_skips()),
             "settings": asdict(self.settings),

@@ -13,6 +13,7 @@ import ctypes
 import enum
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from lumen_sniff.model import Chunk, ConnKey, Direction, ProcessInfo
 
@@ -21,13 +22,18 @@ __all__ = [
     "DROP_REASONS",
     "HEADER_PATH",
     "HEADER_SIZE",
+    "PATH_ANYWHERE",
+    "PATH_AT_START",
+    "PATH_BYTES",
     "ConnStruct",
     "DropStruct",
     "Kind",
+    "PathKeyStruct",
     "Record",
     "RecordHeader",
     "conn_struct",
     "decode",
+    "read_drops",
     "to_chunk",
 ]
 
@@ -37,8 +43,16 @@ HEADER_PATH = Path(__file__).resolve().parents[3] / "bpf" / "lumen.h"
 COMM_LEN = 16
 """LUMEN_COMM_LEN."""
 
-DROP_REASONS = ("ringbuf_full", "cap_exceeded", "read_failed")
-"""Names of the BPF drop counters, in LUMEN_DROP_* index order."""
+DROP_REASONS = ("ringbuf_full", "cap_exceeded", "read_failed", "budget")
+"""Names of the BPF drop counters, in LUMEN_DROP_* index order. ``budget`` is
+not a loss: bytes of a connection judged not LLM, past its copy budget."""
+
+PATH_BYTES = 32
+"""LUMEN_PATH_BYTES: the longest path needle the kernel matches."""
+PATH_AT_START = 1
+"""LUMEN_PATH_AT_START: the needle matches at the start of the path only."""
+PATH_ANYWHERE = 2
+"""LUMEN_PATH_ANYWHERE: the needle matches at any '/' of the path."""
 
 
 class Kind(enum.IntEnum):
@@ -81,6 +95,15 @@ class ConnStruct(ctypes.Structure):
     ]
 
 
+class PathKeyStruct(ctypes.Structure):
+    """``struct lumen_path_key``: a key of the ``lumen_paths`` LPM trie."""
+
+    _fields_ = [  # noqa: RUF012
+        ("prefixlen", ctypes.c_uint32),
+        ("data", ctypes.c_uint8 * PATH_BYTES),
+    ]
+
+
 class DropStruct(ctypes.Structure):
     """``struct lumen_drop``: one drop counter."""
 
@@ -91,6 +114,21 @@ class DropStruct(ctypes.Structure):
 
 
 HEADER_SIZE = ctypes.sizeof(RecordHeader)
+
+
+def read_drops(table: Any) -> dict[str, dict[str, int]]:
+    """The per-CPU ``lumen_drops`` counters summed: reason → ``records`` and ``bytes``.
+
+    Args:
+        table: The bcc-style table (``table[index]`` gives one value per CPU), or None.
+    """
+    out = {reason: {"records": 0, "bytes": 0} for reason in DROP_REASONS}
+    if table is not None:
+        for index, reason in enumerate(DROP_REASONS):
+            for cpu_value in table[ctypes.c_int(index)]:
+                out[reason]["records"] += cpu_value.records
+                out[reason]["bytes"] += cpu_value.bytes
+    return out
 
 
 def conn_struct(conn: ConnKey) -> ConnStruct:

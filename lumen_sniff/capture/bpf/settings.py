@@ -52,6 +52,19 @@ class BpfSettings:
     """Report TLS to LLM hosts that no probe reads (the socket program)."""
     hosts: tuple[tuple[str, str], ...] = ()
     """Extra API hosts → provider (config ``[providers.hosts]``), for that report."""
+    budget_bytes: int = 32 << 10
+    """Bytes copied per direction of a connection whose HTTP/1 request line cannot
+    be an LLM call; the rest is counted, not copied. 0: copy all."""
+    llm_path_prefixes: tuple[str, ...] = ()
+    """Paths starting with one of these may be LLM calls (the copy budget's judge)."""
+    llm_path_parts: tuple[str, ...] = ()
+    """Paths holding one of these at a ``/`` may be LLM calls. With neither list
+    the kernel judges nothing and the budget is off."""
+
+    @property
+    def judges_paths(self) -> bool:
+        """Whether the kernel judges request lines (a budget and needles to judge by)."""
+        return self.budget_bytes > 0 and bool(self.llm_path_prefixes or self.llm_path_parts)
 
     def validate(self) -> None:
         """Raise ConfigError on values the BPF program cannot take."""
@@ -67,5 +80,7 @@ class BpfSettings:
             )
         if self.ring_bytes < page or self.ring_bytes & (self.ring_bytes - 1):
             raise ConfigError(f"ring_bytes must be a power of two >= {page}")
+        if self.budget_bytes < 0:
+            raise ConfigError(f"budget_bytes must be >= 0, got {self.budget_bytes}")
         if self.queue_size < 1 or self.poll_timeout_ms < 1 or self.wakeup_records < 1:
             raise ConfigError("queue_size, poll_timeout_ms and wakeup_records must be positive")
