@@ -103,9 +103,9 @@ struct lumen_slot {
 
 struct lumen_offsets {
 	u64 next[2];     /* next byte offset, per direction */
-	u64 budget_left[2]; /* bytes still copied while budgeted, per direction */
+	u32 budget_left[2]; /* bytes still copied while budgeted, per direction */
 	u32 budgeted;       /* the request line judged last could not be an LLM call */
-	u32 pad;
+	u32 pad;            /* 32 bytes: 65536 of them are preallocated */
 };
 
 /* The first bytes of a call, for judge_head; room for a path key read
@@ -308,9 +308,9 @@ static __always_inline u64 copy_limit(struct lumen_offsets *o, struct lumen_call
 		}
 	}
 	if (o->budgeted) {
-		u64 *left = &o->budget_left[dir & 1];
+		u32 *left = &o->budget_left[dir & 1];
 		u64 take = n < *left ? n : *left;
-		*left -= take;
+		*left -= (u32)take;
 		if (take < LUMEN_CAP_BYTES) {
 			*reason = LUMEN_DROP_BUDGET;
 			return take;

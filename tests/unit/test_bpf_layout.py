@@ -186,6 +186,7 @@ def test_the_budget_reaches_the_program_only_with_path_needles() -> None:
     "bad",
     [
         {"budget_bytes": -1},
+        {"budget_bytes": 1 << 31},
         {"chunk_bytes": 32768},
         {"max_bytes_per_call": 0},
         {"max_bytes_per_call": 257 * 16384},

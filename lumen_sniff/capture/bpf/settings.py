@@ -80,7 +80,7 @@ class BpfSettings:
             )
         if self.ring_bytes < page or self.ring_bytes & (self.ring_bytes - 1):
             raise ConfigError(f"ring_bytes must be a power of two >= {page}")
-        if self.budget_bytes < 0:
-            raise ConfigError(f"budget_bytes must be >= 0, got {self.budget_bytes}")
+        if not 0 <= self.budget_bytes < 1 << 31:
+            raise ConfigError(f"budget_bytes must be 0..2**31-1, got {self.budget_bytes}")
         if self.queue_size < 1 or self.poll_timeout_ms < 1 or self.wakeup_records < 1:
             raise ConfigError("queue_size, poll_timeout_ms and wakeup_records must be positive")
