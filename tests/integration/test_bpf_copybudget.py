@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 
 import pytest
@@ -25,7 +24,7 @@ from tests.support.bpfcap import (
     TestCgroup,
     bpf_ready,
     shared_capture,
-    spawn_server,
+    tls_standin,
 )
 
 pytestmark = pytest.mark.bpf
@@ -40,10 +39,7 @@ def collector() -> Collector:
 
 @pytest.fixture(scope="module")
 def standin() -> Iterator[Server]:
-    with (
-        tempfile.TemporaryDirectory() as ca_dir,
-        spawn_server("tests.support.standin", "--tls", "--port", "0", "--ca-dir", ca_dir) as server,
-    ):
+    with tls_standin() as server:
         yield server
 
 
