@@ -90,9 +90,7 @@ def test_non_llm_upload_is_copied_only_up_to_the_budget(
     assert first.offset == 0 and first.data.startswith(b"PUT /bucket/backup-0001.tar HTTP/1.1")
     # ... the rest is a counted gap, not a loss: the close says where the stream ended.
     after = collector.capture.budget_skipped()
-    # Both ends: the stand-in (hooked too) reads the request line as ingress, as a
-    # server does, and its side of the connection is budgeted as well.
-    assert after["bytes"] - before["bytes"] >= 2 * (upload - budget)
+    assert after["bytes"] - before["bytes"] >= upload - budget
     assert chunks[-1].offset > upload
     assert "budget" not in collector.capture.drops()
 
