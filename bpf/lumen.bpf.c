@@ -295,8 +295,8 @@ static __always_inline u64 copy_limit(struct lumen_offsets *o, struct lumen_call
 {
 	*reason = LUMEN_DROP_CAP_EXCEEDED;
 #if LUMEN_BUDGET_BYTES > 0
-	/* Egress only: judging ingress too (a server's requests) lost a Go client's
-	 * responses in tests/integration/test_bpf_golang.py; not understood yet. */
+	/* Egress only: judging ingress too (a server's requests) put the loop in
+	 * the Go read program as well, and 6.18's verifier gave up on it (E2BIG). */
 	if (dir == LUMEN_DIR_EGRESS && (base == 0 || o->budgeted)) {
 		u32 verdict = judge_head(c->buf, n);
 		if (verdict == HEAD_NOT_LLM && base == 0) {

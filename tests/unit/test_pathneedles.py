@@ -3,10 +3,13 @@ for a path the registry could classify or the connection filter lets through."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from lumen_sniff.capture.bpf.pathtrie import path_entries, path_key
+from lumen_sniff.capture.bpf.pathtrie import load_paths, path_entries, path_key, refused_program
 from lumen_sniff.capture.bpf.ringrecords import PATH_ANYWHERE, PATH_AT_START, PATH_BYTES
+from lumen_sniff.capture.bpf.settings import BpfSettings
 from lumen_sniff.model import RequestHead
 from lumen_sniff.pipeline.pathneedles import endpoint_needles, kernel_path_filter
 from lumen_sniff.pipeline.routing import HostRouter
@@ -110,3 +113,32 @@ def test_needles_are_cut_at_the_key_size_and_at_path_ends() -> None:
     assert key.prefixlen == 32 and bytes(key.data)[:4] == b"/v1/"
     with pytest.raises(ValueError, match="start with"):
         path_entries(("v1/",), ())
+
+
+class _FakeBpf:
+    def __init__(self, refuse: str) -> None:
+        self.refuse, self.loaded = refuse, []
+
+    def load_func(self, name: bytes, prog_type: int) -> None:
+        if name.decode() == self.refuse:
+            raise Exception("Argument list too long")  # bcc's bare Exception
+        self.loaded.append(name.decode())
+
+
+def test_a_program_the_verifier_refuses_is_named_so_the_budget_goes_not_the_capture() -> None:
+    assert refused_program(_FakeBpf(refuse=""), ["a", "b"]) == ""
+    why = refused_program(_FakeBpf(refuse="lumen_go_ret_read"))
+    assert why.startswith("lumen_go_ret_read: ") and "too long" in why
+    assert refused_program(_FakeBpf(refuse="")) == ""  # every probe of the table loads
+
+
+def test_no_needles_no_trie() -> None:
+    assert load_paths({}, BpfSettings()) == 0
+    written: list[tuple[bytes, int]] = []
+
+    class _Table:
+        def __setitem__(self, key: Any, value: Any) -> None:
+            written.append((bytes(key.data)[: key.prefixlen // 8], value.value))
+
+    n = load_paths({b"lumen_paths": _Table()}, BpfSettings(llm_path_prefixes=("/v1/",)))
+    assert n == 1 and written == [(b"/v1/", PATH_AT_START)]

@@ -25,7 +25,7 @@ import queue
 import subprocess
 import threading
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from lumen_sniff.capture.bpf.blindspots import BlindSpots, explain_process
 from lumen_sniff.capture.bpf.btf import member_offsets_bytes
 from lumen_sniff.capture.bpf.conns import OpenConns
 from lumen_sniff.capture.bpf.discovery import Discovery, Rescans, Target
-from lumen_sniff.capture.bpf.pathtrie import load_paths
+from lumen_sniff.capture.bpf.pathtrie import load_paths, refused_program
 from lumen_sniff.capture.bpf.procinfo import ProcCache
 from lumen_sniff.capture.bpf.ringrecords import (
     HEADER_PATH,
@@ -165,6 +165,12 @@ class BpfCapture:
         text, cflags = self.render_source()
         try:
             self._bpf = bcc.BPF(text=text.encode(), cflags=cflags)
+            if self.settings.judges_paths and (why := refused_program(self._bpf)):
+                log.warning("the kernel refused the copy budget (%s): copying all", why)
+                self._bpf.cleanup()
+                self.settings = replace(self.settings, budget_bytes=0)
+                text, cflags = self.render_source()
+                self._bpf = bcc.BPF(text=text.encode(), cflags=cflags)
         except Exception as exc:  # bcc raises bare Exception on compile/load errors
             raise BpfUnavailable(
                 f"the BPF program did not compile or load: {exc} "
@@ -173,8 +179,7 @@ class BpfCapture:
         skip = self._bpf[b"lumen_skip"]
         for pid in {*self.settings.exclude_pids, os.getpid()}:
             skip[ctypes.c_uint32(pid)] = ctypes.c_uint8(1)
-        if self.settings.judges_paths:  # before any probe is attached
-            load_paths(self._bpf[b"lumen_paths"], self.settings)
+        load_paths(self._bpf, self.settings)  # before any probe is attached
         self._callback = self._on_record
         self._bpf[b"lumen_events"].open_ring_buffer(self._callback)
         for target in self._discovery.scan_all(system=self.settings.system_libraries):
@@ -385,19 +390,16 @@ class BpfCapture:
     # ------------------------------------------------------------- status
 
     def drops(self) -> dict[str, dict[str, int]]:
-        """Drops by reason: ``{"ringbuf_full": {"records": n, "bytes": n}, ...}``
-        (not the copy budget's skips, :meth:`budget_skipped`: no LLM data is in them)."""
+        """Drops by reason, ``{"ringbuf_full": {"records": n, "bytes": n}, ...}`` (no budget)."""
         out = read_drops(self._bpf[b"lumen_drops"] if self._bpf is not None else None)
-        del out["budget"]
-        out["queue_full"] = {
-            "records": self._counters["queue_full"],
-            "bytes": self._queue_full_bytes,
-        }
+        del out["budget"]  # not a loss: :meth:`budget_skipped`
+        out["queue_full"] = {"records": self._counters["queue_full"], "bytes": 0}
+        out["queue_full"]["bytes"] = self._queue_full_bytes
         return out
 
     def budget_skipped(self) -> dict[str, int]:
         """Calls (``records``) and ``bytes`` of non-LLM connections not copied (the budget)."""
-        return read_drops(self._bpf[b"lumen_drops"] if self._bpf is not None else None)["budget"]
+        return read_drops(self._bpf[b"lumen_drops"] if self._bpf else None)["budget"]
 
     def kernel_skips(self) -> set[int]:
         """Processes whose calls the probes now drop in the kernel (filtered or excluded)."""

@@ -13,8 +13,10 @@ needle matches more paths, which only means more is copied.
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Iterable
 from typing import Any
 
+from lumen_sniff.capture.bpf.libraries import TLS_LIBRARIES
 from lumen_sniff.capture.bpf.ringrecords import (
     PATH_ANYWHERE,
     PATH_AT_START,
@@ -23,7 +25,7 @@ from lumen_sniff.capture.bpf.ringrecords import (
 )
 from lumen_sniff.capture.bpf.settings import BpfSettings
 
-__all__ = ["load_paths", "path_entries", "path_key"]
+__all__ = ["load_paths", "path_entries", "path_key", "refused_program"]
 
 _PATH_ENDS = b" ?\r\n"
 
@@ -67,13 +69,35 @@ def path_key(needle: bytes) -> PathKeyStruct:
     return PathKeyStruct(prefixlen=len(needle) * 8, data=data)
 
 
-def load_paths(table: Any, settings: BpfSettings) -> int:
-    """Fill the ``lumen_paths`` trie (a bcc-style table) from the settings' needles.
+def load_paths(bpf: Any, settings: BpfSettings) -> int:
+    """Fill the ``lumen_paths`` trie (bcc-style ``bpf[b"lumen_paths"]``) from the settings'
+    needles, when the program judges paths at all.
 
     Returns:
         The number of entries written.
     """
+    if not settings.judges_paths:
+        return 0
+    table = bpf[b"lumen_paths"]
     entries = path_entries(settings.llm_path_prefixes, settings.llm_path_parts)
     for needle, flags in entries.items():
         table[path_key(needle)] = ctypes.c_uint8(flags)
     return len(entries)
+
+
+def refused_program(bpf: Any, names: Iterable[str] | None = None) -> str:
+    """Load every probe program now (bcc keeps them); the first refusal, or "".
+
+    The request-line judge is a loop the verifier walks; a kernel whose verifier
+    gives up on it (6.18 did, when ingress was judged too in the Go read program)
+    must cost the budget, never the capture: the loader then compiles without it.
+    Every probe function of the TLS library table unless ``names`` is given.
+    """
+    if names is None:
+        names = {p.fn_name for library in TLS_LIBRARIES for p in library.probes}
+    for name in names:
+        try:
+            bpf.load_func(name.encode(), 2)  # BPF_PROG_TYPE_KPROBE (uprobes too)
+        except Exception as exc:  # bcc raises bare Exception
+            return f"{name}: {exc}"
+    return ""
