@@ -77,7 +77,7 @@
 #ifndef LUMEN_MAX_PATHS
 #define LUMEN_MAX_PATHS 1024
 #endif
-#define LUMEN_HEAD_BYTES 256 /* request bytes judged: the path must end within them */
+#define LUMEN_HEAD_BYTES 136 /* request bytes judged: the path must end within them */
 
 #define FN_WRITE 1
 #define FN_WRITE_EX 2
@@ -267,22 +267,24 @@ static __always_inline u32 judge_head(u64 buf, u64 n)
 		return HEAD_UNKNOWN;
 	struct lumen_path_key key = {};
 	key.prefixlen = LUMEN_PATH_BYTES * 8;
-	for (u32 i = 0; i < LUMEN_HEAD_BYTES; i++) {
-		if (i < start)
-			continue;
-		if (i >= len)
+	/* The path from its '/': i counts from the path's start, so the loop has
+	 * one bound and no per-method branch (cheaper for the verifier to walk). */
+	const u8 *path = &h->data[start & 15];
+	u32 room = len - start;
+	for (u32 i = 0; i < LUMEN_HEAD_BYTES - 8; i++) {
+		if (i >= room)
 			return HEAD_UNKNOWN; /* the path goes on past what was read */
-		u8 ch = h->data[i];
+		u8 ch = path[i];
 		if (ch == ' ' || ch == '?' || ch == '\r' || ch == '\n')
 			return HEAD_NOT_LLM; /* the whole path seen, nothing matched */
 		if (ch != '/')
 			continue;
 		/* Bytes past len may be stale, but a needle never spans the path's end
 		 * (it holds no ' ' or '?'), and a match there only means "copy". */
-		if (bpf_probe_read_kernel(key.data, LUMEN_PATH_BYTES, &h->data[i]))
+		if (bpf_probe_read_kernel(key.data, LUMEN_PATH_BYTES, &path[i]))
 			return HEAD_UNKNOWN;
 		u8 *flags = lumen_paths.lookup(&key);
-		if (flags && (i == start || (*flags & LUMEN_PATH_ANYWHERE)))
+		if (flags && (i == 0 || (*flags & LUMEN_PATH_ANYWHERE)))
 			return HEAD_MAY_BE_LLM;
 	}
 	return HEAD_UNKNOWN;
