@@ -21,11 +21,12 @@ APT_PACKAGES := python3 python3-venv python3-bpfcc linux-headers-amd64 \
 	ca-certificates libpcap0.8
 # Only the tests, benchmarks and key-log replay (`make setup-test`, `make test`):
 # tshark decrypts key-logged captures, the rest are the real clients and tools the
-# integration tests drive (gcc builds C clients; golang-go the Go client; gnutls-bin
+# integration tests drive (gcc builds C clients, with libssl-dev bench/loadgen/loadgen.c,
+# the throughput phase's client; golang-go the Go client; gnutls-bin
 # and python3-pycurl drive GnuTLS; default-jdk-headless the Java client; python3-seccomp
 # confines the TLS echo server; prometheus, redis-server: the fleet tests; chromium: the
 # dashboard tests' browser; nodejs: the npm agents).
-APT_TEST_PACKAGES := nodejs python3-dev bpfcc-tools tshark python3-seccomp curl gcc \
+APT_TEST_PACKAGES := nodejs python3-dev bpfcc-tools tshark python3-seccomp curl gcc libssl-dev \
 	iproute2 procps golang-go gnutls-bin python3-pycurl default-jdk-headless util-linux \
 	prometheus redis-server chromium
 
@@ -145,6 +146,7 @@ lint: venv-test
 
 bench: setup-test
 	$(VPY) bench/pipeline.py
+	$(VPY) bench/hotpath.py
 	$(VPY) bench/store.py
 	$(VPY) bench/replay.py
 	$(VPY) bench/overhead.py

@@ -21,9 +21,21 @@ Prints the rows of issue 12's table that one machine can measure:
   both hooked, so both ends count), their share of the transfer, and what the
   kernel's copy budget left uncopied.
 
+- *throughput* (``--throughput-s``, 0 skips it): the daemon alone on the first
+  CPU (``sched_setaffinity``), capturing only ``--comm loadgen``; the C OpenSSL
+  load generator of ``bench/daemon_load.py`` and its server on the last CPU,
+  keep-alive, ``--conns`` connections, each ``--rates`` offered calls/s in turn
+  (0 = flat out). Per round: calls/s made, stored/made, drops, daemon CPU per
+  call (and net of the CPU it burnt idle just before: other work on the machine
+  runs discovery), and the share of its core. The generator's own ceiling (both
+  ends on one CPU, no daemon) is printed first: a rate above it cannot be offered.
+  ``--only-throughput`` runs this phase alone.
+
 The daemon watches the whole machine: other work on a shared VM adds to its CPU
-(the figures are medians over rounds for that reason). Run as root:
-``.venv/bin/python bench/daemon.py [--rounds 3] [--phase-s 15] [--rest 30]``.
+(the figures are medians over rounds for that reason), and another lumen-sniff
+daemon's probes slow our clients (the script prints how many run). Run as root:
+``.venv/bin/python bench/daemon.py [--rounds 3] [--phase-s 15] [--rest 30]
+[--throughput-s 10 --rates 0,2000]``.
 """
 
 from __future__ import annotations
@@ -53,6 +65,8 @@ sys.path.insert(0, str(REPO))
 from tests.support.bpfcap import spawn_server  # noqa: E402
 from tests.support.daemonproc import free_port  # noqa: E402
 
+sys.path.insert(0, str(REPO / "bench"))
+
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -72,6 +86,22 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICK
 
 
+def thread_cpu_s(pid: int) -> dict[int, float]:
+    """user+system seconds per thread of ``pid``."""
+    out = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            out[int(task.name)] = cpu_s_of(task / "stat")
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def cpu_s_of(stat: Path) -> float:
+    fields = stat.read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
 def memory_mb(pid: int) -> dict[str, float]:
     kb: dict[str, int] = {}
     for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
@@ -88,17 +118,19 @@ def memory_mb(pid: int) -> dict[str, float]:
 class Daemon:
     """A ``lumen-sniff run`` of this checkout, on a private db and port."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, *, extra: tuple[str, ...] = (), cpu: int | None = None) -> None:
         tmp.mkdir(parents=True, exist_ok=True)
         (tmp / "none.toml").write_text("")
         port = free_port()
+        self.db = tmp / "state" / "lumen.db"
         self.url = f"http://127.0.0.1:{port}"
         started = time.monotonic()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "lumen_sniff", "run", "--capture", "bpf",
              "--db", str(tmp / "state" / "lumen.db"), "--listen", f"127.0.0.1:{port}",
-             "--config", str(tmp / "none.toml")],
+             "--config", str(tmp / "none.toml"), *extra],
             stdout=(tmp / "daemon.log").open("a"), stderr=subprocess.STDOUT, cwd=REPO,
+            preexec_fn=None if cpu is None else lambda: os.sched_setaffinity(0, {cpu}),
         )
         self.http = httpx.Client(base_url=self.url, timeout=10)
         while True:
@@ -126,8 +158,9 @@ def _bpf(status: dict[str, Any]) -> dict[str, Any]:
 
 
 def drops(status: dict[str, Any]) -> int:
-    total = sum(_bpf(status)["dropped"].values()) + sum(status["capture"]["dropped"].values())
-    return int(total)
+    # The capture's total over its backends (the eBPF backend's own counters included
+    # once: adding them again counted every drop twice).
+    return int(sum(status["capture"]["dropped"].values()))
 
 
 class LiveFeed(threading.Thread):
@@ -229,6 +262,89 @@ def bulk_upload(daemon: Daemon, info: dict[str, Any], mib: int) -> dict[str, flo
             "share": (copied + lost) / (2 * size), "budget_mb": skipped / 1e6}
 
 
+def other_daemons() -> int:
+    """Other ``lumen-sniff run`` processes: their probes tax our clients too."""
+    count = 0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if (b"lumen_sniff" in argv and b"run" in argv) or any(
+                a.endswith(b"/lumen-sniff") for a in argv[:2]):
+            count += 1
+    return count
+
+
+def _stored(daemon: Daemon) -> int:
+    # Read from the database file, not /api/status: a status answer costs the daemon
+    # milliseconds of CPU (maps read, files listed), which would count against the calls.
+    import sqlite3
+
+    with sqlite3.connect(f"file:{daemon.db}?mode=ro", uri=True, timeout=10) as conn:
+        return int(conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+
+
+def throughput(tmp: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Calls/s the daemon, alone on one CPU, keeps up with (``bench/daemon_load.py``).
+
+    The C generator and its server run on the other CPU; the daemon captures the
+    client only (``--comm loadgen``), so CPU per call is one side of each call.
+    The first row is the generator's own ceiling, measured before the daemon starts.
+    """
+    from daemon_load import loadgen
+
+    cpus = sorted(os.sched_getaffinity(0))
+    daemon_cpu, load_cpu = cpus[0], cpus[-1]
+    rows: list[dict[str, Any]] = []
+    with loadgen(tmp / "loadgen", cpu=load_cpu) as gen:
+        ceiling = gen.run(args.throughput_s, args.conns)
+        rows.append({"rate": 0, "calls": ceiling.calls, "made_per_s": ceiling.calls
+                     / ceiling.seconds, "daemon": False})
+        daemon = Daemon(tmp / "throughput", extra=("--comm", "loadgen"), cpu=daemon_cpu)
+        try:
+            time.sleep(args.settle)
+            idle_before = cpu_s(daemon.proc.pid)
+            time.sleep(5.0)
+            idle_per_s = (cpu_s(daemon.proc.pid) - idle_before) / 5.0
+            for rate in args.rates:
+                rows.append(_throughput_round(daemon, gen, rate, idle_per_s, args))
+        finally:
+            daemon.stop()
+    return rows
+
+
+def _throughput_round(daemon: Daemon, gen: Any, rate: float, idle_per_s: float,
+                      args: argparse.Namespace) -> dict[str, Any]:
+    drops0, stored0 = drops(daemon.status()), _stored(daemon)
+    cpu0, t0 = cpu_s(daemon.proc.pid), time.monotonic()
+    threads0 = thread_cpu_s(daemon.proc.pid)
+    made = gen.run(args.throughput_s, args.conns, rate)
+    # Until every call is stored, or the count stops growing (drops: it never will).
+    last, still = -1, time.monotonic()
+    while time.monotonic() - still < 2.0:
+        stored = _stored(daemon) - stored0
+        if stored >= made.calls:
+            break
+        if stored != last:
+            last, still = stored, time.monotonic()
+        time.sleep(0.1)
+    busy_s = time.monotonic() - t0
+    cpu = cpu_s(daemon.proc.pid) - cpu0
+    threads = thread_cpu_s(daemon.proc.pid)
+    # Threads are unnamed in Python 3.11: the busiest are the event loop (pipeline,
+    # store, API) and the ring-buffer reader; then SQLite's and discovery's.
+    per_thread = sorted((threads[t] - threads0.get(t, 0.0) for t in threads), reverse=True)
+    return {"rate": rate, "calls": made.calls, "made_per_s": made.calls / made.seconds,
+            "stored": _stored(daemon) - stored0, "drops": drops(daemon.status()) - drops0,
+            "cpu_ms_per_call": cpu * 1000 / max(1, made.calls),
+            "net_cpu_ms_per_call": (cpu - idle_per_s * busy_s) * 1000 / max(1, made.calls),
+            "daemon_cpu_pct": cpu * 100 / made.seconds, "daemon": True,
+            "thread_ms_per_call": [t * 1000 / max(1, made.calls) for t in per_thread[:4]]}
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
@@ -243,9 +359,21 @@ def main() -> int:
     parser.add_argument("--phase-s", type=float, default=15.0)
     parser.add_argument("--clients", type=int, default=3)
     parser.add_argument("--upload-mib", type=int, default=64)
+    parser.add_argument("--throughput-s", type=float, default=10.0,
+                        help="seconds per throughput round (0: no throughput phase)")
+    parser.add_argument("--rates", type=lambda v: [float(x) for x in v.split(",")],
+                        default=[0.0, 2000.0], help="offered calls/s per round, 0 = flat out")
+    parser.add_argument("--conns", type=int, default=8, help="generator connections")
+    parser.add_argument("--only-throughput", action="store_true")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     print(f"machine: {machine()}")
+    print(f"load average: {os.getloadavg()[0]:.2f}; other lumen-sniff daemons: "
+          f"{other_daemons()}")
+    if args.only_throughput:
+        with tempfile.TemporaryDirectory() as tmp_:
+            print_throughput(throughput(Path(tmp_), args))
+        return 0
     with tempfile.TemporaryDirectory() as tmp_, tempfile.TemporaryDirectory() as ca_dir, \
             spawn_server("tests.support.standin", "--tls", "--port", "0",
                          "--ca-dir", ca_dir) as server:
@@ -293,11 +421,30 @@ def main() -> int:
     width = max(len(r[0]) for r in rows)
     for name, value, note in rows:
         print(f"{name:<{width}}  {value:>14}  {note}")
+    if args.throughput_s > 0:
+        with tempfile.TemporaryDirectory() as tmp_:
+            tput = throughput(Path(tmp_), args)
+        print_throughput(tput)
     if args.json:
         args.json.write_text(json.dumps({"ready": readies, "rest_mem": rest_mem,
                                          "rest_cpu": rest_cpu, "plain": plain, "fed": fed,
                                          "upload": upload, "load_mem": load_mem}))
     return 0
+
+
+def print_throughput(rows: list[dict[str, Any]]) -> None:
+    print("throughput: C OpenSSL client + server on one CPU, daemon alone on the other, "
+          "--comm loadgen")
+    for r in rows:
+        offered = f"{r['rate']:.0f}/s" if r["rate"] else "flat out"
+        if not r["daemon"]:
+            print(f"  generator ceiling, no daemon ({offered}): {r['made_per_s']:.0f} calls/s")
+            continue
+        print(f"  offered {offered:>8}: made {r['made_per_s']:6.0f} calls/s, stored "
+              f"{r['stored']}/{r['calls']}, drops {r['drops']}, daemon CPU "
+              f"{r['cpu_ms_per_call']:.3f} ms/call ({r['net_cpu_ms_per_call']:.3f} net of "
+              f"idle), {r['daemon_cpu_pct']:.0f}% of its core; busiest threads "
+              + " ".join(f"{t:.3f}" for t in r["thread_ms_per_call"]) + " ms/call")
 
 
 if __name__ == "__main__":

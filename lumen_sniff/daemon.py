@@ -286,10 +286,11 @@ class Daemon:
         assert self._bell is not None  # start() made it with the first capture
         while True:
             moved = 0
+            feed, emit = self._pipeline.feed, self._emit
             for capture in self._captures:
                 for chunk in _drain(capture.chunks, _BATCH):
                     moved += 1
-                    self._emit(self._pipeline.feed(chunk))
+                    emit(feed(chunk))
             self._pump_stats["chunks"] += moved
             self._feed_budgets()
             if moved == 0:
@@ -351,6 +352,9 @@ class Daemon:
 
 
 def _drain(chunks: queue.Queue[Chunk], limit: int) -> Iterator[Chunk]:
+    if isinstance(chunks, BellQueue):  # one lock for the batch (start() makes them)
+        yield from chunks.drain(limit)
+        return
     for _ in range(limit):
         try:
             yield chunks.get_nowait()

@@ -5,12 +5,18 @@ came: an idle daemon ran a hundred times a second. A :class:`BellQueue` rings it
 :class:`Doorbell` on every put; the bell crosses threads (``call_soon_threadsafe``,
 a write to the loop's self-pipe) only for the first put after the task last woke,
 so a burst of thousands of Chunks costs one wake-up.
+
+A BellQueue is on the daemon's per-record path (the ring-buffer reader puts every
+Chunk, the pump takes every Chunk), so ``put_nowait`` takes the queue's mutex
+once instead of going through ``put``'s blocking machinery, and :meth:`BellQueue.drain`
+takes a whole batch under one acquisition.
 """
 
 from __future__ import annotations
 
 import asyncio
 import queue
+from collections import deque
 from typing import TypeVar
 
 __all__ = ["BellQueue", "Doorbell"]
@@ -48,6 +54,29 @@ class BellQueue(queue.Queue[T]):
         super().__init__(maxsize)
         self._bell = bell
 
+    queue: deque[T]
+
     def _put(self, item: T) -> None:
         super()._put(item)
         self._bell.ring()
+
+    def put_nowait(self, item: T) -> None:
+        """Append ``item`` or raise :class:`queue.Full`; same contract as ``Queue.put_nowait``."""
+        with self.mutex:
+            if 0 < self.maxsize <= len(self.queue):
+                raise queue.Full
+            self.queue.append(item)
+            self.unfinished_tasks += 1
+            self.not_empty.notify()
+        self._bell.ring()
+
+    def drain(self, limit: int) -> list[T]:
+        """Take up to ``limit`` items, oldest first, without blocking (maybe none)."""
+        with self.mutex:
+            items = self.queue
+            n = min(limit, len(items))
+            if n == 0:
+                return []
+            out = [items.popleft() for _ in range(n)]
+            self.not_full.notify(n)
+            return out

@@ -204,6 +204,9 @@ class Metrics:
         tokens: dict[tuple[str, ...], list[int]] = {}
         costs: dict[tuple[str, ...], Decimal] = {}
         unpriced: dict[tuple[str, ...], int] = {}
+        # Histogram values per series too: one label lookup per series and batch.
+        durations: dict[tuple[str, ...], list[float]] = {}
+        ttfts: dict[tuple[str, ...], list[float]] = {}
         for e in events:
             provider = self._provider(e.provider)
             model = self._model(e.model)
@@ -223,9 +226,9 @@ class Metrics:
             else:
                 costs[key] = costs.get(key, Decimal(0)) + e.cost_usd
             if e.duration_ms is not None:
-                self._observe(self._duration, (provider, model), e.duration_ms / 1000)
+                durations.setdefault((provider, model), []).append(e.duration_ms / 1000)
             if e.ttft_ms is not None:
-                self._observe(self._ttft, (provider, model), e.ttft_ms / 1000)
+                ttfts.setdefault((provider, model), []).append(e.ttft_ms / 1000)
         for rkey, count in requests.items():
             self._inc(self._requests, rkey, count)
         for key, sums in tokens.items():
@@ -235,6 +238,10 @@ class Metrics:
             self._inc(self._cost, key, float(cost))
         for ukey, count in unpriced.items():
             self._inc(self._unpriced, ukey, count)
+        for hkey, values in durations.items():
+            self._observe(self._duration, hkey, values)
+        for hkey, values in ttfts.items():
+            self._observe(self._ttft, hkey, values)
 
     def _inc(self, counter: Counter, key: tuple[str, ...], amount: float) -> None:
         """Increment a series, or hold the amount until the series has been scraped at 0.
@@ -255,18 +262,19 @@ class Metrics:
             _, _, held = self._held.get(ident, (counter, key, 0.0))
             self._held[ident] = (counter, key, held + amount)
 
-    def _observe(self, histogram: Histogram, key: tuple[str, ...], value: float) -> None:
+    def _observe(self, histogram: Histogram, key: tuple[str, ...], values: list[float]) -> None:
         """Observe into a histogram series, held like :meth:`_inc` until it was scraped at 0."""
         ident = (id(histogram), key)
         with self._lock:
+            child = histogram.labels(*key)
             held = self._held_obs.get(ident)
-            if ident in self._shown or (held is not None and len(held[2]) >= _MAX_HELD):
-                histogram.labels(*key).observe(value)
-                return
-            histogram.labels(*key)
-            if held is None:
-                held = self._held_obs[ident] = (histogram, key, [])
-            held[2].append(value)
+            for value in values:
+                if ident in self._shown or (held is not None and len(held[2]) >= _MAX_HELD):
+                    child.observe(value)
+                    continue
+                if held is None:
+                    held = self._held_obs[ident] = (histogram, key, [])
+                held[2].append(value)
 
     def closed(self) -> None:
         """Nothing to release (part of the commit-listener protocol)."""

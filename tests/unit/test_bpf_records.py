@@ -358,3 +358,42 @@ def test_open_conns_closes_what_an_exit_left_open() -> None:
     assert conns.pop_pid(8) == [(0xA, 1)]
     assert sorted(conns.pop_pid(9)) == [(0x1, 0), (0x2, 0)]
     assert len(conns) == 0
+
+
+def test_header_struct_reads_what_the_ctypes_mirror_reads() -> None:
+    from lumen_sniff.capture.bpf.ringrecords import HEADER_STRUCT
+
+    head = RecordHeader.from_buffer_copy(_raw(data=b"xy"))
+    names = [name for name, _ in RecordHeader._fields_ if name != "pad"]
+    assert HEADER_STRUCT.size == HEADER_SIZE
+    assert HEADER_STRUCT.unpack_from(_raw(data=b"xy")) == tuple(
+        getattr(head, name) if name != "comm" else bytes(head.comm).ljust(16, b"\0")
+        for name in names
+    )
+
+
+def test_decode_comm_stops_at_the_first_nul_and_unknown_kinds_are_refused() -> None:
+    raw = bytearray(_raw(data=b"abc"))
+    comm_at = RecordHeader.comm.offset
+    raw[comm_at : comm_at + 16] = b"curl\0garbage\0\0\0\0"
+    record = decode(bytes(raw))
+    assert record is not None and record.comm == "curl"
+    raw[RecordHeader.kind.offset] = 9
+    assert decode(bytes(raw)) is None
+
+
+def test_proc_cache_memoises_process_info_until_the_pid_is_forgotten(tmp_path: Path) -> None:
+    base = tmp_path / "4242"
+    base.mkdir()
+    (base / "comm").write_text("python3\n")
+    (base / "cgroup").write_text("0::/system.slice/app.service\n")
+    (base / "cmdline").write_bytes(b"python3\0app.py\0")
+    cache = ProcCache(proc=tmp_path)
+    first = cache.lookup(pid=4242, tid=4243, comm="python3", uid=1, cgroup_id=7)
+    assert cache.lookup(pid=4242, tid=4243, comm="python3", uid=1, cgroup_id=7) is first
+    other_thread = cache.lookup(pid=4242, tid=4244, comm="python3", uid=1, cgroup_id=7)
+    assert other_thread.tid == 4244 and other_thread.unit == first.unit == "app.service"
+    (base / "cgroup").write_text("0::/system.slice/other.service\n")
+    cache.forget(4242)
+    again = cache.lookup(pid=4242, tid=4243, comm="python3", uid=1, cgroup_id=7)
+    assert again is not first and again.unit == "other.service"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import queue
 import threading
 
 from lumen_sniff.doorbell import BellQueue, Doorbell
@@ -37,3 +38,30 @@ def test_a_put_after_the_wake_rings_again() -> None:
         return q.get_nowait() == 2
 
     assert asyncio.run(run())
+
+
+def test_drain_takes_a_batch_in_order_and_frees_room_for_puts() -> None:
+    async def run() -> None:
+        bell = Doorbell(asyncio.get_running_loop())
+        q: BellQueue[int] = BellQueue(3, bell)
+        for i in range(3):
+            q.put_nowait(i)
+        try:
+            q.put_nowait(3)
+        except queue.Full:
+            pass
+        else:
+            raise AssertionError("a full BellQueue took an item")
+        assert q.drain(2) == [0, 1]
+        q.put_nowait(3)
+        assert q.drain(10) == [2, 3]
+        assert q.drain(10) == []
+        # A getter blocked on the queue itself is still woken by a put.
+        got: list[int] = []
+        reader = threading.Thread(target=lambda: got.append(q.get(timeout=10)))
+        reader.start()
+        q.put_nowait(7)
+        reader.join()
+        assert got == [7]
+
+    asyncio.run(run())

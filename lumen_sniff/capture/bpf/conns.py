@@ -26,6 +26,13 @@ class OpenConns:
 
     def advance(self, pid: int, ssl: int, direction: int, end_offset: int) -> None:
         """Bytes of ``direction`` up to ``end_offset`` were seen on (pid, ssl)."""
+        # Known connection (nearly every record): no lock. A close racing with it
+        # leaves the write on a list no one holds any more, which is what close means.
+        conns = self._by_pid.get(pid)
+        offsets = conns.get(ssl) if conns is not None else None
+        if offsets is not None:
+            offsets[direction] = end_offset
+            return
         with self._lock:
             conns = self._by_pid.setdefault(pid, {})
             offsets = conns.get(ssl)

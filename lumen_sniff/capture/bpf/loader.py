@@ -40,10 +40,12 @@ from lumen_sniff.capture.bpf.ringrecords import (
     HEADER_SIZE,
     Kind,
     Record,
+    RecordFields,
     conn_struct,
-    decode,
+    decode_fields,
+    make_chunk,
     read_drops,
-    to_chunk,
+    record_of,
 )
 from lumen_sniff.capture.bpf.settings import BpfSettings
 from lumen_sniff.capture.bpf.tlslib import NO_TLS_SYMBOLS
@@ -269,13 +271,14 @@ class BpfCapture:
 
     def _on_record(self, _ctx: Any, data: Any, size: int) -> int:
         try:
-            record = decode(ctypes.string_at(data, size))
-            if record is None:
+            # Data records (nearly all) go from fields to Chunk without a Record.
+            fields = decode_fields(ctypes.string_at(data, size))
+            if fields is None:
                 self._counters["bad_records"] += 1
-            elif record.kind in (Kind.DATA, Kind.CLOSE):
-                self._on_conn_record(record)
+            elif fields[0] is Kind.DATA or fields[0] is Kind.CLOSE:
+                self._on_conn_record(fields)
             else:
-                self._on_process_record(record)
+                self._on_process_record(record_of(fields))
         except Exception:  # never let an exception unwind into bcc's C callback
             log.exception("ring buffer record handling failed")
         return 0
@@ -312,48 +315,43 @@ class BpfCapture:
                     0,
                 )
 
-    def _is_wanted(self, record: Record) -> bool:
-        wanted = self._wanted.get(record.pid)
+    def _is_wanted(self, pid: int, comm: str) -> bool:
+        wanted = self._wanted.get(pid)
         if wanted is not None:
             return wanted
         s = self.settings
-        info = self._procs.lookup(pid=record.pid, comm=record.comm)
+        info = self._procs.lookup(pid=pid, comm=comm)
         wanted = (
-            (not s.pids or record.pid in s.pids)
+            (not s.pids or pid in s.pids)
             and (not s.comms or info.comm in s.comms)
             and (not s.exes or info.exe in s.exes)
         )
         if len(self._wanted) > 65536:
             self._wanted.clear()
-        self._wanted[record.pid] = wanted
+        self._wanted[pid] = wanted
         if not wanted and self._bpf is not None:
             # From now on the probes bail out in the kernel for this process.
-            self._bpf[b"lumen_skip"][ctypes.c_uint32(record.pid)] = ctypes.c_uint8(1)
+            self._bpf[b"lumen_skip"][ctypes.c_uint32(pid)] = ctypes.c_uint8(1)
         return wanted
 
-    def _on_conn_record(self, record: Record) -> None:
-        self._counters["records"] += 1
-        if not self._is_wanted(record):
-            self._counters["filtered_records"] += 1
+    def _on_conn_record(self, fields: RecordFields) -> None:
+        kind, ts_ns, pid, tid, uid, cgroup_id, comm, ssl, direction, offset, lost, data = fields
+        counters = self._counters
+        counters["records"] += 1
+        if not self._is_wanted(pid, comm):
+            counters["filtered_records"] += 1
             return
-        if record.kind is Kind.CLOSE:
-            self._conns.close(record.pid, record.ssl)
-            self._counters["closed"] += 1
+        if kind is Kind.CLOSE:
+            self._conns.close(pid, ssl)
+            counters["closed"] += 1
         else:
-            self._counters["bytes"] += len(record.data)
-            if record.offset == 0 and record.direction is Direction.EGRESS:
-                self._blind.plaintext(record.pid, record.ts_ns)  # a new SSL connection
-            end = record.offset + len(record.data) + record.lost_bytes
-            self._conns.advance(record.pid, record.ssl, record.direction, end)
-        process = self._procs.lookup(
-            pid=record.pid,
-            tid=record.tid,
-            comm=record.comm,
-            uid=record.uid,
-            cgroup_id=record.cgroup_id,
-        )
-        chunk = to_chunk(record, wall_offset_ns=self._wall_offset_ns, process=process)
-        self._put(chunk, len(record.data) + record.lost_bytes)
+            counters["bytes"] += len(data)
+            if offset == 0 and direction is Direction.EGRESS:
+                self._blind.plaintext(pid, ts_ns)  # a new SSL connection
+            self._conns.advance(pid, ssl, direction, offset + len(data) + lost)
+        process = self._procs.lookup(pid=pid, tid=tid, comm=comm, uid=uid, cgroup_id=cgroup_id)
+        chunk = make_chunk(fields, wall_offset_ns=self._wall_offset_ns, process=process)
+        self._put(chunk, len(data) + lost)
 
     def _put(self, chunk: Chunk, size: int) -> None:
         try:

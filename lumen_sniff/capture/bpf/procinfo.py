@@ -3,6 +3,10 @@
 Read from /proc once per process and cached (bounded LRU). The cache entry of
 a pid is dropped when it execs or exits, so a reused pid never inherits an old
 name. The cgroup parsing is pure and tested on plain strings.
+
+Every ring-buffer record asks for its process, so the finished
+:class:`ProcessInfo` is memoised too, per pid and (tid, comm, uid, cgroup id): a
+busy connection's records share one object, read without the lock.
 """
 
 from __future__ import annotations
@@ -68,6 +72,9 @@ def _cgroup_v2_path(text: str) -> str:
     return ""
 
 
+_MAX_INFOS_PER_PID = 256
+"""Memoised ProcessInfos per pid (one per thread, mostly)."""
+
 _Entry = tuple[str, str | None, str | None, str | None, str | None]
 """comm, exe, container id, unit, service."""
 
@@ -91,6 +98,10 @@ class ProcCache:
         self._host_root = host_root
         self._lock = threading.Lock()
         self._entries: OrderedDict[int, _Entry] = OrderedDict()
+        # pid → (tid, comm, uid, cgroup id) → the ProcessInfo built from its entry.
+        # Written under the lock, read without it (dict reads are atomic); emptied
+        # with the pid's entry.
+        self._infos: dict[int, dict[tuple[int, str, int, int], ProcessInfo]] = {}
 
     def _read(self, pid: int, comm_hint: str) -> _Entry:
         base = self._proc / str(pid)
@@ -133,6 +144,11 @@ class ProcCache:
         Returns:
             The ProcessInfo.
         """
+        infos = self._infos.get(pid)
+        if infos is not None:
+            info = infos.get((tid, comm, uid, cgroup_id))
+            if info is not None:
+                return info
         with self._lock:
             entry = self._entries.get(pid)
             if entry is not None:
@@ -142,9 +158,9 @@ class ProcCache:
             with self._lock:
                 self._entries[pid] = entry
                 while len(self._entries) > self._max:
-                    self._entries.popitem(last=False)
+                    self._infos.pop(self._entries.popitem(last=False)[0], None)
         cached_comm, exe, container, unit, service = entry
-        return ProcessInfo(
+        info = ProcessInfo(
             pid=pid,
             tid=tid,
             comm=comm or cached_comm,
@@ -155,11 +171,19 @@ class ProcCache:
             unit=unit,
             service=service,
         )
+        with self._lock:
+            if self._entries.get(pid) is entry:  # not forgotten meanwhile
+                infos = self._infos.setdefault(pid, {})
+                if len(infos) >= _MAX_INFOS_PER_PID:
+                    infos.clear()
+                infos[(tid, comm, uid, cgroup_id)] = info
+        return info
 
     def forget(self, pid: int) -> None:
         """Drop ``pid``'s entry (it exec'd or exited)."""
         with self._lock:
             self._entries.pop(pid, None)
+            self._infos.pop(pid, None)
 
     def __len__(self) -> int:
         with self._lock:

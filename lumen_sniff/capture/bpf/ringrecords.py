@@ -3,14 +3,18 @@
 The C header is the contract; :class:`RecordHeader` copies its layout field by
 field (not packed, natural alignment), and ``tests/unit/test_bpf_layout.py``
 compiles the header and compares sizes and offsets. Decoding is pure: bytes in,
-a :class:`Record` out. Turning records into :class:`lumen_sniff.model.Chunk`
-needs the process metadata and the clock offset, which the loader passes in.
+a :class:`Record` out. It runs once per ring-buffer record, so it reads the header
+with :data:`HEADER_STRUCT` (a ``struct`` format derived from :class:`RecordHeader`'s
+offsets, checked by the tests) instead of building a ctypes object per record.
+Turning records into :class:`lumen_sniff.model.Chunk` needs the process metadata
+and the clock offset, which the loader passes in.
 """
 
 from __future__ import annotations
 
 import ctypes
 import enum
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +26,7 @@ __all__ = [
     "DROP_REASONS",
     "HEADER_PATH",
     "HEADER_SIZE",
+    "HEADER_STRUCT",
     "PATH_ANYWHERE",
     "PATH_AT_START",
     "PATH_BYTES",
@@ -30,10 +35,14 @@ __all__ = [
     "Kind",
     "PathKeyStruct",
     "Record",
+    "RecordFields",
     "RecordHeader",
     "conn_struct",
     "decode",
+    "decode_fields",
+    "make_chunk",
     "read_drops",
+    "record_of",
     "to_chunk",
 ]
 
@@ -115,6 +124,37 @@ class DropStruct(ctypes.Structure):
 
 HEADER_SIZE = ctypes.sizeof(RecordHeader)
 
+_STRUCT_CODES: dict[object, str] = {
+    ctypes.c_uint64: "Q",
+    ctypes.c_uint32: "I",
+    ctypes.c_uint8: "B",
+}
+
+
+def _header_struct() -> struct.Struct:
+    """``RecordHeader`` as a ``struct`` format, fields at ctypes' offsets, padding skipped."""
+    fmt, at = "<", 0
+    for name, ctype, *_ in RecordHeader._fields_:
+        field = getattr(RecordHeader, name)
+        fmt += "x" * (field.offset - at)
+        if name == "pad":
+            fmt += f"{field.size}x"
+        elif ctype in _STRUCT_CODES:
+            fmt += _STRUCT_CODES[ctype]
+        else:  # the char array: comm
+            fmt += f"{field.size}s"
+        at = field.offset + field.size
+    return struct.Struct(fmt + "x" * (HEADER_SIZE - at))
+
+
+HEADER_STRUCT = _header_struct()
+"""The header's fields in ``_fields_`` order without ``pad``: one ``unpack_from`` per record."""
+
+_KINDS = {kind.value: kind for kind in Kind}
+_DIRECTIONS = (Direction.EGRESS, Direction.INGRESS)
+_COMMS: dict[bytes, str] = {}
+"""Decoded comm per raw 16 bytes: a handful of programs make nearly every record."""
+
 
 def read_drops(table: Any) -> dict[str, dict[str, int]]:
     """The per-CPU ``lumen_drops`` counters summed: reason → ``records`` and ``bytes``.
@@ -166,6 +206,65 @@ class Record:
     """Payload."""
 
 
+RecordFields = tuple[Kind, int, int, int, int, int, str, int, Direction, int, int, bytes]
+"""A record's fields in :class:`Record`'s order (kind, ts_ns, pid, tid, uid, cgroup_id,
+comm, ssl, direction, offset, lost_bytes, data): what the loader's per-record path
+reads, without building a Record."""
+
+
+def decode_fields(raw: bytes) -> RecordFields | None:
+    """Decode one ring-buffer record into its fields; None when it is malformed.
+
+    Args:
+        raw: The record's bytes, header then payload.
+
+    Returns:
+        The fields, or None if the record is shorter than its header says or of
+        unknown kind or direction.
+    """
+    if len(raw) < HEADER_SIZE:
+        return None
+    (
+        ts_ns,
+        ssl,
+        offset,
+        lost_bytes,
+        cgroup_id,
+        pid,
+        tid,
+        uid,
+        data_len,
+        kind_value,
+        direction,
+        raw_comm,
+    ) = HEADER_STRUCT.unpack_from(raw)
+    end = HEADER_SIZE + data_len
+    kind = _KINDS.get(kind_value)
+    if end > len(raw) or direction > 1 or kind is None:
+        return None
+    comm = _COMMS.get(raw_comm)
+    if comm is None:
+        # ctypes' c_char array stopped at the first NUL; so does this.
+        comm = raw_comm.split(b"\0", 1)[0].decode("utf-8", "replace")
+        if len(_COMMS) > 4096:
+            _COMMS.clear()
+        _COMMS[raw_comm] = comm
+    return (
+        kind,
+        ts_ns,
+        pid,
+        tid,
+        uid,
+        cgroup_id,
+        comm,
+        ssl,
+        _DIRECTIONS[direction],
+        offset,
+        lost_bytes,
+        raw[HEADER_SIZE:end],
+    )
+
+
 def decode(raw: bytes) -> Record | None:
     """Decode one ring-buffer record; None when it is malformed.
 
@@ -175,29 +274,41 @@ def decode(raw: bytes) -> Record | None:
     Returns:
         The record, or None if it is shorter than its header says or of unknown kind.
     """
-    if len(raw) < HEADER_SIZE:
-        return None
-    head = RecordHeader.from_buffer_copy(raw, 0)
-    end = HEADER_SIZE + head.data_len
-    if end > len(raw) or head.direction > 1:
-        return None
-    try:
-        kind = Kind(head.kind)
-    except ValueError:
-        return None
+    fields = decode_fields(raw)
+    return None if fields is None else record_of(fields)
+
+
+def record_of(fields: RecordFields) -> Record:
+    """The :class:`Record` of decoded fields."""
+    kind, ts_ns, pid, tid, uid, cgroup_id, comm, ssl, direction, offset, lost, data = fields
     return Record(
         kind=kind,
-        ts_ns=head.ts_ns,
-        pid=head.pid,
-        tid=head.tid,
-        uid=head.uid,
-        cgroup_id=head.cgroup_id,
-        comm=head.comm.decode("utf-8", "replace"),
-        ssl=head.ssl,
-        direction=Direction(head.direction),
-        offset=head.offset,
-        lost_bytes=head.lost_bytes,
-        data=raw[HEADER_SIZE:end],
+        ts_ns=ts_ns,
+        pid=pid,
+        tid=tid,
+        uid=uid,
+        cgroup_id=cgroup_id,
+        comm=comm,
+        ssl=ssl,
+        direction=direction,
+        offset=offset,
+        lost_bytes=lost,
+        data=data,
+    )
+
+
+def make_chunk(fields: RecordFields, *, wall_offset_ns: int, process: ProcessInfo | None) -> Chunk:
+    """Turn a data or close record's fields into a Chunk (see :func:`to_chunk`)."""
+    kind, ts_ns, pid, _, _, _, _, ssl, direction, offset, lost_bytes, data = fields
+    return Chunk(
+        conn=ConnKey(source="bpf", pid=pid, handle=ssl),
+        direction=direction,
+        offset=offset,
+        ts_ns=ts_ns + wall_offset_ns,
+        data=data,
+        lost_bytes=lost_bytes,
+        closed=kind is Kind.CLOSE,
+        process=process,
     )
 
 
@@ -212,13 +323,19 @@ def to_chunk(record: Record, *, wall_offset_ns: int, process: ProcessInfo | None
     Returns:
         The Chunk, with a wall-clock timestamp.
     """
-    return Chunk(
-        conn=ConnKey(source="bpf", pid=record.pid, handle=record.ssl),
-        direction=record.direction,
-        offset=record.offset,
-        ts_ns=record.ts_ns + wall_offset_ns,
-        data=record.data,
-        lost_bytes=record.lost_bytes,
-        closed=record.kind is Kind.CLOSE,
-        process=process,
+    r = record
+    fields = (
+        r.kind,
+        r.ts_ns,
+        r.pid,
+        r.tid,
+        r.uid,
+        r.cgroup_id,
+        r.comm,
+        r.ssl,
+        r.direction,
+        r.offset,
+        r.lost_bytes,
+        r.data,
     )
+    return make_chunk(fields, wall_offset_ns=wall_offset_ns, process=process)
