@@ -17,6 +17,18 @@
  *  - A call is copied in LUMEN_CHUNK_BYTES records up to LUMEN_CAP_BYTES; what
  *    is not copied is reported on the record (lost_bytes) and in the drop
  *    counters, by reason. Nothing is dropped without a count.
+ *  - The copy budget: at the first egress bytes of a connection (offset 0) an
+ *    HTTP/1 request line is judged here (judge_head): a path that no LLM API
+ *    path can be (the "lumen_paths" trie, filled by user space from the API
+ *    family rows) puts the connection on a budget of LUMEN_BUDGET_BYTES copied
+ *    bytes per direction; past it its calls are only counted (LUMEN_DROP_BUDGET)
+ *    and user space sees a gap of exactly that many bytes (an HTTP/1 body of
+ *    known length keeps its framing across it). Per direction, so the small
+ *    response to a big upload is still copied whole. A later egress call that
+ *    starts with a request line whose path may be LLM lifts the budget
+ *    (keep-alive: GET /health, then POST /v1/chat/completions). Anything else
+ *    (HTTP/2, a proxy's absolute form, a path longer than LUMEN_HEAD_BYTES,
+ *    unknown bytes) is copied until user space judges it, as before.
  *  - Connections user space judged not to be LLM traffic sit in lumen_ignored:
  *    the entry probe bails after that one lookup and the return probe after its
  *    one lookup of the (absent) call slot.
@@ -59,6 +71,13 @@
 #ifndef LUMEN_MAX_PIDS
 #define LUMEN_MAX_PIDS 16384
 #endif
+#ifndef LUMEN_BUDGET_BYTES
+#define LUMEN_BUDGET_BYTES (32 * 1024) /* per direction; 0: judge nothing */
+#endif
+#ifndef LUMEN_MAX_PATHS
+#define LUMEN_MAX_PATHS 1024
+#endif
+#define LUMEN_HEAD_BYTES 136 /* request bytes judged: the path must end within them */
 
 #define FN_WRITE 1
 #define FN_WRITE_EX 2
@@ -82,7 +101,16 @@ struct lumen_slot {
 };
 
 struct lumen_offsets {
-	u64 next[2]; /* next byte offset, per direction */
+	u64 next[2];     /* next byte offset, per direction */
+	u32 budget_left[2]; /* bytes still copied while budgeted, per direction */
+	u32 budgeted;       /* the request line judged last could not be an LLM call */
+	u32 pad;            /* 32 bytes: 65536 of them are preallocated */
+};
+
+/* The first bytes of a call, for judge_head; room for a path key read
+ * at the last judged byte. */
+struct lumen_head {
+	u8 data[LUMEN_HEAD_BYTES + LUMEN_PATH_BYTES];
 };
 
 struct lumen_wake {
@@ -103,6 +131,8 @@ BPF_TABLE("lru_hash", struct lumen_slot, struct lumen_call, lumen_calls, LUMEN_M
 BPF_TABLE("lru_hash", struct lumen_conn, struct lumen_offsets, lumen_offsets, LUMEN_MAX_CONNS);
 BPF_TABLE("lru_hash", struct lumen_conn, u8, lumen_ignored, LUMEN_MAX_CONNS);
 BPF_TABLE("lru_hash", u32, u8, lumen_skip, LUMEN_MAX_PIDS);
+BPF_PERCPU_ARRAY(lumen_head_map, struct lumen_head, 1);
+BPF_LPM_TRIE(lumen_paths, struct lumen_path_key, u8, LUMEN_MAX_PATHS);
 
 static __always_inline void count_drop(u32 reason, u64 bytes)
 {
@@ -189,20 +219,125 @@ static __always_inline int enter(struct pt_regs *ctx, u32 fn)
 	return 0;
 }
 
+#define HEAD_UNKNOWN 0 /* not a request line we can judge: copy */
+#define HEAD_MAY_BE_LLM 1
+#define HEAD_NOT_LLM 2
+
+/* Where the path of an HTTP/1 request line starts (the '/' after "METHOD "),
+ * or 0. Constant indexes only: the verifier refuses a variable one on the stack. */
+static __always_inline u32 path_start(const u8 *b)
+{
+	if (b[0] == 'G' && b[1] == 'E' && b[2] == 'T' && b[3] == ' ' && b[4] == '/')
+		return 4;
+	if (b[0] == 'P' && b[1] == 'U' && b[2] == 'T' && b[3] == ' ' && b[4] == '/')
+		return 4;
+	if (b[0] == 'P' && b[1] == 'O' && b[2] == 'S' && b[3] == 'T' && b[4] == ' ' && b[5] == '/')
+		return 5;
+	if (b[0] == 'H' && b[1] == 'E' && b[2] == 'A' && b[3] == 'D' && b[4] == ' ' && b[5] == '/')
+		return 5;
+	if (b[0] == 'P' && b[1] == 'A' && b[2] == 'T' && b[3] == 'C' && b[4] == 'H' &&
+	    b[5] == ' ' && b[6] == '/')
+		return 6;
+	if (b[0] == 'D' && b[1] == 'E' && b[2] == 'L' && b[3] == 'E' && b[4] == 'T' &&
+	    b[5] == 'E' && b[6] == ' ' && b[7] == '/')
+		return 7;
+	if (b[0] == 'O' && b[1] == 'P' && b[2] == 'T' && b[3] == 'I' && b[4] == 'O' &&
+	    b[5] == 'N' && b[6] == 'S' && b[7] == ' ' && b[8] == '/')
+		return 8;
+	return 0; /* no method, HTTP/2's "PRI *", a proxy's "http://", bytes */
+}
+
+/* Judge the request line a call starts with (see the strategy above).
+ * Only a path that ends (' ' or '?') within LUMEN_HEAD_BYTES and matches no
+ * needle is HEAD_NOT_LLM: every doubt is "copy". */
+static __always_inline u32 judge_head(u64 buf, u64 n)
+{
+	u8 first[16] = {};
+	if (n < sizeof(first) || bpf_probe_read_user(first, sizeof(first), (void *)buf))
+		return HEAD_UNKNOWN;
+	u32 start = path_start(first);
+	if (!start)
+		return HEAD_UNKNOWN;
+	int zero = 0;
+	struct lumen_head *h = lumen_head_map.lookup(&zero);
+	if (!h)
+		return HEAD_UNKNOWN;
+	u32 len = n < LUMEN_HEAD_BYTES ? n : LUMEN_HEAD_BYTES;
+	if (len > LUMEN_HEAD_BYTES || bpf_probe_read_user(h->data, len, (void *)buf))
+		return HEAD_UNKNOWN;
+	struct lumen_path_key key = {};
+	key.prefixlen = LUMEN_PATH_BYTES * 8;
+	/* The path from its '/': i counts from the path's start, so the loop has
+	 * one bound and no per-method branch (cheaper for the verifier to walk). */
+	const u8 *path = &h->data[start & 15];
+	u32 room = len - start;
+	for (u32 i = 0; i < LUMEN_HEAD_BYTES - 8; i++) {
+		if (i >= room)
+			return HEAD_UNKNOWN; /* the path goes on past what was read */
+		u8 ch = path[i];
+		if (ch == ' ' || ch == '?' || ch == '\r' || ch == '\n')
+			return HEAD_NOT_LLM; /* the whole path seen, nothing matched */
+		if (ch != '/')
+			continue;
+		/* Bytes past len may be stale, but a needle never spans the path's end
+		 * (it holds no ' ' or '?'), and a match there only means "copy". */
+		if (bpf_probe_read_kernel(key.data, LUMEN_PATH_BYTES, &path[i]))
+			return HEAD_UNKNOWN;
+		u8 *flags = lumen_paths.lookup(&key);
+		if (flags && (i == 0 || (*flags & LUMEN_PATH_ANYWHERE)))
+			return HEAD_MAY_BE_LLM;
+	}
+	return HEAD_UNKNOWN;
+}
+
+/* The bytes of this call that may be copied: all (up to the per-call cap), or
+ * what is left of the connection's budget. Sets *reason for the rest. */
+static __always_inline u64 copy_limit(struct lumen_offsets *o, struct lumen_call *c, u32 dir,
+				      u64 base, u64 n, u32 *reason)
+{
+	*reason = LUMEN_DROP_CAP_EXCEEDED;
+#if LUMEN_BUDGET_BYTES > 0
+	/* Egress only: judging ingress too (a server's requests) put the loop in
+	 * the Go read program as well, and 6.18's verifier gave up on it (E2BIG). */
+	if (dir == LUMEN_DIR_EGRESS && (base == 0 || o->budgeted)) {
+		u32 verdict = judge_head(c->buf, n);
+		if (verdict == HEAD_NOT_LLM && base == 0) {
+			o->budgeted = 1;
+			o->budget_left[0] = LUMEN_BUDGET_BYTES;
+			o->budget_left[1] = LUMEN_BUDGET_BYTES;
+		} else if (verdict == HEAD_MAY_BE_LLM) {
+			o->budgeted = 0;
+		}
+	}
+	if (o->budgeted) {
+		u32 *left = &o->budget_left[dir & 1];
+		u64 take = n < *left ? n : *left;
+		*left -= (u32)take;
+		if (take < LUMEN_CAP_BYTES) {
+			*reason = LUMEN_DROP_BUDGET;
+			return take;
+		}
+	}
+#endif
+	return LUMEN_CAP_BYTES;
+}
+
 static __always_inline int emit_data(struct lumen_call *c, u32 dir, u64 n, u64 id)
 {
 	int zero = 0;
-	struct lumen_scratch *s = lumen_scratch_map.lookup(&zero);
-	if (!s)
-		return 0;
 	struct lumen_conn conn = {};
 	conn.pid = id >> 32;
 	conn.ssl = c->ssl;
-	struct lumen_offsets fresh = {};
-	lumen_offsets.insert(&conn, &fresh);
+	/* Look up first: an insert into an LRU map takes a free node (and puts it
+	 * back) even when the key exists, on every call. */
 	struct lumen_offsets *o = lumen_offsets.lookup(&conn);
-	if (!o)
-		return 0;
+	if (!o) {
+		struct lumen_offsets fresh = {};
+		lumen_offsets.insert(&conn, &fresh);
+		o = lumen_offsets.lookup(&conn);
+		if (!o)
+			return 0;
+	}
 	u64 base;
 	if (dir == LUMEN_DIR_EGRESS) {
 		base = o->next[0];
@@ -211,11 +346,23 @@ static __always_inline int emit_data(struct lumen_call *c, u32 dir, u64 n, u64 i
 		base = o->next[1];
 		o->next[1] = base + n;
 	}
+	u32 cut_reason;
+	u64 limit = copy_limit(o, c, dir, base, n, &cut_reason);
+	if (limit == 0) {
+		/* Budget spent: no record; the next one's offset shows the gap. */
+		count_drop(LUMEN_DROP_BUDGET, n);
+		return 0;
+	}
+	struct lumen_scratch *s = lumen_scratch_map.lookup(&zero);
+	if (!s)
+		return 0;
 
 	fill_header(&s->hdr, LUMEN_KIND_DATA, id);
 	s->hdr.ssl = c->ssl;
 	s->hdr.direction = dir;
-	u64 copied = n < LUMEN_CAP_BYTES ? n : LUMEN_CAP_BYTES;
+	u64 copied = n < limit ? n : limit;
+	if (copied > LUMEN_CAP_BYTES)
+		copied = LUMEN_CAP_BYTES;
 	u64 buf = c->buf;
 	/* Whole chunks in the loop, the last (partial or whole) piece after it: the
 	 * loop body has one size and few branches, which keeps verification linear. */
@@ -248,7 +395,7 @@ static __always_inline int emit_data(struct lumen_call *c, u32 dir, u64 n, u64 i
 	s->hdr.offset = base + pos;
 	s->hdr.lost_bytes = n - copied;
 	if (n > copied)
-		count_drop(LUMEN_DROP_CAP_EXCEEDED, n - copied);
+		count_drop(cut_reason, n - copied);
 	u32 len = rest;
 	if (len > LUMEN_CHUNK_BYTES)
 		return 0; /* unreachable; bounds len for the verifier */

@@ -33,7 +33,9 @@
 #define LUMEN_DROP_RINGBUF_FULL 0 /* bpf_ringbuf_output failed */
 #define LUMEN_DROP_CAP_EXCEEDED 1 /* bytes past the per-call cap */
 #define LUMEN_DROP_READ_FAILED 2  /* bpf_probe_read_user failed */
-#define LUMEN_DROP_REASONS 3
+#define LUMEN_DROP_BUDGET 3       /* past a non-LLM connection's copy budget: not
+                                   * copied by design, so not a loss of LLM data */
+#define LUMEN_DROP_REASONS 4
 
 struct lumen_drop {
 	__u64 records; /* records (or calls) affected */
@@ -55,6 +57,24 @@ struct lumen_record {
 	__u8 direction;   /* LUMEN_DIR_* */
 	__u8 pad[6];
 	char comm[LUMEN_COMM_LEN]; /* comm of the process leader, NUL padded */
+};
+
+/* ---- The copy budget: which request paths may be LLM API calls ----
+ * The first egress bytes of a connection are judged in the kernel when they hold
+ * an HTTP/1 request line. Its path (up to '?' or ' ') is looked up in the
+ * "lumen_paths" LPM trie once at its start and once at every later '/': an entry
+ * flagged LUMEN_PATH_AT_START matches only at the start, LUMEN_PATH_ANYWHERE at
+ * any '/'. A path that matches nothing puts the connection on the copy budget.
+ * User space fills the trie from the API family rows (no provider knowledge here).
+ */
+#define LUMEN_PATH_BYTES 32 /* longest needle; a longer one is cut (a shorter needle
+                             * matches more paths: safe) */
+#define LUMEN_PATH_AT_START 1
+#define LUMEN_PATH_ANYWHERE 2
+
+struct lumen_path_key {
+	__u32 prefixlen; /* in bits, as the LPM trie wants */
+	__u8 data[LUMEN_PATH_BYTES];
 };
 
 /* Connection key in the offsets and ignored maps: (tgid, SSL*). */

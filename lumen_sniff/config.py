@@ -28,6 +28,7 @@ Example file (every key optional)::
     bpf_filter = ""                # overrides ports when set
     max_bytes_per_call = 1048576   # eBPF copy cap per SSL call
     bpf_cache_dir = "/var/cache/lumen-sniff/bpf"  # compiled BPF objects ("" = none)
+    non_llm_budget_bytes = 32768   # eBPF copy per direction of a non-LLM HTTP/1 connection
 
     [providers.hosts]              # host (or host:port) → provider
     "llm-gateway.internal" = "openai"
@@ -139,6 +140,9 @@ class CaptureSettings:
     """eBPF copy cap per SSL call; the rest is counted as lost."""
     bpf_cache_dir: str = _BPF_CACHE_DIR
     """Compiled BPF objects kept between starts (a warm start compiles nothing); "": none."""
+    non_llm_budget_bytes: int = 32 << 10
+    """eBPF copy per direction of a connection whose HTTP/1 request line cannot be
+    an LLM call (judged in the kernel); 0 copies every connection until judged."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -314,6 +318,9 @@ class _Validator:
                 self._str(cap, "capture", "bpf_cache_dir")
                 if "bpf_cache_dir" in cap
                 else _BPF_CACHE_DIR
+            ),
+            non_llm_budget_bytes=self._int(
+                cap, "capture", "non_llm_budget_bytes", default=32 << 10, minimum=0
             ),
         )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from lumen_sniff.capture.bpf.settings import BpfSettings
 from lumen_sniff.capture.pcap.sniffer import SnifferSettings
 from lumen_sniff.config import Settings
+from lumen_sniff.pipeline.pathneedles import kernel_path_filter
 from lumen_sniff.pipeline.settings import PipelineSettings
 
 __all__ = ["bpf_settings", "pipeline_settings", "sniffer_settings"]
@@ -39,6 +40,7 @@ def bpf_settings(settings: Settings, *, exclude_pids: tuple[int, ...] = ()) -> B
         exclude_pids: Processes never hooked (the daemon itself).
     """
     cap = settings.capture
+    prefixes, parts = kernel_path_filter()  # the copy budget's judge (providers' rows)
     return BpfSettings(
         pids=cap.pids,
         comms=cap.comms,
@@ -47,6 +49,9 @@ def bpf_settings(settings: Settings, *, exclude_pids: tuple[int, ...] = ()) -> B
         object_cache_dir=cap.bpf_cache_dir,
         exclude_pids=exclude_pids,
         hosts=tuple(settings.hosts.items()),
+        budget_bytes=cap.non_llm_budget_bytes,
+        llm_path_prefixes=prefixes,
+        llm_path_parts=parts,
     )
 
 

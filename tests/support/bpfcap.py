@@ -128,8 +128,13 @@ def shared_capture() -> Collector:
     """The one capture of this test process (started on first use, stopped at exit)."""
     from lumen_sniff.capture.bpf.loader import BpfCapture
     from lumen_sniff.capture.bpf.settings import BpfSettings
+    from lumen_sniff.pipeline.pathneedles import kernel_path_filter
 
-    capture = BpfCapture(BpfSettings(queue_size=1 << 20))
+    # The daemon's copy budget too: every real-client test then shows that no
+    # LLM call loses a byte to it.
+    prefixes, parts = kernel_path_filter()
+    settings = BpfSettings(queue_size=1 << 20, llm_path_prefixes=prefixes, llm_path_parts=parts)
+    capture = BpfCapture(settings)
     capture.start()
     collector = Collector(capture)
 

@@ -16,9 +16,13 @@ from lumen_sniff.capture.bpf.loader import SOURCE_PATH, BpfCapture
 from lumen_sniff.capture.bpf.ringrecords import (
     DROP_REASONS,
     HEADER_PATH,
+    PATH_ANYWHERE,
+    PATH_AT_START,
+    PATH_BYTES,
     ConnStruct,
     DropStruct,
     Kind,
+    PathKeyStruct,
     RecordHeader,
 )
 from lumen_sniff.capture.bpf.settings import BpfSettings
@@ -39,6 +43,7 @@ _STRUCTS = {
     "lumen_record": RecordHeader,
     "lumen_conn": ConnStruct,
     "lumen_drop": DropStruct,
+    "lumen_path_key": PathKeyStruct,
     "lumen_tuple": TupleStruct,
     "lumen_sock_owner": SockOwnerStruct,
     "lumen_sock_event": SockEventStruct,
@@ -66,7 +71,11 @@ def _c_layout(tmp_path: Path) -> dict[str, int]:
         "LUMEN_DROP_RINGBUF_FULL",
         "LUMEN_DROP_CAP_EXCEEDED",
         "LUMEN_DROP_READ_FAILED",
+        "LUMEN_DROP_BUDGET",
         "LUMEN_DROP_REASONS",
+        "LUMEN_PATH_BYTES",
+        "LUMEN_PATH_AT_START",
+        "LUMEN_PATH_ANYWHERE",
         "LUMEN_HELLO_BYTES",
         "LUMEN_SOCK_HELLO",
         "LUMEN_SOCK_CLOSE",
@@ -106,6 +115,11 @@ def test_ctypes_mirror_matches_compiled_header(tmp_path: Path) -> None:
     assert layout["LUMEN_DROP_REASONS"] == len(DROP_REASONS)
     for index, reason in enumerate(DROP_REASONS):
         assert layout[f"LUMEN_DROP_{reason.upper()}"] == index
+    assert layout["LUMEN_PATH_BYTES"] == PATH_BYTES
+    assert (layout["LUMEN_PATH_AT_START"], layout["LUMEN_PATH_ANYWHERE"]) == (
+        PATH_AT_START,
+        PATH_ANYWHERE,
+    )
     assert layout["LUMEN_HELLO_BYTES"] == HELLO_BYTES
     assert [layout[f"LUMEN_SOCK_{k.name}"] for k in SockKind] == [k.value for k in SockKind]
     assert layout["LUMEN_SOCK_COUNTERS"] == len(SOCK_COUNTERS)
@@ -152,6 +166,7 @@ def test_settings_reach_the_program_as_defines_only() -> None:
     assert "-DLUMEN_MAX_CHUNKS=37" in cflags  # ceil(300000 / 8192)
     assert "-DLUMEN_RINGBUF_PAGES=1024" in cflags
     assert "-DLUMEN_EMPTY_PROBES=1" in cflags
+    assert "-DLUMEN_BUDGET_BYTES=0" in cflags  # no path needles: the kernel judges nothing
     assert f"-I{HEADER_PATH.parent}" in cflags
     # Every define the loader passes is one the C program reads.
     for flag in cflags:
@@ -160,9 +175,18 @@ def test_settings_reach_the_program_as_defines_only() -> None:
             assert name in text or name in HEADER_PATH.read_text(), name
 
 
+def test_the_budget_reaches_the_program_only_with_path_needles() -> None:
+    judged = BpfSettings(budget_bytes=4096, llm_path_prefixes=("/v1/",))
+    assert "-DLUMEN_BUDGET_BYTES=4096" in BpfCapture(judged).render_source()[1]
+    off = BpfSettings(budget_bytes=0, llm_path_prefixes=("/v1/",))
+    assert "-DLUMEN_BUDGET_BYTES=0" in BpfCapture(off).render_source()[1]
+
+
 @pytest.mark.parametrize(
     "bad",
     [
+        {"budget_bytes": -1},
+        {"budget_bytes": 1 << 31},
         {"chunk_bytes": 32768},
         {"max_bytes_per_call": 0},
         {"max_bytes_per_call": 257 * 16384},

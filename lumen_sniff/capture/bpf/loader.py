@@ -24,25 +24,27 @@ program cannot be compiled or loaded, :meth:`BpfCapture.start` raises
 from __future__ import annotations
 
 import ctypes
-import functools
 import logging
 import os
 import queue
 import threading
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 from lumen_sniff.capture.bpf.blindspots import BlindSpots, explain_process
-from lumen_sniff.capture.bpf.btf import member_offsets_bytes
 from lumen_sniff.capture.bpf.conns import OpenConns
 from lumen_sniff.capture.bpf.discovery import Discovery, Rescans, Target
+from lumen_sniff.capture.bpf.pathtrie import load_paths, refused_program
 from lumen_sniff.capture.bpf.procinfo import ProcCache
-from lumen_sniff.capture.bpf.program import PROGRAM_KINDS, mount_tracefs
+from lumen_sniff.capture.bpf.program import (
+    PROGRAM_KINDS,
+    SOURCE_PATH,
+    mount_tracefs,
+    render_capture,
+)
 from lumen_sniff.capture.bpf.ringrecords import (
-    DROP_REASONS,
-    HEADER_PATH,
     HEADER_SIZE,
     Kind,
     Record,
@@ -50,6 +52,7 @@ from lumen_sniff.capture.bpf.ringrecords import (
     conn_struct,
     decode_fields,
     make_chunk,
+    read_drops,
     record_of,
 )
 from lumen_sniff.capture.bpf.runtime.cache import CompileJob, CompileRequest
@@ -64,18 +67,6 @@ __all__ = ["SOURCE_PATH", "BpfCapture"]
 
 log = logging.getLogger("lumen_sniff.capture.bpf")
 
-SOURCE_PATH = HEADER_PATH.parent / "lumen.bpf.c"
-"""The BPF C program."""
-
-
-@functools.cache
-def _task_offsets() -> dict[str, int]:
-    try:
-        return member_offsets_bytes("task_struct", ("group_leader", "comm"))
-    except (OSError, KeyError, ValueError) as exc:
-        # Without BTF the thread's own comm is used; procinfo fills the leader's.
-        log.warning("no kernel BTF for task_struct (%s): comm is the thread's", exc)
-        return {}
 
 
 class BpfCapture:
@@ -120,25 +111,7 @@ class BpfCapture:
 
     def render_source(self) -> tuple[str, list[str]]:
         """The C program and the cflags it is compiled with (for ``--dump-bpf``)."""
-        s = self.settings
-        chunks = -(-s.max_bytes_per_call // s.chunk_bytes)
-        page = os.sysconf("SC_PAGE_SIZE")
-        cflags = [
-            f"-I{HEADER_PATH.parent}",
-            f"-DLUMEN_CHUNK_BYTES={s.chunk_bytes}",
-            f"-DLUMEN_CAP_BYTES={s.max_bytes_per_call}",
-            f"-DLUMEN_MAX_CHUNKS={chunks}",
-            f"-DLUMEN_RINGBUF_PAGES={max(1, s.ring_bytes // page)}",
-            f"-DLUMEN_WAKEUP_RECORDS={s.wakeup_records}",
-            f"-DLUMEN_WAKEUP_BYTES={s.wakeup_bytes}",
-        ]
-        offsets = _task_offsets()
-        if offsets:
-            cflags.append(f"-DLUMEN_TASK_GROUP_LEADER_OFF={offsets['group_leader']}")
-            cflags.append(f"-DLUMEN_TASK_COMM_OFF={offsets['comm']}")
-        if s.empty_probes:
-            cflags.append("-DLUMEN_EMPTY_PROBES=1")
-        return SOURCE_PATH.read_text(), cflags
+        return render_capture(self.settings)
 
     # ----------------------------------------------------------------- start
 
@@ -161,10 +134,11 @@ class BpfCapture:
         if blind:
             self._blind.begin(tuple(c for c in cflags if "LUMEN_TASK_" in c), cache)
         try:
-            self._bpf = BpfObject(self.compile_job.result(), PROGRAM_KINDS)
+            self._bpf = self._load_object(self.compile_job, cache)
             skip = self._bpf[b"lumen_skip"]
             for pid in {*self.settings.exclude_pids, os.getpid()}:
                 skip[ctypes.c_uint32(pid)] = ctypes.c_uint8(1)
+            load_paths(self._bpf, self.settings)  # before any probe is attached
             self._reader = RingReader(gather_s=self.settings.gather_ms / 1000)
             self._reader.add(self._bpf[b"lumen_events"], self._on_record)
             self._bpf.attach_tracepoints()
@@ -189,6 +163,19 @@ class BpfCapture:
             "cached" if self.compile_job.cached else "compiled",
             self.compile_job.seconds,
         )
+
+    def _load_object(self, job: CompileJob, cache: Path | None) -> BpfObject:
+        bpf = BpfObject(job.result(), PROGRAM_KINDS)
+        if not self.settings.judges_paths or not (why := refused_program(bpf)):
+            return bpf
+        # The judge must cost the copy budget, never the capture: recompile without it.
+        log.warning("the kernel refused the copy budget (%s): copying all", why)
+        bpf.cleanup()
+        self.settings = replace(self.settings, budget_bytes=0)
+        text, cflags = self.render_source()
+        request = CompileRequest(name="capture", text=text, cflags=tuple(cflags))
+        self.compile_job = CompileJob(request, cache)
+        return BpfObject(self.compile_job.result(), PROGRAM_KINDS)
 
     def _attach(self, target: Target) -> None:
         done: list[str] = []
@@ -373,18 +360,11 @@ class BpfCapture:
     # ------------------------------------------------------------- status
 
     def drops(self) -> dict[str, dict[str, int]]:
-        """Drops by reason: ``{"ringbuf_full": {"records": n, "bytes": n}, ...}``."""
-        out = {reason: {"records": 0, "bytes": 0} for reason in (*DROP_REASONS, "queue_full")}
-        if self._bpf is not None:
-            table = self._bpf[b"lumen_drops"]
-            for index, reason in enumerate(DROP_REASONS):
-                for cpu_value in table[ctypes.c_int(index)]:
-                    out[reason]["records"] += cpu_value.records
-                    out[reason]["bytes"] += cpu_value.bytes
-        out["queue_full"] = {
-            "records": self._counters["queue_full"],
-            "bytes": self._queue_full_bytes,
-        }
+        """Drops by reason, ``{"ringbuf_full": {"records": n, "bytes": n}, ...}`` (no budget)."""
+        out = read_drops(self._bpf[b"lumen_drops"] if self._bpf is not None else None)
+        del out["budget"]  # not a loss: :meth:`budget_skipped`
+        out["queue_full"] = {"records": self._counters["queue_full"], "bytes": 0}
+        out["queue_full"]["bytes"] = self._queue_full_bytes
         return out
 
     def _program_status(self) -> dict[str, Any]:
@@ -396,6 +376,10 @@ class BpfCapture:
             "seconds": round(job.seconds, 3),
             "uprobes": self._bpf.uprobe_count() if self._bpf is not None else 0,
         }
+
+    def budget_skipped(self) -> dict[str, int]:
+        """Calls (``records``) and ``bytes`` of non-LLM connections not copied (the budget)."""
+        return read_drops(self._bpf[b"lumen_drops"] if self._bpf else None)["budget"]
 
     def kernel_skips(self) -> set[int]:
         """Processes whose calls the probes now drop in the kernel (filtered or excluded)."""
@@ -437,6 +421,7 @@ class BpfCapture:
             "counters": dict(self._counters),
             "dropped": dropped,
             "dropped_bytes": {reason: d["bytes"] for reason, d in drops.items()},
+            "budget_skipped": self.budget_skipped(),
             "queue_depth": self.chunks.qsize(),
             "kernel_skipped_processes": len(self.kernel_skips()),
             "settings": asdict(self.settings),

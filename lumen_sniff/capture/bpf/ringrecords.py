@@ -17,6 +17,7 @@ import enum
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from lumen_sniff.model import Chunk, ConnKey, Direction, ProcessInfo
 
@@ -26,9 +27,13 @@ __all__ = [
     "HEADER_PATH",
     "HEADER_SIZE",
     "HEADER_STRUCT",
+    "PATH_ANYWHERE",
+    "PATH_AT_START",
+    "PATH_BYTES",
     "ConnStruct",
     "DropStruct",
     "Kind",
+    "PathKeyStruct",
     "Record",
     "RecordFields",
     "RecordHeader",
@@ -36,6 +41,7 @@ __all__ = [
     "decode",
     "decode_fields",
     "make_chunk",
+    "read_drops",
     "record_of",
     "to_chunk",
 ]
@@ -46,8 +52,16 @@ HEADER_PATH = Path(__file__).resolve().parents[3] / "bpf" / "lumen.h"
 COMM_LEN = 16
 """LUMEN_COMM_LEN."""
 
-DROP_REASONS = ("ringbuf_full", "cap_exceeded", "read_failed")
-"""Names of the BPF drop counters, in LUMEN_DROP_* index order."""
+DROP_REASONS = ("ringbuf_full", "cap_exceeded", "read_failed", "budget")
+"""Names of the BPF drop counters, in LUMEN_DROP_* index order. ``budget`` is
+not a loss: bytes of a connection judged not LLM, past its copy budget."""
+
+PATH_BYTES = 32
+"""LUMEN_PATH_BYTES: the longest path needle the kernel matches."""
+PATH_AT_START = 1
+"""LUMEN_PATH_AT_START: the needle matches at the start of the path only."""
+PATH_ANYWHERE = 2
+"""LUMEN_PATH_ANYWHERE: the needle matches at any '/' of the path."""
 
 
 class Kind(enum.IntEnum):
@@ -87,6 +101,15 @@ class ConnStruct(ctypes.Structure):
         ("pid", ctypes.c_uint32),
         ("pad", ctypes.c_uint32),
         ("ssl", ctypes.c_uint64),
+    ]
+
+
+class PathKeyStruct(ctypes.Structure):
+    """``struct lumen_path_key``: a key of the ``lumen_paths`` LPM trie."""
+
+    _fields_ = [  # noqa: RUF012
+        ("prefixlen", ctypes.c_uint32),
+        ("data", ctypes.c_uint8 * PATH_BYTES),
     ]
 
 
@@ -133,6 +156,21 @@ _COMMS: dict[bytes, str] = {}
 """Decoded comm per raw 16 bytes: a handful of programs make nearly every record."""
 
 
+def read_drops(table: Any) -> dict[str, dict[str, int]]:
+    """The per-CPU ``lumen_drops`` counters summed: reason → ``records`` and ``bytes``.
+
+    Args:
+        table: The bcc-style table (``table[index]`` gives one value per CPU), or None.
+    """
+    out = {reason: {"records": 0, "bytes": 0} for reason in DROP_REASONS}
+    if table is not None:
+        for index, reason in enumerate(DROP_REASONS):
+            for cpu_value in table[ctypes.c_int(index)]:
+                out[reason]["records"] += cpu_value.records
+                out[reason]["bytes"] += cpu_value.bytes
+    return out
+
+
 def conn_struct(conn: ConnKey) -> ConnStruct:
     """The BPF map key for a connection."""
     return ConnStruct(pid=conn.pid, pad=0, ssl=conn.handle)
@@ -173,6 +211,7 @@ RecordFields = tuple[Kind, int, int, int, int, int, str, int, Direction, int, in
 comm, ssl, direction, offset, lost_bytes, data): what the loader's per-record path
 reads, without building a Record."""
 
+
 def decode_fields(raw: bytes) -> RecordFields | None:
     """Decode one ring-buffer record into its fields; None when it is malformed.
 
@@ -185,8 +224,20 @@ def decode_fields(raw: bytes) -> RecordFields | None:
     """
     if len(raw) < HEADER_SIZE:
         return None
-    (ts_ns, ssl, offset, lost_bytes, cgroup_id, pid, tid, uid, data_len, kind_value,
-     direction, raw_comm) = HEADER_STRUCT.unpack_from(raw)
+    (
+        ts_ns,
+        ssl,
+        offset,
+        lost_bytes,
+        cgroup_id,
+        pid,
+        tid,
+        uid,
+        data_len,
+        kind_value,
+        direction,
+        raw_comm,
+    ) = HEADER_STRUCT.unpack_from(raw)
     end = HEADER_SIZE + data_len
     kind = _KINDS.get(kind_value)
     if end > len(raw) or direction > 1 or kind is None:
@@ -198,8 +249,20 @@ def decode_fields(raw: bytes) -> RecordFields | None:
         if len(_COMMS) > 4096:
             _COMMS.clear()
         _COMMS[raw_comm] = comm
-    return (kind, ts_ns, pid, tid, uid, cgroup_id, comm, ssl, _DIRECTIONS[direction], offset,
-            lost_bytes, raw[HEADER_SIZE:end])
+    return (
+        kind,
+        ts_ns,
+        pid,
+        tid,
+        uid,
+        cgroup_id,
+        comm,
+        ssl,
+        _DIRECTIONS[direction],
+        offset,
+        lost_bytes,
+        raw[HEADER_SIZE:end],
+    )
 
 
 def decode(raw: bytes) -> Record | None:
@@ -218,13 +281,23 @@ def decode(raw: bytes) -> Record | None:
 def record_of(fields: RecordFields) -> Record:
     """The :class:`Record` of decoded fields."""
     kind, ts_ns, pid, tid, uid, cgroup_id, comm, ssl, direction, offset, lost, data = fields
-    return Record(kind=kind, ts_ns=ts_ns, pid=pid, tid=tid, uid=uid, cgroup_id=cgroup_id,
-                  comm=comm, ssl=ssl, direction=direction, offset=offset, lost_bytes=lost,
-                  data=data)
+    return Record(
+        kind=kind,
+        ts_ns=ts_ns,
+        pid=pid,
+        tid=tid,
+        uid=uid,
+        cgroup_id=cgroup_id,
+        comm=comm,
+        ssl=ssl,
+        direction=direction,
+        offset=offset,
+        lost_bytes=lost,
+        data=data,
+    )
 
 
-def make_chunk(fields: RecordFields, *, wall_offset_ns: int,
-               process: ProcessInfo | None) -> Chunk:
+def make_chunk(fields: RecordFields, *, wall_offset_ns: int, process: ProcessInfo | None) -> Chunk:
     """Turn a data or close record's fields into a Chunk (see :func:`to_chunk`)."""
     kind, ts_ns, pid, _, _, _, _, ssl, direction, offset, lost_bytes, data = fields
     return Chunk(
@@ -251,6 +324,18 @@ def to_chunk(record: Record, *, wall_offset_ns: int, process: ProcessInfo | None
         The Chunk, with a wall-clock timestamp.
     """
     r = record
-    fields = (r.kind, r.ts_ns, r.pid, r.tid, r.uid, r.cgroup_id, r.comm, r.ssl, r.direction,
-              r.offset, r.lost_bytes, r.data)
+    fields = (
+        r.kind,
+        r.ts_ns,
+        r.pid,
+        r.tid,
+        r.uid,
+        r.cgroup_id,
+        r.comm,
+        r.ssl,
+        r.direction,
+        r.offset,
+        r.lost_bytes,
+        r.data,
+    )
     return make_chunk(fields, wall_offset_ns=wall_offset_ns, process=process)

@@ -54,6 +54,19 @@ class BpfSettings:
     """Extra API hosts → provider (config ``[providers.hosts]``), for that report."""
     object_cache_dir: str = "/var/cache/lumen-sniff/bpf"
     """Where compiled BPF objects are kept between starts; empty: compile every start."""
+    budget_bytes: int = 32 << 10
+    """Bytes copied per direction of a connection whose HTTP/1 request line cannot
+    be an LLM call; the rest is counted, not copied. 0: copy all."""
+    llm_path_prefixes: tuple[str, ...] = ()
+    """Paths starting with one of these may be LLM calls (the copy budget's judge)."""
+    llm_path_parts: tuple[str, ...] = ()
+    """Paths holding one of these at a ``/`` may be LLM calls. With neither list
+    the kernel judges nothing and the budget is off."""
+
+    @property
+    def judges_paths(self) -> bool:
+        """Whether the kernel judges request lines (a budget and needles to judge by)."""
+        return self.budget_bytes > 0 and bool(self.llm_path_prefixes or self.llm_path_parts)
 
     def validate(self) -> None:
         """Raise ConfigError on values the BPF program cannot take."""
@@ -69,5 +82,7 @@ class BpfSettings:
             )
         if self.ring_bytes < page or self.ring_bytes & (self.ring_bytes - 1):
             raise ConfigError(f"ring_bytes must be a power of two >= {page}")
+        if not 0 <= self.budget_bytes < 1 << 31:
+            raise ConfigError(f"budget_bytes must be 0..2**31-1, got {self.budget_bytes}")
         if self.queue_size < 1 or self.poll_timeout_ms < 1 or self.wakeup_records < 1:
             raise ConfigError("queue_size, poll_timeout_ms and wakeup_records must be positive")
