@@ -28,7 +28,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-import capstone
 from elftools.common.exceptions import ELFError
 from elftools.construct import ConstructError
 from elftools.elf import elffile
@@ -113,6 +112,8 @@ def check_function(code: bytes, func: GoFunc) -> GoFunction | str:
     body = code.rstrip(b"\xcc")  # INT3 padding up to the next function
     if not body or len(body) > _MAX_FUNC_BYTES:
         return f"{func.name}: implausible size {len(code)}"
+    import capstone  # only a Go binary with crypto/tls gets here; not loaded at start
+
     cs = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
     decoded = list(cs.disasm_lite(body, func.entry))
     if sum(size for _addr, size, _m, _o in decoded) != len(body):
