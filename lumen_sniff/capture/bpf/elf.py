@@ -77,8 +77,9 @@ def elf_facts(path: str, wanted: tuple[str, ...]) -> ElfFacts | None:
         found: dict[str, int] = {}
         for table_name in _SYMBOL_TABLES:
             table = headers.section(table_name)
-            if table is not None and table.type != SHT_NOBITS and table.link < len(headers.sections):
-                _scan(data, headers, table, headers.sections[table.link], wanted, found)
+            if table is None or table.type == SHT_NOBITS or table.link >= len(headers.sections):
+                continue
+            _scan(data, headers, table, headers.sections[table.link], wanted, found)
     except (ValueError, struct.error):
         return None  # damaged or truncated: never crash discovery
     finally:

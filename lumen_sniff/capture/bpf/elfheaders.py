@@ -42,7 +42,8 @@ _MAX_SECTIONS = 65536
 
 # After the 16-byte e_ident: e_type .. e_shstrndx.
 _EHDR = {1: "HHIIIIIHHHHHH", 2: "HHIQQQIHHHHHH"}
-# sh_name, sh_type, sh_flags, sh_addr, sh_offset, sh_size, sh_link, sh_info, sh_addralign, sh_entsize
+# sh_name, sh_type, sh_flags, sh_addr, sh_offset, sh_size, sh_link, sh_info,
+# sh_addralign, sh_entsize
 _SHDR = {1: "IIIIIIIIII", 2: "IIQQQQIIQQ"}
 
 
@@ -154,7 +155,11 @@ def read_headers(data: mmap.mmap | bytes) -> ElfHeaders:
     sections = tuple(
         SectionHeader(
             name=_name(data, names[4], names[5], h[0]) if names else "",
-            type=h[1], addr=h[3], offset=h[4], size=h[5], link=h[6],
+            type=h[1],
+            addr=h[3],
+            offset=h[4],
+            size=h[5],
+            link=h[6],
         )  # fmt: skip
         for h in raw
     )

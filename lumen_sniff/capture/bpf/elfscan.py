@@ -224,4 +224,3 @@ class ElfImage:
         result = (sites, sites + 5 + rel)
         self._call_cache[sec.name] = result
         return result
-

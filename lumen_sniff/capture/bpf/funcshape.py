@@ -19,9 +19,8 @@ When any check fails the answer is None: the caller reports, never guesses.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import functools
+from dataclasses import dataclass
 from typing import Any
 
 from lumen_sniff.capture.bpf.elfscan import ElfImage
@@ -33,7 +32,6 @@ MAX_FUNCTION_BYTES = 8192
 
 _PROLOGUES = (b"\x55\x48\x89\xe5", b"\xf3\x0f\x1e\xfa\x55\x48\x89\xe5")
 _ENDS = frozenset({"ret", "jmp", "ud2", "hlt"})
-
 
 
 @functools.cache
