@@ -260,7 +260,7 @@ _WRITER_CACHE_KIB = 32768
 """The writer's page cache. Inserts touch the right edge of each index B-tree,
 which 32 MiB holds long after the database outgrows SQLite's 2 MiB default; the
 cache is the daemon's heap, so it is what RSS grows to as the database grows."""
-_READER_CACHE_KIB = 65536
+_READER_CACHE_KIB = 8192
 """The read-only connection's page cache: queries scan ranges once, and the
 kernel's page cache (outside the daemon's RSS) already holds what they reread.
 No ``mmap``: mapped database pages would count in the daemon's RSS."""
