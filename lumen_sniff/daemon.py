@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import os
 import queue
@@ -136,6 +137,7 @@ class Daemon:
         self._pipeline = Pipeline(pipeline_settings(self.settings, key_salt=key_salt(state_dir)))
         app = self._make_app()
         await self._capture_start
+        _release_free_heap()
         await self._start_api(app)
         self._ready = bool(self._captures)
         log.info(
@@ -361,6 +363,20 @@ class Daemon:
             "export": {runner.name: runner.stats() for runner in self._sinks},
             "export_unavailable": dict(self._sink_errors),
         }
+
+
+def _release_free_heap() -> None:
+    """Hand the heap that start-up used and freed back to the kernel.
+
+    Compiling the BPF programs, judging files and importing leave whole free
+    pages inside glibc's arenas (one per thread that allocated); glibc keeps them
+    mapped, so they stay in RSS for the daemon's life. ``malloc_trim`` returns them.
+    """
+    try:
+        libc = ctypes.CDLL(None)
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc: nothing to trim
 
 
 def _in_thread(fn: Callable[[], None], name: str) -> asyncio.Future[None]:
