@@ -105,7 +105,9 @@ def _thread_names(pid: int) -> dict[int, str]:
 class Start:
     """One daemon started from ``src`` until ready, measured, then stopped."""
 
-    def __init__(self, src: Path, tmp: Path, extra: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, src: Path, tmp: Path, extra: tuple[str, ...] = (), args: tuple[str, ...] = ()
+    ) -> None:
         tmp.mkdir(parents=True, exist_ok=True)
         (tmp / "none.toml").write_text("")
         port = _free_port()
@@ -115,7 +117,7 @@ class Start:
         self.proc = subprocess.Popen(
             [sys.executable, *extra, "-m", "lumen_sniff", "run", "--capture", "bpf",
              "--db", str(tmp / "state" / "lumen.db"), "--listen", f"127.0.0.1:{port}",
-             "--config", str(tmp / "none.toml")],
+             "--config", str(tmp / "none.toml"), *args],
             stdout=self.log.open("a"), stderr=subprocess.STDOUT, cwd=src, env=env,
         )  # fmt: skip
         http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
@@ -204,6 +206,11 @@ def main() -> None:
     parser.add_argument("--baseline", type=Path, default=None, help="source tree to compare")
     parser.add_argument("--maps", action="store_true", help="largest mappings by RSS")
     parser.add_argument("--profile-start", action="store_true", help="import-time breakdown")
+    parser.add_argument(
+        "--daemon-arg", action="append", default=[],
+        help="extra argument for `run` (repeat); on a shared machine, "
+        "--daemon-arg=--comm --daemon-arg=none keeps others' TLS traffic out of 'at rest'",
+    )  # fmt: skip
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root (eBPF capture)")
@@ -215,7 +222,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="lumen-startup-") as tmp:
         for i in range(args.starts):
             for arm, src in arms.items():
-                start = Start(src, Path(tmp) / f"{arm}-{i}")
+                start = Start(src, Path(tmp) / f"{arm}-{i}", args=tuple(args.daemon_arg))
                 try:
                     rest = start.rest(args.settle, args.rest, args.maps)
                 finally:

@@ -358,3 +358,17 @@ def test_open_conns_closes_what_an_exit_left_open() -> None:
     assert conns.pop_pid(8) == [(0xA, 1)]
     assert sorted(conns.pop_pid(9)) == [(0x1, 0), (0x2, 0)]
     assert len(conns) == 0
+
+
+def test_rescans_of_a_starting_process_collapse() -> None:
+    # An exec, then ld.so mapping ten libraries: one rescan after the burst and
+    # one settling rescan, not two per mapping.
+    rescans = Rescans()
+    rescans.add(5, delays_s=(0.0, 0.1))
+    for _ in range(10):
+        rescans.add(5, delays_s=(0.005, 0.1))
+    rescans.add(7, delays_s=(0.0,), forget=True)
+    seen = []
+    while (due := rescans.next_due(timeout_s=0.5)) is not None:
+        seen.append(due)
+    assert sorted(seen) == [(5, False), (5, False), (7, True)]

@@ -329,20 +329,49 @@ class Discovery:
 class Rescans:
     """Thread-safe schedule of pids to rescan (exec, dlopen) or forget (exit).
 
-    Several rescans of one pid due at once collapse into one; each event asks for
-    a rescan at a few delays, because the tracepoint fires before the mapping exists.
+    Each event asks for a rescan at a few delays, because the tracepoint fires
+    before the mapping exists. A starting process maps its libraries in a burst
+    (one executable mapping each, a millisecond apart), and one rescan after the
+    burst sees them all: a request due at most ``slack`` (half its delay plus
+    5 ms) after a pending one for the same pid moves that one later instead of
+    adding another, and a pending one due soon after it answers it outright. A
+    rescan is never put off by more than twice its slack, so a process that maps
+    files without pause is still rescanned.
     """
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._due: list[tuple[float, int, bool]] = []
+        self._due: list[tuple[float, int, int, bool]] = []
+        """Heap of (due, sequence, pid, forget); entries no longer pending are skipped."""
+        self._pending: dict[tuple[int, bool], dict[int, tuple[float, float]]] = {}
+        """(pid, forget) -> sequence -> (due, first due asked for)."""
+        self._seq = 0
 
     def add(self, pid: int, *, delays_s: tuple[float, ...], forget: bool = False) -> None:
         """Schedule ``pid`` for a rescan (or, with ``forget``, removal) after each delay."""
         now = time.monotonic()
         with self._cond:
+            pending = self._pending.setdefault((pid, forget), {})
             for delay in delays_s:
-                heapq.heappush(self._due, (now + delay, pid, forget))
+                due = now + delay
+                slack = delay / 2 + 0.005
+                if any(due <= at <= due + slack for at, _first in pending.values()):
+                    continue  # a rescan soon after this one answers it
+                later = next(
+                    (
+                        (seq, first)
+                        for seq, (at, first) in pending.items()
+                        if due - slack <= at < due and due <= first + 2 * slack
+                    ),
+                    None,
+                )
+                first = due
+                if later is not None:
+                    del pending[later[0]]  # moved: its heap entry is skipped when popped
+                    first = later[1]
+                self._seq += 1
+                pending[self._seq] = (due, first)
+                heapq.heappush(self._due, (due, self._seq, pid, forget))
             self._cond.notify()
 
     def next_due(self, *, timeout_s: float) -> tuple[int, bool] | None:
@@ -351,13 +380,18 @@ class Rescans:
         with self._cond:
             while True:
                 now = time.monotonic()
+                while self._due and self._due[0][1] not in self._pending.get(
+                    (self._due[0][2], self._due[0][3]), {}
+                ):
+                    heapq.heappop(self._due)  # moved later or already done
                 if self._due and self._due[0][0] <= now:
-                    _, pid, forget = heapq.heappop(self._due)
-                    # Drop duplicates that are also due now.
-                    while (
-                        self._due and self._due[0][0] <= now and self._due[0][1:] == (pid, forget)
-                    ):
-                        heapq.heappop(self._due)
+                    _, _seq, pid, forget = heapq.heappop(self._due)
+                    pending = self._pending[(pid, forget)]
+                    # One rescan serves every request for this pid that is due now.
+                    for seq in [s for s, (at, _f) in pending.items() if at <= now]:
+                        del pending[seq]
+                    if not pending:
+                        del self._pending[(pid, forget)]
                     return pid, forget
                 wait = deadline - now
                 if self._due:
