@@ -44,6 +44,7 @@ def bpf_settings(settings: Settings, *, exclude_pids: tuple[int, ...] = ()) -> B
         comms=cap.comms,
         exes=cap.exes,
         max_bytes_per_call=cap.max_bytes_per_call,
+        ring_bytes=cap.ring_buffer_bytes,
         exclude_pids=exclude_pids,
         hosts=tuple(settings.hosts.items()),
     )
