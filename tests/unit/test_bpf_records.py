@@ -372,3 +372,33 @@ def test_rescans_of_a_starting_process_collapse() -> None:
     while (due := rescans.next_due(timeout_s=0.5)) is not None:
         seen.append(due)
     assert sorted(seen) == [(5, False), (5, False), (7, True)]
+
+
+def test_discovery_forgets_files_without_tls_but_not_their_verdict(
+    tmp_path: Path, elves: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import lumen_sniff.capture.bpf.discovery as discovery_module
+
+    _fake_proc(tmp_path, 10, elves["importer"], [elves["lib"]])
+    _fake_proc(tmp_path, 11, elves["importer"], [])
+    discovery = Discovery(proc=tmp_path / "proc")
+    discovery.scan_pid(10)
+    discovery.forget_pid(10)
+    paths = {t.path: t for t in discovery.files.values()}
+    assert str(elves["importer"]) not in paths  # no TLS, no process: not kept
+    assert paths[str(elves["lib"])].pids == set()  # hooked files stay
+    judged: list[str] = []
+    original = discovery_module._judge_file
+    monkeypatch.setattr(
+        discovery_module,
+        "_judge_file",
+        lambda path, *rest: judged.append(path) or original(path, *rest),
+    )
+    discovery.scan_pid(11)
+    assert judged == []  # the same file again: its verdict was remembered
+    again = {t.path: t for t in discovery.files.values()}[str(elves["importer"])]
+    assert (again.skipped, again.pids) == ("no_tls_symbols", {11})
+    os.utime(elves["importer"], ns=(1, 1))  # changed in place: judged afresh
+    discovery.forget_pid(11)
+    discovery.scan_pid(11)
+    assert judged == [str(elves["importer"])]
