@@ -15,17 +15,17 @@ KREL    := $(shell uname -r)
 
 # What the daemon needs on a production host (`make run`, `make setup`): bcc
 # (python3-bpfcc is not on PyPI), kernel headers for bcc to compile against,
-# Python and its venv, libpcap for `--capture pcap`, nodejs (and npm, below) to
-# build the dashboard from its lockfile.
+# Python and its venv, libpcap for `--capture pcap`. The dashboard needs no node:
+# web/build.py (system Python) fetches uPlot as the npm lockfile pins it.
 APT_PACKAGES := python3 python3-venv python3-bpfcc linux-headers-amd64 \
-	ca-certificates libpcap0.8 nodejs
+	ca-certificates libpcap0.8
 # Only the tests, benchmarks and key-log replay (`make setup-test`, `make test`):
 # tshark decrypts key-logged captures, the rest are the real clients and tools the
 # integration tests drive (gcc builds C clients; golang-go the Go client; gnutls-bin
 # and python3-pycurl drive GnuTLS; default-jdk-headless the Java client; python3-seccomp
 # confines the TLS echo server; prometheus, redis-server: the fleet tests; chromium: the
-# dashboard tests' browser).
-APT_TEST_PACKAGES := python3-dev bpfcc-tools tshark python3-seccomp curl gcc \
+# dashboard tests' browser; nodejs: the npm agents).
+APT_TEST_PACKAGES := nodejs python3-dev bpfcc-tools tshark python3-seccomp curl gcc \
 	iproute2 procps golang-go gnutls-bin python3-pycurl default-jdk-headless util-linux \
 	prometheus redis-server chromium
 
@@ -42,16 +42,13 @@ help:
 
 setup: apt headers venv web
 
-# The dashboard: the chart library comes from the npm lockfile (web/package-lock.json);
-# our own page and modules are copied beside it into web/dist (gitignored), which the
-# daemon serves at /. Nothing third-party lives in the repository.
+# The dashboard: the chart library is pinned by the npm lockfile (web/package-lock.json);
+# web/build.py (standard library only, no node) downloads that tarball, checks its
+# integrity, and writes our own page and modules with uPlot's two files into web/dist
+# (gitignored), which the daemon serves at /. Nothing third-party lives in the repository.
 web: web/dist/index.html
-web/dist/index.html: web/package.json web/package-lock.json $(WEB_SRC) | npm
-	cd web && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
-	rm -rf web/dist.tmp && mkdir -p web/dist.tmp/vendor
-	cp -R web/src/. web/dist.tmp/
-	cp web/node_modules/uplot/dist/uPlot.esm.js web/node_modules/uplot/dist/uPlot.min.css web/dist.tmp/vendor/
-	rm -rf web/dist && mv web/dist.tmp web/dist
+web/dist/index.html: web/build.py web/package.json web/package-lock.json $(WEB_SRC) | apt
+	$(PY) web/build.py
 
 apt: $(APT_STAMP)
 $(APT_STAMP):
@@ -117,13 +114,13 @@ $(TEST_STAMP): $(STAMP) | apt-test
 	$(VPY) -c 'import seccomp'
 	@rm -f $(VENV)/.test-stamp-* && touch $@
 
-# npm builds the dashboard (setup) and installs the agents (setup-test). Debian's
+# npm installs the agents (setup-test only). Debian's
 # nodejs comes without npm, NodeSource's carries it (and conflicts with Debian's npm
 # package): install the package only when no npm command exists.
 # Real AI agents for the integration tests only (tests/agents/<name>, one pinned
 # version per directory with its lockfile). --ignore-scripts: the tests run the
 # platform binaries directly, and no install script may reach beyond the registry.
-npm: apt
+npm: apt-test
 	@command -v npm >/dev/null || { \
 	  echo "installing Debian package: npm"; \
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends npm; }
@@ -143,7 +140,7 @@ test-unit: venv-test
 	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
 
 lint: venv-test
-	$(VENV)/bin/ruff check lumen_sniff tests bench
+	$(VENV)/bin/ruff check lumen_sniff tests bench web/build.py
 	$(VENV)/bin/mypy
 
 bench: setup-test

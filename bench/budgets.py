@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tests.support.bpfcap import spawn_server  # noqa: E402 (needs the path above)
-from tests.support.budgetd import DaemonProc, start_daemon  # noqa: E402
+from tests.support.daemonproc import Daemon, start_daemon  # noqa: E402
 
 _LIMIT_USD = "0.00005"  # between the 5th and 6th stand-in call
 
@@ -45,7 +45,7 @@ def _ns(iso: str) -> int:
     return int(t.timestamp()) * 10**9 + t.microsecond * 1000
 
 
-def _run(daemon: DaemonProc, standin: dict[str, Any], interval: float) -> dict[str, float]:
+def _run(daemon: Daemon, standin: dict[str, Any], interval: float) -> dict[str, float]:
     name = f"bench-{uuid.uuid4().hex[:8]}"
     daemon.post(
         "/api/budgets",
@@ -115,7 +115,9 @@ def main() -> None:
     ):
         config = Path(tmp) / "config.toml"
         config.write_text("")
-        daemon = start_daemon(Path(tmp) / "db" / "lumen.db", config, Path(tmp) / "daemon.log")
+        daemon = start_daemon(
+            Path(tmp) / "db" / "lumen.db", Path(tmp) / "daemon.log", config=config
+        )
         try:
             print(
                 f"{'interval s':>10} {'run':>3} {'limit→block ms':>15} {'limit→refused ms':>17} "

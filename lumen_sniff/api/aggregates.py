@@ -1,6 +1,6 @@
 """Aggregate routes for the dashboard: filtered totals, series, breakdowns, cache savings.
 
-Every route takes the same filters (:func:`event_filter`: the time range, each
+Every route takes the same filters (:data:`lumen_sniff.api.params.Filter`: the time range, each
 grouping dimension, a status), so one filter set in the dashboard's URL narrows
 every panel alike. Answers are sums computed in the store
 (:mod:`lumen_sniff.store.aggregates`), never raw events: their size depends on
@@ -13,15 +13,15 @@ import time
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 
-from lumen_sniff.api.params import parse_status, time_range
+from lumen_sniff.api.params import Filter
 from lumen_sniff.pricing.quote import PricerLike, quote
 from lumen_sniff.serialize import iso_from_ns
-from lumen_sniff.store import BUCKETS_NS, GROUP_DIMS, EventFilter, Store, Totals
+from lumen_sniff.store import BUCKETS_NS, GROUP_DIMS, Store, Totals
 
-__all__ = ["event_filter", "router"]
+__all__ = ["router"]
 
 router = APIRouter()
 
@@ -36,39 +36,6 @@ _MAX_POINTS = 20_000
 _PER_MILLION = Decimal(1_000_000)
 
 
-def event_filter(
-    since: Annotated[
-        str | None, Query(description="ISO 8601 time, 'now', or an age: 30m, 24h, 7d.")
-    ] = None,
-    until: Annotated[str | None, Query(description="Same forms as since; default: open.")] = None,
-    provider: str | None = None,
-    model: str | None = None,
-    process: str | None = None,
-    api_key_id: str | None = None,
-    tenant: str | None = None,
-    service: str | None = None,
-    container: str | None = None,
-    status: Annotated[str | None, Query(description="HTTP code, 'error' or 'ok'.")] = None,
-) -> EventFilter:
-    """The filter every aggregate route shares: the range and exact field matches."""
-    lo, hi = time_range(since, until)
-    code, errors_only = parse_status(status)
-    return EventFilter(
-        since_ns=lo,
-        until_ns=hi,
-        provider=provider,
-        model=model,
-        process=process,
-        api_key_id=api_key_id,
-        tenant=tenant,
-        service=service,
-        container=container,
-        status=code,
-        errors_only=errors_only,
-    )
-
-
-Filter = Annotated[EventFilter, Depends(event_filter)]
 
 
 def _check_dim(name: str, value: str) -> None:

@@ -10,13 +10,21 @@ from __future__ import annotations
 import re
 import time
 from datetime import UTC, datetime
+from typing import Annotated
 
-from fastapi import HTTPException, Request
+from fastapi import Depends, HTTPException, Query, Request
 from fastapi.dependencies.utils import get_flat_dependant
 
-from lumen_sniff.store import MAX_NS
+from lumen_sniff.store import MAX_NS, EventFilter
 
-__all__ = ["parse_status", "parse_time", "reject_unknown_params", "time_range"]
+__all__ = [
+    "Filter",
+    "event_filter",
+    "parse_status",
+    "parse_time",
+    "reject_unknown_params",
+    "time_range",
+]
 
 _UNIT_NS = {
     "s": 1_000_000_000,
@@ -116,3 +124,38 @@ async def reject_unknown_params(request: Request) -> None:
         raise HTTPException(
             400, f"unknown parameter(s): {', '.join(unknown)} (accepted: {accepted})"
         )
+
+
+def event_filter(
+    since: Annotated[
+        str | None, Query(description="ISO 8601 time, 'now', or an age: 30m, 24h, 7d.")
+    ] = None,
+    until: Annotated[str | None, Query(description="Same forms as since; default: open.")] = None,
+    provider: str | None = None,
+    model: str | None = None,
+    process: str | None = None,
+    api_key_id: str | None = None,
+    tenant: str | None = None,
+    service: str | None = None,
+    container: str | None = None,
+    status: Annotated[str | None, Query(description="HTTP code, 'error' or 'ok'.")] = None,
+) -> EventFilter:
+    """The filter the event and aggregate routes share: the range and exact field matches."""
+    lo, hi = time_range(since, until)
+    code, errors_only = parse_status(status)
+    return EventFilter(
+        since_ns=lo,
+        until_ns=hi,
+        provider=provider,
+        model=model,
+        process=process,
+        api_key_id=api_key_id,
+        tenant=tenant,
+        service=service,
+        container=container,
+        status=code,
+        errors_only=errors_only,
+    )
+
+
+Filter = Annotated[EventFilter, Depends(event_filter)]

@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 from lumen_sniff import __version__
 from lumen_sniff.api.live import LiveFeed
 from lumen_sniff.api.metrics import CONTENT_TYPE, Metrics
-from lumen_sniff.api.params import parse_status, parse_time, time_range
+from lumen_sniff.api.params import Filter, parse_time, time_range
 from lumen_sniff.pricing.quote import PricerLike, quote
 from lumen_sniff.serialize import csv_header, event_to_csv_row, event_to_dict, iso_from_ns
 from lumen_sniff.store import EventFilter, Lap, Store
@@ -72,34 +72,10 @@ async def status(request: Request) -> dict[str, Any]:
 @router.get("/api/events", tags=["events"])
 async def events(
     request: Request,
+    f: Filter,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
-    since: Since = None,
-    until: Until = None,
-    provider: str | None = None,
-    model: str | None = None,
-    process: str | None = None,
-    api_key_id: str | None = None,
-    tenant: str | None = None,
-    service: str | None = None,
-    container: str | None = None,
-    status: Annotated[str | None, Query(description="HTTP code, 'error' or 'ok'.")] = None,
 ) -> JSONResponse:
     """The newest events matching every given filter, newest first: {"events": [...]}."""
-    lo, hi = time_range(since, until)
-    code, errors_only = parse_status(status)
-    f = EventFilter(
-        since_ns=lo,
-        until_ns=hi,
-        provider=provider,
-        model=model,
-        process=process,
-        api_key_id=api_key_id,
-        tenant=tenant,
-        service=service,
-        container=container,
-        status=code,
-        errors_only=errors_only,
-    )
     rows = await _store(request).events(f, limit)
     # JSONResponse directly: FastAPI's generic encoder costs more than the query.
     return JSONResponse({"events": [event_to_dict(e) for e in rows]})

@@ -34,6 +34,7 @@ from typing import Any
 from lumen_sniff.budgets.endpoints import RELEARN_S, destroy, llm_peers, parse_host
 from lumen_sniff.budgets.enforce import ConnectGuard, cgroup2_root
 from lumen_sniff.budgets.inflight import Deferral
+from lumen_sniff.budgets.liveness import Births
 from lumen_sniff.budgets.model import Action, Enforcement
 from lumen_sniff.budgets.settings import BudgetSettings
 from lumen_sniff.errors import CaptureError
@@ -71,9 +72,13 @@ class Enforcer:
         self._watchdog: subprocess.Popen[str] | None = None
         self._self = {os.getpid()}
         self._cgroup_of: dict[int, int | None] = {}
+        self._scope_cgroups: dict[str, set[int]] = {}
+        """Cgroups an enforcement by cgroup holds; they stay blocked after its callers exit."""
         self.busy: Callable[[], Mapping[int, int]] = dict
         """Open LLM exchanges per pid (the daemon plugs in the pipeline's count)."""
         self._deferred = Deferral(settings.inflight_grace_s)
+        self._births = Births()
+        """Targets are pids: an exited one (or its reuse) must drop out of every set."""
 
     def load(self) -> None:
         """Load the guard, once, when a block may be needed; on failure record why.
@@ -105,6 +110,7 @@ class Enforcer:
         for e in events:
             if e.pid is None:
                 continue
+            self._births.note(e.pid, fresh=True)  # now, while the caller surely still runs
             if e.process:
                 pids = self._seen.setdefault(e.process, set())
                 if len(pids) < _SEEN_MAX:
@@ -160,6 +166,7 @@ class Enforcer:
             self._active[e.budget] = (e, by_cgroup)
         else:
             self._active.pop(e.budget, None)
+            self._scope_cgroups.pop(e.budget, None)
         self.sync()
 
     def refresh(self, key: str, pids: frozenset[int]) -> None:
@@ -177,24 +184,40 @@ class Enforcer:
         cgroups: set[int] = set()
         stop: set[int] = set()
         named = _pids_named({c for e, _ in self._active.values() for c in e.comms})
-        for e, by_cgroup in self._active.values():
+        for key, (e, by_cgroup) in self._active.items():
+            if by_cgroup:  # before exited callers drop out: their cgroup stays blocked
+                held = self._scope_cgroups.setdefault(key, set())
+                held |= {cg for pid in e.pids if (cg := self._cgroup(pid)) is not None}
+        self._drop_exited()
+        for key, (e, by_cgroup) in self._active.items():
             pids = set(e.pids)
             for comm in e.comms:
                 pids |= self._seen.get(comm, set()) | named.get(comm[:15], set())
-            pids -= self._self
+            pids = self._births.live(pids) - self._self
             if e.action is Action.PAUSE:
                 stop |= pids
                 continue
             tgids |= pids
             comms |= set(e.comms)
             if by_cgroup:
-                cgroups |= {cg for pid in pids if (cg := self._cgroup(pid)) is not None}
+                held = self._scope_cgroups.setdefault(key, set())
+                held |= {cg for pid in pids if (cg := self._cgroup(pid)) is not None}
+                cgroups |= held
         if self.error is None:
             newly = tgids - self.guard.blocked_tgids
             self.guard.set_targets(tgids=tgids, cgroups=cgroups, comms=comms)
             if newly:
                 self._destroy()
         self._pause(stop)
+
+    def _drop_exited(self) -> None:
+        # Exited (or reused) pids leave the enforcements and the callers seen, for good.
+        for key, (e, by_cgroup) in list(self._active.items()):
+            live = frozenset(self._births.live(e.pids))
+            if live != e.pids:
+                self._active[key] = (_with_pids(e, live), by_cgroup)
+        for pids in self._seen.values():
+            pids &= self._births.live(pids)
 
     def _destroy(self) -> None:
         blocked = self.guard.blocked_tgids
@@ -206,6 +229,9 @@ class Enforcer:
 
     def poll(self) -> None:
         """Destroy the connections of blocked processes whose calls in flight have ended."""
+        blocked = self.guard.blocked_tgids | self._stopped
+        if blocked and self._births.live(blocked) != blocked:
+            self.sync()  # a blocked or paused process exited: its pid must not stay a target
         if self.error is None and self._deferred.waiting:
             due = self._deferred.poll(self.guard.blocked_tgids, self.busy(), time.monotonic())
             self._close(due)

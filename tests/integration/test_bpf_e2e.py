@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 
@@ -31,7 +30,7 @@ from tests.support.bpfcap import (
     TestCgroup,
     bpf_ready,
     shared_capture,
-    spawn_server,
+    tls_standin,
 )
 from tests.support.clients import SCENARIOS
 
@@ -67,10 +66,7 @@ def collector() -> Collector:
 
 @pytest.fixture(scope="module")
 def standin() -> Iterator[Server]:
-    with (
-        tempfile.TemporaryDirectory() as ca_dir,
-        spawn_server("tests.support.standin", "--tls", "--port", "0", "--ca-dir", ca_dir) as server,
-    ):
+    with tls_standin() as server:
         yield server
 
 
@@ -120,8 +116,9 @@ def test_client_reported_usage_equals_captured_usage(
     if family is not None:  # the families added as rows: provider and exact cost too
         pricer = Pricer()
         for event in events:
-            usage = Usage(**{f: getattr(event, f) for f in _USAGE_FIELDS},
-                          source=UsageSource.REPORTED)
+            usage = Usage(
+                **{f: getattr(event, f) for f in _USAGE_FIELDS}, source=UsageSource.REPORTED
+            )
             price = pricer.price(family, client["model"], usage, event.started_ns).cost_usd
             assert event.provider == family
             assert event.cost_usd is not None and event.cost_usd == price

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +27,7 @@ from tests.support.bpfcap import (
     TestCgroup,
     bpf_ready,
     shared_capture,
-    spawn_server,
+    tls_standin,
 )
 
 pytestmark = [pytest.mark.bpf, pytest.mark.slow]
@@ -53,10 +52,7 @@ def collector() -> Collector:
 
 @pytest.fixture(scope="module")
 def standin() -> Iterator[Server]:
-    with (
-        tempfile.TemporaryDirectory() as ca_dir,
-        spawn_server("tests.support.standin", "--tls", "--port", "0", "--ca-dir", ca_dir) as server,
-    ):
+    with tls_standin() as server:
         yield server
 
 

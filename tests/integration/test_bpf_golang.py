@@ -29,7 +29,7 @@ from tests.support.bpfcap import (
     TestCgroup,
     bpf_ready,
     shared_capture,
-    spawn_server,
+    tls_standin,
 )
 from tests.support.golang import build_goclient, go_available, run_unhooked
 
@@ -59,10 +59,7 @@ def collector() -> Collector:
 
 @pytest.fixture(scope="module")
 def standin() -> Iterator[Server]:
-    with (
-        tempfile.TemporaryDirectory() as ca_dir,
-        spawn_server("tests.support.standin", "--tls", "--port", "0", "--ca-dir", ca_dir) as server,
-    ):
+    with tls_standin() as server:
         yield server
 
 
@@ -132,7 +129,6 @@ def test_go_client_usage_is_captured_exactly(
     assert (proc.returncode, stdout) == (reference.returncode, reference.stdout), stderr[-2000:]
     expected_proto = "HTTP/2.0" if proto == "h2" else "HTTP/1.1"
     assert all(f" {expected_proto} 200 " in line for line in stdout.splitlines()[:-1])
-
 
     client = json.loads(stdout.strip().splitlines()[-1])
 

@@ -27,7 +27,7 @@ import pytest
 
 from tests.conftest import require_or_skip
 from tests.support.bpfcap import CGROUP_ROOT, REPO, Server, bpf_ready, spawn_server
-from tests.support.budgetd import DaemonProc, start_daemon
+from tests.support.daemonproc import Daemon, start_daemon
 from tests.support.webhook import WebhookReceiver
 
 pytestmark = [pytest.mark.bpf, pytest.mark.slow]
@@ -103,12 +103,15 @@ class Env:
     standin: Server
     hook: WebhookReceiver
     dir: Path
-    daemon: DaemonProc
+    daemon: Daemon
 
     def start(self) -> None:
         args = [a for name in _WATCHED for a in ("--comm", name)]
         self.daemon = start_daemon(
-            self.dir / "db" / "lumen.db", self.dir / "config.toml", self.dir / "daemon.log", *args
+            self.dir / "db" / "lumen.db",
+            self.dir / "daemon.log",
+            *args,
+            config=self.dir / "config.toml",
         )
 
     def client(self, name: str, *extra: str, cgroup: Path | None = None) -> subprocess.Popen[str]:
@@ -311,6 +314,7 @@ def test_call_in_flight_at_block_completes_and_counts_as_overshoot(env: Env) -> 
         if r["budget"] == "inflight" and r["active"]
     )
     assert first["start_ns"] < block["at_ns"] < first["end_ns"]  # it was in flight
+
     # Its connection is closed once its event is in; then the next call fails.
     def streamed() -> list[dict[str, Any]]:
         events = env.daemon.api("/api/events", service="inflight-a", limit=100)["events"]

@@ -18,7 +18,7 @@ import pytest
 
 from tests.conftest import require_or_skip
 from tests.support.bpfcap import REPO, bpf_ready, spawn_server
-from tests.support.budgetd import start_daemon
+from tests.support.daemonproc import start_daemon
 
 pytestmark = [pytest.mark.bpf, pytest.mark.slow]
 
@@ -56,10 +56,10 @@ def test_fail_closed_block_survives_kill9_until_the_pins_go() -> None:
         config.write_text("[enforcement]\nfail_closed = true\n")
         daemon = start_daemon(
             Path(tmp) / "db" / "lumen.db",
-            config,
             Path(tmp) / "daemon.log",
             "--comm",
             "closed-agent",
+            config=config,
         )
         try:
             assert _call(standin.info, "closed-agent")["ok"]  # the endpoint is learned

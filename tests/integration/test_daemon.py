@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require_or_skip
-from tests.support.bpfcap import REPO, Server, bpf_ready, spawn_server
+from tests.support.bpfcap import REPO, Server, bpf_ready, tls_standin
 from tests.support.daemonproc import Daemon
 from tests.support.daemonproc import Scope as _Scope
 from tests.support.daemonproc import client_result as _client_result
@@ -53,10 +53,7 @@ def workdir() -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def standin() -> Iterator[Server]:
-    with (
-        tempfile.TemporaryDirectory() as ca_dir,
-        spawn_server("tests.support.standin", "--tls", "--port", "0", "--ca-dir", ca_dir) as server,
-    ):
+    with tls_standin() as server:
         yield server
 
 
@@ -164,10 +161,25 @@ def test_a_taken_api_port_is_a_clear_error_not_a_hang(workdir: Path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         run = subprocess.run(
-            [sys.executable, "-m", "lumen_sniff", "run", "--capture", "bpf",
-             "--db", str(workdir / "taken" / "lumen.db"), "--listen", f"127.0.0.1:{port}",
-             "--config", str(workdir / "none.toml")],
-            capture_output=True, text=True, timeout=90, cwd=REPO, check=False,
+            [
+                sys.executable,
+                "-m",
+                "lumen_sniff",
+                "run",
+                "--capture",
+                "bpf",
+                "--db",
+                str(workdir / "taken" / "lumen.db"),
+                "--listen",
+                f"127.0.0.1:{port}",
+                "--config",
+                str(workdir / "none.toml"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=90,
+            cwd=REPO,
+            check=False,
         )
     assert run.returncode == 1
     assert f"the API cannot listen on 127.0.0.1:{port}" in run.stderr

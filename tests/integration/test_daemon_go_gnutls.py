@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import require_or_skip
-from tests.support.bpfcap import REPO, Server, bpf_ready, spawn_server
+from tests.support.bpfcap import REPO, Server, bpf_ready, tls_standin
 from tests.support.daemonproc import Daemon, Scope, events_of, start_daemon, stop_daemon
 from tests.support.golang import build_goclient, go_available, run_unhooked
 
@@ -45,10 +45,7 @@ def workdir() -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def standin() -> Iterator[Server]:
-    with (
-        tempfile.TemporaryDirectory() as ca_dir,
-        spawn_server("tests.support.standin", "--tls", "--port", "0", "--ca-dir", ca_dir) as server,
-    ):
+    with tls_standin() as server:
         yield server
 
 

@@ -18,7 +18,7 @@ import pytest
 from playwright.sync_api import Browser, expect
 
 from tests.conftest import require_or_skip
-from tests.support.bpfcap import Server, bpf_ready, spawn_server
+from tests.support.bpfcap import Server, bpf_ready, tls_standin
 from tests.support.browser import artifacts_dir, chromium, open_page
 from tests.support.daemonproc import (
     Daemon,
@@ -47,10 +47,7 @@ def daemon() -> Iterator[Daemon]:
 
 @pytest.fixture(scope="module")
 def standin() -> Iterator[Server]:
-    with (
-        tempfile.TemporaryDirectory() as ca_dir,
-        spawn_server("tests.support.standin", "--tls", "--port", "0", "--ca-dir", ca_dir) as server,
-    ):
+    with tls_standin() as server:
         yield server
 
 

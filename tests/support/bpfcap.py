@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -36,6 +37,7 @@ __all__ = [
     "reassemble",
     "shared_capture",
     "spawn_server",
+    "tls_standin",
 ]
 
 REPO = Path(__file__).resolve().parents[2]
@@ -193,6 +195,16 @@ def spawn_server(*args: str) -> Iterator[Server]:
             proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+@contextlib.contextmanager
+def tls_standin() -> Iterator[Server]:
+    """The provider stand-in over TLS on an ephemeral port, with its own throwaway CA."""
+    with (
+        tempfile.TemporaryDirectory() as ca_dir,
+        spawn_server("tests.support.standin", "--tls", "--port", "0", "--ca-dir", ca_dir) as server,
+    ):
+        yield server
 
 
 def reassemble(chunks: list[Chunk], direction: Direction) -> tuple[bytes, int]:

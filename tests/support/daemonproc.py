@@ -51,13 +51,41 @@ class Daemon:
     log: Path
 
     def api(self, path: str, **params: Any) -> Any:
+        """GET a JSON route."""
         response = httpx.get(self.url + path, params=params, timeout=10)
         response.raise_for_status()
         return response.json()
 
+    def post(self, path: str, body: dict[str, Any]) -> Any:
+        """POST a JSON route."""
+        response = httpx.post(self.url + path, json=body, timeout=10)
+        response.raise_for_status()
+        return response.json()
 
-def start_daemon(db: Path, log: Path) -> Daemon:
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run ``lumen-sniff ARGS --api URL``."""
+        return subprocess.run(
+            [sys.executable, "-m", "lumen_sniff", *args, "--api", self.url],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            cwd=REPO,
+        )
+
+    def stop(self) -> int:
+        """SIGTERM (if still running) and wait."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(60)
+
+
+def start_daemon(db: Path, log: Path, *args: str, config: Path | None = None) -> Daemon:
+    """Start ``lumen-sniff run --capture bpf`` with ``args`` and wait until it is ready.
+
+    Without ``config`` the daemon reads ``<db's grandparent>/none.toml`` (absent: defaults).
+    """
     port = free_port()
+    config = config or db.parent.parent / "none.toml"
     handle = log.open("a")
     proc = subprocess.Popen(
         [
@@ -72,7 +100,8 @@ def start_daemon(db: Path, log: Path) -> Daemon:
             "--listen",
             f"127.0.0.1:{port}",
             "--config",
-            str(db.parent.parent / "none.toml"),
+            str(config),
+            *args,
         ],
         stdout=handle,
         stderr=subprocess.STDOUT,
@@ -92,12 +121,13 @@ def start_daemon(db: Path, log: Path) -> Daemon:
             pass
         time.sleep(0.25)
     proc.kill()
+    proc.wait()
     raise AssertionError(f"daemon not ready in 90 s: {log.read_text()[-3000:]}")
 
 
 def stop_daemon(daemon: Daemon) -> int:
-    daemon.proc.send_signal(signal.SIGTERM)
-    return daemon.proc.wait(60)
+    """SIGTERM and wait; the exit code."""
+    return daemon.stop()
 
 
 class Scope:
