@@ -256,9 +256,9 @@ class Store:
         await self._wconn.close()
 
 
-_WRITER_CACHE_KIB = 32768
+_WRITER_CACHE_KIB = 16384
 """The writer's page cache. Inserts touch the right edge of each index B-tree,
-which 32 MiB holds long after the database outgrows SQLite's 2 MiB default; the
+which 16 MiB holds long after the database outgrows SQLite's 2 MiB default; the
 cache is the daemon's heap, so it is what RSS grows to as the database grows."""
 _READER_CACHE_KIB = 8192
 """The read-only connection's page cache: queries scan ranges once, and the
