@@ -92,11 +92,6 @@ DEFAULT_PORT = 7437
 """Not used by common server software (unlike 8000, 8080, 9090, 9091, 9100, 9464)."""
 DEFAULT_PCAP_PORTS = (11434, 8000, 8080, 1234, 4000)
 """Ollama, vLLM, llama.cpp, LM Studio, LiteLLM and other relays."""
-DEFAULT_RING_BUFFER_BYTES = 8 << 20
-"""The eBPF ring buffer. Measured need (``bench/ringfill.py`` under ``bench/daemon.py``,
-about 80 calls/s plus a 64 MiB non-LLM upload): peak 1.4 MB, p99 0.12 MB. 8 MiB
-leaves 5x room for the reader falling behind; 16 MiB cost 16 MiB more of the
-daemon's RSS (the data pages are mapped twice) for nothing."""
 
 _CAPTURE_MODES = ("auto", "bpf", "pcap")
 _BUDGET_TABLES = ("budgets", "enforcement", "alerts")
@@ -141,8 +136,8 @@ class CaptureSettings:
     """A libpcap filter expression that replaces ``ports`` when set."""
     max_bytes_per_call: int = 1 << 20
     """eBPF copy cap per SSL call; the rest is counted as lost."""
-    ring_buffer_bytes: int = DEFAULT_RING_BUFFER_BYTES
-    """Size of the eBPF ring buffer (a power of two): kernel memory, mapped into the daemon."""
+    ring_buffer_bytes: int = 8 << 20
+    """eBPF ring buffer (a power of two): 5x the peak fill measured (README, Benchmarks)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -318,12 +313,10 @@ class _Validator:
         )
 
     def _ring_bytes(self, cap: dict[str, Any]) -> int:
-        value = self._int(
-            cap, "capture", "ring_buffer_bytes", default=DEFAULT_RING_BUFFER_BYTES, minimum=1 << 16
-        )
-        if value & (value - 1):
-            raise self._error("capture", "ring_buffer_bytes", f"must be a power of 2, not {value}")
-        return value
+        size = self._int(cap, "capture", "ring_buffer_bytes", default=8 << 20, minimum=1 << 16)
+        if size & (size - 1):
+            raise self._error("capture", "ring_buffer_bytes", f"must be a power of 2, not {size}")
+        return size
 
     def _hosts(self, raw: Any) -> dict[str, str]:
         if not isinstance(raw, dict):
