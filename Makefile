@@ -152,6 +152,8 @@ bench: setup-test
 	$(VPY) bench/overhead.py
 	$(VPY) bench/overhead_go.py
 	$(VPY) bench/daemon.py
+	$(VPY) bench/startup.py
+	$(VPY) bench/discovery.py
 	$(VPY) bench/otlp_export.py
 	$(VPY) bench/dashboard.py
 

@@ -29,6 +29,7 @@ Example file (every key optional)::
     max_bytes_per_call = 1048576   # eBPF copy cap per SSL call
     bpf_cache_dir = "/var/cache/lumen-sniff/bpf"  # compiled BPF objects ("" = none)
     non_llm_budget_bytes = 32768   # eBPF copy per direction of a non-LLM HTTP/1 connection
+    ring_buffer_bytes = 16777216   # eBPF ring buffer (a power of two)
 
     [providers.hosts]              # host (or host:port) → provider
     "llm-gateway.internal" = "openai"
@@ -64,11 +65,12 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from lumen_sniff.budgets.settings import BudgetSettings, parse_budget_settings
+from lumen_sniff.configreader import TomlReader
 from lumen_sniff.configsinks import OTLP_KEYS, REDIS_KEYS, otlp_settings, redis_settings
 from lumen_sniff.errors import ConfigError
 from lumen_sniff.sinks.settings import OtlpSettings, RedisSettings
@@ -143,6 +145,8 @@ class CaptureSettings:
     non_llm_budget_bytes: int = 32 << 10
     """eBPF copy per direction of a connection whose HTTP/1 request line cannot be
     an LLM call (judged in the kernel); 0 copies every connection until judged."""
+    ring_buffer_bytes: int = 16 << 20
+    """eBPF ring buffer (a power of two); its measured fill is in README, Benchmarks."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -239,12 +243,8 @@ def load_settings(path: Path | None, *, required: bool = False) -> Settings:
     return _Validator(path, text).settings(doc)
 
 
-class _Validator:
+class _Validator(TomlReader):
     """Turns a parsed TOML document into Settings, locating bad values by line."""
-
-    def __init__(self, path: Path, text: str) -> None:
-        self._path = path
-        self._lines = text.splitlines()
 
     def settings(self, doc: dict[str, Any]) -> Settings:
         self._only(
@@ -322,7 +322,14 @@ class _Validator:
             non_llm_budget_bytes=self._int(
                 cap, "capture", "non_llm_budget_bytes", default=32 << 10, minimum=0
             ),
+            ring_buffer_bytes=self._ring_bytes(cap),
         )
+
+    def _ring_bytes(self, cap: dict[str, Any]) -> int:
+        size = self._int(cap, "capture", "ring_buffer_bytes", default=16 << 20, minimum=1 << 16)
+        if size & (size - 1):
+            raise self._error("capture", "ring_buffer_bytes", f"must be a power of 2, not {size}")
+        return size
 
     def _hosts(self, raw: Any) -> dict[str, str]:
         if not isinstance(raw, dict):
@@ -363,92 +370,3 @@ class _Validator:
         return tuple(out)
 
     # ------------------------------------------------------------ typed getters
-
-    def _table(self, doc: dict[str, Any], name: str, allowed: tuple[str, ...]) -> dict[str, Any]:
-        value = doc.get(name, {})
-        if not isinstance(value, dict):
-            raise self._error("", name, "must be a table")
-        self._only(value, name, allowed)
-        return value
-
-    def _only(self, table: dict[str, Any], name: str, allowed: tuple[str, ...]) -> None:
-        for key in table:
-            if key not in allowed:
-                where = f"[{name}] " if name else ""
-                raise self._error(
-                    name, key, f"unknown key {where}{key!r}; expected one of {', '.join(allowed)}"
-                )
-
-    def _str(self, table: dict[str, Any], name: str, key: str) -> str:
-        value = table[key]
-        if not isinstance(value, str):
-            raise self._error(name, key, f"must be a string, got {type(value).__name__}")
-        return value
-
-    def _int(
-        self, table: dict[str, Any], name: str, key: str, *, default: int, minimum: int
-    ) -> int:
-        value = table.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self._error(name, key, f"must be an integer, got {value!r}")
-        if value < minimum:
-            raise self._error(name, key, f"must be >= {minimum}, got {value}")
-        return int(value)
-
-    def _ints(
-        self, table: dict[str, Any], name: str, key: str, default: tuple[int, ...]
-    ) -> list[int]:
-        value = table.get(key, list(default))
-        if not isinstance(value, list) or any(
-            isinstance(v, bool) or not isinstance(v, int) for v in value
-        ):
-            raise self._error(name, key, "must be a list of integers")
-        return value
-
-    def _strs(
-        self, table: dict[str, Any], name: str, key: str, default: tuple[str, ...]
-    ) -> list[str]:
-        value = table.get(key, list(default))
-        if not isinstance(value, list) or any(not isinstance(v, str) for v in value):
-            raise self._error(name, key, "must be a list of strings")
-        return value
-
-    def _money(self, table: dict[str, Any], name: str, key: str) -> Decimal:
-        value = table[key]
-        if isinstance(value, bool) or not isinstance(value, int | float | str):
-            raise self._error(name, key, "must be a number (USD per million tokens)")
-        try:
-            money = Decimal(str(value))
-        except InvalidOperation:
-            raise self._error(name, key, f"not a number: {value!r}") from None
-        if money < 0 or not money.is_finite():
-            raise self._error(name, key, f"must be a finite number >= 0, got {value!r}")
-        return money
-
-    def error(self, table: str, key: str, reason: str) -> ConfigError:
-        """A ConfigError naming the file, the line and the reason (for configsinks)."""
-        return self._error(table, key, reason)
-
-    def _error(self, table: str, key: str, reason: str) -> ConfigError:
-        line = self._line_of(table, key)
-        where = f"{self._path}:{line}" if line else str(self._path)
-        label = f"[{table}] {key}" if table else key
-        return ConfigError(f"{where}: {label}: {reason}")
-
-    def _line_of(self, table: str, key: str) -> int | None:
-        """Best-effort line of ``key`` inside ``[table]`` (tomllib keeps no positions)."""
-        in_table = table == ""
-        header = re.compile(r"^\s*\[+\s*(.+?)\s*\]+\s*(#.*)?$")
-        key_re = re.compile(rf'^\s*"?{re.escape(key)}"?\s*=')
-        for number, text in enumerate(self._lines, start=1):
-            head = header.match(text)
-            if head:
-                name = head.group(1).replace('"', "").replace(" ", "")
-                wanted = table.replace('"', "").replace(" ", "")
-                in_table = name == wanted or (table == "" and name == key)
-                if in_table and table == "" and name == key:
-                    return number
-                continue
-            if in_table and key_re.match(text):
-                return number
-        return None

@@ -24,13 +24,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import os
 import queue
 import secrets
 import signal
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -103,6 +105,7 @@ class Daemon:
         self._writer: Any = None
         self._server: Any = None
         self._bell: Doorbell | None = None
+        self._capture_start: asyncio.Future[None] | None = None
         self._budgets: Any = None
         self._budget_batch: list[UsageEvent] = []
         self._sinks: list[Any] = []
@@ -112,6 +115,12 @@ class Daemon:
 
     async def start(self) -> None:
         """Open the store, start capture and the API. Raises on fatal errors."""
+        # Capture starts first, in a thread of its own: attaching is mostly
+        # waiting (compiling, reading files, the kernel), so the store, the
+        # pipeline and the API's imports proceed meanwhile. The API listens
+        # only once capture is up (or has failed), as before.
+        self._bell = Doorbell(asyncio.get_running_loop())
+        self._capture_start = _in_thread(self._start_captures, "lumen-start-capture")
         from lumen_sniff.pipeline import Pipeline
         from lumen_sniff.stagesettings import pipeline_settings
         from lumen_sniff.store import open_store
@@ -126,8 +135,10 @@ class Daemon:
         await self._start_budgets()
         self._start_sinks()
         self._pipeline = Pipeline(pipeline_settings(self.settings, key_salt=key_salt(state_dir)))
-        self._start_captures()
-        await self._start_api()
+        app = self._make_app()
+        await self._capture_start
+        _release_free_heap()
+        await self._start_api(app)
         self._ready = bool(self._captures)
         log.info(
             "lumen-sniff %s: capture %s, db %s, API http://%s:%d",
@@ -175,10 +186,9 @@ class Daemon:
             )
 
     def _try_start(self, name: str, factory: Any, *, required: bool) -> None:
+        assert self._bell is not None  # start() made it, in the loop's thread
         try:
             capture = factory()
-            if self._bell is None:
-                self._bell = Doorbell(asyncio.get_running_loop())
             capture.chunks = BellQueue(capture.chunks.maxsize, self._bell)
             capture.start()
         except (CaptureError, OSError, ImportError) as exc:
@@ -203,18 +213,20 @@ class Daemon:
         sniffer: Capture = Sniffer.from_settings(sniffer_settings(self.settings))
         return sniffer
 
-    async def _start_api(self) -> None:
+    def _make_app(self) -> Any:
         from lumen_sniff.api import create_app
         from lumen_sniff.pricing.overrides import overrides_from
         from lumen_sniff.pricing.prices import Pricer
 
-        app = create_app(
+        return create_app(
             self._store,
             status=self.status,
             token=self.settings.token,
             pricer=Pricer(overrides_from(self.settings.prices)),
             budgets=self._budgets,
         )
+
+    async def _start_api(self, app: Any) -> None:
         config = uvicorn.Config(
             app,
             host=self.settings.listen_host,
@@ -271,6 +283,9 @@ class Daemon:
         The store's connection threads are not daemon threads: left open, they
         would keep the process alive after the error was reported.
         """
+        if self._capture_start is not None:
+            with contextlib.suppress(BaseException):
+                await self._capture_start  # a capture half-attached is stopped below
         for capture in self._captures:
             with contextlib.suppress(Exception):
                 capture.stop()
@@ -349,6 +364,41 @@ class Daemon:
             "export": {runner.name: runner.stats() for runner in self._sinks},
             "export_unavailable": dict(self._sink_errors),
         }
+
+
+def _release_free_heap() -> None:
+    """Hand the heap that start-up used and freed back to the kernel.
+
+    Compiling the BPF programs, judging files and importing leave whole free
+    pages inside glibc's arenas (one per thread that allocated); glibc keeps them
+    mapped, so they stay in RSS for the daemon's life. ``malloc_trim`` returns them.
+    """
+    try:
+        libc = ctypes.CDLL(None)
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc: nothing to trim
+
+
+def _in_thread(fn: Callable[[], None], name: str) -> asyncio.Future[None]:
+    """Run ``fn`` in a new thread; the future (of the running loop) gets its outcome."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def settle(exc: BaseException | None) -> None:
+        if not done.done():
+            done.set_result(None) if exc is None else done.set_exception(exc)
+
+    def run() -> None:
+        try:
+            fn()
+        except BaseException as exc:  # handed to the awaiting task, not lost in the thread
+            loop.call_soon_threadsafe(settle, exc)
+        else:
+            loop.call_soon_threadsafe(settle, None)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return done
 
 
 def _drain(chunks: queue.Queue[Chunk], limit: int) -> Iterator[Chunk]:

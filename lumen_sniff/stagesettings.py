@@ -47,6 +47,7 @@ def bpf_settings(settings: Settings, *, exclude_pids: tuple[int, ...] = ()) -> B
         exes=cap.exes,
         max_bytes_per_call=cap.max_bytes_per_call,
         object_cache_dir=cap.bpf_cache_dir,
+        ring_bytes=cap.ring_buffer_bytes,
         exclude_pids=exclude_pids,
         hosts=tuple(settings.hosts.items()),
         budget_bytes=cap.non_llm_budget_bytes,

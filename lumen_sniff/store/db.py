@@ -256,6 +256,16 @@ class Store:
         await self._wconn.close()
 
 
+_WRITER_CACHE_KIB = 16384
+"""The writer's page cache. Inserts touch the right edge of each index B-tree,
+which 16 MiB holds long after the database outgrows SQLite's 2 MiB default; the
+cache is the daemon's heap, so it is what RSS grows to as the database grows."""
+_READER_CACHE_KIB = 8192
+"""The read-only connection's page cache: queries scan ranges once, and the
+kernel's page cache (outside the daemon's RSS) already holds what they reread.
+No ``mmap``: mapped database pages would count in the daemon's RSS."""
+
+
 async def _connect(path: Path) -> tuple[aiosqlite.Connection, aiosqlite.Connection, int]:
     """Open the writing and the read-only connection, migrating first; count events."""
     wconn: aiosqlite.Connection | None = None
@@ -263,19 +273,23 @@ async def _connect(path: Path) -> tuple[aiosqlite.Connection, aiosqlite.Connecti
     try:
         _secure_files(path)
         wconn = await aiosqlite.connect(path, isolation_level=None)
-        # A 64 MiB page cache keeps the six index B-trees' hot pages in memory
-        # once the database outgrows the 2 MiB default.
         for pragma in (
             "journal_mode=WAL",
             "synchronous=NORMAL",
             "busy_timeout=10000",
-            "cache_size=-65536",
+            f"cache_size=-{_WRITER_CACHE_KIB}",
+            "mmap_size=0",
         ):
             await wconn.execute(f"PRAGMA {pragma}")
         await _migrate(wconn, path)
         _secure_files(path)
         rconn = await aiosqlite.connect(path, isolation_level=None)
-        for pragma in ("query_only=ON", "busy_timeout=10000", "cache_size=-65536"):
+        for pragma in (
+            "query_only=ON",
+            "busy_timeout=10000",
+            f"cache_size=-{_READER_CACHE_KIB}",
+            "mmap_size=0",
+        ):
             await rconn.execute(f"PRAGMA {pragma}")
         async with rconn.execute("SELECT COUNT(*) FROM events") as cur:
             row = await cur.fetchone()

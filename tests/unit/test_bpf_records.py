@@ -397,3 +397,47 @@ def test_proc_cache_memoises_process_info_until_the_pid_is_forgotten(tmp_path: P
     cache.forget(4242)
     again = cache.lookup(pid=4242, tid=4243, comm="python3", uid=1, cgroup_id=7)
     assert again is not first and again.unit == "other.service"
+
+
+def test_rescans_of_a_starting_process_collapse() -> None:
+    # An exec, then ld.so mapping ten libraries: one rescan after the burst and
+    # one settling rescan, not two per mapping.
+    rescans = Rescans()
+    rescans.add(5, delays_s=(0.0, 0.1))
+    for _ in range(10):
+        rescans.add(5, delays_s=(0.005, 0.1))
+    rescans.add(7, delays_s=(0.0,), forget=True)
+    seen = []
+    while (due := rescans.next_due(timeout_s=0.5)) is not None:
+        seen.append(due)
+    assert sorted(seen) == [(5, False), (5, False), (7, True)]
+
+
+def test_discovery_forgets_files_without_tls_but_not_their_verdict(
+    tmp_path: Path, elves: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import lumen_sniff.capture.bpf.discovery as discovery_module
+
+    _fake_proc(tmp_path, 10, elves["importer"], [elves["lib"]])
+    _fake_proc(tmp_path, 11, elves["importer"], [])
+    discovery = Discovery(proc=tmp_path / "proc")
+    discovery.scan_pid(10)
+    discovery.forget_pid(10)
+    paths = {t.path: t for t in discovery.files.values()}
+    assert str(elves["importer"]) not in paths  # no TLS, no process: not kept
+    assert paths[str(elves["lib"])].pids == set()  # hooked files stay
+    judged: list[str] = []
+    original = discovery_module._judge_file
+    monkeypatch.setattr(
+        discovery_module,
+        "_judge_file",
+        lambda path, *rest: judged.append(path) or original(path, *rest),
+    )
+    discovery.scan_pid(11)
+    assert judged == []  # the same file again: its verdict was remembered
+    again = {t.path: t for t in discovery.files.values()}[str(elves["importer"])]
+    assert (again.skipped, again.pids) == ("no_tls_symbols", {11})
+    os.utime(elves["importer"], ns=(1, 1))  # changed in place: judged afresh
+    discovery.forget_pid(11)
+    discovery.scan_pid(11)
+    assert judged == [str(elves["importer"])]

@@ -11,23 +11,28 @@ whole-text pass costs a fraction of a second:
 - direct ``call rel32`` sites of a set of targets (is an address a function entry
   that something calls?).
 
-pyelftools reads headers only; the bytes come from the map.
+Headers come from :mod:`~lumen_sniff.capture.bpf.elfheaders`, the bytes from the
+map. numpy is imported by the scans that need it (the instruction passes of the
+BoringSSL locator), not by opening an image: discovery opens one for every
+executable without TLS symbols just to look for a marker string, and a daemon
+that never meets a stripped BoringSSL binary never loads numpy.
 """
 
 from __future__ import annotations
 
-import mmap
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING
 
-import numpy as np
-from elftools.common.exceptions import ELFError
-from elftools.elf import elffile
-from elftools.elf.sections import NoteSection
+from lumen_sniff.capture.bpf.elfheaders import (
+    EM_X86_64,
+    ET_DYN,
+    SHT_PROGBITS,
+    map_file,
+    read_headers,
+)
 
-_ELFFile: Callable[[BinaryIO], Any] = elffile.ELFFile
-"""pyelftools is untyped: its objects are Any here."""
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["AddressLoad", "ElfImage", "Section"]
 
@@ -67,30 +72,25 @@ class ElfImage:
     def __init__(self, path: str) -> None:
         self.path = path
         self._call_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        self._file: BinaryIO = open(path, "rb")  # noqa: SIM115 - closed in close()
+        self._map = map_file(path)
         try:
-            self._map = mmap.mmap(self._file.fileno(), 0, prot=mmap.PROT_READ)
-            elf = _ELFFile(self._file)
-            if elf["e_machine"] != "EM_X86_64" or elf.elfclass != 64:
+            headers = read_headers(self._map)
+            if headers.machine != EM_X86_64 or headers.elfclass != 64:
                 raise ValueError("not an x86-64 ELF64 file")
-            self.is_pie = elf["e_type"] == "ET_DYN"
+            self.is_pie = headers.type == ET_DYN
             self.sections = {
-                s.name: Section(
-                    name=s.name, vaddr=s["sh_addr"], offset=s["sh_offset"], size=s["sh_size"]
-                )
-                for s in elf.iter_sections()
-                if s["sh_type"] == "SHT_PROGBITS" and s["sh_addr"]
+                s.name: Section(name=s.name, vaddr=s.addr, offset=s.offset, size=s.size)
+                for s in headers.sections
+                if s.type == SHT_PROGBITS and s.addr and s.offset + s.size <= len(self._map)
             }
-            self.build_id = _build_id(elf)
-        except (ELFError, OSError, ValueError, KeyError):
+            self.build_id = headers.build_id(self._map)
+        except ValueError:
             self.close()
             raise
 
     def close(self) -> None:
-        """Unmap and close the file."""
-        if getattr(self, "_map", None) is not None:
-            self._map.close()
-        self._file.close()
+        """Unmap the file."""
+        self._map.close()
 
     def __enter__(self) -> ElfImage:
         return self
@@ -115,6 +115,8 @@ class ElfImage:
         raise ValueError(f"{vaddr:#x} is not inside a section")
 
     def _array(self, sec: Section) -> np.ndarray:
+        import numpy as np
+
         return np.frombuffer(self._map, dtype=np.uint8, count=sec.size, offset=sec.offset)
 
     # ------------------------------------------------------------- scans
@@ -162,6 +164,8 @@ class ElfImage:
                 pos = self._map.find(imm, pos + 1, end)
             if out:
                 return out  # non-PIE code loads addresses this way; skip the lea pass
+        import numpy as np
+
         text = self._array(sec)
         # lea r64, [rip + disp32]: REX.W(+R) 8D modrm(mod=00, rm=101) disp32.
         cand = np.flatnonzero(text[1:-6] == 0x8D) + 1
@@ -193,6 +197,8 @@ class ElfImage:
         sec = self.sections.get(section)
         if sec is None or not targets:
             return out
+        import numpy as np
+
         sites, dests = self._calls(sec)
         wanted = np.fromiter(targets, dtype=np.int64)
         for i in np.flatnonzero(np.isin(dests, wanted)).tolist():
@@ -204,6 +210,8 @@ class ElfImage:
         cached = self._call_cache.get(sec.name)
         if cached is not None:
             return cached
+        import numpy as np
+
         text = self._array(sec)
         cand = np.flatnonzero(text[:-4] == 0xE8)
         rel = (
@@ -216,14 +224,3 @@ class ElfImage:
         result = (sites, sites + 5 + rel)
         self._call_cache[sec.name] = result
         return result
-
-
-def _build_id(elf: Any) -> str:
-    for sec in elf.iter_sections():
-        if not isinstance(sec, NoteSection):
-            continue
-        notes: Any = sec
-        for note in notes.iter_notes():
-            if note["n_type"] == "NT_GNU_BUILD_ID":
-                return str(note["n_desc"])
-    return ""

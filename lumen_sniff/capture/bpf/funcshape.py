@@ -19,9 +19,9 @@ When any check fails the answer is None: the caller reports, never guesses.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-
-import capstone
+from typing import Any
 
 from lumen_sniff.capture.bpf.elfscan import ElfImage
 
@@ -33,7 +33,14 @@ MAX_FUNCTION_BYTES = 8192
 _PROLOGUES = (b"\x55\x48\x89\xe5", b"\xf3\x0f\x1e\xfa\x55\x48\x89\xe5")
 _ENDS = frozenset({"ret", "jmp", "ud2", "hlt"})
 
-_cs = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+
+@functools.cache
+def _disassembler() -> Any:
+    # capstone (4 MB of library) loads on the first decode, not with discovery:
+    # only a stripped BoringSSL binary ever needs it.
+    import capstone
+
+    return capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -54,7 +61,7 @@ def decode(code: bytes, vaddr: int, *, limit: int = 0) -> list[Insn]:
     """Disassemble ``code`` from its start until an undecodable byte (or ``limit`` insns)."""
     return [
         Insn(vaddr=a, size=s, mnemonic=m, op_str=o)
-        for a, s, m, o in _cs.disasm_lite(code, vaddr, count=limit)
+        for a, s, m, o in _disassembler().disasm_lite(code, vaddr, count=limit)
     ]
 
 

@@ -28,10 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-import capstone
 from elftools.common.exceptions import ELFError
 from elftools.construct import ConstructError
-from elftools.elf import elffile
 
 from lumen_sniff.capture.bpf.golang.buildinfo import go_version, version_tuple
 from lumen_sniff.capture.bpf.golang.pclntab import (
@@ -62,8 +60,6 @@ NO_GO_TLS = "no_go_tls"
 MIN_GO = (1, 17)
 """First Go release with the register ABI on amd64."""
 
-_ELFFile: Callable[[BinaryIO], Any] = elffile.ELFFile
-"""pyelftools is untyped: its objects are Any here."""
 _MAX_FUNC_BYTES = 64 << 10
 _STACK_CHECK = "qword ptr [r14 + 0x10]"
 
@@ -113,6 +109,8 @@ def check_function(code: bytes, func: GoFunc) -> GoFunction | str:
     body = code.rstrip(b"\xcc")  # INT3 padding up to the next function
     if not body or len(body) > _MAX_FUNC_BYTES:
         return f"{func.name}: implausible size {len(code)}"
+    import capstone  # only a Go binary with crypto/tls gets here; not loaded at start
+
     cs = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
     decoded = list(cs.disasm_lite(body, func.entry))
     if sum(size for _addr, size, _m, _o in decoded) != len(body):
@@ -223,8 +221,12 @@ def locate(path: str) -> GoHooks:
     Returns:
         The attach points, or a refusal with its reason; never raises on bad files.
     """
+    # pyelftools' ELF layer (with its DWARF modules) loads with the first Go binary.
+    from elftools.elf import elffile
+
+    elf_file: Callable[[BinaryIO], Any] = elffile.ELFFile  # untyped: Any here
     try:
         with open(path, "rb") as stream:
-            return _locate(_ELFFile(stream), stream)
+            return _locate(elf_file(stream), stream)
     except (OSError, ELFError, ConstructError, PclntabError, struct.error, ValueError) as exc:
         return _refuse("", f"unreadable Go binary: {exc}")
