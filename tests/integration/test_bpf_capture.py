@@ -26,22 +26,13 @@ from tests.support.bpfcap import (
     Collector,
     Server,
     TestCgroup,
-    bpf_ready,
     reassemble,
-    shared_capture,
     spawn_server,
 )
 from tests.support.clients_common import OPENAI_KEY
 from tests.support.tlsecho import expected, parse_plan
 
 pytestmark = pytest.mark.bpf
-
-
-@pytest.fixture(scope="module")
-def collector() -> Collector:
-    ok, why = bpf_ready()
-    require_or_skip(ok, why)
-    return shared_capture()
 
 
 @pytest.fixture(scope="module")

@@ -10,37 +10,19 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import pytest
 
 from lumen_sniff.model import Chunk, Direction, UsageEvent
 from lumen_sniff.pipeline import Pipeline, PipelineSettings
-from tests.conftest import require_or_skip
 from tests.support.bpfcap import (
     REPO,
     Collector,
     Server,
     TestCgroup,
-    bpf_ready,
-    shared_capture,
-    tls_standin,
 )
 
 pytestmark = pytest.mark.bpf
-
-
-@pytest.fixture(scope="module")
-def collector() -> Collector:
-    ok, why = bpf_ready()
-    require_or_skip(ok, why)
-    return shared_capture()
-
-
-@pytest.fixture(scope="module")
-def standin() -> Iterator[Server]:
-    with tls_standin() as server:
-        yield server
 
 
 def _run(

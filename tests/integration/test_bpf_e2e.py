@@ -15,22 +15,17 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 
 import pytest
 
 from lumen_sniff.model import Chunk, Usage, UsageEvent, UsageSource
 from lumen_sniff.pipeline import Pipeline, PipelineSettings
 from lumen_sniff.pricing.prices import Pricer
-from tests.conftest import require_or_skip
 from tests.support.bpfcap import (
     REPO,
     Collector,
     Server,
     TestCgroup,
-    bpf_ready,
-    shared_capture,
-    tls_standin,
 )
 from tests.support.clients import SCENARIOS
 
@@ -55,19 +50,6 @@ _SERVICES = {
     "curl": "curl",
     "node": "clients_node.js",
 }
-
-
-@pytest.fixture(scope="module")
-def collector() -> Collector:
-    ok, why = bpf_ready()
-    require_or_skip(ok, why)
-    return shared_capture()
-
-
-@pytest.fixture(scope="module")
-def standin() -> Iterator[Server]:
-    with tls_standin() as server:
-        yield server
 
 
 def _all_closed(chunks: list[Chunk]) -> bool:

@@ -12,7 +12,6 @@ import json
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,7 +26,6 @@ from tests.support.bpfcap import (
     TestCgroup,
     bpf_ready,
     shared_capture,
-    tls_standin,
 )
 
 pytestmark = [pytest.mark.bpf, pytest.mark.slow]
@@ -48,12 +46,6 @@ def collector() -> Collector:
         "libgnutls.so.30 is not hooked (install libgnutls30: make setup)",
     )
     return capture
-
-
-@pytest.fixture(scope="module")
-def standin() -> Iterator[Server]:
-    with tls_standin() as server:
-        yield server
 
 
 def _all_closed(chunks: list[Chunk]) -> bool:

@@ -27,9 +27,6 @@ from tests.support.bpfcap import (
     Collector,
     Server,
     TestCgroup,
-    bpf_ready,
-    shared_capture,
-    tls_standin,
 )
 from tests.support.golang import build_goclient, go_available, run_unhooked
 
@@ -48,19 +45,6 @@ def binaries() -> Iterator[dict[bool, Path]]:
             False: build_goclient(root, stripped=False, name="goclient"),
             True: build_goclient(root, stripped=True, name="goclient-s"),
         }
-
-
-@pytest.fixture(scope="module")
-def collector() -> Collector:
-    ok, why = bpf_ready()
-    require_or_skip(ok, why)
-    return shared_capture()
-
-
-@pytest.fixture(scope="module")
-def standin() -> Iterator[Server]:
-    with tls_standin() as server:
-        yield server
 
 
 def test_stripped_and_unstripped_binaries_locate_the_same_functions(

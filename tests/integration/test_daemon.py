@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require_or_skip
-from tests.support.bpfcap import REPO, Server, bpf_ready, tls_standin
+from tests.support.bpfcap import REPO, Server, bpf_ready
 from tests.support.daemonproc import Daemon
 from tests.support.daemonproc import Scope as _Scope
 from tests.support.daemonproc import client_result as _client_result
@@ -49,12 +49,6 @@ def workdir() -> Iterator[Path]:
         path = Path(tmp)
         (path / "none.toml").write_text("")
         yield path
-
-
-@pytest.fixture(scope="module")
-def standin() -> Iterator[Server]:
-    with tls_standin() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

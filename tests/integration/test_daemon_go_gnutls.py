@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import require_or_skip
-from tests.support.bpfcap import REPO, Server, bpf_ready, tls_standin
+from tests.support.bpfcap import REPO, Server, bpf_ready
 from tests.support.daemonproc import Daemon, Scope, events_of, start_daemon, stop_daemon
 from tests.support.golang import build_goclient, go_available, run_unhooked
 
@@ -41,12 +41,6 @@ def workdir() -> Iterator[Path]:
         path = Path(tmp)
         (path / "none.toml").write_text("")
         yield path
-
-
-@pytest.fixture(scope="module")
-def standin() -> Iterator[Server]:
-    with tls_standin() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

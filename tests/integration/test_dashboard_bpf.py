@@ -18,7 +18,7 @@ import pytest
 from playwright.sync_api import Browser, expect
 
 from tests.conftest import require_or_skip
-from tests.support.bpfcap import Server, bpf_ready, tls_standin
+from tests.support.bpfcap import Server, bpf_ready
 from tests.support.browser import artifacts_dir, chromium, open_page
 from tests.support.daemonproc import (
     Daemon,
@@ -43,12 +43,6 @@ def daemon() -> Iterator[Daemon]:
         yield running
         if running.proc.poll() is None:
             stop_daemon(running)
-
-
-@pytest.fixture(scope="module")
-def standin() -> Iterator[Server]:
-    with tls_standin() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")
