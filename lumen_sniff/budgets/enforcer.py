@@ -110,7 +110,8 @@ class Enforcer:
         for e in events:
             if e.pid is None:
                 continue
-            self._births.note(e.pid, fresh=True)  # now, while the caller surely still runs
+            if self._active:  # births matter only to targets; /proc per event otherwise
+                self._births.note(e.pid, fresh=True)  # now, while the caller surely runs
             if e.process:
                 pids = self._seen.setdefault(e.process, set())
                 if len(pids) < _SEEN_MAX:
