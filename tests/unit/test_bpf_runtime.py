@@ -125,6 +125,21 @@ def test_a_cached_object_is_used_without_compiling(tmp_path: Path) -> None:
     assert job.result().program("prog").relocs == ((0, 0),)
 
 
+def test_a_verdict_is_kept_with_its_object_and_trusted_like_it(tmp_path: Path) -> None:
+    request, path = _cached_request(tmp_path)
+    path.write_text(json.dumps(_object()))
+    path.chmod(0o600)
+    job = CompileJob(request, tmp_path)
+    assert not job.verdict("accepted")
+    job.record("accepted")
+    marker = path.with_suffix(".accepted")
+    assert marker.exists() and marker.stat().st_mode & 0o777 == 0o600
+    assert CompileJob(request, tmp_path).verdict("accepted")  # a later start sees it
+    marker.chmod(0o666)  # writable by others: not ours to trust
+    assert not CompileJob(request, tmp_path).verdict("accepted")
+    assert marker.stem == path.stem  # one object's verdict: another key, another marker
+
+
 def test_a_foreign_or_corrupt_cache_entry_is_not_trusted(tmp_path: Path) -> None:
     from lumen_sniff.capture.bpf.runtime.cache import _read_trusted
 

@@ -196,6 +196,32 @@ class CompileJob:
         if self._dir is not None and self._path is not None:
             _write(self._dir, self._path, proc.stdout)
 
+    def verdict(self, name: str) -> bool:
+        """Whether an earlier start recorded ``name`` for this very object on this kernel.
+
+        The object's key covers the C text, cflags, headers, kernel and bcc, so a
+        fact the kernel established about it (e.g. every program passed the
+        verifier) holds until one of those changes. Markers are trusted like the
+        object itself: owned by this user, not writable by others.
+        """
+        if self._path is None:
+            return False
+        try:
+            st = os.lstat(self._path.with_suffix(f".{name}"))
+        except OSError:
+            return False
+        return st.st_uid == os.geteuid() and not st.st_mode & 0o022
+
+    def record(self, name: str) -> None:
+        """Record ``name`` beside the cached object (nothing without a cache)."""
+        if self._path is not None and self._dir is not None:
+            marker = self._path.with_suffix(f".{name}")
+            try:
+                self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+                os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+            except OSError as exc:
+                log.warning("could not record %s: %s", marker, exc)
+
     def result(self) -> CompiledObject:
         """The object (waiting for the compile child).
 
