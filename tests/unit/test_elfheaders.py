@@ -11,6 +11,7 @@ from elftools.elf.sections import NoteSection
 
 from lumen_sniff.capture.bpf.elf import elf_facts
 from lumen_sniff.capture.bpf.elfheaders import map_file, read_headers
+from tests.conftest import require_or_skip
 
 _FILES = [
     p
@@ -48,8 +49,7 @@ def test_sections_and_build_id_match_pyelftools(path: str) -> None:
 
 def test_openssl_symbols_found() -> None:
     path = "/usr/lib/x86_64-linux-gnu/libssl.so.3"
-    if not Path(path).exists():
-        pytest.skip("no libssl.so.3")
+    require_or_skip(Path(path).exists(), "no libssl.so.3 (Debian's libssl3, a bcc dependency)")
     facts = elf_facts(path, ("SSL_write", "SSL_read", "no_such_function"))
     assert facts is not None
     assert facts.symbols == ("SSL_write", "SSL_read")
