@@ -40,37 +40,28 @@ Metrics are updated from the writer's commit notifications, aggregated per
 batch, so they never count an event the database does not hold.
 
 New series start at 0: the first scrape after a label set appears shows it at
-0 and the next one shows what it counted (histograms too, up to 1000 held
-observations per series) (see ``Metrics._inc``), so
-``increase()`` counts a series' first calls too. With two scrapers (an HA
-pair), only the first to scrape gets the 0.
+0 and the next one shows what it counted (histograms too; see
+:mod:`lumen_sniff.api.callseries`), so ``increase()`` counts a series' first
+calls too. With two scrapers (an HA pair), only the first to scrape gets the 0.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from decimal import Decimal
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from lumen_sniff.api.callseries import CallSeries
 from lumen_sniff.api.exportmetrics import ExportCollector
-from lumen_sniff.labels import FLEET_LABELS, Bounded, fleet_values
 from lumen_sniff.model import UsageEvent
 
 __all__ = ["CONTENT_TYPE", "Metrics"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 """Prometheus text exposition format."""
-
-_MAX_HELD = 1000
-"""Observations held per new histogram series before the first scrape (then observed)."""
-_TOKEN_TYPES = ("input", "output", "cache_read", "cache_write", "reasoning")
-_DURATION_BUCKETS_S = (0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, float("inf"))
-_TTFT_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, float("inf"))
 
 
 class _StatusCollector(Collector):
@@ -144,152 +135,18 @@ class Metrics:
         """
         self.registry = CollectorRegistry(auto_describe=True)
         """The app's own registry (never the process-global one)."""
-        r = self.registry
-        fleet = [name for name, _ in FLEET_LABELS]
-        self._requests = Counter(
-            "lumen_requests",
-            "LLM API calls stored.",
-            ["provider", "model", "process", *fleet, "status"],
-            registry=r,
-        )
-        self._tokens = Counter(
-            "lumen_tokens",
-            "Tokens by type (cache counts are part of input, reasoning of output).",
-            ["provider", "model", "process", *fleet, "type"],
-            registry=r,
-        )
-        self._cost = Counter(
-            "lumen_cost_usd",
-            "Priced cost in USD.",
-            ["provider", "model", "process", *fleet],
-            registry=r,
-        )
-        self._unpriced = Counter(
-            "lumen_unpriced_requests",
-            "Calls with no known price (not counted as $0).",
-            ["provider", "model", *fleet],
-            registry=r,
-        )
-        self._duration = Histogram(
-            "lumen_request_duration_seconds",
-            "Request start to response end.",
-            ["provider", "model"],
-            buckets=_DURATION_BUCKETS_S,
-            registry=r,
-        )
-        self._ttft = Histogram(
-            "lumen_ttft_seconds",
-            "Request start to first response byte.",
-            ["provider", "model"],
-            buckets=_TTFT_BUCKETS_S,
-            registry=r,
-        )
-        r.register(_StatusCollector(status, store_stats))
-        r.register(ExportCollector(status))
-        self._provider = Bounded(max_values)
-        self._model = Bounded(max_values)
-        self._process = Bounded(max_values)
-        self._status = Bounded(max_values)
-        self._fleet = tuple(Bounded(max_values) for _ in FLEET_LABELS)
-        self._lock = threading.Lock()
-        self._shown: set[tuple[int, tuple[str, ...]]] = set()
-        self._held: dict[tuple[int, tuple[str, ...]], tuple[Counter, tuple[str, ...], float]] = {}
-        self._held_obs: dict[
-            tuple[int, tuple[str, ...]], tuple[Histogram, tuple[str, ...], list[float]]
-        ] = {}
+        self._calls = CallSeries(max_values)
+        self.registry.register(self._calls)
+        self.registry.register(_StatusCollector(status, store_stats))
+        self.registry.register(ExportCollector(status))
 
     def committed(self, events: Sequence[UsageEvent]) -> None:
-        """Count a committed batch (sums per label set first: one inc per series)."""
-        requests: dict[tuple[str, ...], int] = {}
-        tokens: dict[tuple[str, ...], list[int]] = {}
-        costs: dict[tuple[str, ...], Decimal] = {}
-        unpriced: dict[tuple[str, ...], int] = {}
-        # Histogram values per series too: one label lookup per series and batch.
-        durations: dict[tuple[str, ...], list[float]] = {}
-        ttfts: dict[tuple[str, ...], list[float]] = {}
-        for e in events:
-            provider = self._provider(e.provider)
-            model = self._model(e.model)
-            fleet = fleet_values(e, self._fleet)
-            key = (provider, model, self._process(e.process), *fleet)
-            rkey = (*key, self._status(e.status))
-            requests[rkey] = requests.get(rkey, 0) + 1
-            sums = tokens.setdefault(key, [0, 0, 0, 0, 0])
-            sums[0] += e.input_tokens
-            sums[1] += e.output_tokens
-            sums[2] += e.cache_read_tokens
-            sums[3] += e.cache_write_tokens
-            sums[4] += e.reasoning_tokens
-            if e.cost_usd is None:
-                ukey = (provider, model, *fleet)
-                unpriced[ukey] = unpriced.get(ukey, 0) + 1
-            else:
-                costs[key] = costs.get(key, Decimal(0)) + e.cost_usd
-            if e.duration_ms is not None:
-                durations.setdefault((provider, model), []).append(e.duration_ms / 1000)
-            if e.ttft_ms is not None:
-                ttfts.setdefault((provider, model), []).append(e.ttft_ms / 1000)
-        for rkey, count in requests.items():
-            self._inc(self._requests, rkey, count)
-        for key, sums in tokens.items():
-            for kind, value in zip(_TOKEN_TYPES, sums, strict=True):
-                self._inc(self._tokens, (*key, kind), value)
-        for key, cost in costs.items():
-            self._inc(self._cost, key, float(cost))
-        for ukey, count in unpriced.items():
-            self._inc(self._unpriced, ukey, count)
-        for hkey, values in durations.items():
-            self._observe(self._duration, hkey, values)
-        for hkey, values in ttfts.items():
-            self._observe(self._ttft, hkey, values)
-
-    def _inc(self, counter: Counter, key: tuple[str, ...], amount: float) -> None:
-        """Increment a series, or hold the amount until the series has been scraped at 0.
-
-        A counter series that first appears with its value already above 0 loses
-        that value in ``increase()``/``rate()`` (Prometheus has no earlier sample
-        to take the difference from), and a call that opens a series is exactly
-        a fleet's long tail: a new tenant, model or process. So a new series is
-        exported at 0 first, and what it counted waits for the next scrape.
-        """
-        ident = (id(counter), key)
-        with self._lock:
-            if ident in self._shown:
-                counter.labels(*key).inc(amount)
-                return
-            counter.labels(*key)  # created at 0: the next scrape shows it so
-            # One entry per series (bounded like the labels), however long no one scrapes.
-            _, _, held = self._held.get(ident, (counter, key, 0.0))
-            self._held[ident] = (counter, key, held + amount)
-
-    def _observe(self, histogram: Histogram, key: tuple[str, ...], values: list[float]) -> None:
-        """Observe into a histogram series, held like :meth:`_inc` until it was scraped at 0."""
-        ident = (id(histogram), key)
-        with self._lock:
-            child = histogram.labels(*key)
-            held = self._held_obs.get(ident)
-            for value in values:
-                if ident in self._shown or (held is not None and len(held[2]) >= _MAX_HELD):
-                    child.observe(value)
-                    continue
-                if held is None:
-                    held = self._held_obs[ident] = (histogram, key, [])
-                held[2].append(value)
+        """Count a committed batch (summed per label set: see :mod:`.callseries`)."""
+        self._calls.add(events)
 
     def closed(self) -> None:
         """Nothing to release (part of the commit-listener protocol)."""
 
     def render(self) -> bytes:
-        """The exposition text of every metric; releases the held increments after it."""
-        with self._lock:
-            text = generate_latest(self.registry)
-            for ident, (counter, key, amount) in self._held.items():
-                self._shown.add(ident)
-                counter.labels(*key).inc(amount)
-            self._held.clear()
-            for ident, (histogram, key, values) in self._held_obs.items():
-                self._shown.add(ident)
-                for value in values:
-                    histogram.labels(*key).observe(value)
-            self._held_obs.clear()
-        return text
+        """The exposition text of every metric (new series at 0 the first time)."""
+        return generate_latest(self.registry)
