@@ -23,7 +23,9 @@ rollups, the last from raw events. A day of minute buckets thus reads at most
 from __future__ import annotations
 
 import operator
+from collections import defaultdict
 from collections.abc import Iterable
+from itertools import repeat
 from typing import Any
 
 from lumen_sniff.store.rows import EVENT_COLUMNS, HOUR_NS, MINUTE_NS
@@ -51,20 +53,37 @@ UPSERT_SQL: dict[str, str] = {table: _upsert_sql(table) for table in TABLES.valu
 """Per table: add one ``(dim, bucket_ns, value, *sums)`` row of :func:`batch_deltas`."""
 
 _COL = {name: i for i, name in enumerate(EVENT_COLUMNS)}
-_I_NS, _I_COST = _COL["started_ns"], _COL["cost_pusd"]
+_I_NS = _COL["started_ns"]
 _DIMS_OF = operator.itemgetter(*(_COL[d] for d in GROUP_DIMS))
-# The summed event columns, in ROLLUP_SUMS order without requests (counted as
-# 1 each), cost (None for unpriced, added as 0) and unpriced (requests - priced).
-_SUMMED = ("error", *ROLLUP_SUMS[2:7], "priced", "estimated")
+# The summed event columns, in ROLLUP_SUMS order without requests (the group's
+# size), unpriced (requests - priced) and cost, which comes last (None for
+# unpriced calls, summed as 0).
+_SUMMED = ("error", *ROLLUP_SUMS[2:7], "priced", "estimated", "cost_pusd")
 _SUMS_OF = operator.itemgetter(*(_COL[c] for c in _SUMMED))
-_ADD = operator.add
 _Sums = tuple[int, ...]
 """(requests, errors, 5 token sums, priced, estimated, cost_pusd): a delta being summed."""
+
+
+def _summed(acc: dict[tuple[str, int, str], list[_Sums]]) -> dict[tuple[str, int, str], _Sums]:
+    """Each group summed column by column (one C call per column)."""
+    return {
+        key: group[0] if len(group) == 1 else tuple(map(sum, zip(*group, strict=True)))
+        for key, group in acc.items()
+    }
 
 
 def _params(acc: dict[tuple[str, int, str], _Sums]) -> list[tuple[Any, ...]]:
     # Back to ROLLUP_SUMS order: cost after the tokens, unpriced = requests - priced.
     return [(*key, *s[:7], s[9], s[7], s[0] - s[7], s[8]) for key, s in acc.items()]
+
+
+def _combo_sums(group: list[tuple[Any, ...]]) -> _Sums:
+    """The sums of events that share a minute and every dimension's value."""
+    if len(group) == 1:
+        *sums, cost = group[0]
+        return (1, *sums, cost or 0)
+    *columns, costs = zip(*group, strict=True)
+    return (len(group), *map(sum, columns), sum(filter(None, costs)))
 
 
 def batch_deltas(rows: Iterable[tuple[Any, ...]]) -> dict[str, list[tuple[Any, ...]]]:
@@ -74,30 +93,24 @@ def batch_deltas(rows: Iterable[tuple[Any, ...]]) -> dict[str, list[tuple[Any, .
         Per rollup table, the ``(dim, bucket_ns, value, *ROLLUP_SUMS)`` rows to add
         with :data:`UPSERT_SQL`.
     """
-    # The adds are written out in each loop: a helper call per add would cost
-    # more than the add.
-    combos: dict[tuple[Any, ...], _Sums] = {}
+    # Rows are grouped into lists and each group summed column by column at
+    # the end (map(sum, zip(...)): C loops), so the Python work per row is one
+    # key and one append per step rather than a tuple add per row and key.
+    combos: defaultdict[tuple[Any, ...], list[tuple[Any, ...]]] = defaultdict(list)
     for row in rows:
         at = row[_I_NS]
-        cost = row[_I_COST]
-        key = (at - at % MINUTE_NS, *_DIMS_OF(row))
-        sums = (1, *_SUMS_OF(row), 0 if cost is None else cost)
-        old = combos.get(key)
-        combos[key] = sums if old is None else tuple(map(_ADD, old, sums))
-    minutes: dict[tuple[str, int, str], _Sums] = {}
-    for (minute, *values), sums in combos.items():
-        for mkey in (
-            ("total", minute, ""),
-            *((dim, minute, value or "") for dim, value in zip(GROUP_DIMS, values, strict=True)),
-        ):
-            old = minutes.get(mkey)
-            minutes[mkey] = sums if old is None else tuple(map(_ADD, old, sums))
-    hours: dict[tuple[str, int, str], _Sums] = {}
-    for (dim, minute, value), sums in minutes.items():
-        hkey = (dim, minute - minute % HOUR_NS, value)
-        old = hours.get(hkey)
-        hours[hkey] = sums if old is None else tuple(map(_ADD, old, sums))
-    return {TABLES[MINUTE_NS]: _params(minutes), TABLES[HOUR_NS]: _params(hours)}
+        combos[(at - at % MINUTE_NS, *_DIMS_OF(row))].append(_SUMS_OF(row))
+    minutes: defaultdict[tuple[str, int, str], list[_Sums]] = defaultdict(list)
+    for (minute, *values), group in combos.items():
+        sums = _combo_sums(group)
+        minutes["total", minute, ""].append(sums)
+        for mkey in zip(GROUP_DIMS, repeat(minute), [v or "" for v in values], strict=False):
+            minutes[mkey].append(sums)
+    minute_sums = _summed(minutes)
+    hours: defaultdict[tuple[str, int, str], list[_Sums]] = defaultdict(list)
+    for (dim, minute, value), sums in minute_sums.items():
+        hours[dim, minute - minute % HOUR_NS, value].append(sums)
+    return {TABLES[MINUTE_NS]: _params(minute_sums), TABLES[HOUR_NS]: _params(_summed(hours))}
 
 
 def units_for(width_ns: int | None) -> tuple[int, ...]:
