@@ -17,6 +17,7 @@ Example file (every key optional)::
     [store]
     db = "/var/lib/lumen-sniff/lumen.db"
     retention_days = 90
+    minute_retention_days = 14     # minute rollups (fine dashboard buckets); 0 = keep
 
     [capture]
     mode = "auto"                  # auto | bpf | pcap
@@ -163,6 +164,8 @@ class Settings:
     """SQLite database file."""
     retention_days: int = 90
     """Events older than this are pruned; 0 keeps everything."""
+    minute_retention_days: int = 14
+    """Minute rollups older than this are pruned (hour rollups stay with the events)."""
     capture: CaptureSettings = field(default_factory=CaptureSettings)
     """Capture settings."""
     hosts: Mapping[str, str] = field(default_factory=dict)
@@ -263,7 +266,7 @@ class _Validator(TomlReader):
             ),
         )
         api = self._table(doc, "api", ("listen", "token"))
-        store = self._table(doc, "store", ("db", "retention_days"))
+        store = self._table(doc, "store", ("db", "retention_days", "minute_retention_days"))
         cap = self._table(doc, "capture", tuple(CaptureSettings.__dataclass_fields__))
         providers = self._table(doc, "providers", ("hosts",))
         tenants = self._table(doc, "tenants", ("headers",))
@@ -277,6 +280,7 @@ class _Validator(TomlReader):
         if token == "":
             token = None
         retention = self._int(store, "store", "retention_days", default=90, minimum=0)
+        minutes = self._int(store, "store", "minute_retention_days", default=14, minimum=0)
         db = Path(self._str(store, "store", "db")) if "db" in store else DEFAULT_DB_PATH
         return Settings(
             listen_host=host,
@@ -284,6 +288,7 @@ class _Validator(TomlReader):
             token=token,
             db_path=db,
             retention_days=retention,
+            minute_retention_days=minutes,
             capture=self._capture(cap),
             budgets=parse_budget_settings(doc, self._path, "\n".join(self._lines)),
             hosts=self._hosts(providers.get("hosts", {})),

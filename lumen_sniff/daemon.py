@@ -129,7 +129,9 @@ class Daemon:
         state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(state_dir, 0o700)
         self._store = await open_store(
-            self.settings.db_path, retention_days=self.settings.retention_days
+            self.settings.db_path,
+            retention_days=self.settings.retention_days,
+            minute_retention_days=self.settings.minute_retention_days,
         )
         self._writer = self._store.writer
         await self._start_budgets()

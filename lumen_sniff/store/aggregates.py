@@ -23,7 +23,8 @@ from typing import Any
 import aiosqlite
 
 from lumen_sniff.store.queries import RAW_SUMS, EventFilter, Totals, where_clause
-from lumen_sniff.store.rollup import TABLES, cover, units_for
+from lumen_sniff.store.rollup import TABLES, cover, floored, units_for
+from lumen_sniff.store.rows import MINUTE_NS
 from lumen_sniff.store.schema import GROUP_DIMS, ROLLUP_SUMS
 
 __all__ = ["Cell", "grouped"]
@@ -54,7 +55,11 @@ def _rollup_plan(f: EventFilter, group_by: str | None) -> tuple[str, str | None]
 
 
 async def grouped(
-    conn: aiosqlite.Connection, f: EventFilter, group_by: str | None, width_ns: int | None
+    conn: aiosqlite.Connection,
+    f: EventFilter,
+    group_by: str | None,
+    width_ns: int | None,
+    minute_floor_ns: int = 0,
 ) -> dict[Cell, Totals]:
     """Sum the events matching ``f`` per (bucket, group).
 
@@ -63,6 +68,8 @@ async def grouped(
         f: The filter, time range included.
         group_by: One of :data:`GROUP_DIMS`, or None for no grouping (group '').
         width_ns: Bucket width (epoch-aligned), or None for one bucket (start 0).
+        minute_floor_ns: Minute rollups before this were pruned (minute
+            retention): minutes before it are read from raw events.
 
     Raises:
         ValueError: ``group_by`` is not a known dimension.
@@ -78,7 +85,7 @@ async def grouped(
     g_raw = "''" if group_by is None else f"COALESCE({group_by}, '')"
     t_roll = "0" if width_ns is None else f"(bucket_ns / {width_ns}) * {width_ns}"
     g_roll = "''" if group_by is None else "value"
-    for unit, lo, hi in cover(f.since_ns, f.until_ns, units):
+    for unit, lo, hi in floored(cover(f.since_ns, f.until_ns, units), MINUTE_NS, minute_floor_ns):
         if unit is None or plan is None:
             where, params = where_clause(replace(f, since_ns=lo, until_ns=hi))
             sql = f"SELECT {t_raw}, {g_raw}, {RAW_SUMS} FROM events WHERE {where} GROUP BY 1, 2"

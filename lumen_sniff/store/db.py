@@ -76,6 +76,7 @@ class Store:
         *,
         retention_days: int,
         event_count: int,
+        minute_retention_days: int = 0,
     ) -> None:
         self.path = path
         """Database file."""
@@ -83,6 +84,14 @@ class Store:
         """Submit events here."""
         self.retention_days = retention_days
         """Days kept; 0 keeps everything."""
+        self.minute_retention_days = minute_retention_days
+        """Days of minute rollups kept; 0 keeps them as long as the events."""
+        self.minute_floor_ns = (
+            retention.cutoff_ns(time.time_ns(), minute_retention_days)
+            if minute_retention_days > 0
+            else 0
+        )
+        """Minute rollups are read from here on only (older minutes: hours and raw events)."""
         self.budgets = BudgetDb(wconn, rconn, lock)
         """Budget state and the alert outbox."""
         self._wconn = wconn
@@ -111,7 +120,9 @@ class Store:
         self, f: EventFilter, group_by: str | None, width_ns: int | None
     ) -> dict[Cell, Totals]:
         """Sums of the events matching ``f`` per (bucket, group); see :func:`aggregates.grouped`."""
-        return await self._read(aggregates.grouped(self._rconn, f, group_by, width_ns))
+        return await self._read(
+            aggregates.grouped(self._rconn, f, group_by, width_ns, self.minute_floor_ns)
+        )
 
     async def events(self, f: EventFilter | None = None, limit: int = 100) -> list[UsageEvent]:
         """The newest ``limit`` events matching ``f``, newest first."""
@@ -188,9 +199,14 @@ class Store:
 
     async def prune(self, now_ns: int | None = None) -> int:
         """Delete what is older than the retention; return the events deleted."""
+        now = time.time_ns() if now_ns is None else now_ns
+        if self.minute_retention_days > 0:
+            cut = retention.cutoff_ns(now, self.minute_retention_days)
+            # Raised before the delete: no query reads a minute being deleted.
+            self.minute_floor_ns = max(self.minute_floor_ns, cut)
+            await retention.prune_minutes(self._wconn, self._lock, self.minute_floor_ns)
         if self.retention_days <= 0:
             return 0
-        now = time.time_ns() if now_ns is None else now_ns
         deleted = await retention.prune(
             self._wconn, self._lock, retention.cutoff_ns(now, self.retention_days)
         )
@@ -201,7 +217,9 @@ class Store:
 
     def start_retention(self, interval_s: float = 3600.0) -> None:
         """Prune now and then every ``interval_s`` in the background."""
-        if self.retention_days > 0 and self._retention_task is None:
+        if (self.retention_days > 0 or self.minute_retention_days > 0) and (
+            self._retention_task is None
+        ):
             self._retention_task = asyncio.create_task(
                 self._retention_loop(interval_s), name="store-retention"
             )
@@ -237,6 +255,7 @@ class Store:
             "size_bytes": size,
             "schema_version": SCHEMA_VERSION,
             "retention_days": self.retention_days,
+            "minute_retention_days": self.minute_retention_days,
             **self.writer.stats(),
         }
 
@@ -311,6 +330,7 @@ async def open_store(
     path: Path | str,
     *,
     retention_days: int = 90,
+    minute_retention_days: int = 0,
     queue_size: int = 100_000,
     batch_max: int = 1000,
     batch_wait_s: float = 0.05,
@@ -321,6 +341,8 @@ async def open_store(
     Args:
         path: Database file; its directory is created 0700 if missing.
         retention_days: Days of events kept; 0 keeps everything.
+        minute_retention_days: Days of minute rollups kept; 0 keeps them with the
+            events (the daemon's default is 14, ``[store] minute_retention_days``).
         queue_size: Events that may wait for the writer before drops start.
         batch_max: Most events per transaction.
         batch_wait_s: Longest wait for a batch to fill.
@@ -348,6 +370,7 @@ async def open_store(
         lock,
         retention_days=retention_days,
         event_count=count,
+        minute_retention_days=minute_retention_days,
     )
     store.start_retention(retention_interval_s)
     return store

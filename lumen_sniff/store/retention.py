@@ -3,7 +3,10 @@
 The cut-off is rounded down to a whole hour so that a rollup hour (and so
 each of its minutes) is either kept whole or deleted whole, together with the
 events it sums: summaries stay equal to the sum of the raw events that are
-still there. Events go in slices
+still there. Minute rollups have a shorter retention of their own
+(``[store] minute_retention_days``, :func:`prune_minutes`): at low traffic
+they take about as much disk as the events. Older ranges are then read from
+the hour rollups and raw events (the store's ``minute_floor_ns``). Events go in slices
 of :data:`SLICE_ROWS`, one short transaction each, so a large first prune
 never stalls the writer for long.
 """
@@ -15,9 +18,9 @@ import asyncio
 import aiosqlite
 
 from lumen_sniff.store.rollup import ROLLUP_DIMS, TABLES
-from lumen_sniff.store.rows import HOUR_NS
+from lumen_sniff.store.rows import HOUR_NS, MINUTE_NS
 
-__all__ = ["SLICE_ROWS", "cutoff_ns", "prune"]
+__all__ = ["SLICE_ROWS", "cutoff_ns", "prune", "prune_minutes"]
 
 SLICE_ROWS = 20_000
 """Events deleted per transaction."""
@@ -74,3 +77,19 @@ async def prune(conn: aiosqlite.Connection, lock: asyncio.Lock, before_ns: int) 
         if count < SLICE_ROWS:
             return deleted
         await asyncio.sleep(0)
+
+
+async def prune_minutes(conn: aiosqlite.Connection, lock: asyncio.Lock, before_ns: int) -> None:
+    """Delete the minute rollups of minutes before ``before_ns`` (hour rollups stay).
+
+    The caller first stops reading minute rollups below ``before_ns`` (the
+    store's minute floor), so no query sums a minute half deleted.
+    """
+    async with lock:
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            await conn.execute(_DELETE_ROLLUPS.format(table=TABLES[MINUTE_NS]), (before_ns,))
+            await conn.execute("COMMIT")
+        except BaseException:
+            await conn.execute("ROLLBACK")
+            raise

@@ -31,7 +31,15 @@ from typing import Any
 from lumen_sniff.store.rows import EVENT_COLUMNS, HOUR_NS, MINUTE_NS
 from lumen_sniff.store.schema import GROUP_DIMS, ROLLUP_SUMS
 
-__all__ = ["ROLLUP_DIMS", "TABLES", "UPSERT_SQL", "batch_deltas", "cover", "units_for"]
+__all__ = [
+    "ROLLUP_DIMS",
+    "TABLES",
+    "UPSERT_SQL",
+    "batch_deltas",
+    "cover",
+    "floored",
+    "units_for",
+]
 
 TABLES: dict[int, str] = {HOUR_NS: "rollups", MINUTE_NS: "rollups_minute"}
 """Rollup table by bucket width, coarsest first."""
@@ -132,3 +140,23 @@ def cover(lo: int, hi: int, units: tuple[int, ...]) -> list[tuple[int | None, in
     if first >= last:
         return cover(lo, hi, finer)
     return [*cover(lo, first, finer), (unit, first, last), *cover(last, hi, finer)]
+
+
+def floored(
+    spans: list[tuple[int | None, int, int]], unit: int, floor_ns: int
+) -> list[tuple[int | None, int, int]]:
+    """``spans`` with the part of each ``unit`` span before ``floor_ns`` read raw (None).
+
+    The minute rollups are kept for fewer days than the events: below their
+    floor, the minutes :func:`cover` asked of them come from raw events.
+    """
+    out: list[tuple[int | None, int, int]] = []
+    for span in spans:
+        u, lo, hi = span
+        if u != unit or lo >= floor_ns:
+            out.append(span)
+            continue
+        out.append((None, lo, min(hi, floor_ns)))
+        if hi > floor_ns:
+            out.append((u, floor_ns, hi))
+    return out

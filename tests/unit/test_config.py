@@ -29,6 +29,7 @@ def test_defaults_without_a_file() -> None:
     assert settings.listen_port == DEFAULT_PORT
     assert settings.listen_port not in (8000, 8080, 9090, 9091, 9100, 9464)
     assert settings.db_path == DEFAULT_DB_PATH
+    assert (settings.retention_days, settings.minute_retention_days) == (90, 14)
 
 
 def test_missing_default_file_is_fine_but_explicit_one_is_not(tmp_path: Path) -> None:
@@ -48,6 +49,7 @@ token = "s3cret"
 [store]
 db = "/tmp/x/lumen.db"
 retention_days = 7
+minute_retention_days = 3
 
 [capture]
 mode = "pcap"
@@ -69,6 +71,7 @@ output = "12.5"
     s = load_settings(path)
     assert (s.listen_host, s.listen_port, s.token) == ("0.0.0.0", 9999, "s3cret")
     assert s.db_path == Path("/tmp/x/lumen.db") and s.retention_days == 7
+    assert s.minute_retention_days == 3
     assert s.capture.mode == "pcap" and s.capture.comms == ("python3",)
     assert s.capture.ports == (11434,)
     assert s.hosts == {"llm.internal:8443": "openai"}
@@ -89,6 +92,10 @@ output = "12.5"
         (
             "[store]\nretention_days = -1\n",
             r"config.toml:2: \[store\] retention_days: must be >= 0",
+        ),
+        (
+            "[store]\nminute_retention_days = -1\n",
+            r"config.toml:2: \[store\] minute_retention_days: must be >= 0",
         ),
         ('[capture]\n\nmode = "magic"\n', r"config.toml:3: \[capture\] mode: must be one of"),
         ("[api]\nlisten = 5\n", r"config.toml:2: \[api\] listen: must be a string"),

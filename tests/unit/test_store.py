@@ -10,6 +10,7 @@ import os
 import random
 import sqlite3
 import stat
+import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import replace
 from decimal import Decimal
@@ -306,6 +307,34 @@ async def test_retention_prunes_events_and_rollups(tmp_path: Path) -> None:
             assert rollups_by_dim(s.path, table)["total"] == raw_sums(s.path)
             assert rollups_by_dim(s.path, table)["model"] == raw_sums(s.path)
         assert await s.prune(now_ns=now) == 0
+    finally:
+        await s.close()
+
+
+async def test_minute_retention_prunes_only_old_minutes(tmp_path: Path) -> None:
+    # Minute rollups older than minute_retention_days go; hour rollups and
+    # events stay, and minute buckets over the pruned days come from raw events.
+    now = time.time_ns()
+    s = await open_store(tmp_path / "db", retention_days=0, minute_retention_days=2)
+    old = random_events(200, seed=4, start_ns=now - 6 * 24 * HOUR_NS, span_ns=3 * HOUR_NS)
+    new = random_events(100, seed=5, start_ns=now - 24 * HOUR_NS, span_ns=3 * HOUR_NS)
+    try:
+        await add(s, old + new)
+        assert await s.prune(now_ns=now) == 0
+        floor = s.minute_floor_ns
+        assert floor == now - 2 * 24 * HOUR_NS - (now - 2 * 24 * HOUR_NS) % HOUR_NS
+        assert s.stats()["minute_retention_days"] == 2
+        with sqlite3.connect(s.path) as conn:
+            minutes = [r[0] for r in conn.execute("SELECT bucket_ns FROM rollups_minute")]
+        assert minutes and min(minutes) >= floor
+        assert rollups_by_dim(s.path)["total"] == raw_sums(s.path)  # hours whole
+        assert s.event_count == 300
+        f = EventFilter(since_ns=now - 7 * 24 * HOUR_NS, until_ns=now)
+        got = await s.aggregate(f, "model", MIN_NS)
+        want: dict[tuple[int, str], list[UsageEvent]] = {}
+        for e in old + new:
+            want.setdefault((e.started_ns - e.started_ns % MIN_NS, e.model or ""), []).append(e)
+        assert got == {key: brute_totals(evs) for key, evs in want.items()}
     finally:
         await s.close()
 
