@@ -68,8 +68,9 @@ async def grouped(
         f: The filter, time range included.
         group_by: One of :data:`GROUP_DIMS`, or None for no grouping (group '').
         width_ns: Bucket width (epoch-aligned), or None for one bucket (start 0).
-        minute_floor_ns: Minute rollups before this were pruned (minute
-            retention): minutes before it are read from raw events.
+        minute_floor_ns: Minute rollups before this are pruned or being pruned
+            (minute retention): minutes before it, or before the table's
+            oldest minute, are read from raw events.
 
     Raises:
         ValueError: ``group_by`` is not a known dimension.
@@ -85,7 +86,11 @@ async def grouped(
     g_raw = "''" if group_by is None else f"COALESCE({group_by}, '')"
     t_roll = "0" if width_ns is None else f"(bucket_ns / {width_ns}) * {width_ns}"
     g_roll = "''" if group_by is None else "value"
-    for unit, lo, hi in floored(cover(f.since_ns, f.until_ns, units), MINUTE_NS, minute_floor_ns):
+    spans = cover(f.since_ns, f.until_ns, units)
+    if MINUTE_NS in units:
+        floor = max(minute_floor_ns, await _oldest_minute(conn, f.until_ns))
+        spans = floored(spans, MINUTE_NS, floor)
+    for unit, lo, hi in spans:
         if unit is None or plan is None:
             where, params = where_clause(replace(f, since_ns=lo, until_ns=hi))
             sql = f"SELECT {t_raw}, {g_raw}, {RAW_SUMS} FROM events WHERE {where} GROUP BY 1, 2"
@@ -105,6 +110,19 @@ async def grouped(
             )
         await _merge(conn, sql, params, cells)
     return cells
+
+
+async def _oldest_minute(conn: aiosqlite.Connection, default: int) -> int:
+    """The oldest minute in the minute rollups (``default`` when there is none).
+
+    Minute rollups older than the minute retention are pruned, maybe by
+    another process (the daemon, while a CLI reads), so the table's own edge
+    bounds what it can answer: a minute before it is read from raw events.
+    """
+    sql = f"SELECT MIN(bucket_ns) FROM {TABLES[MINUTE_NS]} WHERE dim = 'total'"
+    async with conn.execute(sql) as cur:
+        row = await cur.fetchone()
+    return default if row is None or row[0] is None else int(row[0])
 
 
 async def _merge(

@@ -335,6 +335,13 @@ async def test_minute_retention_prunes_only_old_minutes(tmp_path: Path) -> None:
         for e in old + new:
             want.setdefault((e.started_ns - e.started_ns % MIN_NS, e.model or ""), []).append(e)
         assert got == {key: brute_totals(evs) for key, evs in want.items()}
+        # Another process (the CLI) reading the pruned file without the setting.
+        reader = await open_store(s.path, retention_days=0)
+        try:
+            assert reader.minute_floor_ns == 0
+            assert await reader.aggregate(f, "model", MIN_NS) == got
+        finally:
+            await reader.close()
     finally:
         await s.close()
 
