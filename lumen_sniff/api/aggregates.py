@@ -10,7 +10,9 @@ the number of groups and buckets, not on the number of events.
 from __future__ import annotations
 
 import json
+import operator
 import time
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -21,8 +23,9 @@ from lumen_sniff.api.params import Filter
 from lumen_sniff.pricing.quote import PricerLike, quote
 from lumen_sniff.serialize import iso_from_ns
 from lumen_sniff.store import BUCKETS_NS, GROUP_DIMS, Store, Totals
+from lumen_sniff.store.aggregates import Sums
 
-__all__ = ["point_json", "router"]
+__all__ = ["point_json", "router", "usage_json"]
 
 router = APIRouter()
 
@@ -76,40 +79,59 @@ async def usage(
             f"bucket={bucket} over this range gives more than {_MAX_POINTS} points; "
             "use a shorter range or a larger bucket",
         )
-    cells = await store.aggregate(f, group_by, width)
-    groups: dict[str, list[tuple[int, Totals]]] = {}
-    for (t, group), totals in cells.items():
-        groups.setdefault(group, []).append((t, totals))
-    busiest = sorted(groups.items(), key=lambda kv: (-sum(p.requests for _, p in kv[1]), kv[0]))
+    cells = await store.aggregate_sums(f, group_by, width)
+    return Response(usage_json(group_by, bucket, cells), media_type="application/json")
+
+
+def usage_json(group_by: str, bucket: str, cells: Mapping[tuple[int, str], Sums]) -> bytes:
+    """The /api/usage body for ``cells`` (sums in ROLLUP_SUMS order), pre-encoded.
+
+    Written as text with one %-format per point, from the store's tuples: a
+    day of minute buckets is ~10,000 points, and a Totals, a dict and
+    json.dumps per point cost more than the query (issue 12). The shape is
+    json.dumps of the documented dicts (tests/unit/test_aggregates_json.py).
+    """
+    groups: dict[str, list[tuple[int, Sums]]] = {}
+    for (t, group), sums in cells.items():
+        points = groups.get(group)
+        if points is None:
+            groups[group] = [(t, sums)]
+        else:
+            points.append((t, sums))
+    busiest = sorted(groups.items(), key=lambda kv: (-sum(p[1][0] for p in kv[1]), kv[0]))
     stamps: dict[int, str] = {}  # groups share bucket starts: format each once
     series = []
     for group, points in busiest:
+        points.sort(key=_first)
         rows = []
-        for t, totals in sorted(points, key=lambda p: p[0]):
+        for t, sums in points:
             stamp = stamps.get(t)
             if stamp is None:
                 stamp = stamps[t] = iso_from_ns(t)
-            rows.append(point_json(stamp, totals))
+            rows.append(point_json(stamp, sums))
         name = json.dumps(group or None, ensure_ascii=False)
         series.append(f'{{"group":{name},"points":[{",".join(rows)}]}}')
-    # Written as text: a day of minute buckets is ~10,000 points, and a dict
-    # per point plus json.dumps cost more than the query (issue 12).
     head = json.dumps({"group_by": group_by, "bucket": bucket}, ensure_ascii=False)[:-1]
-    return Response(f'{head},"series":[{",".join(series)}]}}', media_type="application/json")
+    return f'{head},"series":[{",".join(series)}]}}'.encode()
 
 
-def point_json(stamp: str, t: Totals) -> str:
-    """One /api/usage point as JSON: ``{"t": stamp, **t.to_dict(null_cost_when_unpriced=True)}``."""
-    # Same keys, order and number forms as json.dumps of to_dict (ints, float
-    # repr, null): tests/unit/test_aggregates_json.py checks they stay equal.
-    cost = "null" if t.priced == 0 else repr(t.cost_pusd / _PUSD_PER_USD)
-    return (
-        f'{{"t":"{stamp}","requests":{t.requests},"errors":{t.errors},"cost_usd":{cost},'
-        f'"input_tokens":{t.input_tokens},"output_tokens":{t.output_tokens},'
-        f'"cache_read_tokens":{t.cache_read_tokens},"cache_write_tokens":{t.cache_write_tokens},'
-        f'"reasoning_tokens":{t.reasoning_tokens},"unpriced_requests":{t.unpriced},'
-        f'"estimated_requests":{t.estimated}}}'
-    )
+_first = operator.itemgetter(0)
+_POINT = (
+    '{"t":"%s","requests":%d,"errors":%d,"cost_usd":%s,"input_tokens":%d,"output_tokens":%d,'
+    '"cache_read_tokens":%d,"cache_write_tokens":%d,"reasoning_tokens":%d,'
+    '"unpriced_requests":%d,"estimated_requests":%d}'
+)
+
+
+def point_json(stamp: str, s: Sums) -> str:
+    """One /api/usage point: ``{"t": stamp, **to_dict(null_cost_when_unpriced=True)}``.
+
+    Same keys, order and number forms as json.dumps of to_dict (ints, float
+    repr, null): tests/unit/test_aggregates_json.py checks they stay equal.
+    """
+    # s: requests, errors, 5 token sums, cost_pusd, priced, unpriced, estimated.
+    cost = "null" if s[8] == 0 else repr(s[7] / _PUSD_PER_USD)
+    return _POINT % (stamp, s[0], s[1], cost, s[2], s[3], s[4], s[5], s[6], s[9], s[10])
 
 
 @router.get("/api/breakdown", tags=["usage"])

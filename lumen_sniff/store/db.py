@@ -33,7 +33,7 @@ import aiosqlite
 from lumen_sniff.errors import StoreError
 from lumen_sniff.model import UsageEvent
 from lumen_sniff.store import aggregates, queries, retention
-from lumen_sniff.store.aggregates import Cell
+from lumen_sniff.store.aggregates import Cell, Sums
 from lumen_sniff.store.budgetdb import BudgetDb
 from lumen_sniff.store.queries import MAX_NS, EventFilter, Series, Totals
 from lumen_sniff.store.schema import MIGRATIONS, SCHEMA_VERSION
@@ -122,6 +122,14 @@ class Store:
         """Sums of the events matching ``f`` per (bucket, group); see :func:`aggregates.grouped`."""
         return await self._read(
             aggregates.grouped(self._rconn, f, group_by, width_ns, self.minute_floor_ns)
+        )
+
+    async def aggregate_sums(
+        self, f: EventFilter, group_by: str | None, width_ns: int | None
+    ) -> dict[Cell, Sums]:
+        """:meth:`aggregate` as ROLLUP_SUMS-ordered tuples (no object per cell)."""
+        return await self._read(
+            aggregates.grouped_sums(self._rconn, f, group_by, width_ns, self.minute_floor_ns)
         )
 
     async def events(self, f: EventFilter | None = None, limit: int = 100) -> list[UsageEvent]:
