@@ -160,6 +160,7 @@ async def _rate(n: int, directory: Path, listeners: bool, span_ns: int) -> float
         await store.close()
 
 
+TARGET_RATE_CASE = "with metrics+live listeners"
 RATE_CASES: dict[str, tuple[bool, int | None]] = {
     "bare writer": (False, None),
     "with metrics+live listeners": (True, None),
@@ -242,7 +243,8 @@ def _loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-def insert_rates(arms: dict[str, Path], n: int, rounds: int) -> None:
+def insert_rates(arms: dict[str, Path], n: int, rounds: int) -> dict[str, float]:
+    """Print every case's median per arm; return the target case's (with listeners)."""
     got: dict[str, dict[str, list[float]]] = {a: {c: [] for c in RATE_CASES} for a in arms}
     order = list(arms)
     for r in range(rounds):
@@ -253,11 +255,14 @@ def insert_rates(arms: dict[str, Path], n: int, rounds: int) -> None:
     for case in RATE_CASES:
         row = "".join(f"  {arm} {statistics.median(got[arm][case]):>9,.0f}/s" for arm in arms)
         print(f"  {case:<36}{row}")
+    return {arm: statistics.median(got[arm][TARGET_RATE_CASE]) for arm in arms}
 
 
-def latencies(arms: dict[str, Path], db: Path, runs: int) -> None:
+def latencies(arms: dict[str, Path], db: Path, runs: int) -> dict[str, float]:
+    """Print every query's median and p95 per arm; return the target query's medians."""
     import httpx
 
+    target: dict[str, float] = {}
     servers: dict[str, tuple[subprocess.Popen[str], str]] = {}
     try:
         for arm, tree in arms.items():
@@ -283,6 +288,8 @@ def latencies(arms: dict[str, Path], db: Path, runs: int) -> None:
                     started = time.perf_counter()
                     clients[arm].get(path, params=params).raise_for_status()
                     times[arm].append((time.perf_counter() - started) * 1000)
+            if (path, params) == QUERIES[0]:
+                target = {arm: statistics.median(times[arm]) for arm in arms}
             query = path + ("?" + str(httpx.QueryParams(params)) if params else "")
             row = f"{query:<64}"
             for arm in arms:
@@ -291,6 +298,7 @@ def latencies(arms: dict[str, Path], db: Path, runs: int) -> None:
                 row += f" {statistics.median(ts):>12.1f} {p95:>7.1f}"
             print(row, flush=True)
         print(f"load average after the queries: {_loadavg()}")
+        return target
     finally:
         for proc, _ in servers.values():
             if proc.stdin is not None:
@@ -324,10 +332,22 @@ def main() -> None:
     if args.baseline is not None:
         arms = {"before": args.baseline.resolve(), **arms}
     print(f"trees: {', '.join(f'{a}={t}' for a, t in arms.items())}")
-    if not args.skip_rate:
-        insert_rates(arms, args.rate_events, args.rounds)
-    if args.events <= 0:
-        return
+    rates = {} if args.skip_rate else insert_rates(arms, args.rate_events, args.rounds)
+    minute_ms: dict[str, float] = {}
+    if args.events > 0:
+        minute_ms = month_queries(args, arms)
+    print("issue 12 targets (medians):")
+    if rates:
+        row = "".join(f"  {arm} {rate:>9,.0f}/s" for arm, rate in rates.items())
+        print(f"  {'store inserts/s with listeners (>= 25,000)':<52}{row}")
+    if minute_ms:
+        row = "".join(f"  {arm} {ms:>8.1f} ms" for arm, ms in minute_ms.items())
+        label = f"minute buckets, 24 h, {args.events:,} events, HTTP (<= 100 ms)"
+        print(f"  {label:<52}{row}")
+
+
+def month_queries(args: argparse.Namespace, arms: dict[str, Path]) -> dict[str, float]:
+    """Fill (or reuse) the month database and time the queries over HTTP."""
     with tempfile.TemporaryDirectory(prefix="lumen-bench-") as tmp:
         db = args.db or Path(tmp) / "month.db"
         if not db.exists():
@@ -339,7 +359,7 @@ def main() -> None:
             took = filled["seconds"]
             print(f"filled {filled['count']:,} events over 30 days in {took:.1f}s ({rate:,.0f}/s)")
         print(f"database: {db.stat().st_size:,} bytes")
-        latencies(arms, db, args.runs)
+        return latencies(arms, db, args.runs)
 
 
 if __name__ == "__main__":
