@@ -11,13 +11,16 @@ events never disagree, not even after ``kill -9``. Summing runs in three
 steps, each over fewer keys than the one before: events into one entry per
 (minute, combination of every dimension), which real traffic (a few models,
 processes and keys at a time) collapses many-fold; those into the per-minute
-rows of each dimension; the minute rows into hour rows. Sums are added with
-``map`` (one C call per key) rather than element by element.
+rows of each dimension; the minute rows into hour rows. Each step appends a
+row's sums to its key's list and sums every list column by column at the end
+(``map(sum, zip(...))``, C loops), rather than a tuple add per row and key.
 
 Reading: :func:`cover` splits ``[since, until)`` into whole hours, whole
 minutes and the partial minutes at its ends; the first two are read from the
 rollups, the last from raw events. A day of minute buckets thus reads at most
-1,440 rows per group value, however many events there are.
+1,440 rows per group value, however many events there are. Minute rollups
+are kept fewer days than the events: :func:`floored` sends the minutes
+below their floor to raw events.
 """
 
 from __future__ import annotations
