@@ -42,6 +42,10 @@ class RingImage:
         self.producer = position
         _POS.pack_into(self.data, 0, position)
 
+    def rewind(self) -> None:
+        """Mark every record written unread again (benches read one image many times)."""
+        _POS.pack_into(self.consumer_page, 0, 0)
+
     def _put(self, position: int, raw: bytes) -> None:
         # Each byte of the area lives twice: at its offset and one area further.
         off = position & (self.size - 1)
