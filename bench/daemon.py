@@ -362,11 +362,18 @@ def _throughput_round(daemon: Daemon, gen: Any, rate: float, idle_per_s: float,
     per_thread = sorted(((threads[t] - threads0.get(t, 0.0), _thread_name(daemon.proc.pid, t))
                          for t in threads), reverse=True)
     status = daemon.status()
+    records = (_bpf(status)["counters"]["records"] - _bpf(status0)["counters"]["records"])
+    # The reader's CPU per record read holds even when records were dropped (a
+    # starved core): the builds before the reader named its thread have it as the
+    # busiest thread after the event loop.
+    ring = next((cpu for cpu, name in per_thread if name == "lumen-bpf-ring"),
+                next((cpu for cpu, name in per_thread if name != "event-loop"), 0.0))
     # By reason: ringbuf_full is a reader that fell behind (or was starved of its
     # core), queue_full a pipeline that did.
     by_reason = {k: v - status0["capture"]["dropped"].get(k, 0)
                  for k, v in status["capture"]["dropped"].items()}
     return {"drop_reasons": {k: v for k, v in by_reason.items() if v}, "rate": rate,
+            "records": records, "ring_us_per_record": ring * 1e6 / max(1, records),
             "calls": made.calls, "made_per_s": made.calls / made.seconds,
             "stored": _stored(daemon) - stored0, "drops": drops(status) - drops0,
             "cpu_ms_per_call": cpu * 1000 / max(1, made.calls),
@@ -476,7 +483,8 @@ def print_throughput(rows: list[dict[str, Any]]) -> None:
               f"daemon CPU "
               f"{r['cpu_ms_per_call']:.3f} ms/call ({r['net_cpu_ms_per_call']:.3f} net of "
               f"idle), {r['daemon_cpu_pct']:.0f}% of its core; busiest threads "
-              + ", ".join(f"{n} {t:.3f}" for n, t in r["thread_ms_per_call"]) + " ms/call")
+              + ", ".join(f"{n} {t:.3f}" for n, t in r["thread_ms_per_call"]) + " ms/call; "
+              f"ring reader {r['ring_us_per_record']:.2f} us per record read ({r['records']})")
 
 
 if __name__ == "__main__":
