@@ -99,6 +99,15 @@ def thread_cpu_s(pid: int) -> dict[int, float]:
     return out
 
 
+def _thread_name(pid: int, tid: int) -> str:
+    if tid == pid:
+        return "event-loop"
+    try:
+        return Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
+    except OSError:
+        return "?"
+
+
 def cpu_s_of(stat: Path) -> float:
     fields = stat.read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / _TICK
@@ -331,7 +340,8 @@ def throughput(tmp: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
 
 def _throughput_round(daemon: Daemon, gen: Any, rate: float, idle_per_s: float,
                       args: argparse.Namespace) -> dict[str, Any]:
-    drops0, stored0 = drops(daemon.status()), _stored(daemon)
+    status0 = daemon.status()
+    drops0, stored0 = drops(status0), _stored(daemon)
     cpu0, t0 = cpu_s(daemon.proc.pid), time.monotonic()
     threads0 = thread_cpu_s(daemon.proc.pid)
     made = gen.run(args.throughput_s, args.conns, rate)
@@ -347,15 +357,29 @@ def _throughput_round(daemon: Daemon, gen: Any, rate: float, idle_per_s: float,
     busy_s = time.monotonic() - t0
     cpu = cpu_s(daemon.proc.pid) - cpu0
     threads = thread_cpu_s(daemon.proc.pid)
-    # Threads are unnamed in Python 3.11: the busiest are the event loop (pipeline,
-    # store, API) and the ring-buffer reader; then SQLite's and discovery's.
-    per_thread = sorted((threads[t] - threads0.get(t, 0.0) for t in threads), reverse=True)
-    return {"rate": rate, "calls": made.calls, "made_per_s": made.calls / made.seconds,
-            "stored": _stored(daemon) - stored0, "drops": drops(daemon.status()) - drops0,
+    # The main thread runs the event loop (pipeline, store, API); the ring reader
+    # names itself (lumen-bpf-ring); SQLite's and discovery's threads are "python".
+    per_thread = sorted(((threads[t] - threads0.get(t, 0.0), _thread_name(daemon.proc.pid, t))
+                         for t in threads), reverse=True)
+    status = daemon.status()
+    records = (_bpf(status)["counters"]["records"] - _bpf(status0)["counters"]["records"])
+    # The reader's CPU per record read holds even when records were dropped (a
+    # starved core): the builds before the reader named its thread have it as the
+    # busiest thread after the event loop.
+    ring = next((cpu for cpu, name in per_thread if name == "lumen-bpf-ring"),
+                next((cpu for cpu, name in per_thread if name != "event-loop"), 0.0))
+    # By reason: ringbuf_full is a reader that fell behind (or was starved of its
+    # core), queue_full a pipeline that did.
+    by_reason = {k: v - status0["capture"]["dropped"].get(k, 0)
+                 for k, v in status["capture"]["dropped"].items()}
+    return {"drop_reasons": {k: v for k, v in by_reason.items() if v}, "rate": rate,
+            "records": records, "ring_us_per_record": ring * 1e6 / max(1, records),
+            "calls": made.calls, "made_per_s": made.calls / made.seconds,
+            "stored": _stored(daemon) - stored0, "drops": drops(status) - drops0,
             "cpu_ms_per_call": cpu * 1000 / max(1, made.calls),
             "net_cpu_ms_per_call": (cpu - idle_per_s * busy_s) * 1000 / max(1, made.calls),
             "daemon_cpu_pct": cpu * 100 / made.seconds, "daemon": True,
-            "thread_ms_per_call": [t * 1000 / max(1, made.calls) for t in per_thread[:4]]}
+            "thread_ms_per_call": [(n, t * 1000 / max(1, made.calls)) for t, n in per_thread[:4]]}
 
 
 def pct(values: list[float], q: float) -> float:
@@ -455,10 +479,12 @@ def print_throughput(rows: list[dict[str, Any]]) -> None:
             print(f"  generator ceiling, no daemon ({offered}): {r['made_per_s']:.0f} calls/s")
             continue
         print(f"  offered {offered:>8}: made {r['made_per_s']:6.0f} calls/s, stored "
-              f"{r['stored']}/{r['calls']}, drops {r['drops']}, daemon CPU "
+              f"{r['stored']}/{r['calls']}, drops {r['drops']} {r.get('drop_reasons') or ''}, "
+              f"daemon CPU "
               f"{r['cpu_ms_per_call']:.3f} ms/call ({r['net_cpu_ms_per_call']:.3f} net of "
               f"idle), {r['daemon_cpu_pct']:.0f}% of its core; busiest threads "
-              + " ".join(f"{t:.3f}" for t in r["thread_ms_per_call"]) + " ms/call")
+              + ", ".join(f"{n} {t:.3f}" for n, t in r["thread_ms_per_call"]) + " ms/call; "
+              f"ring reader {r['ring_us_per_record']:.2f} us per record read ({r['records']})")
 
 
 if __name__ == "__main__":

@@ -5,20 +5,21 @@ the BPF program writes for the throughput phase's client (``bench/daemon_load.py
 the stand-in's OpenAI chat and Anthropic messages, plain and streamed, one record
 per ``SSL_write``/``SSL_read``, 50 calls per connection). Then, timed apart:
 
-- *record → queue*: ``BpfCapture._on_record`` for every record (decode, filters,
-  offsets, process lookup, Chunk) into the daemon's ``BellQueue``;
+- *record → queue*: the ring walk (``MappedRing.consume`` over a ring image laid
+  out as the kernel maps it, ``tests/support/ringimage.py``) and
+  ``BpfCapture._on_records`` per batch (decode, filters, offsets, process
+  lookup, Chunk) into the daemon's ``BellQueue``, one put per batch;
 - *queue → events*: the pump's batch drain and ``Pipeline.feed`` to costed events.
 
-bcc's ctypes callback (bpf → Python, once per record), the store and the API are
-not included: ``bench/daemon.py`` measures the whole daemon. Each figure is the
-median of ``--repeat`` passes after a warm-up. Run: ``.venv/bin/python bench/hotpath.py``.
+The epoll wake-ups, the store and the API are not included: ``bench/daemon.py``
+measures the whole daemon. Each figure is the median of ``--repeat`` passes after
+a warm-up. Run: ``.venv/bin/python bench/hotpath.py``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import ctypes
 import os
 import statistics
 import sys
@@ -39,6 +40,7 @@ from lumen_sniff.daemon import _drain  # noqa: E402
 from lumen_sniff.doorbell import BellQueue, Doorbell  # noqa: E402
 from lumen_sniff.model import UsageEvent  # noqa: E402
 from lumen_sniff.pipeline import Pipeline, PipelineSettings  # noqa: E402
+from tests.support.ringimage import RingImage  # noqa: E402
 
 
 def _wire() -> tuple[list[bytes], list[list[bytes]]]:
@@ -79,15 +81,23 @@ def records(calls: int) -> list[bytes]:
     return out
 
 
-def one_pass(raws: list[tuple[ctypes.Array[ctypes.c_char], int]], calls: int,
-             pipeline: Pipeline) -> tuple[float, float]:
+def ring_of(raws: list[bytes]) -> RingImage:
+    """Every record written once into a ring image big enough to hold them all."""
+    size = 1 << max(12, (sum(len(r) + 16 for r in raws)).bit_length())
+    image = RingImage(size)
+    for raw in raws:
+        image.write(raw)
+    return image
+
+
+def one_pass(image: RingImage, calls: int, pipeline: Pipeline) -> tuple[float, float]:
     """(record → queue, queue → events) CPU seconds of one pass."""
     capture = BpfCapture(BpfSettings(queue_size=1 << 22))
     queue = capture.chunks = BellQueue(1 << 22, Doorbell(asyncio.new_event_loop()))
-    on_record = capture._on_record
+    image.rewind()
+    ring = image.ring()
     t0 = time.process_time()
-    for buf, size in raws:
-        on_record(None, buf, size)
+    ring.consume(capture._on_records)
     t1 = time.process_time()
     events = 0
     feed = pipeline.feed
@@ -108,7 +118,7 @@ def main() -> int:
     args = parser.parse_args()
     calls = -(-args.calls // CALLS_PER_CONN) * CALLS_PER_CONN
     raw = records(calls)
-    bufs = [(ctypes.create_string_buffer(r, len(r)), len(r)) for r in raw]
+    bufs = ring_of(raw)
     pipeline = Pipeline(PipelineSettings())
     one_pass(bufs, calls, pipeline)  # warm-up: imports, caches, the process lookup
     capture_s, pipeline_s = [], []

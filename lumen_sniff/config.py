@@ -30,7 +30,7 @@ Example file (every key optional)::
     max_bytes_per_call = 1048576   # eBPF copy cap per SSL call
     bpf_cache_dir = "/var/cache/lumen-sniff/bpf"  # compiled BPF objects ("" = none)
     non_llm_budget_bytes = 32768   # eBPF copy per direction of a non-LLM HTTP/1 connection
-    ring_buffer_bytes = 16777216   # eBPF ring buffer (a power of two)
+    ring_buffer_bytes = 8388608    # eBPF ring buffer (a power of two)
 
     [providers.hosts]              # host (or host:port) → provider
     "llm-gateway.internal" = "openai"
@@ -146,7 +146,7 @@ class CaptureSettings:
     non_llm_budget_bytes: int = 32 << 10
     """eBPF copy per direction of a connection whose HTTP/1 request line cannot be
     an LLM call (judged in the kernel); 0 copies every connection until judged."""
-    ring_buffer_bytes: int = 16 << 20
+    ring_buffer_bytes: int = 8 << 20
     """eBPF ring buffer (a power of two); its measured fill is in README, Benchmarks."""
 
 
@@ -331,7 +331,7 @@ class _Validator(TomlReader):
         )
 
     def _ring_bytes(self, cap: dict[str, Any]) -> int:
-        size = self._int(cap, "capture", "ring_buffer_bytes", default=16 << 20, minimum=1 << 16)
+        size = self._int(cap, "capture", "ring_buffer_bytes", default=8 << 20, minimum=1 << 16)
         if size & (size - 1):
             raise self._error("capture", "ring_buffer_bytes", f"must be a power of 2, not {size}")
         return size

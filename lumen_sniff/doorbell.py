@@ -9,7 +9,8 @@ so a burst of thousands of Chunks costs one wake-up.
 A BellQueue is on the daemon's per-record path (the ring-buffer reader puts every
 Chunk, the pump takes every Chunk), so ``put_nowait`` takes the queue's mutex
 once instead of going through ``put``'s blocking machinery, and :meth:`BellQueue.drain`
-takes a whole batch under one acquisition.
+takes a whole batch under one acquisition; the ring reader hands over each
+batch of records with one :meth:`BellQueue.put_many`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import queue
 from collections import deque
 from typing import TypeVar
 
-__all__ = ["BellQueue", "Doorbell"]
+__all__ = ["BellQueue", "Doorbell", "put_all"]
 
 T = TypeVar("T")
 
@@ -70,6 +71,23 @@ class BellQueue(queue.Queue[T]):
             self.not_empty.notify()
         self._bell.ring()
 
+    def put_many(self, items: list[T]) -> int:
+        """Append as many of ``items`` as fit, in order, under one lock and one ring.
+
+        Returns:
+            How many were taken: ``items[taken:]`` did not fit (the caller counts them).
+        """
+        with self.mutex:
+            room = len(items) if self.maxsize <= 0 else self.maxsize - len(self.queue)
+            taken = max(0, min(room, len(items)))
+            if taken:
+                self.queue.extend(items if taken == len(items) else items[:taken])
+                self.unfinished_tasks += taken
+                self.not_empty.notify(taken)
+        if taken:
+            self._bell.ring()
+        return taken
+
     def drain(self, limit: int) -> list[T]:
         """Take up to ``limit`` items, oldest first, without blocking (maybe none)."""
         with self.mutex:
@@ -80,3 +98,18 @@ class BellQueue(queue.Queue[T]):
             out = [items.popleft() for _ in range(n)]
             self.not_full.notify(n)
             return out
+
+
+def put_all(q: queue.Queue[T], items: list[T]) -> int:
+    """Append ``items`` in order until ``q`` is full; how many were taken.
+
+    One lock and one ring for a :class:`BellQueue`, ``put_nowait`` each otherwise.
+    """
+    if isinstance(q, BellQueue):
+        return q.put_many(items)
+    for taken, item in enumerate(items):
+        try:
+            q.put_nowait(item)
+        except queue.Full:
+            return taken
+    return len(items)

@@ -190,6 +190,6 @@ def test_the_daemon_maps_neither_llvm_nor_bcc(daemon: Daemon) -> None:
     assert not [f for f in files if os.path.basename(f).startswith("libbcc.so")], files
     # The ring buffers' fill levels are in the status (read from their mapped pages).
     rings = status["capture"]["backends"]["BpfCapture"]["ring_buffers"]
-    assert rings["lumen_events"]["size"] == 16 << 20
+    assert rings["lumen_events"]["size"] == 8 << 20
     assert 0 <= rings["lumen_events"]["bytes"] <= rings["lumen_events"]["size"]
     assert "lumen_sockets" in rings

@@ -146,7 +146,7 @@ def test_is_loopback() -> None:
 def test_ring_buffer_size_reaches_the_capture(tmp_path: Path) -> None:
     from lumen_sniff.stagesettings import bpf_settings
 
-    assert bpf_settings(load_settings(None)).ring_bytes == 16 << 20
+    assert bpf_settings(load_settings(None)).ring_bytes == 8 << 20
     settings = load_settings(_write(tmp_path, "[capture]\nring_buffer_bytes = 4194304\n"))
     assert bpf_settings(settings).ring_bytes == 4 << 20
     with pytest.raises(ConfigError, match="power of 2"):

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import mmap
 import os
 import queue
 import threading
@@ -50,7 +51,7 @@ from lumen_sniff.capture.bpf.ringrecords import (
     Record,
     RecordFields,
     conn_struct,
-    decode_fields,
+    decode_fields_at,
     make_chunk,
     read_drops,
     record_of,
@@ -58,15 +59,16 @@ from lumen_sniff.capture.bpf.ringrecords import (
 from lumen_sniff.capture.bpf.runtime.cache import CompileJob, CompileRequest
 from lumen_sniff.capture.bpf.runtime.loaded import BpfObject
 from lumen_sniff.capture.bpf.runtime.ringbuf import RingReader
+from lumen_sniff.capture.bpf.runtime.ringwalk import Spans
 from lumen_sniff.capture.bpf.settings import BpfSettings
 from lumen_sniff.capture.bpf.tlslib import NO_TLS_SYMBOLS
+from lumen_sniff.doorbell import put_all
 from lumen_sniff.errors import BpfUnavailable
 from lumen_sniff.model import Chunk, ConnKey, Direction, ProcessInfo
 
 __all__ = ["SOURCE_PATH", "BpfCapture"]
 
 log = logging.getLogger("lumen_sniff.capture.bpf")
-
 
 
 class BpfCapture:
@@ -99,6 +101,7 @@ class BpfCapture:
         self._counters.update({"process_events": 0, "filtered_records": 0, "bad_records": 0})
         self._counters.update({"ignored_connections": 0, "queue_full": 0})
         self._queue_full_bytes = 0
+        self._batch: list[Chunk] = []  # handed to ``chunks`` per ring batch
         self._blind = BlindSpots(
             hosts=dict(self.settings.hosts),
             procs=self._procs,
@@ -140,7 +143,7 @@ class BpfCapture:
                 skip[ctypes.c_uint32(pid)] = ctypes.c_uint8(1)
             load_paths(self._bpf, self.settings)  # before any probe is attached
             self._reader = RingReader(gather_s=self.settings.gather_ms / 1000)
-            self._reader.add(self._bpf[b"lumen_events"], self._on_record)
+            self._reader.add(self._bpf[b"lumen_events"], self._on_records)
             self._bpf.attach_tracepoints()
         except (OSError, KeyError, ValueError, BpfUnavailable) as exc:
             self._blind.stop()
@@ -245,19 +248,22 @@ class BpfCapture:
             filtered=filtered,
         )
 
-    def _on_record(self, _ctx: Any, data: Any, size: int) -> int:
-        try:
-            # Data records (nearly all) go from fields to Chunk without a Record.
-            fields = decode_fields(ctypes.string_at(data, size))
-            if fields is None:
-                self._counters["bad_records"] += 1
-            elif fields[0] is Kind.DATA or fields[0] is Kind.CLOSE:
-                self._on_conn_record(fields)
-            else:
-                self._on_process_record(record_of(fields))
-        except Exception:  # never let an exception unwind into libbpf's C callback
-            log.exception("ring buffer record handling failed")
-        return 0
+    def _on_records(self, buf: mmap.mmap, spans: Spans) -> None:
+        """A batch of records from the ring (payload spans in its mapping) → one queue put."""
+        counters = self._counters
+        for at, size in spans:
+            try:
+                # Data records (nearly all) go from fields to Chunk without a Record.
+                fields = decode_fields_at(buf, at, size)
+                if fields is None:
+                    counters["bad_records"] += 1
+                elif fields[0] is Kind.DATA or fields[0] is Kind.CLOSE:
+                    self._on_conn_record(fields)
+                else:
+                    self._on_process_record(record_of(fields))
+            except Exception:  # one bad record must not cost the rest of the batch
+                log.exception("ring buffer record handling failed")
+        self._flush()
 
     def _on_process_record(self, record: Record) -> None:
         self._counters["process_events"] += 1
@@ -278,7 +284,7 @@ class BpfCapture:
             self._wanted.pop(pid, None)
             self._rescans.add(pid, delays_s=(0.0,), forget=True)
             for ssl, egress_end in self._conns.pop_pid(pid):
-                self._put(
+                self._batch.append(
                     Chunk(
                         conn=ConnKey(source="bpf", pid=pid, handle=ssl),
                         direction=Direction.EGRESS,
@@ -287,8 +293,7 @@ class BpfCapture:
                         data=b"",
                         closed=True,
                         process=process,
-                    ),
-                    0,
+                    )
                 )
 
     def _is_wanted(self, pid: int, comm: str) -> bool:
@@ -327,15 +332,19 @@ class BpfCapture:
             self._conns.advance(pid, ssl, direction, offset + len(data) + lost)
         process = self._procs.lookup(pid=pid, tid=tid, comm=comm, uid=uid, cgroup_id=cgroup_id)
         chunk = make_chunk(fields, wall_offset_ns=self._wall_offset_ns, process=process)
-        self._put(chunk, len(data) + lost)
+        self._batch.append(chunk)
 
-    def _put(self, chunk: Chunk, size: int) -> None:
-        try:
-            self.chunks.put_nowait(chunk)
-            self._counters["chunks"] += 1
-        except queue.Full:
-            self._counters["queue_full"] += 1
-            self._queue_full_bytes += size
+    def _flush(self) -> None:
+        # Chunks wait in record order in _batch and go over once per ring batch.
+        batch = self._batch
+        if not batch:
+            return
+        taken = put_all(self.chunks, batch)
+        self._counters["chunks"] += taken
+        if taken < len(batch):
+            self._counters["queue_full"] += len(batch) - taken
+            self._queue_full_bytes += sum(len(c.data) + c.lost_bytes for c in batch[taken:])
+        batch.clear()
 
     # ------------------------------------------------------------ control
 

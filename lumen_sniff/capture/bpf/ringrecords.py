@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import enum
+import mmap
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,7 @@ __all__ = [
     "conn_struct",
     "decode",
     "decode_fields",
+    "decode_fields_at",
     "make_chunk",
     "read_drops",
     "record_of",
@@ -222,7 +224,16 @@ def decode_fields(raw: bytes) -> RecordFields | None:
         The fields, or None if the record is shorter than its header says or of
         unknown kind or direction.
     """
-    if len(raw) < HEADER_SIZE:
+    return decode_fields_at(raw, 0, len(raw))
+
+
+def decode_fields_at(buf: bytes | mmap.mmap, at: int, size: int) -> RecordFields | None:
+    """:func:`decode_fields` of the ``size`` bytes at ``at`` in ``buf`` (the ring's mapping).
+
+    ``buf[a:b]`` must give ``bytes`` (``bytes`` and ``mmap`` do): the payload is
+    copied out, because the ring space is reused once the batch is handled.
+    """
+    if size < HEADER_SIZE:
         return None
     (
         ts_ns,
@@ -237,10 +248,9 @@ def decode_fields(raw: bytes) -> RecordFields | None:
         kind_value,
         direction,
         raw_comm,
-    ) = HEADER_STRUCT.unpack_from(raw)
-    end = HEADER_SIZE + data_len
+    ) = HEADER_STRUCT.unpack_from(buf, at)
     kind = _KINDS.get(kind_value)
-    if end > len(raw) or direction > 1 or kind is None:
+    if HEADER_SIZE + data_len > size or direction > 1 or kind is None:
         return None
     comm = _COMMS.get(raw_comm)
     if comm is None:
@@ -261,7 +271,7 @@ def decode_fields(raw: bytes) -> RecordFields | None:
         _DIRECTIONS[direction],
         offset,
         lost_bytes,
-        raw[HEADER_SIZE:end],
+        buf[at + HEADER_SIZE : at + HEADER_SIZE + data_len],
     )
 
 

@@ -32,7 +32,7 @@ class BpfSettings:
     """Bytes copied per SSL call at most; the rest is counted as lost."""
     chunk_bytes: int = 16384
     """Payload bytes per ring-buffer record."""
-    ring_bytes: int = 16 << 20
+    ring_bytes: int = 8 << 20
     """Ring buffer size (a power of two, at least a page)."""
     queue_size: int = 65536
     """Capacity of the Chunk queue."""

@@ -16,16 +16,17 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import mmap
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from lumen_sniff.capture.bpf.btf import member_offsets_bytes
 from lumen_sniff.capture.bpf.ringrecords import HEADER_PATH
 from lumen_sniff.capture.bpf.runtime.cache import CompileJob, CompileRequest
 from lumen_sniff.capture.bpf.runtime.loaded import CGROUP_SKB, TRACEPOINT, BpfObject, ProgKind
 from lumen_sniff.capture.bpf.runtime.ringbuf import RingReader
+from lumen_sniff.capture.bpf.runtime.ringwalk import Spans
 from lumen_sniff.capture.bpf.sockrecords import SOCK_COUNTERS, SockEvent, decode_sock_event
 from lumen_sniff.errors import BpfUnavailable
 
@@ -125,7 +126,7 @@ class SocketWatch:
             finally:
                 os.close(cgroup_fd)
             self._bpf.attach_tracepoints()
-            reader.add(self._bpf[b"lumen_sockets"], self._on_record)
+            reader.add(self._bpf[b"lumen_sockets"], self._on_records)
         except (OSError, KeyError, ValueError) as exc:
             self.stop()
             raise BpfUnavailable(f"the socket program did not load: {exc}") from exc
@@ -142,16 +143,16 @@ class SocketWatch:
         self._on_tick()
         return self._next_due()
 
-    def _on_record(self, _ctx: Any, data: Any, size: int) -> int:
-        try:
-            event = decode_sock_event(ctypes.string_at(data, size))
-            if event is None:
-                self.bad_records += 1
-            else:
-                self._on_event(event)
-        except Exception:  # never unwind into libbpf's C callback
-            log.exception("socket record handling failed")
-        return 0
+    def _on_records(self, buf: mmap.mmap, spans: Spans) -> None:
+        for at, size in spans:
+            try:
+                event = decode_sock_event(buf[at : at + size])
+                if event is None:
+                    self.bad_records += 1
+                else:
+                    self._on_event(event)
+            except Exception:  # one bad record must not cost the rest of the batch
+                log.exception("socket record handling failed")
 
     def program_fds(self) -> dict[str, int]:
         """File descriptors of the loaded programs, by name (for run-time statistics)."""

@@ -2,7 +2,7 @@
 
 Both come with Debian's ``python3-bpfcc`` (through ``libbpfcc`` → ``libbpf1``)
 and are small C libraries: libbpf creates maps, loads programs, updates maps,
-makes BPF links and reads ring buffers; libbcc_bpf attaches uprobes and
+makes BPF links; libbcc_bpf attaches uprobes and
 tracepoints exactly as bcc did (a perf event through the uprobe PMU, with the
 tracefs fallback of old kernels). Neither maps LLVM.
 
@@ -22,7 +22,6 @@ import os
 from typing import Any
 
 __all__ = [
-    "RING_SAMPLE_FN",
     "attach_tracepoint",
     "attach_uprobe",
     "bcc_bpf",
@@ -34,9 +33,6 @@ __all__ = [
     "obj_pin",
     "prog_load",
 ]
-
-RING_SAMPLE_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
-"""``ring_buffer_sample_fn``: (ctx, data, size) → 0 to go on."""
 
 
 class _MapCreateOpts(ctypes.Structure):
@@ -91,12 +87,6 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "bpf_map_get_next_key": (_I, [_I, _P, _P]),
     "bpf_link_create": (_I, [_I, _I, _I, _P]),
     "bpf_obj_pin": (_I, [_I, ctypes.c_char_p]),
-    "ring_buffer__new": (_P, [_I, RING_SAMPLE_FN, _P, _P]),
-    "ring_buffer__add": (_I, [_P, _I, RING_SAMPLE_FN, _P]),
-    "ring_buffer__consume": (_I, [_P]),
-    "ring_buffer__poll": (_I, [_P, _I]),
-    "ring_buffer__epoll_fd": (_I, [_P]),
-    "ring_buffer__free": (None, [_P]),
 }
 
 

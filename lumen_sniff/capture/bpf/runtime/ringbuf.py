@@ -1,13 +1,16 @@
 """One thread reads every BPF ring buffer, blocking until there is something to read.
 
 Strategy:
- - libbpf's ``ring_buffer`` holds all the daemon's ring buffers (capture records
-   and socket records) behind one epoll descriptor, which is itself pollable.
-   The reader thread waits in ``epoll_wait`` on that descriptor and on an
-   eventfd that :meth:`RingReader.stop` writes; nothing else wakes it while
-   the machine is idle (no timer).
- - After a wake-up it consumes what is there, waits ``gather_s`` for the rest
-   of a burst (the BPF side wakes per batch, not per record) and consumes again.
+ - Each ring buffer map is mapped into the process and walked in Python
+   (:mod:`.ringwalk`): one call per wake-up hands every record that is there to
+   the ring's handler in batches (the data mapping and the records' spans), with
+   no libbpf and no per-record callback from C.
+ - The reader thread waits in ``epoll_wait`` on the maps' own descriptors (a ring
+   buffer map is pollable: readable while records are unread) and on an eventfd
+   that :meth:`RingReader.stop` writes; nothing else wakes it while the machine
+   is idle (no timer).
+ - After a wake-up it reads what is there, waits ``gather_s`` for the rest of a
+   burst (the BPF side wakes per batch, not per record) and reads again.
  - *Ticks* are callables run after every wake-up; each returns the seconds
    until it must run again, or None. The wait's timeout is the nearest of
    those, so the socket report's pending judgements get their deadline and
@@ -16,54 +19,38 @@ Strategy:
    wake-up was skipped (the kernel wakes only a reader that has caught up) is
    read within that time. Records found that way are counted (``late_reads``);
    the first wait that finds nothing returns the reader to sleeping unbounded.
- - The fill level of each ring buffer is read from its producer and consumer
-   positions, in the two metadata pages mapped read-only from the map's fd.
+ - The fill level of each ring buffer is its producer minus consumer position.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
-import mmap
 import os
 import select
-import struct
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
-from lumen_sniff.capture.bpf.runtime.libbpf import RING_SAMPLE_FN, libbpf
 from lumen_sniff.capture.bpf.runtime.maps import RINGBUF, Table
+from lumen_sniff.capture.bpf.runtime.ringwalk import MappedRing, SpanHandler, supported
 
-__all__ = ["RecordHandler", "RingReader", "Tick"]
+__all__ = ["RingReader", "SpanHandler", "Tick"]
 
 log = logging.getLogger("lumen_sniff.capture.bpf.ringbuf")
 
-RecordHandler = Callable[[Any, Any, int], int]
-"""``(ctx, data pointer, size) -> 0``, called on the reader thread for each record."""
+_PR_SET_NAME = 15
+
 Tick = Callable[[], "float | None"]
 """Run after every wake-up; returns seconds until it must run again, or None."""
 
-_U64 = struct.Struct("=Q")
 
-
-class _Ring:
-    def __init__(self, table: Table) -> None:
-        self.name = table.spec.name
-        self.size = table.spec.max_entries
-        page = mmap.PAGESIZE
-        # Consumer position (page 0) and producer position (page 1), read-only.
-        self._meta = mmap.mmap(table.fd, 2 * page, mmap.MAP_SHARED, mmap.PROT_READ)
-        self._page = page
-
-    def fill(self) -> dict[str, int]:
-        consumer = _U64.unpack_from(self._meta, 0)[0]
-        producer = _U64.unpack_from(self._meta, self._page)[0]
-        return {"bytes": max(0, producer - consumer), "size": self.size}
-
-    def close(self) -> None:
-        self._meta.close()
+def _name_thread(name: str) -> None:
+    # Python 3.11 does not name OS threads; top, py-spy and bench/daemon.py's
+    # per-thread CPU then tell the reader from the event loop. Cosmetic: never fails.
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_NAME, name.encode()[:15], 0, 0, 0)
 
 
 class RingReader:
@@ -77,33 +64,24 @@ class RingReader:
         self.late_reads = 0
         """Timed-out waits that still found records (their wake-up never came)."""
         self._name = name
-        self._rb: int | None = None
-        self._keep: list[Any] = []  # ctypes callbacks must outlive the ring_buffer
-        self._rings: list[_Ring] = []
+        self._rings: list[tuple[MappedRing, SpanHandler]] = []
+        self._map_fds: list[int] = []  # pollable: readable while records are unread
         self._ticks: list[Tick] = []
         self._wake = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def add(self, table: Table, handler: RecordHandler) -> None:
+    def add(self, table: Table, handler: SpanHandler) -> None:
         """Read ``table`` (a ring buffer map) into ``handler``; before :meth:`start`."""
         if table.spec.type != RINGBUF:
             raise ValueError(f"{table.spec.name} is not a ring buffer")
         if self._thread is not None:
             raise RuntimeError("ring buffers are added before the reader starts")
-        callback = RING_SAMPLE_FN(handler)
-        self._keep.append(callback)
-        lib = libbpf()
-        if self._rb is None:
-            rb = lib.ring_buffer__new(table.fd, callback, None, None)
-            if not rb:
-                raise OSError(ctypes.get_errno(), f"ring_buffer__new({table.spec.name})")
-            self._rb = int(rb)
-        else:
-            ret = lib.ring_buffer__add(self._rb, table.fd, callback, None)
-            if ret < 0:
-                raise OSError(-ret, f"ring_buffer__add({table.spec.name})")
-        self._rings.append(_Ring(table))
+        if not supported():
+            raise OSError(f"the ring buffer reader needs x86-64 memory ordering: {table.spec.name}")
+        ring = MappedRing.of_fd(table.fd, table.spec.max_entries, table.spec.name)
+        self._rings.append((ring, handler))
+        self._map_fds.append(table.fd)
 
     def add_tick(self, tick: Tick) -> None:
         """Run ``tick`` after every wake-up and when its returned delay is over."""
@@ -111,14 +89,14 @@ class RingReader:
 
     def start(self) -> None:
         """Start the reader thread."""
-        if self._rb is None:
+        if not self._rings:
             raise RuntimeError("no ring buffer to read")
         self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
         self._thread.start()
 
     def fill(self) -> dict[str, dict[str, int]]:
         """Bytes written and not yet read, and the size, of each ring buffer by map name."""
-        return {ring.name: ring.fill() for ring in self._rings}
+        return {ring.name: ring.fill() for ring, _ in self._rings}
 
     def _run_ticks(self) -> float:
         timeout = -1.0
@@ -132,12 +110,21 @@ class RingReader:
                 timeout = max(0.0, delay) if timeout < 0 else min(timeout, max(0.0, delay))
         return timeout
 
+    def _consume(self) -> int:
+        got = 0
+        for ring, handler in self._rings:
+            try:
+                got += ring.consume(handler)
+            except Exception:  # the reader must keep reading
+                log.exception("ring buffer %s: record handling failed", ring.name)
+                got += 1
+        return got
+
     def _run(self) -> None:
-        assert self._rb is not None
-        lib, rb = libbpf(), self._rb
+        _name_thread(self._name)
         poller = select.epoll()
-        ring_fd = lib.ring_buffer__epoll_fd(rb)
-        poller.register(ring_fd, select.EPOLLIN)
+        for fd in self._map_fds:
+            poller.register(fd, select.EPOLLIN)
         poller.register(self._wake, select.EPOLLIN)
         try:
             active = False
@@ -147,16 +134,16 @@ class RingReader:
                 if active:
                     wait = self._active_s if timeout < 0 else min(timeout, self._active_s)
                 events = poller.poll(wait)
-                woken = any(fd == ring_fd for fd, _ in events)
-                got = lib.ring_buffer__consume(rb)
+                woken = any(fd != self._wake for fd, _ in events)
+                got = self._consume()
                 if got > 0 and self._gather_s:
                     time.sleep(self._gather_s)
-                    lib.ring_buffer__consume(rb)
+                    self._consume()
                 if got > 0 and not woken:
                     self.late_reads += 1
                 active = got > 0
                 timeout = self._run_ticks()
-            lib.ring_buffer__consume(rb)
+            self._consume()
         finally:
             poller.close()
 
@@ -169,17 +156,14 @@ class RingReader:
         if self._thread is not None:
             self._thread.join(timeout=5)
             if self._thread.is_alive():
-                # Still inside a callback: freeing under it would crash; the
+                # Still inside a handler: unmapping under it would crash; the
                 # process is about to exit and the kernel frees it all then.
                 log.warning("ring reader did not stop within 5 s; left running")
                 return
             self._thread = None
-        if self._rb is not None:
-            libbpf().ring_buffer__free(self._rb)
-            self._rb = None
-        for ring in self._rings:
+        for ring, _ in self._rings:
             ring.close()
         self._rings.clear()
-        self._keep.clear()
+        self._map_fds.clear()
         os.close(self._wake)
         self._wake = -1
