@@ -22,14 +22,19 @@
  *    request line is judged here (judge_head): a path that no LLM API
  *    path can be (the "lumen_paths" trie, filled by user space from the API
  *    family rows) puts the connection on a budget of LUMEN_BUDGET_BYTES copied
- *    bytes per direction; past it its calls are only counted (LUMEN_DROP_BUDGET)
+ *    bytes (and LUMEN_BUDGET_CALLS calls) per direction; past it its calls are
+ *    only counted (LUMEN_DROP_BUDGET)
  *    and user space sees a gap of exactly that many bytes (an HTTP/1 body of
  *    known length keeps its framing across it). Per direction, so the small
  *    response to a big upload is still copied whole. A later call that
  *    starts with a request line whose path may be LLM lifts the budget
- *    (keep-alive: GET /health, then POST /v1/chat/completions). Anything else
- *    (HTTP/2, a proxy's absolute form, a path longer than LUMEN_HEAD_BYTES,
- *    unknown bytes) is copied until user space judges it, as before.
+ *    (keep-alive: GET /health, then POST /v1/chat/completions). A connection
+ *    whose very first call (16+ bytes) cannot start HTTP at all (its first byte
+ *    is not A-Z: no method, no "PRI *" of HTTP/2) gets only that call copied,
+ *    for user space to judge; a later request line that may be LLM lifts that
+ *    too. Anything else (HTTP/2, a proxy's absolute form, a path longer than
+ *    LUMEN_HEAD_BYTES, bytes starting A-Z) is copied until user space judges
+ *    it, as before.
  *  - Connections user space judged not to be LLM traffic sit in lumen_ignored:
  *    the entry probe bails after that one lookup and the return probe after its
  *    one lookup of the (absent) call slot.
@@ -75,6 +80,9 @@
 #ifndef LUMEN_BUDGET_BYTES
 #define LUMEN_BUDGET_BYTES (32 * 1024) /* per direction; 0: judge nothing */
 #endif
+#ifndef LUMEN_BUDGET_CALLS
+#define LUMEN_BUDGET_CALLS 16 /* per direction: small calls spend a call budget first */
+#endif
 #ifndef LUMEN_MAX_PATHS
 #define LUMEN_MAX_PATHS 1024
 #endif
@@ -105,7 +113,8 @@ struct lumen_offsets {
 	u64 next[2];     /* next byte offset, per direction */
 	u32 budget_left[2]; /* bytes still copied while budgeted, per direction */
 	u32 budgeted;       /* the request line judged last could not be an LLM call */
-	u32 pad;            /* 32 bytes: 65536 of them are preallocated */
+	u16 calls_left[2];  /* calls still copied while budgeted, per direction; 32
+	                     * bytes in all: 65536 of them are preallocated */
 };
 
 /* The first bytes of a call, for judge_head; room for a path key read
@@ -227,6 +236,8 @@ static __always_inline int enter(struct pt_regs *ctx, u32 fn)
 #define HEAD_UNKNOWN 0 /* not a request line we can judge: copy */
 #define HEAD_MAY_BE_LLM 1
 #define HEAD_NOT_LLM 2
+#define HEAD_NOT_HTTP 3 /* cannot start an HTTP/1 or HTTP/2 stream (a 16+ byte call
+			 * whose first byte is not A-Z): not an LLM API call */
 
 /* Where the path of an HTTP/1 request line starts (the '/' after "METHOD "),
  * or 0. Constant indexes only: the verifier refuses a variable one on the stack. */
@@ -306,8 +317,8 @@ static __always_inline u32 judge_head(u64 buf, u64 n)
 	if (n < sizeof(first) || bpf_probe_read_user(first, sizeof(first), (void *)buf))
 		return HEAD_UNKNOWN;
 	u32 start = path_start(first);
-	if (!start)
-		return HEAD_UNKNOWN;
+	if (!start) /* every HTTP/1 method, "PRI *" (h2) and "HTTP/" start A-Z */
+		return (first[0] < 'A' || first[0] > 'Z') ? HEAD_NOT_HTTP : HEAD_UNKNOWN;
 	int zero = 0;
 	struct lumen_head *h = lumen_head_map.lookup(&zero);
 	if (!h)
@@ -334,16 +345,36 @@ static __always_inline u64 copy_limit(struct lumen_offsets *o, struct lumen_call
 	 * ("HTTP/1.1 ...") is never a request line, so it changes nothing. */
 	if (base == 0 || o->budgeted) {
 		u32 verdict = judge_head(c->buf, n);
-		if (verdict == HEAD_NOT_LLM && base == 0) {
+		/* The connection's very first call (nothing yet either way): its
+		 * bytes are copied so user space can judge them, and that is all. */
+		if (verdict == HEAD_NOT_HTTP && base == 0 && o->next[0] + o->next[1] == n) {
+			o->budgeted = 1;
+			o->budget_left[0] = 0;
+			o->budget_left[1] = 0;
+			o->budget_left[dir & 1] = n < LUMEN_BUDGET_BYTES ? n : LUMEN_BUDGET_BYTES;
+			o->calls_left[0] = 0;
+			o->calls_left[1] = 0;
+			o->calls_left[dir & 1] = 1;
+		} else if (verdict == HEAD_NOT_LLM && base == 0) {
 			o->budgeted = 1;
 			o->budget_left[0] = LUMEN_BUDGET_BYTES;
 			o->budget_left[1] = LUMEN_BUDGET_BYTES;
+			o->calls_left[0] = LUMEN_BUDGET_CALLS;
+			o->calls_left[1] = LUMEN_BUDGET_CALLS;
 		} else if (verdict == HEAD_MAY_BE_LLM) {
 			o->budgeted = 0;
 		}
 	}
 	if (o->budgeted) {
+		/* Bytes or calls, whichever runs out first: 64-byte round trips would
+		 * otherwise copy ~500 records per direction, each a ring record and a
+		 * wake-up for user space to parse, on a connection known not to be LLM. */
 		u32 *left = &o->budget_left[dir & 1];
+		u16 *calls = &o->calls_left[dir & 1];
+		if (*calls)
+			*calls -= 1;
+		else
+			*left = 0;
 		u64 take = n < *left ? n : *left;
 		*left -= (u32)take;
 		if (take < LUMEN_CAP_BYTES) {

@@ -80,6 +80,23 @@ def test_non_llm_upload_is_copied_only_up_to_the_budget(
     assert "budget" not in collector.capture.drops()
 
 
+def test_non_http_connection_is_copied_only_for_its_first_call(
+    collector: Collector, standin: Server
+) -> None:
+    # A first write that cannot start HTTP (first byte not A-Z): that call is
+    # copied for user space to judge, the rest only counted.
+    before = collector.capture.budget_skipped()
+    result, chunks = _run(collector, standin, "--raw-kib", "256")
+    assert result["statuses"] == []
+    egress = [c for c in chunks if c.direction is Direction.EGRESS and c.data]
+    assert [(c.offset, len(c.data)) for c in egress] == [(0, 16384)]
+    assert egress[0].data == b"x" * 16384
+    assert _copied(chunks, Direction.INGRESS) == 0
+    after = collector.capture.budget_skipped()
+    assert after["bytes"] - before["bytes"] >= (256 << 10) - 16384
+    assert "budget" not in collector.capture.drops()
+
+
 def test_llm_body_after_a_spent_budget_is_copied_whole(
     collector: Collector, standin: Server
 ) -> None:
