@@ -144,6 +144,7 @@ def main() -> int:
             pts = overhead._points(hooked["library"], hooked["path"], labels=hooked["probes"])
             overhead._Arms._switch(cap, pts, on=False)
         overhead._Arms._switch(cap, overhead._points("openssl", lib, labels=None), on=True)
+        assert cap._bpf is not None
         fds = {name: cap._bpf.load_func(name.encode()) for name in _PROGS}
         stats_fd = _enable_stats()
         rows = {}
