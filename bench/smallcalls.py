@@ -174,15 +174,16 @@ def main() -> int:
                     run[arm] = overhead._ask(client, cmd)
                     arms.set(arm, on=False)
                 runs.append(run)
-            stats = arms.stop()
+            skipped = arms.caps["lumen"].budget_skipped()
+            arms.stop()
         finally:
             client.kill()
             server.kill()
     print(f"machine: {overhead._machine()}")
     print(f"{args.rounds} rounds; each batch a fresh connection: {args.calls} round trips of "
           f"{_PING} B, or {args.bulk_mib} MiB in 16 KiB writes; lumen arm: "
-          f"{stats['records']} records, dropped {stats['dropped']}, "
-          f"{arms.ignored} connections ignored by user space")  # fmt: skip
+          f"{skipped['records']} calls ({skipped['bytes']} B) left uncopied by the copy "
+          f"budget, {arms.ignored} ignores by user space")  # fmt: skip
     _report(runs)
     return 0
 
