@@ -282,13 +282,18 @@ def _client(tls_port: int, ctl_port: int, ca: str) -> None:
 class _Arms:
     """Both captures loaded once; an arm is which one's probes sit on the client's TLS file."""
 
-    def __init__(self, exclude: int, target: str, library: str) -> None:
+    def __init__(self, exclude: int, target: str, library: str, *, budget: bool = False) -> None:
         from lumen_sniff.capture.bpf.loader import BpfCapture
         from lumen_sniff.capture.bpf.settings import BpfSettings
+        from lumen_sniff.pipeline.pathneedles import kernel_path_filter
 
+        # budget: the daemon's path needles, so the kernel's copy budget is on.
+        prefixes, parts = kernel_path_filter() if budget else ((), ())
+        lumen = BpfSettings(exclude_pids=(exclude,), llm_path_prefixes=prefixes,
+                            llm_path_parts=parts)  # fmt: skip
         self.caps = {
             "floor": BpfCapture(BpfSettings(empty_probes=True, exclude_pids=(exclude,))),
-            "lumen": BpfCapture(BpfSettings(exclude_pids=(exclude,))),
+            "lumen": BpfCapture(lumen),
         }
         self.ignored = 0
         self._stop = threading.Event()

@@ -144,7 +144,8 @@ def main() -> int:
             pts = overhead._points(hooked["library"], hooked["path"], labels=hooked["probes"])
             overhead._Arms._switch(cap, pts, on=False)
         overhead._Arms._switch(cap, overhead._points("openssl", lib, labels=None), on=True)
-        fds = {name: cap._bpf.load_func(name.encode(), 2).fd for name in _PROGS}  # kprobe type
+        assert cap._bpf is not None
+        fds = {name: cap._bpf.load_func(name.encode()) for name in _PROGS}
         stats_fd = _enable_stats()
         rows = {}
         for kind in ("copied", "budget", "ignored"):

@@ -17,18 +17,24 @@
  *  - A call is copied in LUMEN_CHUNK_BYTES records up to LUMEN_CAP_BYTES; what
  *    is not copied is reported on the record (lost_bytes) and in the drop
  *    counters, by reason. Nothing is dropped without a count.
- *  - The copy budget: at the first egress bytes of a connection (offset 0) an
- *    HTTP/1 request line is judged here (judge_head): a path that no LLM API
+ *  - The copy budget: at the first bytes of either direction of a connection
+ *    (offset 0: a client's first write, a server's first read) an HTTP/1
+ *    request line is judged here (judge_head): a path that no LLM API
  *    path can be (the "lumen_paths" trie, filled by user space from the API
  *    family rows) puts the connection on a budget of LUMEN_BUDGET_BYTES copied
- *    bytes per direction; past it its calls are only counted (LUMEN_DROP_BUDGET)
+ *    bytes (and LUMEN_BUDGET_CALLS calls) per direction; past it its calls are
+ *    only counted (LUMEN_DROP_BUDGET)
  *    and user space sees a gap of exactly that many bytes (an HTTP/1 body of
  *    known length keeps its framing across it). Per direction, so the small
- *    response to a big upload is still copied whole. A later egress call that
+ *    response to a big upload is still copied whole. A later call that
  *    starts with a request line whose path may be LLM lifts the budget
- *    (keep-alive: GET /health, then POST /v1/chat/completions). Anything else
- *    (HTTP/2, a proxy's absolute form, a path longer than LUMEN_HEAD_BYTES,
- *    unknown bytes) is copied until user space judges it, as before.
+ *    (keep-alive: GET /health, then POST /v1/chat/completions). A connection
+ *    whose very first call (16+ bytes) cannot start HTTP at all (its first byte
+ *    is not A-Z: no method, no "PRI *" of HTTP/2) gets only that call copied,
+ *    for user space to judge; a later request line that may be LLM lifts that
+ *    too. Anything else (HTTP/2, a proxy's absolute form, a path longer than
+ *    LUMEN_HEAD_BYTES, bytes starting A-Z) is copied until user space judges
+ *    it, as before.
  *  - Connections user space judged not to be LLM traffic sit in lumen_ignored:
  *    the entry probe bails after that one lookup and the return probe after its
  *    one lookup of the (absent) call slot.
@@ -74,6 +80,9 @@
 #ifndef LUMEN_BUDGET_BYTES
 #define LUMEN_BUDGET_BYTES (32 * 1024) /* per direction; 0: judge nothing */
 #endif
+#ifndef LUMEN_BUDGET_CALLS
+#define LUMEN_BUDGET_CALLS 16 /* per direction: small calls spend a call budget first */
+#endif
 #ifndef LUMEN_MAX_PATHS
 #define LUMEN_MAX_PATHS 1024
 #endif
@@ -104,13 +113,18 @@ struct lumen_offsets {
 	u64 next[2];     /* next byte offset, per direction */
 	u32 budget_left[2]; /* bytes still copied while budgeted, per direction */
 	u32 budgeted;       /* the request line judged last could not be an LLM call */
-	u32 pad;            /* 32 bytes: 65536 of them are preallocated */
+	u16 calls_left[2];  /* calls still copied while budgeted, per direction; 32
+	                     * bytes in all: 65536 of them are preallocated */
 };
 
 /* The first bytes of a call, for judge_head; room for a path key read
  * at the last judged byte. */
 struct lumen_head {
 	u8 data[LUMEN_HEAD_BYTES + LUMEN_PATH_BYTES];
+	u32 start;   /* where the path starts in data */
+	u32 room;    /* bytes read from the path's start */
+	u32 verdict; /* HEAD_*: the scan's result */
+	u32 pad;
 };
 
 struct lumen_wake {
@@ -222,6 +236,8 @@ static __always_inline int enter(struct pt_regs *ctx, u32 fn)
 #define HEAD_UNKNOWN 0 /* not a request line we can judge: copy */
 #define HEAD_MAY_BE_LLM 1
 #define HEAD_NOT_LLM 2
+#define HEAD_NOT_HTTP 3 /* cannot start an HTTP/1 or HTTP/2 stream (a 16+ byte call
+			 * whose first byte is not A-Z): not an LLM API call */
 
 /* Where the path of an HTTP/1 request line starts (the '/' after "METHOD "),
  * or 0. Constant indexes only: the verifier refuses a variable one on the stack. */
@@ -247,6 +263,51 @@ static __always_inline u32 path_start(const u8 *b)
 	return 0; /* no method, HTTP/2's "PRI *", a proxy's "http://", bytes */
 }
 
+/* One step of the path scan, as a bpf_loop callback: the verifier checks this
+ * body once, not once per unrolled iteration in every probe that judges (an
+ * unrolled 128-step loop cost ~30 ms of verification per program, and the Go
+ * read program outgrew the verifier's limits). bcc passes a non-static function
+ * its first argument as "ctx": here it is the loop index (R1); the state is in
+ * the per-CPU lumen_head_map (R2, the callback context, is unused). bcc emits
+ * the callback as a function of its own; the compile child links it into every
+ * program that calls bpf_loop (capture/bpf/runtime/compiler.py). */
+int lumen_cb_judge_step(struct pt_regs *ctx)
+{
+	u32 i = (u32)(u64)ctx;
+	int zero = 0;
+	struct lumen_head *h = lumen_head_map.lookup(&zero);
+	if (!h)
+		return 1;
+	if (i >= h->room) {
+		h->verdict = HEAD_UNKNOWN; /* the path goes on past what was read */
+		return 1;
+	}
+	u32 at = h->start + i;
+	if (at >= LUMEN_HEAD_BYTES)
+		return 1;
+	u8 ch = h->data[at];
+	if (ch == ' ' || ch == '?' || ch == '\r' || ch == '\n') {
+		h->verdict = HEAD_NOT_LLM; /* the whole path seen, nothing matched */
+		return 1;
+	}
+	if (ch != '/')
+		return 0;
+	/* Bytes past len may be stale, but a needle never spans the path's end
+	 * (it holds no ' ' or '?'), and a match there only means "copy". */
+	struct lumen_path_key key = {};
+	key.prefixlen = LUMEN_PATH_BYTES * 8;
+	if (bpf_probe_read_kernel(key.data, LUMEN_PATH_BYTES, &h->data[at])) {
+		h->verdict = HEAD_UNKNOWN;
+		return 1;
+	}
+	u8 *flags = lumen_paths.lookup(&key);
+	if (flags && (i == 0 || (*flags & LUMEN_PATH_ANYWHERE))) {
+		h->verdict = HEAD_MAY_BE_LLM;
+		return 1;
+	}
+	return 0;
+}
+
 /* Judge the request line a call starts with (see the strategy above).
  * Only a path that ends (' ' or '?') within LUMEN_HEAD_BYTES and matches no
  * needle is HEAD_NOT_LLM: every doubt is "copy". */
@@ -256,8 +317,8 @@ static __always_inline u32 judge_head(u64 buf, u64 n)
 	if (n < sizeof(first) || bpf_probe_read_user(first, sizeof(first), (void *)buf))
 		return HEAD_UNKNOWN;
 	u32 start = path_start(first);
-	if (!start)
-		return HEAD_UNKNOWN;
+	if (!start) /* every HTTP/1 method, "PRI *" (h2) and "HTTP/" start A-Z */
+		return (first[0] < 'A' || first[0] > 'Z') ? HEAD_NOT_HTTP : HEAD_UNKNOWN;
 	int zero = 0;
 	struct lumen_head *h = lumen_head_map.lookup(&zero);
 	if (!h)
@@ -265,29 +326,11 @@ static __always_inline u32 judge_head(u64 buf, u64 n)
 	u32 len = n < LUMEN_HEAD_BYTES ? n : LUMEN_HEAD_BYTES;
 	if (len > LUMEN_HEAD_BYTES || bpf_probe_read_user(h->data, len, (void *)buf))
 		return HEAD_UNKNOWN;
-	struct lumen_path_key key = {};
-	key.prefixlen = LUMEN_PATH_BYTES * 8;
-	/* The path from its '/': i counts from the path's start, so the loop has
-	 * one bound and no per-method branch (cheaper for the verifier to walk). */
-	const u8 *path = &h->data[start & 15];
-	u32 room = len - start;
-	for (u32 i = 0; i < LUMEN_HEAD_BYTES - 8; i++) {
-		if (i >= room)
-			return HEAD_UNKNOWN; /* the path goes on past what was read */
-		u8 ch = path[i];
-		if (ch == ' ' || ch == '?' || ch == '\r' || ch == '\n')
-			return HEAD_NOT_LLM; /* the whole path seen, nothing matched */
-		if (ch != '/')
-			continue;
-		/* Bytes past len may be stale, but a needle never spans the path's end
-		 * (it holds no ' ' or '?'), and a match there only means "copy". */
-		if (bpf_probe_read_kernel(key.data, LUMEN_PATH_BYTES, &path[i]))
-			return HEAD_UNKNOWN;
-		u8 *flags = lumen_paths.lookup(&key);
-		if (flags && (i == 0 || (*flags & LUMEN_PATH_ANYWHERE)))
-			return HEAD_MAY_BE_LLM;
-	}
-	return HEAD_UNKNOWN;
+	h->start = start;
+	h->room = len - start;
+	h->verdict = HEAD_UNKNOWN; /* a scan that runs out of steps: copy */
+	bpf_loop(LUMEN_HEAD_BYTES - 8, lumen_cb_judge_step, 0, 0);
+	return h->verdict;
 }
 
 /* The bytes of this call that may be copied: all (up to the per-call cap), or
@@ -297,20 +340,41 @@ static __always_inline u64 copy_limit(struct lumen_offsets *o, struct lumen_call
 {
 	*reason = LUMEN_DROP_CAP_EXCEEDED;
 #if LUMEN_BUDGET_BYTES > 0
-	/* Egress only: judging ingress too (a server's requests) put the loop in
-	 * the Go read program as well, and 6.18's verifier gave up on it (E2BIG). */
-	if (dir == LUMEN_DIR_EGRESS && (base == 0 || o->budgeted)) {
+	/* Both directions: a hooked client's request line is its first egress, a
+	 * hooked server's its first ingress (the request it reads). A response
+	 * ("HTTP/1.1 ...") is never a request line, so it changes nothing. */
+	if (base == 0 || o->budgeted) {
 		u32 verdict = judge_head(c->buf, n);
-		if (verdict == HEAD_NOT_LLM && base == 0) {
+		/* The connection's very first call (nothing yet either way): its
+		 * bytes are copied so user space can judge them, and that is all. */
+		if (verdict == HEAD_NOT_HTTP && base == 0 && o->next[0] + o->next[1] == n) {
+			o->budgeted = 1;
+			o->budget_left[0] = 0;
+			o->budget_left[1] = 0;
+			o->budget_left[dir & 1] = n < LUMEN_BUDGET_BYTES ? n : LUMEN_BUDGET_BYTES;
+			o->calls_left[0] = 0;
+			o->calls_left[1] = 0;
+			o->calls_left[dir & 1] = 1;
+		} else if (verdict == HEAD_NOT_LLM && base == 0) {
 			o->budgeted = 1;
 			o->budget_left[0] = LUMEN_BUDGET_BYTES;
 			o->budget_left[1] = LUMEN_BUDGET_BYTES;
+			o->calls_left[0] = LUMEN_BUDGET_CALLS;
+			o->calls_left[1] = LUMEN_BUDGET_CALLS;
 		} else if (verdict == HEAD_MAY_BE_LLM) {
 			o->budgeted = 0;
 		}
 	}
 	if (o->budgeted) {
+		/* Bytes or calls, whichever runs out first: 64-byte round trips would
+		 * otherwise copy ~500 records per direction, each a ring record and a
+		 * wake-up for user space to parse, on a connection known not to be LLM. */
 		u32 *left = &o->budget_left[dir & 1];
+		u16 *calls = &o->calls_left[dir & 1];
+		if (*calls)
+			*calls -= 1;
+		else
+			*left = 0;
 		u64 take = n < *left ? n : *left;
 		*left -= (u32)take;
 		if (take < LUMEN_CAP_BYTES) {

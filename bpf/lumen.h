@@ -60,7 +60,8 @@ struct lumen_record {
 };
 
 /* ---- The copy budget: which request paths may be LLM API calls ----
- * The first egress bytes of a connection are judged in the kernel when they hold
+ * The first bytes of either direction of a connection (a hooked client's first
+ * write, a hooked server's first read) are judged in the kernel when they hold
  * an HTTP/1 request line. Its path (up to '?' or ' ') is looked up in the
  * "lumen_paths" LPM trie once at its start and once at every later '/': an entry
  * flagged LUMEN_PATH_AT_START matches only at the start, LUMEN_PATH_ANYWHERE at

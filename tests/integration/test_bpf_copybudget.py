@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 
 import pytest
 
@@ -20,6 +22,7 @@ from tests.support.bpfcap import (
     Collector,
     Server,
     TestCgroup,
+    spawn_server,
 )
 
 pytestmark = pytest.mark.bpf
@@ -77,6 +80,23 @@ def test_non_llm_upload_is_copied_only_up_to_the_budget(
     assert "budget" not in collector.capture.drops()
 
 
+def test_non_http_connection_is_copied_only_for_its_first_call(
+    collector: Collector, standin: Server
+) -> None:
+    # A first write that cannot start HTTP (first byte not A-Z): that call is
+    # copied for user space to judge, the rest only counted.
+    before = collector.capture.budget_skipped()
+    result, chunks = _run(collector, standin, "--raw-kib", "256")
+    assert result["statuses"] == []
+    egress = [c for c in chunks if c.direction is Direction.EGRESS and c.data]
+    assert [(c.offset, len(c.data)) for c in egress] == [(0, 16384)]
+    assert egress[0].data == b"x" * 16384
+    assert _copied(chunks, Direction.INGRESS) == 0
+    after = collector.capture.budget_skipped()
+    assert after["bytes"] - before["bytes"] >= (256 << 10) - 16384
+    assert "budget" not in collector.capture.drops()
+
+
 def test_llm_body_after_a_spent_budget_is_copied_whole(
     collector: Collector, standin: Server
 ) -> None:
@@ -113,3 +133,69 @@ def test_300kb_llm_body_with_the_model_last_gives_exact_usage(
         usage["completion_tokens"],
     )
     assert _copied(chunks, Direction.EGRESS) > int(result["body_bytes"])  # type: ignore[call-overload]
+
+
+@pytest.fixture
+def hooked_standin(collector: Collector) -> Iterator[Server]:
+    """The TLS stand-in inside a watched cgroup: its (server) side is captured too."""
+    cg = TestCgroup()
+    collector.watch(cg.cgroup_id)
+    try:
+        with tempfile.TemporaryDirectory() as ca_dir:
+            args = ["tests.support.standin", "--tls", "--port", "0", "--ca-dir", ca_dir]
+            with spawn_server(*args, wrap=cg.argv) as server:
+                yield server
+    finally:
+        cg.remove()
+
+
+def _server_chunks(collector: Collector, server: Server, client_pid: int) -> list[Chunk]:
+    """The server's side of the one connection ``client_pid`` made, up to its close."""
+    pid = server.proc.pid
+    ours = lambda c: c.conn.pid == pid  # noqa: E731
+    chunks = collector.wait_for(lambda cs: any(c.closed for c in cs), of=ours)
+    conn = next(c.conn for c in chunks if c.closed)
+    assert client_pid != pid
+    return [c for c in chunks if c.conn == conn]
+
+
+def test_hooked_server_side_of_a_non_llm_upload_is_budgeted(
+    collector: Collector, hooked_standin: Server
+) -> None:
+    # The server's first bytes are ingress (SSL_read of the request): judged too.
+    budget = collector.capture.settings.budget_bytes
+    before = collector.capture.budget_skipped()
+    upload = 8 << 20
+    result, _client = _run(collector, hooked_standin, "--put-kib", str(upload >> 10), "--host",
+                           "objects.internal")  # fmt: skip
+    assert result["statuses"] == [404]
+    chunks = _server_chunks(collector, hooked_standin, int(result["pid"]))  # type: ignore[call-overload]
+    assert _copied(chunks, Direction.INGRESS) <= budget
+    assert _copied(chunks, Direction.EGRESS) <= budget
+    first = min((c for c in chunks if c.direction is Direction.INGRESS), key=lambda c: c.offset)
+    assert first.offset == 0 and first.data.startswith(b"PUT /bucket/backup-0001.tar HTTP/1.1")
+    after = collector.capture.budget_skipped()
+    # Both ends skipped (the client's egress and the server's ingress).
+    assert after["bytes"] - before["bytes"] >= 2 * (upload - budget)
+
+
+def test_hooked_server_reads_an_llm_request_after_a_spent_budget_whole(
+    collector: Collector, hooked_standin: Server
+) -> None:
+    # Keep-alive on the server's side: a big PUT spends the budget, then a
+    # 300 KB chat request (model last) must reach the server's capture whole.
+    result, _client = _run(collector, hooked_standin, "--put-kib", "256", "--llm-kib", "300")
+    assert result["statuses"] == [404, 200]
+    chunks = _server_chunks(collector, hooked_standin, int(result["pid"]))  # type: ignore[call-overload]
+    ingress = sorted(
+        (c for c in chunks if c.direction is Direction.INGRESS), key=lambda c: c.offset
+    )
+    at = next(i for i, c in enumerate(ingress) if c.data.startswith(b"POST /v1/chat/completions"))
+    request = bytearray()
+    for chunk in ingress[at:]:  # from the request line on: every byte, no gap
+        assert chunk.offset == ingress[at].offset + len(request) and not chunk.lost_bytes
+        request += chunk.data
+    body_bytes = int(result["body_bytes"])  # type: ignore[call-overload]
+    _head, _, body = bytes(request).partition(b"\r\n\r\n")
+    assert len(body) >= body_bytes
+    assert json.loads(body[:body_bytes])["model"] == result["model"]

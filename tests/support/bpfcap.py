@@ -180,10 +180,17 @@ class Server:
 
 
 @contextlib.contextmanager
-def spawn_server(*args: str) -> Iterator[Server]:
-    """Run ``python -m <args>`` until it prints its JSON line; kill it afterwards."""
+def spawn_server(
+    *args: str, wrap: Callable[..., list[str]] | None = None
+) -> Iterator[Server]:
+    """Run ``python -m <args>`` until it prints its JSON line; kill it afterwards.
+
+    ``wrap``: turns the command into the one to run (``TestCgroup.argv``: the
+    server then runs, and is captured, in that cgroup; it execs, so the pid is its own).
+    """
+    argv = [sys.executable, "-m", *args]
     proc = subprocess.Popen(
-        [sys.executable, "-m", *args], stdout=subprocess.PIPE, text=True, cwd=REPO
+        wrap(*argv) if wrap else argv, stdout=subprocess.PIPE, text=True, cwd=REPO
     )
     try:
         assert proc.stdout is not None

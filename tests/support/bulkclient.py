@@ -85,12 +85,15 @@ def main() -> int:
     parser.add_argument("--put-kib", type=int, default=0)
     parser.add_argument("--llm-kib", type=int, default=0)
     parser.add_argument("--write", type=int, default=16384)
+    parser.add_argument("--raw-kib", type=int, default=0, help="non-HTTP bytes only, then close")
     args = parser.parse_args()
     ctx = ssl.create_default_context(cafile=args.ca)
     out: dict[str, Any] = {"pid": os.getpid(), "statuses": []}
     buf = bytearray()
     with socket.create_connection(("127.0.0.1", args.port)) as raw, \
             ctx.wrap_socket(raw, server_hostname="localhost") as tls:  # fmt: skip
+        if args.raw_kib:  # not HTTP at all (what the stand-in answers, if anything, is unread)
+            _send(tls, b"", b"x" * (args.raw_kib * 1024), args.write)
         if args.put_kib:
             body = b"\0" * (args.put_kib * 1024)
             head = (

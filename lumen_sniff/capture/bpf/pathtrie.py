@@ -88,8 +88,8 @@ def load_paths(bpf: Any, settings: BpfSettings) -> int:
 def refused_program(bpf: Any, names: Iterable[str] | None = None) -> str:
     """Load every probe program now (the object keeps them); the first refusal, or "".
 
-    The request-line judge is a loop the verifier walks; a kernel whose verifier
-    gives up on it (6.18 did, when ingress was judged too in the Go read program)
+    The request-line judge is a ``bpf_loop`` callback (kernel >= 5.17, with BTF
+    func_info); a kernel that refuses it (an older one, or a verifier that gives up)
     must cost the budget, never the capture: the loader then compiles without it.
     Every probe function of the TLS library table unless ``names`` is given.
     """

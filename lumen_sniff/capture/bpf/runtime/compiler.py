@@ -29,6 +29,9 @@ _INSN = struct.Struct("<BBhi")
 _LD_IMM64 = 0x18
 _PSEUDO_MAP_FD = 1
 _PSEUDO_MAP_VALUE = 2
+_PSEUDO_FUNC = 4
+# Functions bcc compiles on their own that are bpf_loop callbacks, not programs.
+CALLBACK_PREFIX = "lumen_cb_"
 
 
 def _tables(lib: Any, module: int) -> list[dict[str, Any]]:
@@ -84,6 +87,34 @@ def _relocate(code: bytes, fd_index: dict[int, int], name: str) -> tuple[bytes, 
     return bytes(insns), relocs
 
 
+def _link_callback(code: bytes, callbacks: dict[str, bytes], name: str) -> tuple[bytes, list[int]]:
+    """Append the callback a program passes to bpf_loop; (code, function starts).
+
+    bcc 0.26 leaves a reference to another function as an unrelocated ``ld_imm64``
+    of 0 (both halves). Such an instruction can only be a callback reference, so
+    it becomes a ``BPF_PSEUDO_FUNC`` load of the callback appended after the
+    program; the loader then gives the kernel one ``func_info`` per function.
+    """
+    insns = bytearray(code)
+    count = len(insns) // _INSN.size
+    unresolved = []
+    for n in range(count - 1):
+        op, regs, _off, imm = _INSN.unpack_from(insns, n * _INSN.size)
+        high = _INSN.unpack_from(insns, (n + 1) * _INSN.size)
+        if op == _LD_IMM64 and regs >> 4 == 0 and imm == 0 and high == (0, 0, 0, 0):
+            unresolved.append(n)
+    if not unresolved:
+        return code, [0]
+    if len(callbacks) != 1:
+        raise ValueError(f"{name}: a function reference needs exactly one callback")
+    (callback,) = callbacks.values()
+    for n in unresolved:
+        op, regs, off, _imm = _INSN.unpack_from(insns, n * _INSN.size)
+        regs = (_PSEUDO_FUNC << 4) | (regs & 15)
+        _INSN.pack_into(insns, n * _INSN.size, op, regs, off, count - n - 1)  # relative
+    return bytes(insns) + callback, [0, count]
+
+
 def compile_text(text: str, cflags: list[str]) -> dict[str, Any]:
     """Compile ``text`` with bcc; return the object's JSON-ready dict (format 1)."""
     import bcc  # only here: the daemon never imports bcc
@@ -95,13 +126,24 @@ def compile_text(text: str, cflags: list[str]) -> dict[str, Any]:
         maps = _tables(lib, module)
         fd_index = {m.pop("fd"): i for i, m in enumerate(maps)}
         lib.bpf_num_functions.restype = ctypes.c_ulonglong
+        names = [
+            lib.bpf_function_name(module, i).decode() for i in range(lib.bpf_num_functions(module))
+        ]
+        callbacks = {n: bpf.dump_func(n.encode()) for n in names if n.startswith(CALLBACK_PREFIX)}
         programs = []
-        for i in range(lib.bpf_num_functions(module)):
-            name = lib.bpf_function_name(module, i).decode()
-            code, relocs = _relocate(bpf.dump_func(name.encode()), fd_index, name)
-            programs.append(
-                {"name": name, "insns": base64.b64encode(code).decode(), "relocs": relocs}
-            )
+        for name in names:
+            if name in callbacks:
+                continue
+            linked, funcs = _link_callback(bpf.dump_func(name.encode()), callbacks, name)
+            code, relocs = _relocate(linked, fd_index, name)
+            program: dict[str, Any] = {
+                "name": name,
+                "insns": base64.b64encode(code).decode(),
+                "relocs": relocs,
+            }
+            if len(funcs) > 1:
+                program["funcs"] = funcs
+            programs.append(program)
         return {
             "format": 1,
             "license": (lib.bpf_module_license(module) or b"GPL").decode(),

@@ -21,6 +21,8 @@ import functools
 import os
 from typing import Any
 
+from lumen_sniff.capture.bpf.runtime.funcinfo import btf_blob, func_info
+
 __all__ = [
     "attach_tracepoint",
     "attach_uprobe",
@@ -81,6 +83,7 @@ _U32 = ctypes.c_uint32
 _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "bpf_map_create": (_I, [_I, ctypes.c_char_p, _U32, _U32, _U32, _P]),
     "bpf_prog_load": (_I, [_I, ctypes.c_char_p, ctypes.c_char_p, _P, ctypes.c_size_t, _P]),
+    "bpf_btf_load": (_I, [_P, ctypes.c_size_t, _P]),
     "bpf_map_update_elem": (_I, [_I, _P, _P, ctypes.c_uint64]),
     "bpf_map_lookup_elem": (_I, [_I, _P, _P]),
     "bpf_map_delete_elem": (_I, [_I, _P]),
@@ -146,38 +149,58 @@ def prog_load(
     license: str,
     kern_version: int,
     expected_attach_type: int = 0,
+    funcs: tuple[int, ...] = (),
 ) -> int:
     """Load a program; on a verifier refusal the error carries the log's tail.
 
     The first attempt carries no log buffer (fast); only a refusal is retried
-    with the verifier log switched on, to say why.
+    with the verifier log switched on, to say why. ``funcs``: where each of its
+    functions starts, when it has subprograms (BTF func_info is then required).
     """
     buf = ctypes.create_string_buffer(insns, len(insns))
-    for log_level in (0, 1):
-        log = ctypes.create_string_buffer(1 << 20 if log_level else 0)
-        opts = _ProgLoadOpts(
-            sz=ctypes.sizeof(_ProgLoadOpts),
-            expected_attach_type=expected_attach_type,
-            kern_version=kern_version,
-            log_level=log_level,
-            log_size=ctypes.sizeof(log) if log_level else 0,
-            log_buf=ctypes.cast(log, ctypes.c_char_p) if log_level else None,
-        )
-        ret = libbpf().bpf_prog_load(
-            prog_type,
-            name[:15].encode(),
-            license.encode(),
-            buf,
-            len(insns) // 8,
-            ctypes.byref(opts),
-        )
-        if ret >= 0:
-            return int(ret)
-        if log_level:
-            tail = log.value.decode(errors="replace").strip().splitlines()[-8:]
-            err = -ret
-            raise OSError(err, f"loading {name}: {os.strerror(err)}: " + " | ".join(tail))
-    raise AssertionError("unreachable")
+    btf_fd = _btf_fd(len(funcs)) if len(funcs) > 1 else -1
+    info = func_info(funcs) if btf_fd >= 0 else None
+    try:
+        for log_level in (0, 1):
+            log = ctypes.create_string_buffer(1 << 20 if log_level else 0)
+            opts = _ProgLoadOpts(
+                sz=ctypes.sizeof(_ProgLoadOpts),
+                expected_attach_type=expected_attach_type,
+                kern_version=kern_version,
+                log_level=log_level,
+                log_size=ctypes.sizeof(log) if log_level else 0,
+                log_buf=ctypes.cast(log, ctypes.c_char_p) if log_level else None,
+            )
+            if info is not None:
+                opts.prog_btf_fd = btf_fd
+                opts.func_info = ctypes.cast(info, ctypes.c_void_p)
+                opts.func_info_cnt = len(funcs)
+                opts.func_info_rec_size = 8  # struct bpf_func_info
+            ret = libbpf().bpf_prog_load(
+                prog_type,
+                name[:15].encode(),
+                license.encode(),
+                buf,
+                len(insns) // 8,
+                ctypes.byref(opts),
+            )
+            if ret >= 0:
+                return int(ret)
+            if log_level:
+                tail = log.value.decode(errors="replace").strip().splitlines()[-8:]
+                err = -ret
+                raise OSError(err, f"loading {name}: {os.strerror(err)}: " + " | ".join(tail))
+        raise AssertionError("unreachable")
+    finally:
+        if btf_fd >= 0:
+            os.close(btf_fd)
+
+
+def _btf_fd(n_funcs: int) -> int:
+    """A BTF object naming ``n_funcs`` functions; the program holds its own reference."""
+    blob = btf_blob(n_funcs)
+    data = ctypes.create_string_buffer(blob, len(blob))
+    return _check(libbpf().bpf_btf_load(data, len(blob), None), "loading BTF func_info")
 
 
 def link_create(prog_fd: int, target_fd: int, attach_type: int) -> int:

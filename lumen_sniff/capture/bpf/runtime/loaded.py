@@ -128,6 +128,7 @@ class BpfObject:
                 license=self.obj.license,
                 kern_version=self.obj.kern_version,
                 expected_attach_type=kind.expected_attach_type,
+                funcs=code.funcs,
             )
             self._prog_fds[name] = fd
         return fd

@@ -60,6 +60,9 @@ class ProgramCode:
     """``struct bpf_insn`` array; map ``ld_imm64`` immediates are 0 until relocated."""
     relocs: tuple[tuple[int, int], ...]
     """(instruction index, map index) for each map reference."""
+    funcs: tuple[int, ...] = ()
+    """Where each function starts when there is more than one (a bpf_loop
+    callback linked after the program); the kernel wants BTF func_info for them."""
 
     def relocated(self, map_fds: list[int]) -> bytes:
         """The instructions with each map reference set to that map's file descriptor."""
@@ -144,7 +147,11 @@ def _program(raw: Any, n_maps: int) -> ProgramCode:
         if op != _LD_IMM64 or regs >> 4 != _PSEUDO_MAP_FD:
             raise ValueError(f"{name}: relocation {insn} is not a map load")
         relocs.append((insn, index))
-    return ProgramCode(name=name, insns=insns, relocs=tuple(relocs))
+    funcs_raw = raw.get("funcs", [])
+    if not isinstance(funcs_raw, list) or (funcs_raw and funcs_raw[0] != 0):
+        raise ValueError(f"{name}: bad function starts {funcs_raw!r}")
+    funcs = tuple(_int(f, "function start", 0, count) for f in funcs_raw)
+    return ProgramCode(name=name, insns=insns, relocs=tuple(relocs), funcs=funcs)
 
 
 def parse_object(text: str | bytes) -> CompiledObject:
