@@ -18,7 +18,8 @@ and a verdict against the targets. A client that fails a call counts it and goes
 on; a client that dies is restarted for the remaining time; a status request
 that fails is counted; only the daemon's exit ends the soak early (verdict FAIL).
 The daemon watches the whole machine, so other work on a shared VM adds to its
-CPU and may add events of other pids (not counted here). Run as root:
+CPU and may add events of other pids (not counted here), unless ``--comm NAME``
+names the clients' processes and makes the daemon capture only those. Run as root:
 ``.venv/bin/python bench/soak.py [--minutes 60] [--rate 100] [--json out.json]``.
 """
 
@@ -48,10 +49,10 @@ from tests.support.bpfcap import spawn_server  # noqa: E402
 class Client:
     """One ``soak_client.py`` process; its last totals line, read in a thread."""
 
-    def __init__(self, info: dict[str, Any], rate: float, seconds: float) -> None:
+    def __init__(self, info: dict[str, Any], rate: float, seconds: float, comm: str) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, str(REPO / "bench" / "soak_client.py"), info["base_url"],
-             info["ca"], str(rate), str(seconds)],
+             info["ca"], str(rate), str(seconds), *([comm] if comm else [])],
             stdout=subprocess.PIPE, text=True)
         self.totals: dict[str, Any] = {"made": 0, "errors": {}, "late": 0, "done": False}
         self.replaced = False
@@ -78,9 +79,9 @@ class Load:
     """The paced clients; a client that dies early is replaced for the time left."""
 
     def __init__(self, info: dict[str, Any], args: argparse.Namespace) -> None:
-        self.info, self.per_client = info, args.rate / args.clients
+        self.info, self.per_client, self.comm = info, args.rate / args.clients, args.comm
         self.deadline = time.monotonic() + args.minutes * 60
-        self.clients = [Client(info, self.per_client, args.minutes * 60)
+        self.clients = [Client(info, self.per_client, args.minutes * 60, args.comm)
                         for _ in range(args.clients)]
         self.restarts = 0
 
@@ -91,7 +92,7 @@ class Load:
                     and not client.totals.get("done")):
                 client.replaced = True
                 self.restarts += 1
-                self.clients.append(Client(self.info, self.per_client, left))
+                self.clients.append(Client(self.info, self.per_client, left, self.comm))
 
     def pids(self) -> list[int]:
         return [c.proc.pid for c in self.clients]
@@ -178,7 +179,7 @@ def slope_mb_per_h(rows: list[dict[str, Any]]) -> float:
 
 
 def soak(args: argparse.Namespace, tmp: Path, info: dict[str, Any]) -> dict[str, Any]:
-    daemon = Daemon(tmp)
+    daemon = Daemon(tmp, extra=("--comm", args.comm) if args.comm else ())
     db = tmp / "state" / "lumen.db"
     status_errors = [0]
     try:
@@ -294,10 +295,16 @@ def main() -> int:
     parser.add_argument("--settle", type=float, default=10.0)
     parser.add_argument("--max-rss", type=float, default=150.0)
     parser.add_argument("--max-slope", type=float, default=5.0, help="MB/h, second half")
+    parser.add_argument("--comm", default="",
+                        help="name the clients' processes so and capture only them "
+                             "(a shared machine's other TLS traffic is then skipped)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    if len(args.comm) > 15:
+        parser.error("--comm: at most 15 characters (the kernel's comm length)")
     print(f"machine: {machine()}; soak {args.minutes:g} min at {args.rate:g} calls/s, "
-          f"{args.clients} clients, a sample every {args.sample_s:g} s")
+          f"{args.clients} clients, a sample every {args.sample_s:g} s"
+          + (f", capturing only comm {args.comm}" if args.comm else ""))
     with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryDirectory() as ca_dir, \
             spawn_server("tests.support.standin", "--tls", "--port", "0",
                          "--ca-dir", ca_dir) as server:

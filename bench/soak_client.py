@@ -1,6 +1,6 @@
 """One paced load client for ``bench/soak.py``: real Python ``ssl`` calls at a steady rate.
 
-Run as ``python bench/soak_client.py BASE_URL CA RATE SECONDS``. It makes ``RATE``
+Run as ``python bench/soak_client.py BASE_URL CA RATE SECONDS [COMM]``. It makes ``RATE``
 calls per second for ``SECONDS`` seconds, rotating the same four calls as
 ``bench/daemon_client.py`` (OpenAI chat and Anthropic messages, plain and
 streamed) over keep-alive HTTP/1.1 connections (a new one every 50 calls), and
@@ -10,11 +10,14 @@ prints one JSON line of running totals every second and a last one with
 connection, so an hour's soak survives a stand-in hiccup. Calls are paced on an
 absolute schedule; when the client falls more than a second behind (the machine
 is busy) it skips ahead instead of bursting, and counts the skipped slots as
-``late``.
+``late``. With ``COMM`` the process first renames itself (``PR_SET_NAME``), so a
+daemon started with ``--comm COMM`` captures the soak's clients and skips the
+rest of a shared machine.
 """
 
 from __future__ import annotations
 
+import ctypes
 import http.client
 import json
 import ssl
@@ -48,8 +51,18 @@ def _call(conn: http.client.HTTPSConnection, kind: int) -> int:
     return response.status
 
 
+def _rename(comm: str) -> None:
+    """Set this process's comm (the leader's, which the daemon's filter reads)."""
+    pr_set_name = 15
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(pr_set_name, comm.encode()[:15], 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), f"prctl(PR_SET_NAME, {comm!r})")
+
+
 def main(argv: list[str]) -> int:
     base, ca, rate, seconds = argv[0], argv[1], float(argv[2]), float(argv[3])
+    if len(argv) > 4:
+        _rename(argv[4])  # before the first TLS call: the daemon judges that one
     url = urlsplit(base)
     ctx = ssl.create_default_context(cafile=ca)
     totals = _Totals()
