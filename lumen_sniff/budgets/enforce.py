@@ -100,6 +100,8 @@ class ConnectGuard:
     ) -> None:
         self.fail_closed = fail_closed
         self._cache_dir = cache_dir
+        self.cached = False
+        """The last start read the compiled guard from the cache (no compile)."""
         self._bpf: BpfObject | None = None
         self._cgroup_fd = -1
         self._tgids: set[int] = set()
@@ -120,7 +122,9 @@ class ConnectGuard:
         self.root = cgroup2_root()
         request = CompileRequest(name="guard", text=GUARD_SOURCE.read_text(), cflags=())
         try:
-            self._bpf = BpfObject(CompileJob(request, self._cache_dir).result(), _KINDS)
+            job = CompileJob(request, self._cache_dir)
+            self._bpf = BpfObject(job.result(), _KINDS)
+            self.cached = job.cached
             for name in _ATTACH:
                 self._bpf.load_func(name)
         except (OSError, KeyError, ValueError, CaptureError) as exc:
