@@ -150,11 +150,20 @@ class Scope:
                 time.sleep(0.05)
 
 
-def events_of(daemon: Daemon, unit: str, want: int, timeout_s: float = 20) -> list[dict[str, Any]]:
+def events_of(
+    daemon: Daemon, unit: str, want: int, timeout_s: float = 20, **filters: str
+) -> list[dict[str, Any]]:
+    """The events of cgroup ``unit``, once there are ``want`` (or at the timeout).
+
+    ``filters`` (e.g. ``since``, ``until``, ``service``) narrow the route first, so
+    other LLM traffic on the machine cannot push a test's events out of the newest
+    1,000 (the API has no ``unit`` filter).
+    """
     deadline = time.monotonic() + timeout_s
     mine: list[dict[str, Any]] = []
     while time.monotonic() < deadline:
-        mine = [e for e in daemon.api("/api/events", limit=1000)["events"] if e["unit"] == unit]
+        page = daemon.api("/api/events", limit=1000, **filters)["events"]
+        mine = [e for e in page if e["unit"] == unit]
         if len(mine) >= want:
             return mine
         time.sleep(0.2)
