@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from lumen_sniff.capture.bpf.blindspots import BlindSpots, explain_process
+from lumen_sniff.capture.bpf.btf import parsed_once
 from lumen_sniff.capture.bpf.conns import OpenConns
 from lumen_sniff.capture.bpf.discovery import Discovery, Rescans, Target
 from lumen_sniff.capture.bpf.pathtrie import load_paths
@@ -124,11 +125,12 @@ class BpfCapture:
             raise BpfUnavailable("eBPF capture needs root (CAP_BPF and CAP_PERFMON)")
         mount_tracefs()
         cache = Path(self.settings.object_cache_dir) if self.settings.object_cache_dir else None
-        # Both programs compile at once (each in its own child) on a cold cache.
-        self.compile_job = capture_job(self.settings, cache)
         blind = self.settings.blind_spots and not self.settings.empty_probes
-        if blind:
-            self._blind.begin(socket_cflags(self.compile_job.request.cflags), cache)
+        with parsed_once():  # both programs' cflags read the kernel's BTF
+            # Both programs compile at once (each in its own child) on a cold cache.
+            self.compile_job = capture_job(self.settings, cache)
+            if blind:
+                self._blind.begin(socket_cflags(self.compile_job.request.cflags), cache)
         try:
             self._bpf, self.compile_job, self.settings = load_capture(
                 self.settings, self.compile_job, cache

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from lumen_sniff.capture.bpf.btf import parsed_once
 from lumen_sniff.capture.bpf.pathtrie import refused_program
 from lumen_sniff.capture.bpf.program import PROGRAM_KINDS, render_capture
 from lumen_sniff.capture.bpf.runtime.cache import CompileJob, CompileRequest
@@ -87,11 +88,12 @@ def warm_cache(settings: BpfSettings, cache: Path, guard: CompileRequest) -> lis
         BpfUnavailable: a program did not compile or load (bcc, headers, root).
         OSError: the kernel refused a map or program for another reason.
     """
-    capture = capture_job(settings, cache)
-    jobs = [capture]
-    if settings.blind_spots and not settings.empty_probes:
-        watch = SocketWatch(_ignore, _ignore, cflags=socket_cflags(capture.request.cflags))
-        jobs.append(watch.begin(cache))
+    with parsed_once():
+        capture = capture_job(settings, cache)
+        jobs = [capture]
+        if settings.blind_spots and not settings.empty_probes:
+            watch = SocketWatch(_ignore, _ignore, cflags=socket_cflags(capture.request.cflags))
+            jobs.append(watch.begin(cache))
     jobs.append(CompileJob(guard, cache))
     for job in jobs:
         job.result()  # the children compile side by side; wait for all
