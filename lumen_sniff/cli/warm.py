@@ -20,6 +20,7 @@ from pathlib import Path
 
 import click
 
+from lumen_sniff.cli.run import config_option
 from lumen_sniff.config import DEFAULT_CONFIG_PATH, Settings, load_settings
 from lumen_sniff.errors import CaptureError, ConfigError
 
@@ -29,13 +30,7 @@ _PACKAGE = Path(__file__).resolve().parent.parent
 
 
 @click.command()
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path),
-    default=None,
-    help=f"TOML config (default {DEFAULT_CONFIG_PATH} if present).",
-)
+@config_option
 def warm(config_path: Path | None) -> None:
     """Compile the BPF programs into the object cache and byte-compile the package."""
     try:

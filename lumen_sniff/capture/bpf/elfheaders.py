@@ -107,6 +107,16 @@ class ElfHeaders:
         return ""
 
 
+def _ident(data: mmap.mmap | bytes) -> tuple[int, int, str]:
+    """(EI_CLASS, EI_DATA, struct byte-order prefix) of an ELF file, or ValueError."""
+    if len(data) < 16 or data[:4] != b"\x7fELF":
+        raise ValueError("not an ELF file")
+    elfclass, byteorder = data[4], data[5]
+    if elfclass not in _EHDR or byteorder not in (1, 2):
+        raise ValueError("unknown ELF class or byte order")
+    return elfclass, byteorder, "<" if byteorder == 1 else ">"
+
+
 def _align4(n: int) -> int:
     return (n + 3) & ~3
 
@@ -129,12 +139,7 @@ def read_headers(data: mmap.mmap | bytes) -> ElfHeaders:
     Raises:
         ValueError: not an ELF file, or its headers point outside it.
     """
-    if len(data) < 16 or data[:4] != b"\x7fELF":
-        raise ValueError("not an ELF file")
-    elfclass, byteorder = data[4], data[5]
-    if elfclass not in _EHDR or byteorder not in (1, 2):
-        raise ValueError("unknown ELF class or byte order")
-    order = "<" if byteorder == 1 else ">"
+    elfclass, byteorder, order = _ident(data)
     try:
         ehdr = struct.unpack_from(order + _EHDR[elfclass], data, 16)
         e_type, machine = ehdr[0], ehdr[1]
@@ -194,12 +199,7 @@ def load_segments(data: mmap.mmap | bytes) -> tuple[tuple[int, int, int], ...]:
     Raises:
         ValueError: not an ELF file, or its program headers point outside it.
     """
-    if len(data) < 16 or data[:4] != b"\x7fELF":
-        raise ValueError("not an ELF file")
-    elfclass, byteorder = data[4], data[5]
-    if elfclass not in _EHDR or byteorder not in (1, 2):
-        raise ValueError("unknown ELF class or byte order")
-    order = "<" if byteorder == 1 else ">"
+    elfclass, byteorder, order = _ident(data)
     fmt, i_type, i_offset, i_vaddr, i_memsz = _PHDR[elfclass]
     phdr = struct.Struct(order + fmt)
     try:
