@@ -22,6 +22,7 @@ Run as root: ``.venv/bin/python bench/startup.py [--starts 3] [--rest 20]``.
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import shutil
 import signal
@@ -225,6 +226,8 @@ def main() -> None:
     arms = {"this": REPO}
     if args.baseline is not None:
         arms["baseline"] = args.baseline.resolve()
+    for src in arms.values():  # as `make setup` (`lumen-sniff warm`) leaves a tree
+        compileall.compile_dir(src / "lumen_sniff", quiet=1)
     results: dict[str, list[dict[str, Any]]] = {arm: [] for arm in arms}
     loads = [os.getloadavg()[0]]
     with tempfile.TemporaryDirectory(prefix="lumen-startup-") as tmp:
