@@ -99,6 +99,12 @@ DEFAULT_PCAP_PORTS = (11434, 8000, 8080, 1234, 4000)
 
 _CAPTURE_MODES = ("auto", "bpf", "pcap")
 _BPF_CACHE_DIR = "/var/cache/lumen-sniff/bpf"
+_DEPRECATED_CAPTURE = {
+    # Accepted so that old config files still load, but said out loud: silently
+    # ignoring a key makes its owner believe it still tunes something.
+    "poll_timeout_ms": "has no effect since the eBPF ring reader blocks until records "
+    "arrive (no polling); remove it",
+}
 _BUDGET_TABLES = ("budgets", "enforcement", "alerts")
 _PRICE_KEYS = ("input", "output", "cache_read", "cache_write")
 
@@ -182,6 +188,9 @@ class Settings:
     """Redis Streams export (off by default)."""
     config_path: Path | None = None
     """The file these settings came from, if any."""
+    warnings: tuple[str, ...] = ()
+    """Deprecated keys that were accepted but have no effect, as ``file:line: why``
+    (the daemon logs each at start)."""
 
     def with_overrides(self, **changes: Any) -> Settings:
         """Return a copy with command-line values applied (None values ignored)."""
@@ -267,7 +276,9 @@ class _Validator(TomlReader):
         )
         api = self._table(doc, "api", ("listen", "token"))
         store = self._table(doc, "store", ("db", "retention_days", "minute_retention_days"))
-        cap = self._table(doc, "capture", tuple(CaptureSettings.__dataclass_fields__))
+        cap = self._table(
+            doc, "capture", (*CaptureSettings.__dataclass_fields__, *_DEPRECATED_CAPTURE)
+        )
         providers = self._table(doc, "providers", ("hosts",))
         tenants = self._table(doc, "tenants", ("headers",))
         host, port = DEFAULT_LISTEN_HOST, DEFAULT_PORT
@@ -299,7 +310,16 @@ class _Validator(TomlReader):
             otlp=otlp_settings(self, self._table(doc, "otlp", OTLP_KEYS)),
             redis=redis_settings(self, self._table(doc, "redis", REDIS_KEYS)),
             config_path=self._path,
+            warnings=self._deprecated(cap),
         )
+
+    def _deprecated(self, cap: dict[str, Any]) -> tuple[str, ...]:
+        found = []
+        for key, why in _DEPRECATED_CAPTURE.items():
+            if key in cap:
+                self._int(cap, "capture", key, default=1, minimum=1)  # still a valid value
+                found.append(str(self._error("capture", key, f"deprecated: {why}")))
+        return tuple(found)
 
     def _capture(self, cap: dict[str, Any]) -> CaptureSettings:
         mode = self._str(cap, "capture", "mode") if "mode" in cap else "auto"

@@ -115,6 +115,8 @@ class Daemon:
 
     async def start(self) -> None:
         """Open the store, start capture and the API. Raises on fatal errors."""
+        for warning in self.settings.warnings:
+            log.warning("config: %s", warning)
         # Capture starts first, in a thread of its own: attaching is mostly
         # waiting (compiling, reading files, the kernel), so the store, the
         # pipeline and the API's imports proceed meanwhile. The API listens
@@ -157,11 +159,13 @@ class Daemon:
         from lumen_sniff.store import EventFilter
 
         store = self._store
+        cache_dir = self.settings.capture.bpf_cache_dir
         self._budgets = BudgetService(
             self.settings.budgets,
             store.budgets,
             lambda since: store.export(EventFilter(since_ns=since)),
             baseline=lambda budget, now: trailing_baseline(store, budget, now),
+            bpf_cache_dir=Path(cache_dir) if cache_dir else None,
         )
         self._budgets.enforcer.busy = self._open_by_pid
         await self._budgets.start()

@@ -34,7 +34,15 @@ from lumen_sniff.capture.bpf.runtime.libbpf import obj_pin
 from lumen_sniff.capture.bpf.runtime.loaded import CGROUP_SOCK_ADDR, BpfObject, ProgKind
 from lumen_sniff.errors import CaptureError
 
-__all__ = ["GUARD_SOURCE", "ConnectGuard", "Ep4", "Ep6", "GuardComm", "cgroup2_root"]
+__all__ = [
+    "GUARD_SOURCE",
+    "ConnectGuard",
+    "Ep4",
+    "Ep6",
+    "GuardComm",
+    "cgroup2_root",
+    "guard_request",
+]
 
 log = logging.getLogger("lumen_sniff.enforce")
 
@@ -92,6 +100,11 @@ def _key6(addr: ipaddress.IPv6Address, port: int) -> Ep6:
     return Ep6(words, socket.htons(port))
 
 
+def guard_request() -> CompileRequest:
+    """What the guard compiles from (``lumen-sniff warm`` compiles it ahead of need)."""
+    return CompileRequest(name="guard", text=GUARD_SOURCE.read_text(), cflags=())
+
+
 class ConnectGuard:
     """The loaded guard: its maps, links and counters."""
 
@@ -100,6 +113,8 @@ class ConnectGuard:
     ) -> None:
         self.fail_closed = fail_closed
         self._cache_dir = cache_dir
+        self.cached = False
+        """The last start read the compiled guard from the cache (no compile)."""
         self._bpf: BpfObject | None = None
         self._cgroup_fd = -1
         self._tgids: set[int] = set()
@@ -118,9 +133,10 @@ class ConnectGuard:
         if os.geteuid() != 0:
             raise CaptureError("blocking needs root (CAP_BPF, CAP_NET_ADMIN)")
         self.root = cgroup2_root()
-        request = CompileRequest(name="guard", text=GUARD_SOURCE.read_text(), cflags=())
         try:
-            self._bpf = BpfObject(CompileJob(request, self._cache_dir).result(), _KINDS)
+            job = CompileJob(guard_request(), self._cache_dir)
+            self._bpf = BpfObject(job.result(), _KINDS)
+            self.cached = job.cached
             for name in _ATTACH:
                 self._bpf.load_func(name)
         except (OSError, KeyError, ValueError, CaptureError) as exc:

@@ -37,6 +37,7 @@ from lumen_sniff.budgets.inflight import Deferral
 from lumen_sniff.budgets.liveness import Births
 from lumen_sniff.budgets.model import Action, Enforcement
 from lumen_sniff.budgets.settings import BudgetSettings
+from lumen_sniff.capture.bpf.runtime.cache import DEFAULT_CACHE_DIR
 from lumen_sniff.errors import CaptureError
 from lumen_sniff.model import UsageEvent
 
@@ -51,8 +52,11 @@ _IDLE = "not loaded: no block budget or kill switch yet"
 class Enforcer:
     """Kernel-side state of blocks and pauses (see the module docstring)."""
 
-    def __init__(self, settings: BudgetSettings) -> None:
-        self.guard = ConnectGuard(fail_closed=settings.fail_closed)
+    def __init__(
+        self, settings: BudgetSettings, *, cache_dir: Path | None = DEFAULT_CACHE_DIR
+    ) -> None:
+        # cache_dir: ``[capture] bpf_cache_dir`` (None: compile the guard each load).
+        self.guard = ConnectGuard(fail_closed=settings.fail_closed, cache_dir=cache_dir)
         self.error: str | None = _IDLE
         """Why blocks are not applied (None once the guard is loaded)."""
         self._saved: set[tuple[str, int]] = set()

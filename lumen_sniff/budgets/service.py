@@ -27,6 +27,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from lumen_sniff.budgets.enforcer import Enforcer
@@ -46,6 +47,7 @@ from lumen_sniff.budgets.model import (
 from lumen_sniff.budgets.outbox import Outbox
 from lumen_sniff.budgets.period import window
 from lumen_sniff.budgets.settings import BudgetSettings, budget_from_mapping
+from lumen_sniff.capture.bpf.runtime.cache import DEFAULT_CACHE_DIR
 from lumen_sniff.model import UsageEvent
 from lumen_sniff.store.budgetdb import BudgetDb
 
@@ -97,6 +99,7 @@ class BudgetService:
         *,
         clock: Callable[[], int] = time.time_ns,
         baseline: Baseline | None = None,
+        bpf_cache_dir: Path | None = DEFAULT_CACHE_DIR,
     ) -> None:
         self.settings = settings
         self._db = db
@@ -104,7 +107,7 @@ class BudgetService:
         self._baseline = baseline
         self._clock = clock
         self.evaluator = Evaluator(now_ns=clock(), anomaly_factor=settings.anomaly_factor)
-        self.enforcer = Enforcer(settings)
+        self.enforcer = Enforcer(settings, cache_dir=bpf_cache_dir)
         self.outbox = Outbox(db, settings.webhooks, clock=clock)
         self._persist: asyncio.Queue[Callable[[], Coroutine[Any, Any, Any]]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []

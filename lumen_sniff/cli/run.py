@@ -27,14 +27,18 @@ def _setup_logging(verbose: bool) -> None:
     )
 
 
-@click.command()
-@click.option(
+config_option = click.option(
     "--config",
     "config_path",
     type=click.Path(path_type=Path),
     default=None,
     help=f"TOML config (default {DEFAULT_CONFIG_PATH} if present).",
 )
+"""``--config``, shared by the commands that read the daemon's config file."""
+
+
+@click.command()
+@config_option
 @click.option(
     "--db",
     "db_path",

@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -102,6 +103,7 @@ def test_sigterm_under_load_loses_nothing_and_restart_keeps_it(
 ) -> None:
     db = workdir / "sigterm" / "lumen.db"
     daemon = _start_daemon(db, workdir / "sigterm.log")
+    started = datetime.now(UTC) - timedelta(seconds=1)
     scope = _Scope()
     try:
         clients = [_run_client(standin, scope, "openai_chat") for _ in range(8)]
@@ -110,15 +112,26 @@ def test_sigterm_under_load_loses_nothing_and_restart_keeps_it(
         assert _stop(daemon) == 0, daemon.log.read_text()[-2000:]
     finally:
         scope.remove()
+    stopped = datetime.now(UTC) + timedelta(seconds=1)
     with sqlite3.connect(db) as conn:
         stored = conn.execute(
             "SELECT COUNT(*), SUM(input_tokens) FROM events WHERE unit = ?", (scope.name,)
         ).fetchone()
+        services = conn.execute(
+            "SELECT DISTINCT service FROM events WHERE unit = ?", (scope.name,)
+        ).fetchall()
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     assert stored == (8, sum(r["usage"]["input_tokens"] for r in results))
+    assert len(services) == 1, services
     restarted = _start_daemon(db, workdir / "sigterm.log")
     try:
-        assert len(_events_of(restarted, scope.name, want=8, timeout_s=5)) == 8
+        # Only this test's window and service: other LLM traffic on the machine,
+        # captured by both daemons, must not crowd its 8 events out of the page.
+        mine = _events_of(
+            restarted, scope.name, want=8, timeout_s=5,
+            since=started.isoformat(), until=stopped.isoformat(), service=services[0][0],
+        )  # fmt: skip
+        assert len(mine) == 8
     finally:
         assert _stop(restarted) == 0
 

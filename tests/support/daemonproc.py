@@ -8,6 +8,7 @@ Shared by the daemon end-to-end tests: each client runs in a fresh cgroup named
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -49,12 +50,19 @@ class Daemon:
     url: str
     db: Path
     log: Path
+    ready_s: float = 0.0
+    """Seconds from the spawn until ``/api/status`` said ready (the benches print it)."""
 
     def api(self, path: str, **params: Any) -> Any:
         """GET a JSON route."""
         response = httpx.get(self.url + path, params=params, timeout=10)
         response.raise_for_status()
         return response.json()
+
+    def status(self) -> dict[str, Any]:
+        """``/api/status``."""
+        status: dict[str, Any] = self.api("/api/status")
+        return status
 
     def post(self, path: str, body: dict[str, Any]) -> Any:
         """POST a JSON route."""
@@ -79,14 +87,24 @@ class Daemon:
         return self.proc.wait(60)
 
 
-def start_daemon(db: Path, log: Path, *args: str, config: Path | None = None) -> Daemon:
+def start_daemon(
+    db: Path,
+    log: Path,
+    *args: str,
+    config: Path | None = None,
+    poll_s: float = 0.25,
+    cpu: int | None = None,
+) -> Daemon:
     """Start ``lumen-sniff run --capture bpf`` with ``args`` and wait until it is ready.
 
     Without ``config`` the daemon reads ``<db's grandparent>/none.toml`` (absent: defaults).
+    ``poll_s``: how often readiness is asked (the benches time it: 0.01). ``cpu``: pin
+    the daemon to that CPU.
     """
     port = free_port()
     config = config or db.parent.parent / "none.toml"
     handle = log.open("a")
+    started = time.monotonic()
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -107,6 +125,7 @@ def start_daemon(db: Path, log: Path, *args: str, config: Path | None = None) ->
         stderr=subprocess.STDOUT,
         text=True,
         cwd=REPO,
+        preexec_fn=None if cpu is None else lambda: os.sched_setaffinity(0, {cpu}),
     )
     handle.close()  # the child keeps its own descriptor
     daemon = Daemon(proc=proc, url=f"http://127.0.0.1:{port}", db=db, log=log)
@@ -116,10 +135,11 @@ def start_daemon(db: Path, log: Path, *args: str, config: Path | None = None) ->
             raise AssertionError(f"daemon exited {proc.returncode}: {log.read_text()[-3000:]}")
         try:
             if daemon.api("/api/status")["ready"]:
+                daemon.ready_s = time.monotonic() - started
                 return daemon
         except httpx.HTTPError:
             pass
-        time.sleep(0.25)
+        time.sleep(poll_s)
     proc.kill()
     proc.wait()
     raise AssertionError(f"daemon not ready in 90 s: {log.read_text()[-3000:]}")
@@ -150,11 +170,20 @@ class Scope:
                 time.sleep(0.05)
 
 
-def events_of(daemon: Daemon, unit: str, want: int, timeout_s: float = 20) -> list[dict[str, Any]]:
+def events_of(
+    daemon: Daemon, unit: str, want: int, timeout_s: float = 20, **filters: str
+) -> list[dict[str, Any]]:
+    """The events of cgroup ``unit``, once there are ``want`` (or at the timeout).
+
+    ``filters`` (e.g. ``since``, ``until``, ``service``) narrow the route first, so
+    other LLM traffic on the machine cannot push a test's events out of the newest
+    1,000 (the API has no ``unit`` filter).
+    """
     deadline = time.monotonic() + timeout_s
     mine: list[dict[str, Any]] = []
     while time.monotonic() < deadline:
-        mine = [e for e in daemon.api("/api/events", limit=1000)["events"] if e["unit"] == unit]
+        page = daemon.api("/api/events", limit=1000, **filters)["events"]
+        mine = [e for e in page if e["unit"] == unit]
         if len(mine) >= want:
             return mine
         time.sleep(0.2)

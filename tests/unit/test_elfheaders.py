@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 import sys
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import NoteSection
 
 from lumen_sniff.capture.bpf.elf import elf_facts
-from lumen_sniff.capture.bpf.elfheaders import map_file, read_headers
+from lumen_sniff.capture.bpf.elfheaders import load_segments, map_file, read_headers
 from tests.conftest import require_or_skip
 
 _FILES = [
@@ -74,3 +75,35 @@ def test_section_headers_outside_the_file_are_refused(tmp_path: Path) -> None:
             read_headers(data)
     finally:
         data.close()
+
+
+@pytest.mark.parametrize("path", _FILES)
+def test_load_segments_match_pyelftools(path: str) -> None:
+    data = map_file(path)
+    try:
+        got = load_segments(data)
+    finally:
+        data.close()
+    with open(path, "rb") as handle:
+        expected = tuple(
+            (s["p_vaddr"], s["p_memsz"], s["p_offset"])
+            for s in ELFFile(handle).iter_segments()
+            if s["p_type"] == "PT_LOAD"
+        )
+    assert got == expected
+    assert len(got) >= 2  # text and data at least
+
+
+def test_load_segments_of_a_32_bit_file() -> None:
+    # Elf32_Phdr orders its fields differently (p_flags sixth): a hand-made header.
+    ehdr = b"\x7fELF" + bytes([1, 1, 1]) + bytes(9)
+    ehdr += struct.pack("<HHIIIIIHHHHHH", 3, 3, 1, 0, 52, 0, 0, 52, 32, 2, 40, 0, 0)
+    note = struct.pack("<IIIIIIII", 4, 0x100, 0x1100, 0x1100, 0x20, 0x20, 4, 4)
+    load = struct.pack("<IIIIIIII", 1, 0x1000, 0x8049000, 0x8049000, 0x200, 0x300, 5, 0x1000)
+    assert load_segments(ehdr + note + load) == ((0x8049000, 0x300, 0x1000),)
+
+
+@pytest.mark.parametrize("cut", [0, 3, 20, 70])
+def test_load_segments_of_a_truncated_file_raise(cut: int) -> None:
+    with pytest.raises(ValueError):
+        load_segments(Path(sys.executable).read_bytes()[:cut])

@@ -26,6 +26,7 @@ __all__ = [
     "SHT_PROGBITS",
     "ElfHeaders",
     "SectionHeader",
+    "load_segments",
     "map_file",
     "read_headers",
 ]
@@ -45,6 +46,11 @@ _EHDR = {1: "HHIIIIIHHHHHH", 2: "HHIQQQIHHHHHH"}
 # sh_name, sh_type, sh_flags, sh_addr, sh_offset, sh_size, sh_link, sh_info,
 # sh_addralign, sh_entsize
 _SHDR = {1: "IIIIIIIIII", 2: "IIQQQQIIQQ"}
+# Program headers differ in field order by class: (format, index of p_type,
+# p_offset, p_vaddr, p_memsz).
+_PHDR = {1: ("IIIIIIII", 0, 1, 2, 5), 2: ("IIQQQQQQ", 0, 2, 3, 6)}
+_PT_LOAD = 1
+_PN_XNUM = 0xFFFF
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -101,6 +107,16 @@ class ElfHeaders:
         return ""
 
 
+def _ident(data: mmap.mmap | bytes) -> tuple[int, int, str]:
+    """(EI_CLASS, EI_DATA, struct byte-order prefix) of an ELF file, or ValueError."""
+    if len(data) < 16 or data[:4] != b"\x7fELF":
+        raise ValueError("not an ELF file")
+    elfclass, byteorder = data[4], data[5]
+    if elfclass not in _EHDR or byteorder not in (1, 2):
+        raise ValueError("unknown ELF class or byte order")
+    return elfclass, byteorder, "<" if byteorder == 1 else ">"
+
+
 def _align4(n: int) -> int:
     return (n + 3) & ~3
 
@@ -123,12 +139,7 @@ def read_headers(data: mmap.mmap | bytes) -> ElfHeaders:
     Raises:
         ValueError: not an ELF file, or its headers point outside it.
     """
-    if len(data) < 16 or data[:4] != b"\x7fELF":
-        raise ValueError("not an ELF file")
-    elfclass, byteorder = data[4], data[5]
-    if elfclass not in _EHDR or byteorder not in (1, 2):
-        raise ValueError("unknown ELF class or byte order")
-    order = "<" if byteorder == 1 else ">"
+    elfclass, byteorder, order = _ident(data)
     try:
         ehdr = struct.unpack_from(order + _EHDR[elfclass], data, 16)
         e_type, machine = ehdr[0], ehdr[1]
@@ -177,3 +188,30 @@ def _name(data: mmap.mmap | bytes, table_offset: int, table_size: int, offset: i
     return bytes(data[start : end if end != -1 else table_offset + table_size]).decode(
         "utf-8", "replace"
     )
+
+
+def load_segments(data: mmap.mmap | bytes) -> tuple[tuple[int, int, int], ...]:
+    """(p_vaddr, p_memsz, p_offset) of each ``PT_LOAD`` program header, in file order.
+
+    What a uprobe's file offset is computed from (``runtime/uprobes.py``); pyelftools
+    took ~0.1 s of a start to build segment objects for the same few numbers.
+
+    Raises:
+        ValueError: not an ELF file, or its program headers point outside it.
+    """
+    elfclass, byteorder, order = _ident(data)
+    fmt, i_type, i_offset, i_vaddr, i_memsz = _PHDR[elfclass]
+    phdr = struct.Struct(order + fmt)
+    try:
+        ehdr = struct.unpack_from(order + _EHDR[elfclass], data, 16)
+        phoff, phentsize, phnum, shoff = ehdr[4], ehdr[8], ehdr[9], ehdr[5]
+        if phnum == _PN_XNUM:  # extended numbering: the count is section 0's sh_info
+            phnum = struct.unpack_from(order + _SHDR[elfclass], data, shoff)[7]
+        if phnum and phentsize < phdr.size:
+            raise ValueError("program header entries too small")
+        if phoff + phnum * phentsize > len(data):
+            raise ValueError("program headers point outside the file")
+        rows = [phdr.unpack_from(data, phoff + i * phentsize) for i in range(phnum)]
+    except struct.error as exc:
+        raise ValueError(f"truncated ELF headers: {exc}") from exc
+    return tuple((r[i_vaddr], r[i_memsz], r[i_offset]) for r in rows if r[i_type] == _PT_LOAD)

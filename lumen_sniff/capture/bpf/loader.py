@@ -30,17 +30,17 @@ import os
 import queue
 import threading
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from lumen_sniff.capture.bpf.blindspots import BlindSpots, explain_process
+from lumen_sniff.capture.bpf.btf import parsed_once
 from lumen_sniff.capture.bpf.conns import OpenConns
 from lumen_sniff.capture.bpf.discovery import Discovery, Rescans, Target
-from lumen_sniff.capture.bpf.pathtrie import load_paths, refused_program
+from lumen_sniff.capture.bpf.pathtrie import load_paths
 from lumen_sniff.capture.bpf.procinfo import ProcCache
 from lumen_sniff.capture.bpf.program import (
-    PROGRAM_KINDS,
     SOURCE_PATH,
     mount_tracefs,
     render_capture,
@@ -56,12 +56,13 @@ from lumen_sniff.capture.bpf.ringrecords import (
     read_drops,
     record_of,
 )
-from lumen_sniff.capture.bpf.runtime.cache import CompileJob, CompileRequest
+from lumen_sniff.capture.bpf.runtime.cache import CompileJob
 from lumen_sniff.capture.bpf.runtime.loaded import BpfObject
 from lumen_sniff.capture.bpf.runtime.ringbuf import RingReader
 from lumen_sniff.capture.bpf.runtime.ringwalk import Spans
 from lumen_sniff.capture.bpf.settings import BpfSettings
 from lumen_sniff.capture.bpf.tlslib import NO_TLS_SYMBOLS
+from lumen_sniff.capture.bpf.warm import capture_job, load_capture, socket_cflags
 from lumen_sniff.doorbell import put_all
 from lumen_sniff.errors import BpfUnavailable
 from lumen_sniff.model import Chunk, ConnKey, Direction, ProcessInfo
@@ -127,17 +128,17 @@ class BpfCapture:
         if os.geteuid() != 0:
             raise BpfUnavailable("eBPF capture needs root (CAP_BPF and CAP_PERFMON)")
         mount_tracefs()
-        text, cflags = self.render_source()
         cache = Path(self.settings.object_cache_dir) if self.settings.object_cache_dir else None
-        # Both programs compile at once (each in its own child) on a cold cache.
-        self.compile_job = CompileJob(
-            CompileRequest(name="capture", text=text, cflags=tuple(cflags)), cache
-        )
         blind = self.settings.blind_spots and not self.settings.empty_probes
-        if blind:
-            self._blind.begin(tuple(c for c in cflags if "LUMEN_TASK_" in c), cache)
+        with parsed_once():  # both programs' cflags read the kernel's BTF
+            # Both programs compile at once (each in its own child) on a cold cache.
+            self.compile_job = capture_job(self.settings, cache)
+            if blind:
+                self._blind.begin(socket_cflags(self.compile_job.request.cflags), cache)
         try:
-            self._bpf = self._load_object(self.compile_job, cache)
+            self._bpf, self.compile_job, self.settings = load_capture(
+                self.settings, self.compile_job, cache
+            )
             skip = self._bpf[b"lumen_skip"]
             for pid in {*self.settings.exclude_pids, os.getpid()}:
                 skip[ctypes.c_uint32(pid)] = ctypes.c_uint8(1)
@@ -166,24 +167,6 @@ class BpfCapture:
             "cached" if self.compile_job.cached else "compiled",
             self.compile_job.seconds,
         )
-
-    def _load_object(self, job: CompileJob, cache: Path | None) -> BpfObject:
-        bpf = BpfObject(job.result(), PROGRAM_KINDS)
-        # Verifying every probe with the judge took 0.85 s of a 1.26 s start; the
-        # verdict holds for this object on this kernel, so later starts load lazily.
-        if not self.settings.judges_paths or job.verdict("accepted"):
-            return bpf
-        if not (why := refused_program(bpf)):
-            job.record("accepted")
-            return bpf
-        # The judge must cost the copy budget, never the capture: recompile without it.
-        log.warning("the kernel refused the copy budget (%s): copying all", why)
-        bpf.cleanup()
-        self.settings = replace(self.settings, budget_bytes=0)
-        text, cflags = self.render_source()
-        request = CompileRequest(name="capture", text=text, cflags=tuple(cflags))
-        self.compile_job = CompileJob(request, cache)
-        return BpfObject(self.compile_job.result(), PROGRAM_KINDS)
 
     def _attach(self, target: Target) -> None:
         done: list[str] = []

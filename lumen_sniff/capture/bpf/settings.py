@@ -40,8 +40,6 @@ class BpfSettings:
     """Records per CPU between wake-ups of user space."""
     wakeup_bytes: int = 256 << 10
     """Bytes per CPU between wake-ups of user space."""
-    poll_timeout_ms: int = 1000
-    """Unused since the ring reader blocks until records or a stop wake it (kept for config)."""
     gather_ms: int = 2
     """After a wake-up, wait this long for the rest of a burst before reading it."""
     system_libraries: bool = True
@@ -84,5 +82,5 @@ class BpfSettings:
             raise ConfigError(f"ring_bytes must be a power of two >= {page}")
         if not 0 <= self.budget_bytes < 1 << 31:
             raise ConfigError(f"budget_bytes must be 0..2**31-1, got {self.budget_bytes}")
-        if self.queue_size < 1 or self.poll_timeout_ms < 1 or self.wakeup_records < 1:
-            raise ConfigError("queue_size, poll_timeout_ms and wakeup_records must be positive")
+        if self.queue_size < 1 or self.wakeup_records < 1:
+            raise ConfigError("queue_size and wakeup_records must be positive")

@@ -99,12 +99,13 @@ class SocketWatch:
             log.warning("no BTF for tcp_sock byte counters (%s): unseen bytes are 0", exc)
         return flags
 
-    def begin(self, cache_dir: Path | None) -> None:
+    def begin(self, cache_dir: Path | None) -> CompileJob:
         """Start obtaining the compiled program (a compile child on a cold cache)."""
         request = CompileRequest(
             name="sockets", text=SOCKETS_SOURCE_PATH.read_text(), cflags=tuple(self.cflags())
         )
         self._job = CompileJob(request, cache_dir)
+        return self._job
 
     def start(self, reader: RingReader) -> None:
         """Load, attach the tracepoint and the root cgroup egress program, read into ``reader``.

@@ -4,8 +4,9 @@ The kernel's uprobes take (file, offset in the file). bcc computed that offset
 in ``bcc_resolve_symname``: a symbol's ``st_value`` (from ``.dynsym`` or
 ``.symtab``, a defined function) or the given virtual address, moved into the
 file through the ``PT_LOAD`` segment that contains it (``vaddr - p_vaddr +
-p_offset``). This does the same with pyelftools and the symbol scan discovery
-already uses (:func:`~lumen_sniff.capture.bpf.elf.elf_facts`);
+p_offset``). This does the same with the mmap'd header reader
+(:func:`~lumen_sniff.capture.bpf.elfheaders.load_segments`) and the symbol scan
+discovery already uses (:func:`~lumen_sniff.capture.bpf.elf.elf_facts`);
 ``tests/unit/test_bpf_uprobes.py`` checks the two agree on real libraries.
 """
 
@@ -13,28 +14,20 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable
-from typing import Any, BinaryIO
 
-from elftools.common.exceptions import ELFError
-from elftools.elf import elffile
-
+from lumen_sniff.capture.bpf import elfheaders
 from lumen_sniff.capture.bpf.elf import elf_facts
 
 __all__ = ["file_offset", "load_segments"]
 
-_ELFFile: Callable[[BinaryIO], Any] = elffile.ELFFile
-
 
 @functools.lru_cache(maxsize=256)
 def _segments(path: str, _identity: tuple[int, int, int]) -> tuple[tuple[int, int, int], ...]:
-    with open(path, "rb") as handle:
-        elf = _ELFFile(handle)
-        return tuple(
-            (int(seg["p_vaddr"]), int(seg["p_memsz"]), int(seg["p_offset"]))
-            for seg in elf.iter_segments()
-            if seg["p_type"] == "PT_LOAD"
-        )
+    data = elfheaders.map_file(path)
+    try:
+        return elfheaders.load_segments(data)
+    finally:
+        data.close()
 
 
 def load_segments(path: str) -> tuple[tuple[int, int, int], ...]:
@@ -42,7 +35,7 @@ def load_segments(path: str) -> tuple[tuple[int, int, int], ...]:
     st = os.stat(path)
     try:
         return _segments(path, (st.st_dev, st.st_ino, st.st_mtime_ns))
-    except (ELFError, ValueError) as exc:
+    except ValueError as exc:  # not ELF, truncated, or empty (mmap of 0 bytes)
         raise OSError(f"{path}: not a readable ELF file ({exc})") from exc
 
 
