@@ -11,7 +11,6 @@ import functools
 import hashlib
 import time
 from decimal import Decimal
-from typing import Any
 
 from lumen_sniff.model import ConnKey, ProcessInfo, RequestHead, Usage, UsageEvent, UsageSource
 from lumen_sniff.pricing.prices import Pricer
@@ -21,6 +20,8 @@ from lumen_sniff.providers.base import Classification, Extraction, RequestInfo
 __all__ = ["EventBuilder", "event_id", "iso_utc"]
 
 _NO_USAGE = Usage()
+_Caller = tuple[int | None, str | None, str | None, str | None, str | None, str | None]
+_NO_CALLER: _Caller = (None, None, None, None, None, None)
 
 
 class EventBuilder:
@@ -81,6 +82,7 @@ class EventBuilder:
         cost, price_source = self._cost(cls.provider, model, usage, status, started)
         complete = transport_complete and extraction.complete and response_ts is not None
         self._count(cost, usage, complete)
+        pid, comm, exe, container, unit, service = _caller(head.process)
         return UsageEvent(
             id=event_id(head.conn, head.stream, started),
             started_at=iso_utc(started),
@@ -109,7 +111,12 @@ class EventBuilder:
             provider_cost_usd=usage.provider_cost_usd,
             usage_flags=usage.flags,
             extra={} if complete else {"end": reason or "incomplete"},
-            **_caller(head.process),
+            pid=pid,
+            process=comm,
+            exe=exe,
+            container=container,
+            unit=unit,
+            service=service,
         )
 
     def _cost(
@@ -134,25 +141,12 @@ class EventBuilder:
             stats["incomplete"] += 1
 
 
-def _caller(proc: ProcessInfo | None) -> dict[str, Any]:
-    """The event fields that name the calling process (all None when unknown)."""
+def _caller(proc: ProcessInfo | None) -> _Caller:
+    """(pid, process, exe, container, unit, service) of the calling process, all None
+    when unknown (a tuple: no dict to build and unpack into the event per call)."""
     if proc is None:
-        return {
-            "pid": None,
-            "process": None,
-            "exe": None,
-            "container": None,
-            "unit": None,
-            "service": None,
-        }
-    return {
-        "pid": proc.pid,
-        "process": proc.comm or None,
-        "exe": proc.exe,
-        "container": proc.container,
-        "unit": proc.unit,
-        "service": proc.service,
-    }
+        return _NO_CALLER
+    return (proc.pid, proc.comm or None, proc.exe, proc.container, proc.unit, proc.service)
 
 
 def _billable(usage: Usage, status: int) -> Usage:

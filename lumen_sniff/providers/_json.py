@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -28,6 +29,9 @@ INVALID: Any = object()
 """Returned by :func:`parse` for bytes that are not JSON."""
 
 _BLANK = b" \t\r\n"
+_TEXT_BLANK = " \t\r\n"
+_scan: Callable[[str, int], tuple[Any, int]]
+_scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # json.loads's own scanner
 _STRING_CAP = 256
 
 
@@ -41,8 +45,16 @@ def parse(data: bytes | bytearray | str) -> Any:
         The value, or ``INVALID`` when ``data`` is not valid JSON.
     """
     try:
+        if type(data) is bytes and data[:1] == b"{" and data[1:2] not in (b"\0", b""):
+            # What json.loads does for UTF-8 bytes (two non-zero first bytes are
+            # UTF-8 to its detect_encoding), without its Python-level layers.
+            text = data.decode("utf-8", "surrogatepass")
+            value, end = _scan(text, 0)
+            if end == len(text) or not text[end:].strip(_TEXT_BLANK):
+                return value
+            return INVALID  # more than JSON's whitespace after the value
         return json.loads(data)
-    except (ValueError, RecursionError):
+    except (ValueError, RecursionError, StopIteration):
         return INVALID
 
 

@@ -1,14 +1,15 @@
 """The pipeline's hot-path shortcuts give exactly what the general code gives.
 
 Each shortcut (whole chunks in http1, whole events in SSE, the cheap byte tests of
-the readers, the fast BodyData constructor) is checked against the general path
-it skips: byte-at-a-time feeding, which never takes a shortcut, or the regular
-expression it stands in for.
+the readers, the fast BodyData constructor, JSON objects parsed by json's scanner)
+is checked against the general path it skips: byte-at-a-time feeding, which
+never takes a shortcut, the regular expression it stands in for, or json.loads.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import random
 from itertools import pairwise
 
@@ -20,7 +21,7 @@ from lumen_sniff.model import BodyData, ConnKey, HttpEvent, Role
 from lumen_sniff.protocol.bodyevents import body_data
 from lumen_sniff.protocol.http1.parser import Http1Parser
 from lumen_sniff.protocol.sse import SseParser
-from lumen_sniff.providers._json import has_object
+from lumen_sniff.providers._json import INVALID, has_object, parse
 from lumen_sniff.providers.openai import _FINISH, _USAGE_OBJECT, ChatReader
 from lumen_sniff.providers.reader import _TEXT_VALUE, carries_text
 
@@ -248,3 +249,44 @@ def test_chat_reader_byte_tests_agree_with_its_regular_expressions(parts: list[b
         or has_object(data, b'"error"')
     )
     assert reader.t.bad_json == int(parsed)
+
+
+def _loads(data: bytes) -> object:
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError):
+        return INVALID
+
+
+_JSON_ODDITIES = [
+    b'{"a":1}', b'{"a":1,"a":2}', b'{"a":1} \r\n\t', b'{"a":1}\x0b', b'{"a":1}x',
+    b'{"a":1,}', b'{"a":NaN}', b'{"a":1e400}', b'{"a":123456789012345678901234567890}',
+    b'{"a":"\\ud800"}', b'{"a":"\xed\xa0\x80"}', b'{\xff}', b'{"a":"\x1f"}', b"{",
+    b'{"a":', b"{}", b"{\x00\x00\x00", b'{"a":1}\xc2\xa0', b'{"a":[' * 3000 + b"]}" * 3000,
+    b'\xef\xbb\xbf{"a":1}', b' {"a":1}', b'["a"]', b'"a"', b"",
+]
+_JSON_TEXT = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4)
+    | st.dictionaries(st.text(max_size=4), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@pytest.mark.parametrize("data", _JSON_ODDITIES)
+def test_parse_gives_what_json_loads_gives(data: bytes) -> None:
+    got, want = parse(data), _loads(data)
+    assert (got is INVALID) == (want is INVALID)
+    assert repr(got) == repr(want) or got is INVALID
+
+
+@settings(max_examples=300, deadline=None)
+@given(doc=st.dictionaries(st.text(max_size=6), _JSON_TEXT, max_size=5),
+       tail=st.sampled_from([b"", b" ", b"\n", b"\r\n ", b"x", b"\x0c", b"}"]),
+       cut=st.integers(0, 40))
+def test_parse_of_objects_matches_json_loads(doc: dict[str, object], tail: bytes, cut: int) -> None:
+    data = json.dumps(doc, ensure_ascii=bool(cut % 2)).encode("utf-8", "surrogatepass") + tail
+    for piece in (data, data[: len(data) - cut]):
+        got, want = parse(piece), _loads(piece)
+        assert (got is INVALID) == (want is INVALID)
+        assert repr(got) == repr(want) or got is INVALID
