@@ -36,10 +36,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
-import uvicorn
-
 from lumen_sniff import __version__
 from lumen_sniff.api.auth import check_listen
+from lumen_sniff.api.server import quiet_server
 from lumen_sniff.config import Settings
 from lumen_sniff.doorbell import BellQueue, Doorbell
 from lumen_sniff.errors import CaptureError, ConfigError
@@ -233,16 +232,7 @@ class Daemon:
         )
 
     async def _start_api(self, app: Any) -> None:
-        config = uvicorn.Config(
-            app,
-            host=self.settings.listen_host,
-            port=self.settings.listen_port,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            ws="none",  # no websocket routes; importing websockets only warns
-        )
-        self._server = _QuietServer(config)
+        self._server = quiet_server(app, self.settings.listen_host, self.settings.listen_port)
         self._api_task = asyncio.create_task(self._server.serve(), name="api")
         while not self._server.started:
             if self._api_task.done():
@@ -416,37 +406,3 @@ def _drain(chunks: queue.Queue[Chunk], limit: int) -> Iterator[Chunk]:
             yield chunks.get_nowait()
         except queue.Empty:
             return
-
-
-class _QuietServer(uvicorn.Server):
-    """uvicorn.Server without its own signal handling (the daemon owns SIGTERM)
-    and without its 10 Hz tick: it wakes once a second for the Date header, or
-    at once when told to exit."""
-
-    _exit_event: asyncio.Event | None = None
-
-    def exit(self) -> None:
-        self.should_exit = True
-        if self._exit_event is not None:
-            self._exit_event.set()
-
-    async def main_loop(self) -> None:
-        self._exit_event = asyncio.Event()
-        while not self.should_exit:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._exit_event.wait(), 1.0)
-            # on_tick(0) refreshes the Date header and checks uvicorn's own limits.
-            if await self.on_tick(0):
-                return
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-    async def startup(self, sockets: Any = None) -> None:
-        # uvicorn answers a failed bind with sys.exit(1), which would escape the
-        # event loop; end serve() instead and let the daemon report it.
-        try:
-            await super().startup(sockets)
-        except SystemExit:
-            self.should_exit = True
