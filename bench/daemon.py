@@ -30,7 +30,10 @@ Prints the rows of issue 12's table that one machine can measure:
   (0 = flat out). Per round: calls/s made, stored/made, drops, daemon CPU per
   call (and net of the CPU it burnt idle just before: other work on the machine
   runs discovery), and the share of its core. The generator's own ceiling (both
-  ends on one CPU, no daemon) is printed first: a rate above it cannot be offered.
+  ends on one CPU, no daemon) is printed first, then its ceiling with the probes
+  attached but nothing captured (a daemon with ``--comm`` matching no process:
+  every probe bails at its first lookup): a rate above that cannot be offered, and
+  the gap between the two is the uprobe traps' own cost on the generator's CPU.
   ``--only-throughput`` runs this phase alone.
 
 The daemon watches the whole machine: other work on a shared VM adds to its CPU
@@ -279,7 +282,8 @@ def throughput(tmp: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
 
     The C generator and its server run on the other CPU; the daemon captures the
     client only (``--comm loadgen``), so CPU per call is one side of each call.
-    The first row is the generator's own ceiling, measured before the daemon starts.
+    The first rows are the generator's own ceiling, measured before the daemon
+    starts, and its ceiling with the probes attached and nothing captured.
     """
     from daemon_load import loadgen
 
@@ -290,6 +294,17 @@ def throughput(tmp: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
         ceiling = gen.run(args.throughput_s, args.conns)
         rows.append({"rate": 0, "calls": ceiling.calls, "made_per_s": ceiling.calls
                      / ceiling.seconds, "daemon": False})
+        # The same daemon, its probes on every libssl, capturing no process: the
+        # highest rate a hooked generator on one CPU can offer at all.
+        probes_only = start(tmp / "probes-only", tmp / "bpf-cache",
+                            extra=("--comm", "lumen-nomatch"), cpu=daemon_cpu)
+        try:
+            time.sleep(args.settle)
+            floor = gen.run(args.throughput_s, args.conns)
+        finally:
+            probes_only.stop()
+        rows.append({"rate": 0, "calls": floor.calls, "made_per_s": floor.calls
+                     / floor.seconds, "daemon": False, "probes_only": True})
         daemon = start(
             tmp / "throughput", tmp / "bpf-cache", extra=("--comm", "loadgen"), cpu=daemon_cpu
         )
@@ -447,7 +462,9 @@ def print_throughput(rows: list[dict[str, Any]]) -> None:
     for r in rows:
         offered = f"{r['rate']:.0f}/s" if r["rate"] else "flat out"
         if not r["daemon"]:
-            print(f"  generator ceiling, no daemon ({offered}): {r['made_per_s']:.0f} calls/s")
+            what = ("probes attached, nothing captured" if r.get("probes_only")
+                    else "no daemon")
+            print(f"  generator ceiling, {what} ({offered}): {r['made_per_s']:.0f} calls/s")
             continue
         print(f"  offered {offered:>8}: made {r['made_per_s']:6.0f} calls/s, stored "
               f"{r['stored']}/{r['calls']}, drops {r['drops']} {r.get('drop_reasons') or ''}, "
